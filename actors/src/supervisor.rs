@@ -353,7 +353,7 @@ impl State {
             Exit::Abnormal(error) => format!("{path}: {error}"),
         };
         if !self.log.record(Instant::now()) {
-            return Err(self.give_up(reason).await);
+            return Err(self.give_up(reason, seq).await);
         }
         if let Some(child) = self.children.get_mut(seq) {
             let stable = child
@@ -446,7 +446,7 @@ impl State {
             }
             if let Err(error) = self.start_instance(seq).await {
                 if !self.log.record(Instant::now()) {
-                    return Err(self.give_up(error.to_string()).await);
+                    return Err(self.give_up(error.to_string(), seq).await);
                 }
                 if let Some(child) = self.children.get_mut(seq) {
                     child.attempt += 1;
@@ -494,15 +494,27 @@ impl State {
         self.registry.set_state(&path, ActorState::Stopped);
     }
 
-    /// Stops every child in reverse start order.
+    /// Stops every child in reverse start order; children waiting for a restart are
+    /// marked stopped as well.
     async fn stop_all(&mut self) {
         for seq in self.children.seqs().into_iter().rev() {
-            self.terminate_instance(seq).await;
+            let waiting = self
+                .children
+                .get(seq)
+                .is_some_and(|c| c.instance.is_none() && !c.held);
+            if waiting {
+                if let Some(c) = self.children.get(seq) {
+                    self.registry.set_state(&c.path, ActorState::Stopped);
+                }
+            } else {
+                self.terminate_instance(seq).await;
+            }
         }
     }
 
-    /// Stops all children and returns the error the supervisor fails with.
-    async fn give_up(&mut self, last: String) -> SupervisorError {
+    /// Stops all children and returns the error the supervisor fails with; `cause` is
+    /// the child whose failure went over the limit.
+    async fn give_up(&mut self, last: String, cause: u64) -> SupervisorError {
         tracing::error!(
             message = "Restart intensity exceeded; stopping all children and escalating.",
             path = %self.path,
@@ -511,6 +523,9 @@ impl State {
             last = %last
         );
         self.stop_all().await;
+        if let Some(c) = self.children.get(cause) {
+            self.registry.set_state(&c.path, ActorState::Failed);
+        }
         let error = SupervisorError::IntensityExceeded {
             max: self.intensity.max_restarts,
             window: self.intensity.window,
