@@ -1,0 +1,118 @@
+//! Configuration: typed, layered, validated.
+//!
+//! Layers, lowest first: `config/default.toml` (compiled in), the config file
+//! (`--config`, `$PINCER_CONFIG`, or `$PINCER_HOME/pincer.toml`; TOML, JSON or JSON5), then
+//! the environment: `PINCER__SECTION__KEY` for any key (words joined by `_` become
+//! camelCase: `PINCER__CHANNELS__DISCORD__THREADS__IDLE_HOURS`), plus
+//! `PINCER_GATEWAY_PORT` and `PINCER_GATEWAY_TOKEN`.
+//!
+//! Every struct rejects unknown keys, so a key we forgot to model fails a test rather than
+//! being ignored; the error names the key, the file and line, and the closest valid key.
+
+mod agents;
+mod bindings;
+mod channels;
+pub mod duration;
+mod errors;
+mod gateway;
+mod load;
+mod providers;
+mod secret;
+mod secrets;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub use agents::{
+    AdaptiveThinking, AgentConfig, ModelConfig, ThinkingConfig, ThinkingMode, infer_provider,
+};
+pub use bindings::{Binding, BindingMatch, Peer};
+pub use channels::{
+    ChannelsConfig, DiscordAccount, DiscordConfig, DmPolicy, LocalChannel, TelegramAccount,
+    TelegramConfig, TelegramDm, TelegramGroups, TelegramMode, TopicConfig,
+};
+pub use errors::ConfigError;
+pub use gateway::{
+    AuthConfig, DEFAULT_PORT, GatewayConfig, SessionDefaults, SessionOverrides, StoreConfig,
+};
+pub use load::{DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, Sources, load, parse_str};
+pub use providers::{
+    AnthropicConfig, EchoConfig, OpenAiConfig, ProvidersConfig, ResponseConfig, StreamMode,
+    StreamOptions, Transport,
+};
+pub use secret::{SecretRef, SecretSource, SecretValue};
+pub use secrets::{FileMode, SecretProvider, SecretsConfig};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// `[gateway]`.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[sessions]`: timer defaults for every channel.
+    #[serde(default)]
+    pub sessions: SessionDefaults,
+    /// `[agents.<id>]`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// `[[bindings]]`, in order.
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
+    /// `[providers.*]`.
+    #[serde(default)]
+    pub providers: ProvidersConfig,
+    /// `[response]`.
+    #[serde(default)]
+    pub response: ResponseConfig,
+    /// `[channels.*]`.
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+    /// `[secrets]`.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+impl Config {
+    /// The default agent: the one marked `default = true`, else the one named `default`,
+    /// else `main`, else the first by id.
+    pub fn default_agent(&self) -> Option<&str> {
+        self.agents
+            .iter()
+            .find(|(_, a)| a.default)
+            .map(|(id, _)| id.as_str())
+            .or_else(|| self.agents.contains_key("default").then_some("default"))
+            .or_else(|| {
+                self.agents
+                    .contains_key(FALLBACK_AGENT)
+                    .then_some(FALLBACK_AGENT)
+            })
+            .or_else(|| self.agents.keys().next().map(String::as_str))
+    }
+
+    /// Every configured account as (channel kind, account id), the built-in ones included.
+    pub fn accounts(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        if self.channels.web.enabled {
+            out.push(("web", "web"));
+        }
+        if self.channels.http.enabled {
+            out.push(("http", "http"));
+        }
+        if let Some(t) = &self.channels.telegram {
+            out.extend(t.accounts.keys().map(|id| ("telegram", id.as_str())));
+        }
+        if let Some(d) = &self.channels.discord {
+            out.extend(d.accounts.keys().map(|id| ("discord", id.as_str())));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

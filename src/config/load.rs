@@ -1,0 +1,334 @@
+//! Loading: `config/default.toml` < the config file < environment, then typed and checked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::{Config, ConfigError, validate};
+
+/// The base layer, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// The agent created when no agent is configured at all.
+pub const FALLBACK_AGENT: &str = "main";
+
+/// Where to load from. Built from the process environment by [`Sources::from_env`];
+/// tests build it by hand.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `$PINCER_HOME` (default `~/.pincer`).
+    pub home: PathBuf,
+    /// The config file: given explicitly (must exist) or the default path (may be absent).
+    pub file: Option<PathBuf>,
+    /// Whether `file` was asked for explicitly (`--config`, `PINCER_CONFIG`).
+    pub file_required: bool,
+    /// Environment variables (`PINCER__SECTION__KEY`, `PINCER_GATEWAY_PORT`,
+    /// `PINCER_GATEWAY_TOKEN`).
+    pub env: BTreeMap<String, String>,
+}
+
+/// A loaded config with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The typed config.
+    pub config: Config,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// Things worth a log line that do not stop the gateway.
+    pub warnings: Vec<String>,
+}
+
+/// Config file formats, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.toml` (and anything unknown).
+    Toml,
+    /// `.json`.
+    Json,
+    /// `.json5` (JSON with comments, as the product docs write it).
+    Json5,
+}
+
+impl Format {
+    /// The format a path's extension names.
+    pub fn of(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Self::Json,
+            Some("json5") => Self::Json5,
+            _ => Self::Toml,
+        }
+    }
+
+    fn file_format(self) -> config::FileFormat {
+        match self {
+            Self::Toml => config::FileFormat::Toml,
+            // JSON is parsed as JSON5 too: the product docs' JSON snippets carry comments.
+            Self::Json | Self::Json5 => config::FileFormat::Json5,
+        }
+    }
+}
+
+impl Sources {
+    /// Sources from the process environment, with an optional `--config` path.
+    pub fn from_env(cli_config: Option<PathBuf>) -> Self {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PINCER"))
+            .collect();
+        let home = env
+            .get("PINCER_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_home);
+        let explicit = cli_config.or_else(|| env.get("PINCER_CONFIG").map(PathBuf::from));
+        let file_required = explicit.is_some();
+        let file = explicit.or_else(|| {
+            ["pincer.toml", "pincer.json5", "pincer.json"]
+                .iter()
+                .map(|name| home.join(name))
+                .find(|p| p.exists())
+        });
+        Self {
+            home,
+            file,
+            file_required,
+            env,
+        }
+    }
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".pincer")
+}
+
+/// Loads, types and validates the config.
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let file = match &sources.file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.clone(), text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !sources.file_required => None,
+            Err(e) => {
+                return Err(ConfigError::Io {
+                    path: path.clone(),
+                    error: e.to_string(),
+                });
+            }
+        },
+        None => None,
+    };
+    let (config, warnings) = build(
+        file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+        &sources.env,
+    )?;
+    Ok(Loaded {
+        config,
+        file: file.map(|(p, _)| p),
+        warnings,
+    })
+}
+
+/// Parses config text alone (no environment), as `load` would with that file.
+pub fn parse_str(text: &str, format: Format) -> Result<Config, ConfigError> {
+    let name = match format {
+        Format::Toml => "pincer.toml",
+        Format::Json => "pincer.json",
+        Format::Json5 => "pincer.json5",
+    };
+    build(Some((Path::new(name), text)), &BTreeMap::new()).map(|(c, _)| c)
+}
+
+fn build(
+    file: Option<(&Path, &str)>,
+    env: &BTreeMap<String, String>,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULT_TOML,
+        config::FileFormat::Toml,
+    ));
+    let cleaned;
+    let file = match file {
+        Some((path, text)) if Format::of(path) != Format::Toml => {
+            cleaned = blank_hash_comments(text);
+            Some((path, cleaned.as_str()))
+        }
+        other => other,
+    };
+    if let Some((path, text)) = file {
+        // Parse the file alone first, so that a syntax error names the file.
+        let format = Format::of(path).file_format();
+        config::Config::builder()
+            .add_source(config::File::from_str(text, format))
+            .build()
+            .map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                error: e.to_string(),
+            })?;
+        builder = builder.add_source(config::File::from_str(text, format));
+    }
+    let generic: config::Map<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("PINCER__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix("PINCER")
+            .prefix_separator("__")
+            .separator("__")
+            .convert_case(config::Case::Camel)
+            .try_parsing(true)
+            .source(Some(generic)),
+    );
+    let named = [
+        ("PINCER_GATEWAY_PORT", "gateway.port"),
+        ("PINCER_GATEWAY_TOKEN", "gateway.auth.token"),
+    ];
+    for (var, key) in named {
+        if let Some(value) = env.get(var) {
+            builder = builder
+                .set_override(key, value.clone())
+                .map_err(|e| ConfigError::Env {
+                    var: var.to_string(),
+                    error: e.to_string(),
+                })?;
+        }
+    }
+    let layered = builder.build().map_err(|e| ConfigError::Env {
+        var: "PINCER__*".to_string(),
+        error: e.to_string(),
+    })?;
+    let mut value: Value = layered
+        .try_deserialize()
+        .map_err(|e: config::ConfigError| ConfigError::Env {
+            var: "PINCER__*".to_string(),
+            error: e.to_string(),
+        })?;
+    normalize_ports(&mut value);
+    apply_agent_shorthand(&mut value);
+    expand_model_strings(&mut value);
+    inherit_default_agent(&mut value);
+
+    let config: Config = serde_path_to_error::deserialize(&value)
+        .map_err(|e| super::errors::explain(e, file, env))?;
+    let warnings = validate::validate(&config).map_err(ConfigError::Invalid)?;
+    Ok((config, warnings))
+}
+
+/// JSON has no `#` comments, but the product docs start JSON snippets with one; whole
+/// lines starting with `#` are blanked (keeping line numbers for error messages).
+fn blank_hash_comments(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.trim_start().starts_with('#') {
+                ""
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `PINCER_GATEWAY_PORT` arrives as a string; the port is a number.
+fn normalize_ports(value: &mut Value) {
+    if let Some(port) = value.pointer_mut("/gateway/port")
+        && let Some(n) = port.as_str().and_then(|s| s.trim().parse::<u64>().ok())
+    {
+        *port = Value::from(n);
+    }
+}
+
+/// The seed's top-level `agent` block configures the default agent.
+fn apply_agent_shorthand(value: &mut Value) {
+    let Some(root) = value.as_object_mut() else {
+        return;
+    };
+    let Some(agent) = root.remove("agent") else {
+        return;
+    };
+    let agents = root
+        .entry("agents")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(agents) = agents.as_object_mut() {
+        let target = agents
+            .entry("default")
+            .or_insert_with(|| Value::Object(Map::new()));
+        merge(target, agent);
+    }
+}
+
+/// `model = "anthropic/claude-4.6-sonnet"` becomes `{ provider, name }`, so that an agent
+/// that sets only `model.thinking` still inherits the default agent's model name.
+fn expand_model_strings(value: &mut Value) {
+    let Some(agents) = value.get_mut("agents").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for agent in agents.values_mut() {
+        if let Some(model) = agent.get_mut("model")
+            && let Some(text) = model.as_str()
+        {
+            let parsed = super::agents::ModelConfig::from_text(text);
+            let mut table = Map::new();
+            if let Some(p) = parsed.provider {
+                table.insert("provider".into(), Value::from(p));
+            }
+            if let Some(n) = parsed.name {
+                table.insert("name".into(), Value::from(n));
+            }
+            *model = Value::Object(table);
+        }
+    }
+}
+
+/// Every agent inherits the keys it does not set from the agent named `default`
+/// (except `default` itself). With no agent at all, one agent `main` runs on echo.
+fn inherit_default_agent(value: &mut Value) {
+    let Some(root) = value.as_object_mut() else {
+        return;
+    };
+    let agents = root
+        .entry("agents")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(agents) = agents.as_object_mut() else {
+        return;
+    };
+    if agents.is_empty() {
+        agents.insert(
+            FALLBACK_AGENT.to_string(),
+            serde_json::json!({ "model": { "provider": "echo", "name": "echo" } }),
+        );
+        return;
+    }
+    let Some(mut base) = agents.get("default").cloned() else {
+        return;
+    };
+    if let Some(base) = base.as_object_mut() {
+        base.remove("default");
+    }
+    for (id, agent) in agents.iter_mut() {
+        if id != "default" {
+            let own = std::mem::take(agent);
+            let mut merged = base.clone();
+            merge(&mut merged, own);
+            *agent = merged;
+        }
+    }
+}
+
+/// Deep-merges `top` over `base`: tables merge key by key, anything else replaces.
+pub(crate) fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(base), Value::Object(top)) => {
+            for (k, v) in top {
+                match base.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}

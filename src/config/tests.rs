@@ -1,0 +1,340 @@
+//! Config: shipped files parse; errors name key, place and the likely intent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples")
+}
+
+fn load_file(path: &Path, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    load(&Sources {
+        home: std::env::temp_dir(),
+        file: Some(path.to_path_buf()),
+        file_required: true,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+}
+
+fn toml(text: &str) -> Result<Config, ConfigError> {
+    parse_str(text, Format::Toml)
+}
+
+#[test]
+fn every_example_and_seed_snippet_parses() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(examples_dir()).expect("examples dir") {
+        let path = entry.expect("entry").path();
+        let loaded = load_file(&path, &[]);
+        assert!(
+            loaded.is_ok(),
+            "{}: {}",
+            path.display(),
+            loaded.unwrap_err()
+        );
+        seen += 1;
+    }
+    assert!(
+        seen >= 10,
+        "expected the seeds' snippets and examples, found {seen}"
+    );
+}
+
+#[test]
+fn default_toml_alone_gives_one_echo_agent() {
+    let loaded = load(&Sources::default()).expect("defaults load");
+    let c = loaded.config;
+    assert_eq!(c.agents.len(), 1);
+    let main = &c.agents[FALLBACK_AGENT];
+    let model = main.model.as_ref().expect("model");
+    assert_eq!(model.provider_name().as_deref(), Some("echo"));
+    assert_eq!(c.default_agent(), Some(FALLBACK_AGENT));
+    assert_eq!(c.gateway.port, DEFAULT_PORT);
+    assert_eq!(c.gateway.bind, "127.0.0.1");
+    assert_eq!(c.sessions.idle_hours, Duration::from_secs(24 * 3600));
+    assert_eq!(c.response.transport, Transport::Auto);
+}
+
+#[test]
+fn seed_json_with_comments_is_read() {
+    let c = load_file(&examples_dir().join("seed-openai-streaming.json5"), &[])
+        .expect("parses")
+        .config;
+    let openai = c.providers.openai.expect("openai");
+    assert_eq!(openai.mode, Some(StreamMode::Streaming));
+    assert_eq!(openai.stream_options.chunk_size.get(), 100);
+    assert_eq!(
+        openai.stream_options.latency_threshold,
+        Duration::from_millis(200)
+    );
+}
+
+#[test]
+fn agent_shorthand_configures_the_default_agent() {
+    let c = load_file(&examples_dir().join("seed-claude-adaptive.json"), &[])
+        .expect("parses")
+        .config;
+    assert_eq!(c.default_agent(), Some("default"));
+    let agent = &c.agents["default"];
+    let model = agent.model.as_ref().expect("model");
+    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6-adaptive"));
+    assert_eq!(model.provider_name().as_deref(), Some("anthropic"));
+    let steps = agent.adaptive_thinking.expect("adaptiveThinking");
+    assert_eq!((steps.min_steps, steps.max_steps), (1, 15));
+}
+
+#[test]
+fn agents_inherit_from_the_default_agent() {
+    let c = toml(
+        r#"
+[agents.default]
+systemPrompt = "base"
+default = true
+[agents.default.model]
+provider = "anthropic"
+name = "claude-4.6-sonnet"
+[agents.default.model.thinking]
+mode = "adaptive"
+
+[agents.notification-bot.model.thinking]
+mode = "low"
+
+[agents.writer]
+systemPrompt = "own"
+model = "openai/gpt-5"
+"#,
+    )
+    .expect("parses");
+    let bot = &c.agents["notification-bot"];
+    let model = bot.model.as_ref().expect("model");
+    assert_eq!(model.name.as_deref(), Some("claude-4.6-sonnet"));
+    assert_eq!(model.thinking.map(|t| t.mode), Some(ThinkingMode::Low));
+    assert_eq!(bot.system_prompt.as_deref(), Some("base"));
+    assert!(!bot.default, "`default = true` is not inherited");
+    let writer = &c.agents["writer"];
+    let model = writer.model.as_ref().expect("model");
+    assert_eq!(model.provider_name().as_deref(), Some("openai"));
+    assert_eq!(model.name.as_deref(), Some("gpt-5"));
+    // The string form replaces name and provider but keeps inherited thinking.
+    assert_eq!(model.thinking.map(|t| t.mode), Some(ThinkingMode::Adaptive));
+    assert_eq!(writer.system_prompt.as_deref(), Some("own"));
+    assert_eq!(c.default_agent(), Some("default"));
+}
+
+#[test]
+fn unknown_key_names_key_line_and_closest_key() {
+    let err = toml("[agents.main]\nsystemPrompt = \"x\"\nmodle = \"echo\"\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `agents.main.modle` at pincer.toml:3; did you mean `model`?"
+    );
+    let err = toml("[channels.discord.threads]\nidleHour = 3\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `channels.discord.threads.idleHour` at pincer.toml:2; did you mean `idleHours`?"
+    );
+    let err = toml(
+        "[agents.a]\nmodel = \"echo\"\n\n[[bindings]]\nagent = \"a\"\nmatch = { acount = \"x\" }\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `bindings[0].match.acount` at pincer.toml:6; did you mean `account`?"
+    );
+    let err = toml("[gatewya]\nport = 1\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `gatewya` at pincer.toml:1; did you mean `gateway`?"
+    );
+    // Nothing close: no suggestion.
+    let err = toml("[zzzzzzzz]\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `zzzzzzzz` at pincer.toml:1"
+    );
+}
+
+#[test]
+fn unknown_key_in_json_has_a_line() {
+    let err = parse_str(
+        "{\n  \"providers\": {\n    \"openai\": {\n      \"mdoe\": \"streaming\"\n    }\n  }\n}\n",
+        Format::Json,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `providers.openai.mdoe` at pincer.json:4; did you mean `mode`?"
+    );
+}
+
+#[test]
+fn wrong_value_names_key_and_reason() {
+    let err = toml("[gateway]\nport = \"eighty\"\n").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("config key `gateway.port` at pincer.toml:2: "),
+        "{text}"
+    );
+    let err = toml("[sessions]\nidleHours = \"3 weeks\"\n").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("`sessions.idleHours` at pincer.toml:2"),
+        "{text}"
+    );
+    assert!(text.contains("unknown unit `weeks`"), "{text}");
+    let err = toml("[response]\ntransport = \"carrier-pigeon\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`response.transport` at pincer.toml:2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_file() {
+    let dir = tempdir();
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, "[gateway\nport = 1\n").expect("write");
+    let err = load_file(&path, &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("broken.toml"), "{err}");
+}
+
+#[test]
+fn missing_explicit_file_is_an_error() {
+    let err = load_file(Path::new("/nonexistent/pincer.toml"), &[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot read config file /nonexistent/pincer.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn durations_accept_numbers_and_strings() {
+    let c = toml("[sessions]\nidleHours = \"90s\"\nmaxAgeHours = 1.5\n").expect("parses");
+    assert_eq!(c.sessions.idle_hours, Duration::from_secs(90));
+    assert_eq!(c.sessions.max_age_hours, Duration::from_secs(5400));
+    let c = toml("[channels.discord.threads]\nidleHours = \"15m\"\n").expect("parses");
+    let threads = c.channels.discord.expect("discord").threads;
+    assert_eq!(threads.idle_hours, Some(Duration::from_secs(900)));
+    assert_eq!(c.sessions.with(threads).max_age_hours, Duration::ZERO);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[channels.discord.threads]\nidleHours = 24\n[gateway]\nport = 1000\n",
+    )
+    .expect("write");
+    let c = load_file(
+        &path,
+        &[
+            ("PINCER__CHANNELS__DISCORD__THREADS__IDLE_HOURS", "5"),
+            ("PINCER__RESPONSE__TRANSPORT", "sse"),
+            ("PINCER_GATEWAY_PORT", "2345"),
+            ("PINCER_GATEWAY_TOKEN", "tok"),
+        ],
+    )
+    .expect("loads")
+    .config;
+    let threads = c.channels.discord.expect("discord").threads;
+    assert_eq!(threads.idle_hours, Some(Duration::from_secs(5 * 3600)));
+    assert_eq!(c.response.transport, Transport::Sse);
+    assert_eq!(c.gateway.port, 2345);
+    assert_eq!(c.gateway.auth.token, Some(SecretValue::Plain("tok".into())));
+}
+
+#[test]
+fn bad_environment_value_names_the_variable() {
+    let err = load_file(
+        &examples_dir().join("seed-sse-only.toml"),
+        &[("PINCER__GATEWAY__PROT", "1")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown config key `gateway.prot` at environment variable PINCER__GATEWAY__PROT; did you mean `port`?"
+    );
+}
+
+#[test]
+fn cross_key_problems_are_all_listed() {
+    let err = toml(
+        r#"
+[agents.a]
+default = true
+[agents.b]
+default = true
+model = "mystery-model"
+
+[[bindings]]
+agent = "ghost"
+
+[channels.telegram.accounts.home]
+token = "123:abc"
+[channels.telegram.accounts.work]
+token = "123:abc"
+[channels.discord.accounts.home]
+token = "x"
+"#,
+    )
+    .unwrap_err();
+    let ConfigError::Invalid(problems) = &err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    let text = problems.join("\n");
+    for needle in [
+        "agents `a`, `b` are all marked `default = true`",
+        "agents.b.model: cannot tell the provider of model `mystery-model`",
+        "bindings[0].agent = \"ghost\" names no agent (agents: `a`, `b`)",
+        "account id `home` is used by channels telegram and discord",
+        "channels.telegram.accounts.home.token and channels.telegram.accounts.work.token hold the same bot token",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    assert!(
+        !err.to_string().contains("123:abc"),
+        "a token leaked into the error: {err}"
+    );
+}
+
+#[test]
+fn secret_refs_in_examples_are_refs() {
+    let c = load_file(&examples_dir().join("home.toml"), &[])
+        .expect("loads")
+        .config;
+    let account = &c.channels.telegram.expect("telegram").accounts["telegram-research"];
+    let token = account
+        .token
+        .as_ref()
+        .and_then(SecretValue::as_ref)
+        .expect("a ref");
+    assert_eq!(
+        (token.source, token.id.as_str()),
+        (SecretSource::Env, "TELEGRAM_RESEARCH_TOKEN")
+    );
+    assert_eq!(c.bindings.len(), 3);
+    assert_eq!(c.agents.len(), 4);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pincer-config-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
