@@ -5,3 +5,4 @@
 //! `pincer-actors` crate.
 
 pub mod config;
+pub mod store;

@@ -1,0 +1,67 @@
+//! The schema, versioned with SQLite's `user_version`.
+
+use rusqlite::Connection;
+
+/// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE inbox (
+    id           INTEGER PRIMARY KEY,
+    channel      TEXT NOT NULL,
+    account      TEXT NOT NULL,
+    upstream_id  TEXT NOT NULL,
+    payload      BLOB NOT NULL,
+    state        TEXT NOT NULL,
+    session_key  TEXT,
+    reply        TEXT,
+    received_at  INTEGER NOT NULL,
+    answered_at  INTEGER,
+    UNIQUE (channel, account, upstream_id)
+);
+CREATE INDEX inbox_open ON inbox (state) WHERE state != 'delivered';
+
+CREATE TABLE sessions (
+    key           TEXT PRIMARY KEY,
+    agent         TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    account       TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_active   INTEGER NOT NULL,
+    idle_ms       INTEGER NOT NULL,
+    max_age_ms    INTEGER NOT NULL,
+    context_from  INTEGER NOT NULL,
+    turns         INTEGER NOT NULL
+);
+
+CREATE TABLE transcript (
+    session_key  TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    entry        BLOB NOT NULL,
+    PRIMARY KEY (session_key, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+"#];
+
+/// Opens settings every connection needs.
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL in WAL mode: a power cut may lose the last commits but never corrupts; a
+    // process kill loses nothing that was committed.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// Brings the schema to the current version.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Store: nothing accepted is lost or answered twice; a store that cannot write says why.
+
+use std::time::Duration;
+
+use super::*;
+
+fn temp_db() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pincer-store-test-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    dir.join("pincer.db")
+}
+
+fn inbound(upstream_id: &str, text: &str) -> Inbound {
+    Inbound {
+        channel: "http".into(),
+        account: "http".into(),
+        upstream_id: upstream_id.into(),
+        peer: PeerRef {
+            kind: "user".into(),
+            id: "alice".into(),
+        },
+        thread: None,
+        guild: None,
+        team: None,
+        agent: None,
+        text: text.into(),
+        received_at_ms: now_ms(),
+    }
+}
+
+fn session(key: &str) -> SessionRow {
+    SessionRow {
+        key: key.into(),
+        agent: "main".into(),
+        channel: "http".into(),
+        account: "http".into(),
+        created_at_ms: 1,
+        last_active_ms: 2,
+        idle_ms: 3,
+        max_age_ms: 0,
+        context_from: 1,
+        turns: 1,
+    }
+}
+
+fn entry(role: Role, text: &str, inbox: i64) -> TranscriptEntry {
+    TranscriptEntry {
+        role,
+        content: text.into(),
+        at_ms: now_ms(),
+        thinking: None,
+        inbox_id: Some(inbox),
+    }
+}
+
+#[tokio::test]
+async fn accept_is_unique_per_upstream_id() {
+    let store = Store::new(temp_db());
+    let _writer = store.start_writer().expect("writer");
+    let first = store.accept(inbound("u1", "hello")).await.expect("accept");
+    assert!(!first.duplicate);
+    assert_eq!(first.state, InboxState::Pending);
+    let again = store
+        .accept(inbound("u1", "hello again"))
+        .await
+        .expect("accept");
+    assert!(again.duplicate);
+    assert_eq!(again.id, first.id);
+    let other = store.accept(inbound("u2", "x")).await.expect("accept");
+    assert_ne!(other.id, first.id);
+    assert!(store.health().is_writable());
+}
+
+#[tokio::test]
+async fn a_turn_commits_once() {
+    let store = Store::new(temp_db());
+    let _writer = store.start_writer().expect("writer");
+    let a = store.accept(inbound("u1", "hi")).await.expect("accept");
+    let turn = CommitTurn {
+        inbox_id: Some(a.id),
+        session: session("s1"),
+        entries: vec![
+            entry(Role::User, "hi", a.id),
+            entry(Role::Assistant, "hello!", a.id),
+        ],
+        reply: Some("hello!".into()),
+    };
+    let done = store.commit_turn(turn.clone()).await.expect("commit");
+    assert_eq!(
+        done,
+        Committed {
+            first_seq: Some(1),
+            already_answered: None
+        }
+    );
+    // A resumed turn that finishes later must not answer again.
+    let mut late = turn.clone();
+    late.reply = Some("second answer".into());
+    let again = store.commit_turn(late).await.expect("commit");
+    assert_eq!(again.already_answered.as_deref(), Some("hello!"));
+    let transcript = store.transcript("s1").await.expect("transcript");
+    assert_eq!(transcript.len(), 2);
+    assert_eq!(transcript[1].1.content, "hello!");
+    let dup = store.accept(inbound("u1", "hi")).await.expect("accept");
+    assert_eq!(
+        (dup.state, dup.reply.as_deref()),
+        (InboxState::Answered, Some("hello!"))
+    );
+}
+
+#[tokio::test]
+async fn open_inbox_holds_everything_not_delivered() {
+    let store = Store::new(temp_db());
+    let _writer = store.start_writer().expect("writer");
+    let pending = store.accept(inbound("p", "1")).await.expect("accept");
+    let answered = store.accept(inbound("a", "2")).await.expect("accept");
+    let delivered = store.accept(inbound("d", "3")).await.expect("accept");
+    for id in [answered.id, delivered.id] {
+        store
+            .commit_turn(CommitTurn {
+                inbox_id: Some(id),
+                session: session("s"),
+                entries: vec![],
+                reply: Some("r".into()),
+            })
+            .await
+            .expect("commit");
+    }
+    store.mark_delivered(delivered.id).await.expect("delivered");
+    store.route(pending.id, "s").await.expect("route");
+    let open = store.open_inbox().await.expect("read");
+    let states: Vec<(i64, InboxState)> = open.iter().map(|e| (e.id, e.state)).collect();
+    assert_eq!(
+        states,
+        vec![
+            (pending.id, InboxState::Pending),
+            (answered.id, InboxState::Answered)
+        ]
+    );
+    assert_eq!(open[0].session_key.as_deref(), Some("s"));
+    assert_eq!(open[0].inbound.text, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_accepts_are_all_written() {
+    let store = Store::new(temp_db());
+    let _writer = store.start_writer().expect("writer");
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.accept(inbound(&format!("m{i}"), "x")).await
+        }));
+    }
+    for t in tasks {
+        let accepted = t.await.expect("join").expect("accept");
+        assert!(!accepted.duplicate);
+    }
+    assert_eq!(store.open_inbox().await.expect("read").len(), 2000);
+}
+
+#[tokio::test]
+async fn a_new_writer_sees_what_the_old_one_wrote() {
+    let path = temp_db();
+    let store = Store::new(&path);
+    let old = store.start_writer().expect("writer");
+    store.accept(inbound("keep", "x")).await.expect("accept");
+    store.save_session(session("s1")).await.expect("session");
+    // Replace the writer, as a restarted store actor does.
+    let _new = store.start_writer().expect("writer");
+    tokio::task::spawn_blocking(move || old.join())
+        .await
+        .expect("join")
+        .expect("old writer ended");
+    let again = store.accept(inbound("keep", "x")).await.expect("accept");
+    assert!(again.duplicate);
+    assert_eq!(
+        store.session("s1").await.expect("read"),
+        Some(session("s1"))
+    );
+    // And a fresh handle on the same file (a process restart) too.
+    let reopened = Store::new(&path);
+    assert_eq!(reopened.sessions().await.expect("read").len(), 1);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_write_says_why() {
+    // /proc refuses new files even to root.
+    let store = Store::new("/proc/pincer-no-such-dir/pincer.db");
+    let _writer = store.start_writer().expect("writer");
+    let reason = async {
+        loop {
+            if let Some(r) = store.health().reason()
+                && r != "store not opened yet"
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(5), reason)
+        .await
+        .expect("reason");
+    assert!(
+        reason.contains("/proc/pincer-no-such-dir/pincer.db"),
+        "{reason}"
+    );
+    let err = store.accept(inbound("x", "y")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[test]
+fn old_inbox_payloads_still_decode() {
+    // A payload written before `thread`, `guild`, `team` and `agent` existed.
+    #[derive(serde::Serialize)]
+    struct V1 {
+        channel: String,
+        account: String,
+        upstream_id: String,
+        peer: PeerRef,
+        text: String,
+        received_at_ms: u64,
+    }
+    let blob = rmp_serde::to_vec_named(&V1 {
+        channel: "web".into(),
+        account: "web".into(),
+        upstream_id: "1".into(),
+        peer: PeerRef {
+            kind: "session".into(),
+            id: "x".into(),
+        },
+        text: "hi".into(),
+        received_at_ms: 5,
+    })
+    .expect("encode");
+    let inbound: Inbound = rmp_serde::from_slice(&blob).expect("decode");
+    assert_eq!((inbound.thread, inbound.agent), (None, None));
+}

@@ -1,0 +1,382 @@
+//! The writer: one thread owns the write connection and commits in groups.
+//!
+//! Requests queue in a channel; the thread takes the first, then every request already
+//! waiting (up to [`MAX_BATCH`]), and applies them in one transaction, each inside its own
+//! savepoint so that one bad request fails alone. One fsync then covers the whole group,
+//! which is what keeps accept latency flat under load. SQLite calls block, so they run on
+//! this thread, never on a Tokio worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::health::StoreHealth;
+use super::records::{Inbound, InboxState, SessionRow, TranscriptEntry, now_ms};
+use super::{Accepted, CommitTurn, Committed, StoreError, schema};
+
+/// Most requests committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// While the store cannot write, how often it tries again without being asked.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A reply channel for one request.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One write.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Accept(Box<Inbound>, Reply<Accepted>),
+    Route(i64, String, Reply<()>),
+    CommitTurn(Box<CommitTurn>, Reply<Committed>),
+    MarkDelivered(i64, Reply<()>),
+    SaveSession(Box<SessionRow>, Reply<()>),
+}
+
+/// Starts the writer thread. It waits for `exclusive` first, so a replacement never
+/// writes while its predecessor still does, and ends when every sender is gone.
+pub(crate) fn spawn(
+    path: PathBuf,
+    rx: mpsc::Receiver<Request>,
+    health: Arc<StoreHealth>,
+    exclusive: Arc<Mutex<()>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pincer-store".into())
+        .spawn(move || {
+            let _only_writer = exclusive.lock();
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&path, rx, &health)));
+            if let Err(panic) = ran {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                health.set_unwritable(format!("store writer crashed: {what}"));
+            }
+        })
+}
+
+fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            health.set_unwritable(format!("store writer cannot start: {e}"));
+            return;
+        }
+    };
+    let mut conn: Option<Connection> = None;
+    loop {
+        if conn.is_none() {
+            match open(path) {
+                Ok(c) => {
+                    conn = Some(c);
+                    probe(conn.as_mut(), path, health);
+                }
+                Err(e) => {
+                    health.set_unwritable(format!("cannot open store {}: {e}", path.display()))
+                }
+            }
+        }
+        let first =
+            runtime.block_on(async { tokio::time::timeout(PROBE_INTERVAL, rx.recv()).await });
+        let first = match first {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(_) => {
+                if !health.is_writable() {
+                    probe(conn.as_mut(), path, health);
+                }
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        match conn.as_mut() {
+            Some(c) => commit_batch(c, batch, path, health),
+            None => {
+                let reason = health
+                    .reason()
+                    .unwrap_or_else(|| "store is not open".into());
+                for request in batch {
+                    request.fail(StoreError::Unavailable(reason.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut conn = Connection::open(path)?;
+    schema::configure(&conn)?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// A small write that tells whether the store can write now.
+fn probe(conn: Option<&mut Connection>, path: &Path, health: &StoreHealth) {
+    let Some(conn) = conn else {
+        return;
+    };
+    let result = conn.transaction().and_then(|tx| {
+        tx.execute(
+            "INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?1)",
+            params![now_ms() as i64],
+        )?;
+        tx.commit()
+    });
+    match result {
+        Ok(()) => health.set_writable(),
+        Err(e) => health.set_unwritable(format!("store {} cannot write: {e}", path.display())),
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<Request>, path: &Path, health: &StoreHealth) {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let reason = format!("store {} cannot write: {e}", path.display());
+            health.set_unwritable(reason.clone());
+            for request in batch {
+                request.fail(StoreError::Unavailable(reason.clone()));
+            }
+            return;
+        }
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut tx = tx;
+    for request in batch {
+        let outcome = match tx.savepoint() {
+            Ok(sp) => {
+                let result = request.apply(&sp);
+                if result.is_ok() {
+                    sp.commit().map_err(sql).and(result)
+                } else {
+                    result
+                }
+            }
+            Err(e) => Err(sql(e)),
+        };
+        outcomes.push((request, outcome));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            health.set_writable();
+            for (request, outcome) in outcomes {
+                request.finish(outcome);
+            }
+        }
+        Err(e) => {
+            let reason = format!("store {} cannot write: {e}", path.display());
+            health.set_unwritable(reason.clone());
+            for (request, _) in outcomes {
+                request.fail(StoreError::Unavailable(reason.clone()));
+            }
+        }
+    }
+}
+
+/// What a request produced, before the transaction is known to have committed.
+#[derive(Debug)]
+enum Outcome {
+    Accepted(Accepted),
+    Committed(Committed),
+    Done,
+}
+
+impl Request {
+    fn apply(&self, tx: &Connection) -> Result<Outcome, StoreError> {
+        match self {
+            Self::Accept(inbound, _) => accept(tx, inbound).map(Outcome::Accepted),
+            Self::Route(id, key, _) => {
+                tx.execute(
+                    "UPDATE inbox SET session_key = ?1 WHERE id = ?2",
+                    params![key, id],
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Done)
+            }
+            Self::CommitTurn(turn, _) => commit_turn(tx, turn).map(Outcome::Committed),
+            Self::MarkDelivered(id, _) => {
+                tx.execute(
+                    "UPDATE inbox SET state = 'delivered' WHERE id = ?1 AND state = 'answered'",
+                    params![id],
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Done)
+            }
+            Self::SaveSession(row, _) => {
+                save_session(tx, row)?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    fn finish(self, outcome: Result<Outcome, StoreError>) {
+        match (self, outcome) {
+            (Self::Accept(_, r), Ok(Outcome::Accepted(a))) => drop(r.send(Ok(a))),
+            (Self::CommitTurn(_, r), Ok(Outcome::Committed(c))) => drop(r.send(Ok(c))),
+            (Self::Route(_, _, r) | Self::MarkDelivered(_, r) | Self::SaveSession(_, r), Ok(_)) => {
+                drop(r.send(Ok(())))
+            }
+            (request, Err(e)) => request.fail(e),
+            (request, Ok(other)) => {
+                request.fail(StoreError::Sqlite(format!("unexpected outcome {other:?}")))
+            }
+        }
+    }
+
+    fn fail(self, error: StoreError) {
+        match self {
+            Self::Accept(_, r) => drop(r.send(Err(error))),
+            Self::CommitTurn(_, r) => drop(r.send(Err(error))),
+            Self::Route(_, _, r) | Self::MarkDelivered(_, r) | Self::SaveSession(_, r) => {
+                drop(r.send(Err(error)))
+            }
+        }
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(e.to_string())
+}
+
+fn accept(tx: &Connection, inbound: &Inbound) -> Result<Accepted, StoreError> {
+    let payload =
+        rmp_serde::to_vec_named(inbound).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO inbox (channel, account, upstream_id, payload, state, received_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
+             ON CONFLICT (channel, account, upstream_id) DO NOTHING",
+            params![
+                inbound.channel,
+                inbound.account,
+                inbound.upstream_id,
+                payload,
+                inbound.received_at_ms as i64
+            ],
+        )
+        .map_err(sql)?;
+    let (id, state, reply): (i64, String, Option<String>) = tx
+        .query_row(
+            "SELECT id, state, reply FROM inbox WHERE channel = ?1 AND account = ?2 AND upstream_id = ?3",
+            params![inbound.channel, inbound.account, inbound.upstream_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(sql)?;
+    Ok(Accepted {
+        id,
+        duplicate: inserted == 0,
+        state: parse_state(&state)?,
+        reply,
+    })
+}
+
+fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreError> {
+    if let Some(id) = turn.inbox_id {
+        let row: Option<(String, Option<String>)> = tx
+            .query_row(
+                "SELECT state, reply FROM inbox WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        match row {
+            None => return Err(StoreError::NotFound(format!("inbox entry {id}"))),
+            Some((state, reply)) if parse_state(&state)? != InboxState::Pending => {
+                // Answered already (a resumed turn raced its first run): one reply only.
+                return Ok(Committed {
+                    first_seq: None,
+                    already_answered: Some(reply.unwrap_or_default()),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    save_session(tx, &turn.session)?;
+    let mut seq: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
+            params![turn.session.key],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    let first_seq = seq + 1;
+    for entry in &turn.entries {
+        seq += 1;
+        let blob = encode_entry(entry)?;
+        tx.execute(
+            "INSERT INTO transcript (session_key, seq, entry) VALUES (?1, ?2, ?3)",
+            params![turn.session.key, seq, blob],
+        )
+        .map_err(sql)?;
+    }
+    if let Some(id) = turn.inbox_id {
+        tx.execute(
+            "UPDATE inbox SET state = 'answered', reply = ?1, session_key = ?2, answered_at = ?3
+             WHERE id = ?4",
+            params![turn.reply, turn.session.key, now_ms() as i64, id],
+        )
+        .map_err(sql)?;
+    }
+    Ok(Committed {
+        first_seq: (!turn.entries.is_empty()).then_some(first_seq),
+        already_answered: None,
+    })
+}
+
+fn save_session(tx: &Connection, row: &SessionRow) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sessions (key, agent, channel, account, created_at, last_active, idle_ms,
+                               max_age_ms, context_from, turns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (key) DO UPDATE SET agent = ?2, channel = ?3, account = ?4,
+             created_at = ?5, last_active = ?6, idle_ms = ?7, max_age_ms = ?8,
+             context_from = ?9, turns = ?10",
+        params![
+            row.key,
+            row.agent,
+            row.channel,
+            row.account,
+            row.created_at_ms as i64,
+            row.last_active_ms as i64,
+            row.idle_ms as i64,
+            row.max_age_ms as i64,
+            row.context_from,
+            row.turns as i64
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+pub(crate) fn encode_entry(entry: &TranscriptEntry) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(entry).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+pub(crate) fn parse_state(state: &str) -> Result<InboxState, StoreError> {
+    match state {
+        "pending" => Ok(InboxState::Pending),
+        "answered" => Ok(InboxState::Answered),
+        "delivered" => Ok(InboxState::Delivered),
+        other => Err(StoreError::Decode(format!("unknown inbox state `{other}`"))),
+    }
+}
