@@ -5,4 +5,5 @@
 //! `pincer-actors` crate.
 
 pub mod config;
+pub mod router;
 pub mod store;
