@@ -173,11 +173,16 @@ impl Actor for Supervisor {
         for child in spec.children {
             state.add_child(child, false)?;
         }
+        state.forget_stale_children();
         state.link.attach(&state.path, myself);
         // Declaration order; a failed first start fails the supervisor, as in OTP.
         for seq in state.children.seqs() {
             if let Err(error) = state.start_instance(seq).await {
                 state.stop_all().await;
+                // stop_all marks children without an instance stopped; this one failed.
+                if let Some(c) = state.children.get(seq) {
+                    state.registry.set_state(&c.path, ActorState::Failed);
+                }
                 return Err(error.into());
             }
         }
@@ -235,6 +240,8 @@ impl Actor for Supervisor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         state.stop_all().await;
+        // Only a graceful stop runs post_stop: this is how a root tells it from a kill.
+        state.registry.set_state(&state.path, ActorState::Stopped);
         state.link.detach(&myself);
         Ok(())
     }
@@ -273,6 +280,21 @@ impl State {
             held: false,
             dynamic,
         }))
+    }
+
+    /// Removes the records of children that a previous instance added at run time: they
+    /// ended with it and are not coming back. Declared children keep their history.
+    fn forget_stale_children(&self) {
+        let prefix = format!("{}/", self.path);
+        for record in self.registry.subtree(&self.path) {
+            let Some(id) = record.path.strip_prefix(&prefix) else {
+                continue;
+            };
+            if !id.contains('/') && !self.children.contains(id) {
+                self.registry.remove(&record.path);
+                self.registry.remove_below(&record.path);
+            }
+        }
     }
 
     /// Starts one instance of child `seq`, registering it on the way.
@@ -470,6 +492,10 @@ impl State {
         };
         let path = child.path.clone();
         self.registry.set_state(&path, ActorState::Stopping);
+        // Unlinked, the actor drops its state itself before its exit completes, instead of
+        // handing it to us in a (stale) supervision event that would keep it alive in our
+        // mailbox after this returns.
+        instance.cell.unlink(self.myself.get_cell());
         let exit = instance.scope.actor_exit();
         match (child.spec.shutdown, exit) {
             (Shutdown::Brutal, _) | (_, None) => instance.cell.kill(),

@@ -148,6 +148,10 @@ impl SupervisorHandle {
 
     /// Number of running children, without a message to the supervisor.
     pub fn len(&self) -> usize {
+        // A supervisor that was killed leaves its index behind until it restarts.
+        if self.current().is_none() {
+            return 0;
+        }
         self.link.index.read().len()
     }
 
@@ -268,11 +272,7 @@ impl RootHandle {
     /// is gone.
     pub async fn kill(&self) -> RootExit {
         self.cell.kill();
-        self.wait().await;
-        let reason = "killed".to_string();
-        self.registry.set_error(&self.path, reason.clone());
-        self.registry.set_state(&self.path, ActorState::Failed);
-        RootExit::Failed(reason)
+        self.wait().await
     }
 
     /// Waits until the root has ended, for whatever reason, and everything it owned is
@@ -288,10 +288,13 @@ impl RootHandle {
                 RootExit::Failed(r.last_error.unwrap_or_default())
             }
             Some(r) if r.state == ActorState::Running => {
-                // Ended without giving up: a graceful stop, or a kill from outside.
-                self.registry.set_state(&self.path, ActorState::Stopped);
+                // Ended without giving up and without post_stop (which marks a graceful
+                // stop): killed from outside.
+                let reason = "killed".to_string();
                 self.registry.stop_below(&self.path);
-                RootExit::Normal
+                self.registry.set_error(&self.path, reason.clone());
+                self.registry.set_state(&self.path, ActorState::Failed);
+                RootExit::Failed(reason)
             }
             _ => RootExit::Normal,
         }
