@@ -298,32 +298,37 @@ impl Registry {
     /// Marks every record strictly below `prefix` as stopped (their instances died with
     /// `prefix`), leaving records already stopped or failed as they are.
     pub(crate) fn stop_below(&self, prefix: &str) {
-        self.write(|entries| {
+        self.write_if(|entries| {
+            let mut changed = false;
             for (path, entry) in entries.range_mut(format!("{prefix}/")..) {
                 if !path.starts_with(prefix) || !is_at_or_below(path, prefix) {
                     break;
                 }
-                if !matches!(entry.state, ActorState::Failed) {
+                if !matches!(entry.state, ActorState::Failed | ActorState::Stopped) {
                     entry.state = ActorState::Stopped;
+                    changed = true;
                 }
-                entry.cell = None;
+                changed |= entry.cell.take().is_some();
                 entry.started = None;
             }
+            changed
         });
     }
 
     /// Removes every record strictly below `prefix`.
     pub(crate) fn remove_below(&self, prefix: &str) {
-        self.write(|entries| {
+        self.write_if(|entries| {
             let below = format!("{prefix}/");
             let doomed: Vec<String> = entries
                 .range(below.clone()..)
                 .take_while(|(path, _)| path.starts_with(&below))
                 .map(|(path, _)| path.clone())
                 .collect();
+            let changed = !doomed.is_empty();
             for path in doomed {
                 entries.remove(&path);
             }
+            changed
         });
     }
 
@@ -336,8 +341,19 @@ impl Registry {
     }
 
     fn write(&self, f: impl FnOnce(&mut BTreeMap<String, Entry>)) {
-        f(&mut self.inner.entries.write());
-        self.inner.changes.send_modify(|v| *v += 1);
+        self.write_if(|entries| {
+            f(entries);
+            true
+        });
+    }
+
+    /// Applies `f`; bumps the version (waking watchers) only when `f` says it changed
+    /// something.
+    fn write_if(&self, f: impl FnOnce(&mut BTreeMap<String, Entry>) -> bool) {
+        let changed = f(&mut self.inner.entries.write());
+        if changed {
+            self.inner.changes.send_modify(|v| *v += 1);
+        }
     }
 }
 

@@ -535,6 +535,15 @@ impl State {
             } else {
                 self.terminate_instance(seq).await;
             }
+            // Run-time and temporary children end with this instance: drop their records
+            // too, or a stopped dynamic supervisor would leave one per child behind.
+            let ends_here = self
+                .children
+                .get(seq)
+                .is_some_and(|c| c.dynamic || c.spec.restart == Restart::Temporary);
+            if ends_here {
+                self.retire(seq, ActorState::Stopped);
+            }
         }
     }
 

@@ -315,3 +315,37 @@ async fn dynamic_root() {
         .collect();
     assert_eq!(stops, ["stop:c", "stop:b", "stop:a"]);
 }
+
+/// A dynamic supervisor that stops (or gives up) takes its children's records with it:
+/// with churning session keys anything else grows without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_leaves_no_records_of_run_time_children() {
+    let log = Log::new();
+    let (registry, root, sessions) = tree(100).await;
+    for i in 0..50 {
+        sessions
+            .start_child(probe(&format!("s{i}"), &log).restart(Restart::Transient))
+            .await
+            .expect("starts");
+    }
+    assert_eq!(registry.len(), 52);
+    // Restart the dynamic supervisor itself: its run-time children are gone for good.
+    let before = registry.cell("r/sessions").expect("running");
+    registry.kill("r/sessions").expect("known path");
+    testkit::wait_for_restart(&registry, "r/sessions", &before, T).await;
+    assert_eq!(registry.len(), 2, "{:#?}", registry.snapshot());
+    for i in 0..50 {
+        sessions
+            .start_child(probe(&format!("t{i}"), &log))
+            .await
+            .expect("starts");
+    }
+    assert_eq!(root.stop().await, RootExit::Normal);
+    let left: Vec<String> = registry
+        .snapshot()
+        .actors
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(left, vec!["r".to_string(), "r/sessions".to_string()]);
+}
