@@ -31,8 +31,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use pincer_actors::{ChildSpec, Registry, Scope, SupervisorSpec, Timer};
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorRef};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+
+mod common;
+use common::{Idle, Parent, runtime};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -47,49 +50,6 @@ const SCENARIOS: [&str; 7] = [
     "timer",
     "tokio_sleep",
 ];
-
-/// An idle actor; with a scope, it holds one timer armed an hour ahead.
-struct Idle;
-
-impl Actor for Idle {
-    type Msg = ();
-    type State = Option<Timer>;
-    type Arguments = Option<Scope>;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<()>,
-        scope: Option<Scope>,
-    ) -> Result<Option<Timer>, ActorProcessingErr> {
-        Ok(scope.map(|scope| {
-            let timer = Timer::new(&scope, myself, || ());
-            timer.arm(Duration::from_secs(3600));
-            timer
-        }))
-    }
-}
-
-/// A parent for `spawn_linked` that ignores its children's exits.
-struct Parent;
-
-impl Actor for Parent {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<()>, (): ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _: ActorRef<()>,
-        _: SupervisionEvent,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-}
 
 /// Live heap bytes and blocks.
 fn live() -> (i64, i64) {
@@ -258,14 +218,6 @@ async fn run(scenario: &str, n: usize) -> Measured {
         leftover: bytes2 - bytes0,
         records,
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 fn per(total: i64, n: usize) -> f64 {

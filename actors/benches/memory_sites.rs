@@ -14,33 +14,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pincer_actors::{ChildSpec, Registry, Scope, SupervisorSpec, Timer};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use pincer_actors::{ChildSpec, Registry, SupervisorSpec};
+
+mod common;
+use common::Idle;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// An idle actor holding one timer armed an hour ahead.
-struct Idle;
-
-impl Actor for Idle {
-    type Msg = ();
-    type State = Timer;
-    type Arguments = Scope;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<()>,
-        scope: Scope,
-    ) -> Result<Timer, ActorProcessingErr> {
-        let timer = Timer::new(&scope, myself, || ());
-        timer.arm(Duration::from_secs(3600));
-        Ok(timer)
-    }
-}
-
 fn spec(id: &str) -> ChildSpec {
-    ChildSpec::new(id, |ctx| (Idle, ctx.scope().clone()))
+    ChildSpec::new(id, |ctx| (Idle, Some(ctx.scope().clone())))
 }
 
 /// `0x55..: name (file:line:col)` → (`name`, `file:line`).

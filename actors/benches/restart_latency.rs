@@ -21,32 +21,14 @@
 
 use std::time::{Duration, Instant};
 
-use pincer_actors::{ChildSpec, Intensity, Registry, RootHandle, Scope, SupervisorSpec, Timer};
+use pincer_actors::{ChildSpec, Intensity, Registry, RootHandle, SupervisorSpec};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 
+mod common;
+use common::{Idle, runtime};
+
 const PATH: &str = "bench/w";
-
-/// The worker: holds an armed idle timer when given a scope.
-struct Worker;
-
-impl Actor for Worker {
-    type Msg = ();
-    type State = Option<Timer>;
-    type Arguments = Option<Scope>;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<()>,
-        scope: Option<Scope>,
-    ) -> Result<Option<Timer>, ActorProcessingErr> {
-        Ok(scope.map(|scope| {
-            let timer = Timer::new(&scope, myself, || ());
-            timer.arm(Duration::from_secs(3600));
-            timer
-        }))
-    }
-}
 
 /// Baseline: a bare ractor parent that replaces its child whenever it ends.
 struct Restarter;
@@ -61,7 +43,7 @@ impl Actor for Restarter {
         myself: ActorRef<()>,
         tx: Self::State,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (child, _) = Actor::spawn_linked(None, Worker, None, myself.get_cell()).await?;
+        let (child, _) = Actor::spawn_linked(None, Idle, None, myself.get_cell()).await?;
         tx.send_replace(Some(child.get_cell()));
         Ok(tx)
     }
@@ -73,24 +55,16 @@ impl Actor for Restarter {
         tx: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorTerminated(..) | SupervisionEvent::ActorFailed(..) = event {
-            let (child, _) = Actor::spawn_linked(None, Worker, None, myself.get_cell()).await?;
+            let (child, _) = Actor::spawn_linked(None, Idle, None, myself.get_cell()).await?;
             tx.send_replace(Some(child.get_cell()));
         }
         Ok(())
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 async fn start_tree(registry: &Registry, with_timer: bool) -> RootHandle {
     let worker = ChildSpec::new("w", move |ctx| {
-        (Worker, with_timer.then(|| ctx.scope().clone()))
+        (Idle, with_timer.then(|| ctx.scope().clone()))
     });
     SupervisorSpec::default()
         .intensity(Intensity::new(1_000_000, Duration::from_secs(1)))

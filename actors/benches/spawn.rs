@@ -18,60 +18,19 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_main};
 use pincer_actors::{ChildSpec, Registry, SupervisorHandle, SupervisorSpec};
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorRef};
 
-/// The trivial actor under test.
-struct Noop;
-
-impl Actor for Noop {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<()>, (): ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-}
-
-/// A parent for `spawn_linked` that ignores its children's exits (ractor's default
-/// handler would stop the parent).
-struct Parent;
-
-impl Actor for Parent {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<()>, (): ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _: ActorRef<()>,
-        _: SupervisionEvent,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
+mod common;
+use common::{Idle, Parent, runtime};
 
 fn spec() -> ChildSpec {
-    ChildSpec::new("w", |_| (Noop, ()))
+    ChildSpec::new("w", |_| (Idle, None))
 }
 
 async fn bare(parent: Option<&ActorCell>) -> (ActorRef<()>, tokio::task::JoinHandle<()>) {
     match parent {
-        None => Actor::spawn(None, Noop, ()).await,
-        Some(parent) => Actor::spawn_linked(None, Noop, (), parent.clone()).await,
+        None => Actor::spawn(None, Idle, None).await,
+        Some(parent) => Actor::spawn_linked(None, Idle, None, parent.clone()).await,
     }
     .expect("spawn")
 }

@@ -23,6 +23,9 @@ use criterion::{Criterion, Throughput, criterion_main};
 use pincer_actors::{ChildSpec, Registry, Scope, SupervisorHandle, SupervisorSpec, Timer};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+mod common;
+use common::runtime;
+
 /// Messages per iteration.
 const N: u64 = 10_000;
 
@@ -77,14 +80,6 @@ impl Actor for Counter {
         }
         Ok(())
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 async fn flush(actor: &ActorRef<Msg>) -> u64 {
