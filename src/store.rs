@@ -183,9 +183,7 @@ impl Store {
         &self,
         make: impl FnOnce(writer::Reply<T>) -> Request,
     ) -> Result<T, StoreError> {
-        if let Some(reason) = self.inner.health.reason()
-            && reason != "store not opened yet"
-        {
+        if let Some(reason) = self.inner.health.refusal() {
             // Fail fast while the disk refuses writes; the writer keeps probing.
             return Err(StoreError::Unavailable(reason));
         }

@@ -4,19 +4,21 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The store's writability, updated by the writer after every commit and probe.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct StoreHealth {
     writable: AtomicBool,
-    reason: Mutex<Option<String>>,
+    status: Mutex<Status>,
 }
 
-impl Default for StoreHealth {
-    fn default() -> Self {
-        Self {
-            writable: AtomicBool::new(false),
-            reason: Mutex::new(Some("store not opened yet".to_string())),
-        }
-    }
+#[derive(Debug, Default)]
+enum Status {
+    /// The writer has not opened the database yet.
+    #[default]
+    Opening,
+    /// The last write or probe succeeded.
+    Writable,
+    /// The last write or probe failed, for this reason.
+    Refusing(String),
 }
 
 impl StoreHealth {
@@ -25,29 +27,47 @@ impl StoreHealth {
         self.writable.load(Ordering::Acquire)
     }
 
-    /// Why the store cannot write, if it cannot.
+    /// Why the store cannot write, if it cannot (including "not opened yet").
     pub fn reason(&self) -> Option<String> {
         if self.is_writable() {
-            None
-        } else {
-            self.reason.lock().clone()
+            return None;
+        }
+        match &*self.status.lock() {
+            Status::Opening => Some("store not opened yet".to_string()),
+            Status::Writable => None,
+            Status::Refusing(reason) => Some(reason.clone()),
+        }
+    }
+
+    /// Why the store refused its last write or probe; `None` while it is still opening
+    /// or writes fine. Callers fail fast on this instead of queueing.
+    pub fn refusal(&self) -> Option<String> {
+        if self.is_writable() {
+            return None;
+        }
+        match &*self.status.lock() {
+            Status::Refusing(reason) => Some(reason.clone()),
+            Status::Opening | Status::Writable => None,
         }
     }
 
     pub(crate) fn set_writable(&self) {
-        if !self.writable.swap(true, Ordering::AcqRel)
-            && let Some(reason) = self.reason.lock().take()
-        {
+        if self.writable.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let was = std::mem::replace(&mut *self.status.lock(), Status::Writable);
+        if let Status::Refusing(reason) = was {
             tracing::info!(message = "Store can write again.", was = %reason);
         }
     }
 
     pub(crate) fn set_unwritable(&self, reason: String) {
         let was = self.writable.swap(false, Ordering::AcqRel);
-        let mut current = self.reason.lock();
-        if was || current.as_deref() != Some(reason.as_str()) {
+        let mut status = self.status.lock();
+        let same = matches!(&*status, Status::Refusing(r) if *r == reason);
+        if was || !same {
             tracing::error!(message = "Store cannot write.", reason = %reason);
         }
-        *current = Some(reason);
+        *status = Status::Refusing(reason);
     }
 }

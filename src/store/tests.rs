@@ -193,9 +193,7 @@ async fn a_store_that_cannot_write_says_why() {
     let _writer = store.start_writer().expect("writer");
     let reason = async {
         loop {
-            if let Some(r) = store.health().reason()
-                && r != "store not opened yet"
-            {
+            if let Some(r) = store.health().refusal() {
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -238,4 +236,19 @@ fn old_inbox_payloads_still_decode() {
     .expect("encode");
     let inbound: Inbound = rmp_serde::from_slice(&blob).expect("decode");
     assert_eq!((inbound.thread, inbound.agent), (None, None));
+}
+
+#[test]
+fn health_tells_opening_from_refusing() {
+    let health = StoreHealth::default();
+    assert_eq!(health.reason().as_deref(), Some("store not opened yet"));
+    assert_eq!(
+        health.refusal(),
+        None,
+        "opening is not a refusal: callers should queue"
+    );
+    health.set_unwritable("disk full".into());
+    assert_eq!(health.refusal().as_deref(), Some("disk full"));
+    health.set_writable();
+    assert_eq!((health.reason(), health.refusal()), (None, None));
 }
