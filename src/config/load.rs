@@ -180,19 +180,19 @@ fn build(
             .try_parsing(true)
             .source(Some(generic)),
     );
-    let named = [
-        ("PINCER_GATEWAY_PORT", "gateway.port"),
-        ("PINCER_GATEWAY_TOKEN", "gateway.auth.token"),
-    ];
-    for (var, key) in named {
-        if let Some(value) = env.get(var) {
-            builder = builder
-                .set_override(key, value.clone())
-                .map_err(|e| ConfigError::Env {
-                    var: var.to_string(),
-                    error: e.to_string(),
-                })?;
-        }
+    if let Some(port) = env.get("PINCER_GATEWAY_PORT") {
+        let port: u16 = port.trim().parse().map_err(|_| ConfigError::Env {
+            var: "PINCER_GATEWAY_PORT".to_string(),
+            error: format!("`{port}` is not a port number (1-65535)"),
+        })?;
+        builder = builder
+            .set_override("gateway.port", i64::from(port))
+            .map_err(|e| env_error("PINCER_GATEWAY_PORT", e))?;
+    }
+    if let Some(token) = env.get("PINCER_GATEWAY_TOKEN") {
+        builder = builder
+            .set_override("gateway.auth.token", token.clone())
+            .map_err(|e| env_error("PINCER_GATEWAY_TOKEN", e))?;
     }
     let layered = builder.build().map_err(|e| ConfigError::Env {
         var: "PINCER__*".to_string(),
@@ -204,7 +204,6 @@ fn build(
             var: "PINCER__*".to_string(),
             error: e.to_string(),
         })?;
-    normalize_ports(&mut value);
     apply_agent_shorthand(&mut value);
     expand_model_strings(&mut value);
     inherit_default_agent(&mut value);
@@ -213,6 +212,13 @@ fn build(
         .map_err(|e| super::errors::explain(e, file, env))?;
     let warnings = validate::validate(&config).map_err(ConfigError::Invalid)?;
     Ok((config, warnings))
+}
+
+fn env_error(var: &str, error: config::ConfigError) -> ConfigError {
+    ConfigError::Env {
+        var: var.to_string(),
+        error: error.to_string(),
+    }
 }
 
 /// JSON has no `#` comments, but the product docs start JSON snippets with one; whole
@@ -228,15 +234,6 @@ fn blank_hash_comments(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `PINCER_GATEWAY_PORT` arrives as a string; the port is a number.
-fn normalize_ports(value: &mut Value) {
-    if let Some(port) = value.pointer_mut("/gateway/port")
-        && let Some(n) = port.as_str().and_then(|s| s.trim().parse::<u64>().ok())
-    {
-        *port = Value::from(n);
-    }
 }
 
 /// The seed's top-level `agent` block configures the default agent.

@@ -254,6 +254,19 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
+fn bad_port_in_the_environment_names_the_variable() {
+    let err = load_file(
+        &examples_dir().join("seed-sse-only.toml"),
+        &[("PINCER_GATEWAY_PORT", "eighty")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable PINCER_GATEWAY_PORT: `eighty` is not a port number (1-65535)"
+    );
+}
+
+#[test]
 fn bad_environment_value_names_the_variable() {
     let err = load_file(
         &examples_dir().join("seed-sse-only.toml"),
