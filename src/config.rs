@@ -20,6 +20,7 @@ mod providers;
 mod secret;
 mod secrets;
 mod validate;
+pub mod watcher;
 
 use std::collections::BTreeMap;
 
@@ -93,6 +94,28 @@ impl Config {
                     .then_some(FALLBACK_AGENT)
             })
             .or_else(|| self.agents.keys().next().map(String::as_str))
+    }
+
+    /// Session timers for an account: `[sessions]`, then the channel's, then the account's.
+    pub fn session_limits(&self, channel: &str, account: &str) -> SessionDefaults {
+        let base = self.sessions;
+        match channel {
+            "web" => base.with(self.channels.web.sessions()),
+            "http" => base.with(self.channels.http.sessions()),
+            "telegram" => self.channels.telegram.as_ref().map_or(base, |t| {
+                let with_channel = base.with(t.sessions());
+                t.accounts
+                    .get(account)
+                    .map_or(with_channel, |a| with_channel.with(a.sessions()))
+            }),
+            "discord" => self.channels.discord.as_ref().map_or(base, |d| {
+                let with_channel = base.with(d.sessions());
+                d.accounts
+                    .get(account)
+                    .map_or(with_channel, |a| with_channel.with(a.sessions()))
+            }),
+            _ => base,
+        }
     }
 
     /// Every configured account as (channel kind, account id), the built-in ones included.

@@ -1,286 +1,166 @@
-//! The router: which agent answers a message, and which session holds it.
+//! The `router` actor: takes inbox entries from the channels, resolves their agent and
+//! session (see [`resolve`]), and hands them to `session:<key>`, starting it under its
+//! account's `sessions` supervisor when needed. It owns no I/O of its own.
 //!
-//! Bindings are matched in tiers, most specific first: peer, parent peer (a thread's
-//! channel, a topic's group), guild, team, account, channel, and finally the default
-//! agent. Within a tier the first binding in config order wins. Every field a binding
-//! gives must match; its most specific field decides its tier.
+//! Once a second it also sweeps the inbox for entries still pending after a while: those
+//! whose router, session, agent or turn died on the way, and after a restart of the whole
+//! process, everything left unanswered. Sessions ignore an entry they already hold, so a
+//! sweep never starts a second turn.
 
-use crate::config::{Binding, BindingMatch, Config};
-use crate::store::Inbound;
+mod resolve;
 
-/// The tier a binding matched at, most specific first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    /// The agent was named in the request (the HTTP API's `model`).
-    Explicit,
-    /// The message's own peer (or its thread / topic).
-    Peer,
-    /// The peer a thread or topic belongs to.
-    ParentPeer,
-    /// The Discord guild.
-    Guild,
-    /// The team.
-    Team,
-    /// The account.
-    Account,
-    /// The channel kind.
-    Channel,
-    /// No binding matched.
-    Default,
+use std::time::Duration;
+
+use pincer_actors::{Scope, Timer};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+pub use resolve::{Route, RouteError, Tier, resolve, session_key};
+
+use crate::gateway::Gateway;
+use crate::session::{self, SessionMsg};
+use crate::store::{InboxEntry, now_ms};
+
+/// How often the inbox is swept.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An entry is swept only once it is this old, so a message on its normal path is not
+/// routed twice for nothing.
+const SWEEP_MIN_AGE: Duration = Duration::from_millis(1500);
+
+/// Entries resumed per sweep (more wait for the next one).
+const SWEEP_BATCH: usize = 2000;
+
+/// Messages of the router.
+#[derive(Debug)]
+pub enum RouterMsg {
+    /// Route an inbox entry to its session.
+    Route(Box<InboxEntry>),
+    /// Look for pending inbox entries and route them again.
+    Sweep,
+    /// A sweep read its batch.
+    Swept(Vec<InboxEntry>),
 }
 
-/// Where a message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The agent.
-    pub agent: String,
-    /// How it was chosen.
-    pub tier: Tier,
-    /// The binding that matched, by index in config order.
-    pub binding: Option<usize>,
-    /// The session key.
-    pub session_key: String,
+/// The router actor.
+#[derive(Debug)]
+pub struct Router;
+
+/// The router's state.
+#[derive(Debug)]
+pub struct RouterState {
+    gw: Gateway,
+    scope: Scope,
+    sweep: Timer,
+    sweeping: bool,
 }
 
-/// Why no route exists.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// The request named an agent that does not exist.
-    #[error("no agent `{0}`")]
-    UnknownAgent(String),
-    /// No binding matched and no default agent is configured.
-    #[error("no binding matches and there is no default agent")]
-    NoAgent,
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = (Gateway, Scope);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        (gw, scope): (Gateway, Scope),
+    ) -> Result<RouterState, ActorProcessingErr> {
+        let sweep = Timer::new(&scope, myself, || RouterMsg::Sweep);
+        // The first sweep comes soon: after a restart, waiting entries are resumed at once.
+        sweep.arm(Duration::from_millis(50));
+        Ok(RouterState {
+            gw,
+            scope,
+            sweep,
+            sweeping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        msg: RouterMsg,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RouterMsg::Route(entry) => route(&state.gw, *entry).await,
+            RouterMsg::Sweep => {
+                state.sweep.arm(SWEEP_INTERVAL);
+                // Until the channels are up there is nowhere to route to.
+                if state.gw.is_started() && !state.sweeping {
+                    state.sweeping = true;
+                    let store = state.gw.store().clone();
+                    let before = now_ms().saturating_sub(SWEEP_MIN_AGE.as_millis() as u64);
+                    state.scope.spawn(async move {
+                        let found = store
+                            .pending_inbox(before, SWEEP_BATCH)
+                            .await
+                            .unwrap_or_default();
+                        let _ = myself.cast(RouterMsg::Swept(found));
+                    });
+                }
+            }
+            RouterMsg::Swept(entries) => {
+                state.sweeping = false;
+                if !entries.is_empty() {
+                    tracing::debug!(entries = entries.len(), "Resuming pending inbox entries.");
+                }
+                for entry in entries {
+                    route(&state.gw, entry).await;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Resolves the agent and session for `inbound` under `config`.
-pub fn resolve(config: &Config, inbound: &Inbound) -> Result<Route, RouteError> {
-    let (agent, tier, binding) = match &inbound.agent {
-        Some(agent) if config.agents.contains_key(agent) => (agent.clone(), Tier::Explicit, None),
-        Some(agent) => return Err(RouteError::UnknownAgent(agent.clone())),
-        None => match best_binding(&config.bindings, inbound) {
-            Some((i, tier)) => (config.bindings[i].agent.clone(), tier, Some(i)),
-            None => (
-                config
-                    .default_agent()
-                    .ok_or(RouteError::NoAgent)?
-                    .to_string(),
-                Tier::Default,
-                None,
-            ),
+/// Hands `entry` to its session. On failure the entry stays pending for the next sweep.
+async fn route(gw: &Gateway, entry: InboxEntry) {
+    let (agent, key) = match &entry.session_key {
+        // Routed before (a resumed entry): keep its session even if bindings changed.
+        Some(key) => match agent_of(key) {
+            Some(agent) => (agent.to_string(), key.clone()),
+            None => return,
+        },
+        None => match resolve(&gw.config(), &entry.inbound) {
+            Ok(route) => (route.agent, route.session_key),
+            Err(error) => {
+                session::answer_unroutable(gw, &entry, &error.to_string()).await;
+                return;
+            }
         },
     };
-    let session_key = session_key(&agent, inbound);
-    Ok(Route {
-        agent,
-        tier,
-        binding,
-        session_key,
-    })
-}
-
-/// `agent:<agent>:<channel>:<account>:<peer kind>:<peer id>[:thread:<id>]`.
-pub fn session_key(agent: &str, inbound: &Inbound) -> String {
-    let mut key = format!(
-        "agent:{agent}:{}:{}:{}:{}",
-        inbound.channel, inbound.account, inbound.peer.kind, inbound.peer.id
-    );
-    if let Some(thread) = &inbound.thread {
-        key.push_str(":thread:");
-        key.push_str(thread);
+    let Some(account) = gw.account(&entry.inbound.account) else {
+        let why = format!("account `{}` is not configured", entry.inbound.account);
+        session::answer_unroutable(gw, &entry, &why).await;
+        return;
+    };
+    if entry.session_key.is_none() {
+        let (store, id, key) = (gw.store().clone(), entry.id, key.clone());
+        tokio::spawn(async move {
+            let _ = store.route(id, &key).await;
+        });
     }
-    key
-}
-
-/// The first binding of the most specific tier that matches.
-fn best_binding(bindings: &[Binding], inbound: &Inbound) -> Option<(usize, Tier)> {
-    bindings
-        .iter()
-        .enumerate()
-        .filter_map(|(i, b)| tier_of(&b.matches, inbound).map(|t| (t, i)))
-        .min()
-        .map(|(t, i)| (i, t))
-}
-
-/// The tier at which `m` matches `inbound`, if it does.
-fn tier_of(m: &BindingMatch, inbound: &Inbound) -> Option<Tier> {
-    let eq =
-        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
-    if !eq(&m.channel, Some(&inbound.channel))
-        || !eq(&m.account, Some(&inbound.account))
-        || !eq(&m.guild, inbound.guild.as_deref())
-        || !eq(&m.team, inbound.team.as_deref())
-    {
-        return None;
-    }
-    if let Some(peer) = &m.peer {
-        let own = match &inbound.thread {
-            Some(thread) => (matches!(peer.kind.as_str(), "thread" | "topic")
-                && &peer.id == thread)
-                .then_some(Tier::Peer),
-            None => None,
-        };
-        let direct = (peer.kind == inbound.peer.kind && peer.id == inbound.peer.id).then_some(
-            if inbound.thread.is_some() {
-                Tier::ParentPeer
-            } else {
-                Tier::Peer
-            },
-        );
-        return own.or(direct);
-    }
-    Some(if m.guild.is_some() {
-        Tier::Guild
-    } else if m.team.is_some() {
-        Tier::Team
-    } else if m.account.is_some() {
-        Tier::Account
-    } else if m.channel.is_some() {
-        Tier::Channel
-    } else {
-        // An empty match matches everything, at the weakest binding tier.
-        Tier::Channel
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Format, parse_str};
-    use crate::store::PeerRef;
-
-    fn config() -> Config {
-        parse_str(
-            r#"
-[agents.general]
-default = true
-model = "echo"
-[agents.by-channel]
-model = "echo"
-[agents.by-account]
-model = "echo"
-[agents.by-guild]
-model = "echo"
-[agents.by-parent]
-model = "echo"
-[agents.by-thread]
-model = "echo"
-[agents.by-account-too]
-model = "echo"
-
-[[bindings]]
-agent = "by-channel"
-match = { channel = "discord" }
-[[bindings]]
-agent = "by-account"
-match = { account = "acct" }
-[[bindings]]
-agent = "by-account-too"
-match = { account = "acct" }
-[[bindings]]
-agent = "by-guild"
-match = { guild = "g1" }
-[[bindings]]
-agent = "by-parent"
-match = { peer = { kind = "channel", id = "c1" } }
-[[bindings]]
-agent = "by-thread"
-match = { channel = "discord", peer = { kind = "thread", id = "t9" } }
-"#,
-            Format::Toml,
-        )
-        .expect("config")
-    }
-
-    fn msg(
-        channel: &str,
-        account: &str,
-        peer: (&str, &str),
-        thread: Option<&str>,
-        guild: Option<&str>,
-    ) -> Inbound {
-        Inbound {
-            channel: channel.into(),
-            account: account.into(),
-            upstream_id: "1".into(),
-            peer: PeerRef {
-                kind: peer.0.into(),
-                id: peer.1.into(),
-            },
-            thread: thread.map(Into::into),
-            guild: guild.map(Into::into),
-            team: None,
-            agent: None,
-            text: "hi".into(),
-            received_at_ms: 0,
+    let child = session::child_id(&key);
+    let entry = match account.sessions.get(&child) {
+        Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry)) {
+            Ok(()) => return,
+            Err(ractor::MessagingErr::SendErr(SessionMsg::Deliver(entry))) => entry,
+            Err(_) => return,
+        },
+        None => entry,
+    };
+    let spec = || session::spec(gw, &key, &agent, &entry.inbound.channel, &account.id);
+    match account.sessions.get_or_start(&child, spec).await {
+        Ok(cell) => {
+            let _ = ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry));
+        }
+        Err(error) => {
+            tracing::warn!(session = %key, %error, "Cannot start session; the inbox entry waits for the next sweep.");
         }
     }
+}
 
-    fn agent(inbound: &Inbound) -> (String, Tier) {
-        let r = resolve(&config(), inbound).expect("route");
-        (r.agent, r.tier)
-    }
-
-    #[test]
-    fn tiers_in_order() {
-        let c = ("channel", "c1");
-        assert_eq!(
-            agent(&msg("discord", "acct", c, Some("t9"), Some("g1"))),
-            ("by-thread".into(), Tier::Peer)
-        );
-        assert_eq!(
-            agent(&msg("discord", "acct", c, Some("t2"), Some("g1"))),
-            ("by-parent".into(), Tier::ParentPeer)
-        );
-        assert_eq!(
-            agent(&msg("discord", "acct", ("channel", "c2"), None, Some("g1"))),
-            ("by-guild".into(), Tier::Guild)
-        );
-        // First in config order within a tier.
-        assert_eq!(
-            agent(&msg("discord", "acct", ("channel", "c2"), None, None)),
-            ("by-account".into(), Tier::Account)
-        );
-        assert_eq!(
-            agent(&msg("discord", "other", ("channel", "c2"), None, None)),
-            ("by-channel".into(), Tier::Channel)
-        );
-        assert_eq!(
-            agent(&msg("telegram", "other", ("dm", "42"), None, None)),
-            ("general".into(), Tier::Default)
-        );
-    }
-
-    #[test]
-    fn all_given_fields_must_match() {
-        // by-thread names channel = discord: the same thread id on telegram does not match.
-        assert_eq!(
-            agent(&msg("telegram", "x", ("group", "g"), Some("t9"), None)),
-            ("general".into(), Tier::Default)
-        );
-    }
-
-    #[test]
-    fn explicit_agent_wins_and_unknown_is_an_error() {
-        let mut m = msg("http", "http", ("user", "u"), None, None);
-        m.agent = Some("by-guild".into());
-        assert_eq!(agent(&m), ("by-guild".into(), Tier::Explicit));
-        m.agent = Some("nobody".into());
-        assert_eq!(
-            resolve(&config(), &m),
-            Err(RouteError::UnknownAgent("nobody".into()))
-        );
-    }
-
-    #[test]
-    fn session_keys_follow_the_design() {
-        let m = msg("discord", "acct", ("channel", "c1"), Some("t9"), None);
-        assert_eq!(
-            session_key("a", &m),
-            "agent:a:discord:acct:channel:c1:thread:t9"
-        );
-        let m = msg("telegram", "tg", ("dm", "42"), None, None);
-        assert_eq!(session_key("a", &m), "agent:a:telegram:tg:dm:42");
-    }
+/// The agent id in a session key.
+pub fn agent_of(key: &str) -> Option<&str> {
+    key.strip_prefix("agent:")?.split(':').next()
 }

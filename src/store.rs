@@ -69,8 +69,9 @@ pub struct Accepted {
 pub struct CommitTurn {
     /// The inbox entry answered, if the turn came from one.
     pub inbox_id: Option<i64>,
-    /// The session as it is after the turn.
-    pub session: SessionRow,
+    /// The session as it is after the turn; `None` for a message answered without one
+    /// (it could not be routed), which then has no transcript entries.
+    pub session: Option<SessionRow>,
     /// Entries to append (the user's message, the reply, ...).
     pub entries: Vec<TranscriptEntry>,
     /// The reply sent back upstream.
@@ -220,6 +221,45 @@ impl Store {
         .await
     }
 
+    /// Inbox entries still waiting for an answer, oldest first, received at or before
+    /// `received_before_ms`: what the router resumes.
+    pub async fn pending_inbox(
+        &self,
+        received_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let before = i64::try_from(received_before_ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, payload, state, session_key, reply FROM inbox
+                     WHERE state = 'pending' AND received_at <= ?1 ORDER BY id LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![before, limit], inbox_row)
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql).and_then(decode_inbox))
+                .collect()
+        })
+        .await
+    }
+
+    /// How many inbox entries wait for an answer, and how many answers wait to be sent.
+    pub async fn inbox_depth(&self) -> Result<(u64, u64), StoreError> {
+        self.read(|conn| {
+            let count = |state: &str| -> Result<u64, StoreError> {
+                conn.prepare_cached("SELECT COUNT(*) FROM inbox WHERE state = ?1")
+                    .and_then(|mut s| s.query_row(params![state], |r| r.get::<_, i64>(0)))
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .map_err(sql)
+            };
+            Ok((count("pending")?, count("answered")?))
+        })
+        .await
+    }
+
     /// The inbox entry for an upstream id (the HTTP API's idempotency key).
     pub async fn inbox_by_upstream(
         &self,
@@ -276,13 +316,38 @@ impl Store {
 
     /// A session's whole transcript (all contexts), with sequence numbers.
     pub async fn transcript(&self, key: &str) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
+        self.transcript_from(key, 0).await
+    }
+
+    /// The last sequence number of a session's transcript (0 when it has none).
+    pub async fn last_seq(&self, key: &str) -> Result<i64, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)))
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// A session's transcript from sequence number `from_seq` on.
+    pub async fn transcript_from(
+        &self,
+        key: &str,
+        from_seq: i64,
+    ) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
         let key = key.to_string();
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare("SELECT seq, entry FROM transcript WHERE session_key = ?1 ORDER BY seq")
+                .prepare_cached(
+                    "SELECT seq, entry FROM transcript WHERE session_key = ?1 AND seq >= ?2
+                     ORDER BY seq",
+                )
                 .map_err(sql)?;
             let rows = stmt
-                .query_map(params![key], |r| {
+                .query_map(params![key, from_seq], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
                 })
                 .map_err(sql)?;

@@ -81,7 +81,7 @@ async fn a_turn_commits_once() {
     let a = store.accept(inbound("u1", "hi")).await.expect("accept");
     let turn = CommitTurn {
         inbox_id: Some(a.id),
-        session: session("s1"),
+        session: Some(session("s1")),
         entries: vec![
             entry(Role::User, "hi", a.id),
             entry(Role::Assistant, "hello!", a.id),
@@ -122,7 +122,7 @@ async fn open_inbox_holds_everything_not_delivered() {
         store
             .commit_turn(CommitTurn {
                 inbox_id: Some(id),
-                session: session("s"),
+                session: Some(session("s")),
                 entries: vec![],
                 reply: Some("r".into()),
             })

@@ -311,34 +311,39 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
             Some(_) => {}
         }
     }
-    save_session(tx, &turn.session)?;
-    let mut seq: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
-            params![turn.session.key],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    let first_seq = seq + 1;
-    for entry in &turn.entries {
-        seq += 1;
-        let blob = encode_entry(entry)?;
-        tx.execute(
-            "INSERT INTO transcript (session_key, seq, entry) VALUES (?1, ?2, ?3)",
-            params![turn.session.key, seq, blob],
-        )
-        .map_err(sql)?;
+    let key = turn.session.as_ref().map(|row| row.key.as_str());
+    let mut first_seq = None;
+    if let Some(row) = &turn.session {
+        save_session(tx, row)?;
+        let mut seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
+                params![row.key],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        first_seq = (!turn.entries.is_empty()).then_some(seq + 1);
+        for entry in &turn.entries {
+            seq += 1;
+            let blob = encode_entry(entry)?;
+            tx.execute(
+                "INSERT INTO transcript (session_key, seq, entry) VALUES (?1, ?2, ?3)",
+                params![row.key, seq, blob],
+            )
+            .map_err(sql)?;
+        }
     }
     if let Some(id) = turn.inbox_id {
         tx.execute(
-            "UPDATE inbox SET state = 'answered', reply = ?1, session_key = ?2, answered_at = ?3
+            "UPDATE inbox SET state = 'answered', reply = ?1,
+                 session_key = COALESCE(?2, session_key), answered_at = ?3
              WHERE id = ?4",
-            params![turn.reply, turn.session.key, now_ms() as i64, id],
+            params![turn.reply, key, now_ms() as i64, id],
         )
         .map_err(sql)?;
     }
     Ok(Committed {
-        first_seq: (!turn.entries.is_empty()).then_some(first_seq),
+        first_seq,
         already_answered: None,
     })
 }

@@ -1,0 +1,106 @@
+//! Channels: each account is a supervisor of its `link` (the surface that takes messages
+//! in and sends replies out) and its `sessions` (a dynamic supervisor of `session:<key>`).
+//!
+//! Taking a message in is the same for every channel ([`intake`]): write it to the inbox,
+//! then hand it to the router. A reply goes out through the account's [`Outbox`]; for the
+//! channels served on the gateway's own port (web chat, HTTP API) that is whoever waits for
+//! the message's upstream id.
+
+pub mod http;
+mod outbox;
+pub mod web;
+
+use std::time::Duration;
+
+use pincer_actors::{Backoff, ChildSpec, Intensity, Restart, Strategy, SupervisorSpec};
+
+pub use outbox::{Delivery, Outbox, Waiter};
+
+use crate::gateway::{Account, Gateway};
+use crate::router::RouterMsg;
+use crate::store::{Accepted, Inbound, InboxEntry, InboxState, StoreError};
+
+/// Sessions one account may hold at once.
+pub const MAX_SESSIONS: usize = 100_000;
+
+/// Why a message was not taken in. Nothing was written in either case.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IntakeError {
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    Draining,
+    /// The store could not write the message.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The account's link is not running (it is being restarted).
+    #[error("channel link `{0}` is restarting")]
+    LinkDown(String),
+}
+
+/// Writes `inbound` to the inbox and, unless it was answered before, hands it to the
+/// router. Returns once the message is durable: that is when it may be acknowledged.
+pub async fn intake(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeError> {
+    if gw.is_draining() {
+        return Err(IntakeError::Draining);
+    }
+    let channel = inbound.channel.clone();
+    let accepted = gw.store().accept(inbound.clone()).await?;
+    if !accepted.duplicate {
+        gw.stats().message_in(&channel);
+    }
+    if accepted.state == InboxState::Pending {
+        let entry = InboxEntry {
+            id: accepted.id,
+            inbound,
+            state: accepted.state,
+            session_key: None,
+            reply: None,
+        };
+        // A router that is down now finds the entry on its next sweep of the inbox.
+        if let Some(router) = gw.actor::<RouterMsg>(&crate::gateway::path("router")) {
+            let _ = router.cast(RouterMsg::Route(Box::new(entry)));
+        }
+    }
+    Ok(accepted)
+}
+
+/// The child spec of account `id` of channel `kind`, registering the account in `gw`.
+pub fn account_spec(gw: &Gateway, kind: &'static str, id: &str) -> Option<ChildSpec> {
+    let link = match kind {
+        "web" => web::link_spec(gw),
+        "http" => http::link_spec(gw),
+        // Telegram and Discord links come with their own issue.
+        _ => return None,
+    };
+    // Sessions are independent conversations: one crashing often must not end the others,
+    // so their supervisor tolerates many restarts.
+    let (sessions_spec, sessions) = SupervisorSpec::dynamic(MAX_SESSIONS)
+        .intensity(Intensity::new(1000, Duration::from_secs(10)))
+        .into_child_spec("sessions");
+    gw.set_account(Account {
+        kind,
+        id: id.to_string(),
+        sessions,
+        outbox: Outbox::default(),
+    });
+    let (spec, _) = SupervisorSpec::new(Strategy::OneForOne)
+        .child(link)
+        .child(sessions_spec)
+        .into_child_spec(format!("channel:{kind}:{id}"));
+    // A whole account that gave up waits before its next try, so readiness shows it.
+    Some(spec.restart(Restart::Permanent).backoff(account_backoff()))
+}
+
+fn account_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30), 2.0)
+        .with_jitter(0.1)
+        .with_reset_after(Duration::from_secs(60))
+}
+
+/// The registry path of an account's link.
+pub fn link_path(kind: &str, account: &str) -> String {
+    format!(
+        "{}/channels/channel:{kind}:{account}/link",
+        crate::gateway::ROOT
+    )
+}

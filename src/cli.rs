@@ -1,0 +1,104 @@
+//! The command line. `pincer gateway` runs the gateway; the other commands talk to a
+//! running gateway over its admin API ([`client`]) or edit the config file, keeping its
+//! comments ([`config_edit`]).
+//!
+//! Exit codes: 0 success, 1 failure, 2 bad usage or config (and a port already in use).
+
+pub mod agents;
+pub mod chaos;
+pub mod client;
+pub mod config_edit;
+pub mod doctor;
+pub mod gateway;
+pub mod sessions;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Pincer: a self-hosted AI-agent gateway on a supervision tree.
+#[derive(Debug, Parser)]
+#[command(name = "pincer", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (default: $PINCER_HOME/pincer.toml, or PINCER_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (or `gateway status`).
+    Gateway(gateway::GatewayArgs),
+    /// Agents and their bindings.
+    Agents(agents::AgentsArgs),
+    /// Sessions of a running gateway.
+    Sessions(sessions::SessionsArgs),
+    /// Kill actors of a running gateway, once or at a rate.
+    Chaos(chaos::ChaosArgs),
+    /// Check the config and what it needs.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// 1 or 2.
+    pub code: u8,
+    /// What to print.
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+/// A usage or config failure (exit 2).
+pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+/// Runs `cli` and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pincer: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = cli.config;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Gateway(args) => gateway::run(config, args).await,
+            Command::Agents(args) => agents::run(config, args).await,
+            Command::Sessions(args) => sessions::run(config, args).await,
+            Command::Chaos(args) => chaos::run(config, args).await,
+            Command::Doctor(args) => doctor::run(config, args).await,
+        }
+    });
+    // Tasks still running (a server's connections) end with the runtime, without waiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("pincer: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

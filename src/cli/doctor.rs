@@ -1,0 +1,170 @@
+//! `pincer doctor`: checks the config and what it needs without spending anything: the
+//! config loads, each agent's provider exists in this build, secrets resolve, the home
+//! directory is writable, and whether a gateway answers. Config keys for features not in
+//! this build are listed as not active.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Failure;
+use super::client::Client;
+use super::gateway::load_config;
+use crate::config::{Config, SecretValue};
+use crate::provider;
+
+/// `pincer doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+/// Runs `pincer doctor`.
+pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failure> {
+    let (sources, loaded) = load_config(config.clone())?;
+    let mut problems = 0;
+    let mut line = |ok: Option<bool>, text: String| {
+        let mark = match ok {
+            Some(true) => "ok  ",
+            Some(false) => {
+                problems += 1;
+                "FAIL"
+            }
+            None => "note",
+        };
+        println!("[{mark}] {text}");
+    };
+    match &loaded.file {
+        Some(f) => line(Some(true), format!("config {} loads", f.display())),
+        None => line(
+            Some(true),
+            "no config file: built-in defaults (one agent `main` on echo)".into(),
+        ),
+    }
+    for warning in &loaded.warnings {
+        line(None, warning.clone());
+    }
+    let cfg = &loaded.config;
+    for (id, agent) in &cfg.agents {
+        let provider = agent
+            .model
+            .as_ref()
+            .and_then(|m| m.provider_name())
+            .unwrap_or_else(|| provider::echo::NAME.to_string());
+        if provider::is_built(&provider) {
+            line(
+                Some(true),
+                format!("agent `{id}`: {}", crate::agent::model_label(agent)),
+            );
+        } else {
+            line(
+                None,
+                format!(
+                    "agent `{id}`: provider `{provider}` is not active in this build; its turns answer with an error"
+                ),
+            );
+        }
+    }
+    for (kind, account) in cfg.accounts() {
+        if matches!(kind, "web" | "http") {
+            line(
+                Some(true),
+                format!("channel {kind}: served on the gateway port"),
+            );
+        } else {
+            line(
+                None,
+                format!("channel {kind} account `{account}`: not active in this build"),
+            );
+        }
+    }
+    for (what, value) in secret_values(cfg) {
+        match crate::secrets::resolve(value, &sources.env) {
+            Ok(_) => line(Some(true), format!("secret {what} resolves")),
+            Err(e) => line(Some(false), format!("secret {what}: {e}")),
+        }
+    }
+    let home = &sources.home;
+    let probe = home.join(".doctor-probe");
+    match std::fs::create_dir_all(home).and_then(|_| std::fs::write(&probe, b"ok")) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            line(Some(true), format!("home {} is writable", home.display()));
+        }
+        Err(e) => line(
+            Some(false),
+            format!("home {} is not writable: {e}", home.display()),
+        ),
+    }
+    match Client::from_config(config) {
+        Ok(client) => match client.get_json("/admin/tree").await {
+            Ok(tree) => line(
+                Some(tree["ready"].as_bool() == Some(true)),
+                format!(
+                    "gateway at {}: {}",
+                    client.base(),
+                    if tree["ready"].as_bool() == Some(true) {
+                        "ready"
+                    } else {
+                        "not ready"
+                    }
+                ),
+            ),
+            Err(_) => line(None, format!("no gateway running at {}", client.base())),
+        },
+        Err(e) => line(Some(false), format!("{:#}", e.error)),
+    }
+    if problems > 0 {
+        return Err(anyhow::anyhow!("{problems} problem(s) found").into());
+    }
+    Ok(())
+}
+
+/// Every secret-bearing value of the config, named by its key.
+fn secret_values(config: &Config) -> Vec<(String, &SecretValue)> {
+    let mut out = Vec::new();
+    if let Some(t) = &config.gateway.auth.token {
+        out.push(("gateway.auth.token".to_string(), t));
+    }
+    if let Some(o) = &config.providers.openai {
+        out.extend(
+            o.api_key
+                .iter()
+                .map(|k| ("providers.openai.apiKey".to_string(), k)),
+        );
+        out.extend(
+            o.api_keys
+                .iter()
+                .map(|k| ("providers.openai.apiKeys[]".to_string(), k)),
+        );
+    }
+    if let Some(a) = &config.providers.anthropic {
+        out.extend(
+            a.api_key
+                .iter()
+                .map(|k| ("providers.anthropic.apiKey".to_string(), k)),
+        );
+        out.extend(
+            a.api_keys
+                .iter()
+                .map(|k| ("providers.anthropic.apiKeys[]".to_string(), k)),
+        );
+    }
+    if let Some(t) = &config.channels.telegram {
+        for (id, acc) in &t.accounts {
+            out.extend(
+                acc.token
+                    .iter()
+                    .map(|k| (format!("channels.telegram.accounts.{id}.token"), k)),
+            );
+        }
+    }
+    if let Some(d) = &config.channels.discord {
+        for (id, acc) in &d.accounts {
+            out.extend(
+                acc.token
+                    .iter()
+                    .map(|k| (format!("channels.discord.accounts.{id}.token"), k)),
+            );
+        }
+    }
+    out
+}

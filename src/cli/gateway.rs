@@ -1,0 +1,299 @@
+//! `pincer gateway [--port N] [--bind ADDR]`: run; `pincer gateway status`: ask one.
+//!
+//! Start-up loads and checks the config before any port is bound (a bad config is exit
+//! 2), binds the port (in use: exit 2), opens the store and starts the tree. SIGTERM or
+//! SIGINT: stop taking input, let turns in flight finish within `gateway.drainTimeout`
+//! (what is left stays pending in the inbox for the next start), stop the tree bottom to
+//! top, exit 0.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+
+use super::client::Client;
+use super::{Failure, usage};
+use crate::config::{Loaded, Sources, load};
+use crate::gateway::{Gateway, GatewayParts};
+use crate::store::Store;
+
+/// `pincer gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Port to listen on (default 18789, or gateway.port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to bind (default 127.0.0.1). A non-loopback address needs a token.
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// `status`: ask a running gateway instead.
+    #[command(subcommand)]
+    pub action: Option<GatewayAction>,
+}
+
+/// Subcommands of `pincer gateway`.
+#[derive(Debug, Subcommand)]
+pub enum GatewayAction {
+    /// Readiness and a tree summary of the running gateway.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `pincer gateway ...`.
+pub async fn run(config: Option<PathBuf>, args: GatewayArgs) -> Result<(), Failure> {
+    match args.action {
+        Some(GatewayAction::Status { json }) => status(config, json).await,
+        None => serve(config, args.port, args.bind).await,
+    }
+}
+
+/// Loads the config as every command does, turning errors into exit 2.
+pub fn load_config(config: Option<PathBuf>) -> Result<(Sources, Loaded), Failure> {
+    let sources = Sources::from_env(config);
+    let loaded = load(&sources).map_err(usage)?;
+    Ok((sources, loaded))
+}
+
+async fn serve(
+    config: Option<PathBuf>,
+    port: Option<u16>,
+    bind: Option<String>,
+) -> Result<(), Failure> {
+    init_tracing();
+    let (sources, mut loaded) = load_config(config)?;
+    for warning in &loaded.warnings {
+        tracing::warn!(message = %warning);
+    }
+    if let Some(port) = port {
+        loaded.config.gateway.port = port;
+    }
+    if let Some(bind) = bind {
+        loaded.config.gateway.bind = bind;
+    }
+    let gateway = &loaded.config.gateway;
+    let ip: IpAddr = gateway.bind.parse().map_err(|_| {
+        usage(anyhow!(
+            "gateway.bind `{}` is not an IP address",
+            gateway.bind
+        ))
+    })?;
+    let home = sources.home.clone();
+    create_home(&home).map_err(usage)?;
+
+    let configured_token = match &gateway.auth.token {
+        Some(value) => Some(crate::secrets::resolve(value, &sources.env).map_err(usage)?),
+        None => None,
+    };
+    if !ip.is_loopback() && configured_token.is_none() {
+        return Err(usage(anyhow!(
+            "refusing to bind {ip} without gateway.auth.token (or PINCER_GATEWAY_TOKEN): \
+             a non-loopback address needs authentication"
+        )));
+    }
+    let token = match configured_token {
+        Some(t) => t,
+        None => generated_token(&home)?,
+    };
+
+    let addr = SocketAddr::new(ip, gateway.port);
+    let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            usage(anyhow!("port {} is already in use ({addr})", gateway.port))
+        }
+        _ => usage(anyhow!("cannot listen on {addr}: {e}")),
+    })?;
+    let store_path = loaded
+        .config
+        .store
+        .path
+        .clone()
+        .unwrap_or_else(|| home.join("pincer.db"));
+    let drain = gateway.drain_timeout;
+    let started_at = Instant::now();
+    let gw = Gateway::new(GatewayParts {
+        home: home.clone(),
+        sources,
+        config_file: loaded.file.clone(),
+        config: loaded.config,
+        store: Store::new(&store_path),
+        listener,
+        token: Some(token),
+    })?;
+    let root = crate::tree::start(&gw)
+        .await
+        .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
+    tracing::info!(
+        address = %format!("http://{addr}/"),
+        config = ?gw.config_file(),
+        store = %store_path.display(),
+        started_in_ms = started_at.elapsed().as_millis() as u64,
+        "Pincer is running: web chat at the address, API at /v1, probes at /healthz and /readyz."
+    );
+
+    let exit = tokio::select! {
+        exit = root.wait() => Some(exit),
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "Shutting down: no new input, draining turns in flight.");
+            None
+        }
+    };
+    if let Some(exit) = exit {
+        return Err(anyhow!("the supervision tree ended: {exit:?}").into());
+    }
+    gw.start_draining();
+    drain_turns(&gw, drain).await;
+    let exit = root.stop().await;
+    tracing::info!(?exit, "Stopped.");
+    Ok(())
+}
+
+/// Waits until no turn runs, at most `limit`.
+async fn drain_turns(gw: &Gateway, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let running = gw
+            .registry()
+            .snapshot()
+            .actors
+            .iter()
+            .filter(|r| {
+                r.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|id| id.starts_with("turn:"))
+            })
+            .filter(|r| r.state == pincer_actors::ActorState::Running)
+            .count();
+        if running == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                turns = running,
+                "Drain timeout: unfinished turns stay pending for the next start."
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PINCER_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn create_home(home: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home)
+        .with_context(|| format!("cannot create PINCER_HOME {}", home.display()))
+}
+
+/// The token in `$PINCER_HOME/gateway.token`, made (mode 0600) if there is none.
+fn generated_token(home: &Path) -> Result<String, Failure> {
+    let path = home.join("gateway.token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim().to_string();
+        if !token.is_empty() {
+            tracing::info!(path = %path.display(), "Gateway token read from file.");
+            return Ok(token);
+        }
+    }
+    let token = format!(
+        "pcr_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "Generated a gateway token (mode 0600); the CLI and API clients read it from there.");
+    Ok(token)
+}
+
+async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
+    let client = Client::from_config(config)?;
+    let body = client.get_json("/admin/tree").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let ready = body["ready"].as_bool().unwrap_or(false);
+    println!(
+        "gateway {}: {}",
+        client.base(),
+        if ready { "ready" } else { "NOT READY" }
+    );
+    if let Some(failing) = body["failing"].as_array() {
+        for f in failing {
+            println!(
+                "  failing: {} ({})",
+                f["path"].as_str().unwrap_or("?"),
+                f["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    let mut counts = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    fn walk(node: &serde_json::Value, counts: &mut std::collections::BTreeMap<String, (u64, u64)>) {
+        let path = node["path"].as_str().unwrap_or_default();
+        let kind = crate::http::prometheus::actor_kind(path).to_string();
+        let entry = counts.entry(kind).or_default();
+        entry.0 += 1;
+        entry.1 += node["restarts_total"].as_u64().unwrap_or(0);
+        for child in node["children"].as_array().into_iter().flatten() {
+            walk(child, counts);
+        }
+    }
+    for node in body["tree"].as_array().into_iter().flatten() {
+        walk(node, &mut counts);
+    }
+    println!("actors by kind (count, restarts):");
+    for (kind, (n, restarts)) in counts {
+        println!("  {kind:<12} {n:>6} {restarts:>6}");
+    }
+    if ready {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 1,
+            error: anyhow!("the gateway is not ready"),
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! `pincer sessions list|show KEY`: sessions of a running gateway.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use super::Failure;
+use super::client::Client;
+
+/// `pincer sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SessionsAction,
+}
+
+/// Subcommands of `pincer sessions`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Every session: key, agent, turns, state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One session with its transcript.
+    Show {
+        /// The session key.
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `pincer sessions ...`.
+pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Failure> {
+    let client = Client::from_config(config)?;
+    match args.action {
+        SessionsAction::List { json } => {
+            let body = client.get_json("/admin/sessions").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(());
+            }
+            let sessions = body["sessions"].as_array().cloned().unwrap_or_default();
+            if sessions.is_empty() {
+                println!("no sessions");
+            }
+            for s in sessions {
+                let state = if s["running"].as_bool() == Some(true) {
+                    "running"
+                } else if s["expired"].as_bool() == Some(true) {
+                    "expired"
+                } else {
+                    "stopped"
+                };
+                println!(
+                    "{}  agent={} turns={} {}",
+                    s["key"].as_str().unwrap_or("?"),
+                    s["agent"].as_str().unwrap_or("?"),
+                    s["turns"],
+                    state
+                );
+            }
+        }
+        SessionsAction::Show { key, json } => {
+            let body = client
+                .get_json(&format!("/admin/sessions/{}", encode(&key)))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                return Ok(());
+            }
+            println!(
+                "{}  agent={} turns={}",
+                body["key"].as_str().unwrap_or("?"),
+                body["agent"].as_str().unwrap_or("?"),
+                body["turns"]
+            );
+            for entry in body["transcript"].as_array().into_iter().flatten() {
+                println!(
+                    "[{}] {}: {}",
+                    entry["seq"],
+                    entry["role"].as_str().unwrap_or("?"),
+                    text(&entry["content"])
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// Percent-encodes a path segment.
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! What every actor of one running gateway shares: the registry, the store, the current
+//! config, metrics and the handles of the supervisors that take children at run time.
+//!
+//! [`Gateway`] is a cheap clone. It holds no actor state: an actor's state lives in the
+//! actor and dies with it; what is here outlives any one actor (the listening socket, the
+//! waiters of HTTP requests, the config in force).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use pincer_actors::{Registry, SupervisorHandle};
+use ractor::{ActorRef, Message};
+use tokio::sync::watch;
+
+use crate::channel::Outbox;
+use crate::config::{Config, Sources};
+use crate::metrics::Metrics;
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// The root's name: every path starts with it.
+pub const ROOT: &str = "pincer";
+
+/// Shared context of one running gateway; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    home: PathBuf,
+    sources: Sources,
+    config_file: Option<PathBuf>,
+    registry: Registry,
+    store: Store,
+    config: watch::Sender<Arc<Config>>,
+    token: RwLock<Option<Arc<str>>>,
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    metrics: Metrics,
+    stats: Stats,
+    agents: RwLock<HashMap<String, SupervisorHandle>>,
+    accounts: RwLock<HashMap<String, Account>>,
+    supervisors: RwLock<HashMap<&'static str, SupervisorHandle>>,
+    started: AtomicBool,
+    draining: AtomicBool,
+    born: Instant,
+}
+
+/// One channel account as the gateway knows it.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Channel kind: `web`, `http`, `telegram`, `discord`.
+    pub kind: &'static str,
+    /// Account id.
+    pub id: String,
+    /// Its `sessions` supervisor.
+    pub sessions: SupervisorHandle,
+    /// Where replies for this account go.
+    pub outbox: Outbox,
+}
+
+/// What [`Gateway::new`] needs.
+#[derive(Debug)]
+pub struct GatewayParts {
+    /// `$PINCER_HOME`.
+    pub home: PathBuf,
+    /// Where config came from (kept for reloads).
+    pub sources: Sources,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The config in force at start.
+    pub config: Config,
+    /// The store handle.
+    pub store: Store,
+    /// The bound gateway port.
+    pub listener: std::net::TcpListener,
+    /// The gateway token, if any.
+    pub token: Option<String>,
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// A context from its parts. Nothing runs yet.
+    pub fn new(parts: GatewayParts) -> std::io::Result<Self> {
+        let local_addr = parts.listener.local_addr()?;
+        let metrics = Metrics::new();
+        let stats = Stats::new(&metrics);
+        let (config, _) = watch::channel(Arc::new(parts.config));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                home: parts.home,
+                sources: parts.sources,
+                config_file: parts.config_file,
+                registry: Registry::new(),
+                store: parts.store,
+                config,
+                token: RwLock::new(parts.token.map(Arc::from)),
+                listener: parts.listener,
+                local_addr,
+                metrics,
+                stats,
+                agents: RwLock::default(),
+                accounts: RwLock::default(),
+                supervisors: RwLock::default(),
+                started: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+                born: Instant::now(),
+            }),
+        })
+    }
+
+    /// `$PINCER_HOME`.
+    pub fn home(&self) -> &Path {
+        &self.inner.home
+    }
+
+    /// Where config is loaded from.
+    pub fn sources(&self) -> &Sources {
+        &self.inner.sources
+    }
+
+    /// The config file, if one was read at start.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.inner.config_file.as_deref()
+    }
+
+    /// The tree registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The config in force (a snapshot: later changes do not alter it).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.borrow().clone()
+    }
+
+    /// Changes of the config in force.
+    pub fn config_changes(&self) -> watch::Receiver<Arc<Config>> {
+        self.inner.config.subscribe()
+    }
+
+    /// Puts a new config in force.
+    pub fn set_config(&self, config: Config) {
+        self.inner.config.send_replace(Arc::new(config));
+    }
+
+    /// The gateway token, if one is set.
+    pub fn token(&self) -> Option<Arc<str>> {
+        self.inner.token.read().clone()
+    }
+
+    /// Replaces the gateway token (secret rotation).
+    pub fn set_token(&self, token: Option<String>) {
+        *self.inner.token.write() = token.map(Arc::from);
+    }
+
+    /// A fresh handle on the listening socket (each incarnation of `health` serves on one;
+    /// the socket itself stays open for the life of the process, so a restart drops no
+    /// connection waiting in the backlog).
+    pub fn listener(&self) -> std::io::Result<std::net::TcpListener> {
+        self.inner.listener.try_clone()
+    }
+
+    /// The address the gateway listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Pre-registered counters and histograms of the message path.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Whether the tree has started once.
+    pub fn is_started(&self) -> bool {
+        self.inner.started.load(Ordering::Acquire)
+    }
+
+    /// Marks the tree as started.
+    pub fn mark_started(&self) {
+        self.inner.started.store(true, Ordering::Release);
+    }
+
+    /// Whether the gateway is shutting down (no new input).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Stops taking input.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+
+    /// Time since the context was made.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.born.elapsed()
+    }
+
+    /// Remembers the handle of a supervisor by role (`agents`, `providers`, `channels`).
+    pub fn set_supervisor(&self, role: &'static str, handle: SupervisorHandle) {
+        self.inner.supervisors.write().insert(role, handle);
+    }
+
+    /// The handle of a supervisor by role.
+    pub fn supervisor(&self, role: &str) -> Option<SupervisorHandle> {
+        self.inner.supervisors.read().get(role).cloned()
+    }
+
+    /// Remembers agent `id`'s supervisor (where its turns run).
+    pub fn set_agent(&self, id: &str, handle: SupervisorHandle) {
+        self.inner.agents.write().insert(id.to_string(), handle);
+    }
+
+    /// Agent `id`'s supervisor.
+    pub fn agent(&self, id: &str) -> Option<SupervisorHandle> {
+        self.inner.agents.read().get(id).cloned()
+    }
+
+    /// Ids of the agents with a supervisor.
+    pub fn agent_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.inner.agents.read().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Remembers an account.
+    pub fn set_account(&self, account: Account) {
+        self.inner
+            .accounts
+            .write()
+            .insert(account.id.clone(), account);
+    }
+
+    /// Account `id`.
+    pub fn account(&self, id: &str) -> Option<Account> {
+        self.inner.accounts.read().get(id).cloned()
+    }
+
+    /// Every account.
+    pub fn accounts(&self) -> Vec<Account> {
+        let mut all: Vec<Account> = self.inner.accounts.read().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// The running actor at `path`, typed. `None` while it is not running.
+    pub fn actor<M: Message>(&self, path: &str) -> Option<ActorRef<M>> {
+        self.inner.registry.cell(path).map(ActorRef::from)
+    }
+}
+
+/// The registry path of a direct child of the root.
+pub fn path(child: &str) -> String {
+    format!("{ROOT}/{child}")
+}

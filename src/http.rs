@@ -1,0 +1,294 @@
+//! Every route on the gateway port, and the one place where failures become HTTP errors.
+//!
+//! | routes | module | auth |
+//! |---|---|---|
+//! | `/health[z]`, `/startup[z]`, `/ready[z]` | [`probes`] | none (remote callers without the token get status fields only) |
+//! | `/admin/...` | [`admin`] | bearer token |
+//! | `/metrics` | [`prometheus`] | loopback or bearer token |
+//! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
+//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token |
+
+pub mod admin;
+pub mod openai;
+pub mod probes;
+pub mod prometheus;
+pub mod webchat;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use crate::gateway::Gateway;
+
+/// All routes for `gw`.
+pub fn routes(gw: Gateway) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    probes::routes(gw.clone())
+        .or(admin::routes(gw.clone()))
+        .or(prometheus::routes(gw.clone()))
+        .or(openai::routes(gw.clone()))
+        .or(webchat::routes(gw))
+        .recover(recover)
+}
+
+/// An error answered as `{"error": {"message", "type", "code"}}` (the OpenAI shape, which
+/// the SDKs read; the admin API uses it too).
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for people.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `not_found_error`, `server_error`.
+    pub kind: &'static str,
+    /// A stable code for programs.
+    pub code: &'static str,
+}
+
+impl warp::reject::Reject for ApiError {}
+
+// === impl ApiError ===
+
+impl ApiError {
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid_request_error",
+            "bad_request",
+        )
+    }
+
+    /// 401.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see gateway.auth.token, PINCER_GATEWAY_TOKEN or $PINCER_HOME/gateway.token)",
+            "authentication_error",
+            "invalid_api_key",
+        )
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>, code: &'static str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message, "not_found_error", code)
+    }
+
+    /// 503: try again.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            message,
+            "server_error",
+            "unavailable",
+        )
+    }
+
+    /// Any status.
+    pub fn new(
+        status: StatusCode,
+        message: impl Into<String>,
+        kind: &'static str,
+        code: &'static str,
+    ) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            code,
+        }
+    }
+
+    /// As a response.
+    pub fn into_reply(self) -> warp::reply::Response {
+        let body =
+            json!({"error": {"message": self.message, "type": self.kind, "code": self.code}});
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", warp::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    use warp::reject::{LengthRequired, MethodNotAllowed, PayloadTooLarge};
+    let error = if let Some(e) = rejection.find::<ApiError>() {
+        ApiError::new(e.status, e.message.clone(), e.kind, e.code)
+    } else if rejection.is_not_found() {
+        ApiError::not_found("no such route", "not_found")
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this route",
+            "invalid_request_error",
+            "method_not_allowed",
+        )
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than gateway.maxBodyBytes",
+            "invalid_request_error",
+            "payload_too_large",
+        )
+    } else if rejection.find::<LengthRequired>().is_some() {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "a Content-Length header is required",
+            "invalid_request_error",
+            "length_required",
+        )
+    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        ApiError::bad_request(format!("cannot read the JSON body: {e}"))
+    } else {
+        ApiError::bad_request(format!("bad request: {rejection:?}"))
+    };
+    Ok(error.into_reply())
+}
+
+// === auth ===
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Connected from a loopback address.
+    pub local: bool,
+    /// Gave the right bearer token.
+    pub authenticated: bool,
+}
+
+/// The caller of a request: its address and `Authorization` header checked.
+pub fn caller(gw: Gateway) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::addr::remote()
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(
+            move |addr: Option<SocketAddr>, auth: Option<String>, query: String| {
+                let given = auth
+                    .as_deref()
+                    .and_then(|h| {
+                        h.strip_prefix("Bearer ")
+                            .or_else(|| h.strip_prefix("bearer "))
+                    })
+                    .map(str::to_string)
+                    .or_else(|| query_param(&query, "token"));
+                Caller {
+                    local: addr.is_some_and(|a| a.ip().is_loopback()),
+                    authenticated: token_matches(&gw, given.as_deref()),
+                }
+            },
+        )
+}
+
+/// Requires the bearer token.
+pub fn authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    caller(gw)
+        .and_then(|c: Caller| async move {
+            if c.authenticated {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(ApiError::unauthorized()))
+            }
+        })
+        .untuple_one()
+}
+
+/// Requires a loopback caller or the bearer token.
+pub fn local_or_authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    caller(gw)
+        .and_then(|c: Caller| async move {
+            if c.local || c.authenticated {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(ApiError::unauthorized()))
+            }
+        })
+        .untuple_one()
+}
+
+fn token_matches(gw: &Gateway, given: Option<&str>) -> bool {
+    match (gw.token(), given) {
+        (Some(token), Some(given)) => constant_time_eq(token.as_bytes(), given.as_bytes()),
+        _ => false,
+    }
+}
+
+/// Compares without an early exit, so timing tells nothing about where bytes differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The value of `name` in a raw query string, percent-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+/// Whether the raw query string has `name` (with or without a value).
+pub fn query_has(query: &str, name: &str) -> bool {
+    query
+        .split('&')
+        .any(|pair| pair.split_once('=').map_or(pair, |(k, _)| k) == name)
+}
+
+/// Decodes `%XX` escapes (and `+` as space); invalid escapes are kept as they are.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_by_content_only() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(
+            query_param("a=1&token=x%2Fy", "token").as_deref(),
+            Some("x/y")
+        );
+        assert_eq!(query_param("verbose", "token"), None);
+        assert!(query_has("verbose", "verbose"));
+        assert!(query_has("a=1&verbose=1", "verbose"));
+        assert_eq!(percent_decode("a%3Ab%2"), "a:b%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

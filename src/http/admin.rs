@@ -1,0 +1,205 @@
+//! The admin API (bearer token): the tree, killing and stopping actors by path, config
+//! reload, sessions and their transcripts. The CLI is its main client.
+
+use std::time::Duration;
+
+use pincer_actors::ControlError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+use warp::{Filter, Reply};
+
+use super::{ApiError, authenticated, percent_decode};
+use crate::config::watcher::ConfigMsg;
+use crate::gateway::Gateway;
+use crate::health::readiness_of;
+use crate::store::SessionRow;
+
+/// How long a config reload may take before the caller is told it timed out.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Deserialize)]
+struct PathBody {
+    path: String,
+}
+
+/// The admin routes.
+pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let admin = warp::path("admin").and(authenticated(gw.clone()));
+    let with_gw = {
+        let gw = gw.clone();
+        warp::any().map(move || gw.clone())
+    };
+    let body = warp::body::content_length_limit(64 * 1024).and(warp::body::json::<PathBody>());
+
+    let tree = admin
+        .clone()
+        .and(warp::path("tree"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_gw.clone())
+        .map(|gw: Gateway| {
+            let snapshot = gw.registry().snapshot();
+            let readiness = readiness_of(&gw, &snapshot);
+            ok(json!({
+                "ready": readiness.ready,
+                "failing": readiness.failing_json(),
+                "version": snapshot.version,
+                "tree": snapshot.tree(),
+            }))
+        });
+
+    let kill = admin
+        .clone()
+        .and(warp::path!("actors" / "kill"))
+        .and(warp::post())
+        .and(with_gw.clone())
+        .and(body)
+        .map(|gw: Gateway, b: PathBody| control(&b.path, "killed", gw.registry().kill(&b.path)));
+
+    let stop = admin
+        .clone()
+        .and(warp::path!("actors" / "stop"))
+        .and(warp::post())
+        .and(with_gw.clone())
+        .and(body)
+        .map(|gw: Gateway, b: PathBody| control(&b.path, "stopped", gw.registry().stop(&b.path)));
+
+    let reload = admin
+        .clone()
+        .and(warp::path!("config" / "reload"))
+        .and(warp::post())
+        .and(with_gw.clone())
+        .then(reload_config);
+
+    let sessions = admin
+        .clone()
+        .and(warp::path("sessions"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_gw.clone())
+        .then(list_sessions);
+
+    let session = admin
+        .clone()
+        .and(warp::path("sessions"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_gw)
+        .then(show_session);
+
+    tree.or(kill)
+        .unify()
+        .or(stop)
+        .unify()
+        .or(reload)
+        .unify()
+        .or(sessions)
+        .unify()
+        .or(session)
+        .unify()
+        .boxed()
+}
+
+fn ok(body: Value) -> warp::reply::Response {
+    warp::reply::json(&body).into_response()
+}
+
+fn control(path: &str, done: &str, result: Result<(), ControlError>) -> warp::reply::Response {
+    match result {
+        Ok(()) => ok(json!({"ok": true, "path": path, "action": done})),
+        Err(e @ ControlError::UnknownPath(_)) => {
+            ApiError::not_found(e.to_string(), "unknown_path").into_reply()
+        }
+        Err(e @ ControlError::NotRunning { .. }) => ApiError::new(
+            StatusCode::CONFLICT,
+            e.to_string(),
+            "invalid_request_error",
+            "not_running",
+        )
+        .into_reply(),
+    }
+}
+
+async fn reload_config(gw: Gateway) -> warp::reply::Response {
+    let Some(config) = gw.actor::<ConfigMsg>(&crate::gateway::path("config")) else {
+        return ApiError::unavailable("the config actor is restarting").into_reply();
+    };
+    let outcome = config
+        .call(|reply| ConfigMsg::Reload(Some(reply)), Some(RELOAD_TIMEOUT))
+        .await;
+    match outcome {
+        Ok(ractor::rpc::CallResult::Success(Ok(outcome))) => {
+            ok(json!({"ok": true, "reload": outcome}))
+        }
+        Ok(ractor::rpc::CallResult::Success(Err(error))) => ApiError::bad_request(format!(
+            "config rejected, the config in force stays: {error}"
+        ))
+        .into_reply(),
+        _ => ApiError::unavailable("the config actor did not answer").into_reply(),
+    }
+}
+
+fn session_json(gw: &Gateway, row: &SessionRow, now: u64) -> Value {
+    let running = gw.account(&row.account).is_some_and(|a| {
+        a.sessions
+            .get(&crate::session::child_id(&row.key))
+            .is_some()
+    });
+    json!({
+        "key": row.key,
+        "agent": row.agent,
+        "channel": row.channel,
+        "account": row.account,
+        "created_at": row.created_at_ms,
+        "last_active": row.last_active_ms,
+        "idle_ms": row.idle_ms,
+        "max_age_ms": row.max_age_ms,
+        "turns": row.turns,
+        "running": running,
+        "expired": crate::session::expired(row, now),
+    })
+}
+
+async fn list_sessions(gw: Gateway) -> warp::reply::Response {
+    match gw.store().sessions().await {
+        Ok(rows) => {
+            let now = crate::store::now_ms();
+            let sessions: Vec<Value> = rows.iter().map(|r| session_json(&gw, r, now)).collect();
+            ok(json!({"sessions": sessions}))
+        }
+        Err(e) => ApiError::unavailable(e.to_string()).into_reply(),
+    }
+}
+
+async fn show_session(key: String, gw: Gateway) -> warp::reply::Response {
+    let key = percent_decode(&key);
+    let store = gw.store();
+    let row = match store.session(&key).await {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return ApiError::not_found(format!("no session `{key}`"), "unknown_session")
+                .into_reply();
+        }
+        Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
+    };
+    let transcript = match store.transcript(&key).await {
+        Ok(t) => t,
+        Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
+    };
+    let mut body = session_json(&gw, &row, crate::store::now_ms());
+    body["context_from"] = json!(row.context_from);
+    body["transcript"] = transcript
+        .into_iter()
+        .map(|(seq, e)| {
+            let mut entry =
+                json!({"seq": seq, "role": e.role, "content": e.content, "at": e.at_ms});
+            if let Some(thinking) = e.thinking {
+                entry["thinking"] = json!(thinking);
+            }
+            entry
+        })
+        .collect();
+    ok(body)
+}

@@ -1,0 +1,438 @@
+//! The OpenAI-compatible API: `POST /v1/chat/completions` (streaming and not) and
+//! `GET /v1/models`, shaped as OpenAI's Chat Completions so the official SDKs work.
+//!
+//! - `model`: `pincer:<agent>` or `<agent>`.
+//! - The session is the header `x-pincer-session`, else the body's `user`, else
+//!   `anonymous`; the session keeps the conversation, so only the last user message of
+//!   `messages` is new input.
+//! - `Idempotency-Key`: a retry with the same key gets the same reply, never a second turn.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use futures::Stream;
+use ractor::rpc::CallResult;
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+use warp::sse::Event;
+use warp::{Filter, Reply};
+
+use super::{ApiError, authenticated};
+use crate::channel::http::HttpLinkMsg;
+use crate::channel::{Delivery, IntakeError, Waiter, link_path};
+use crate::gateway::Gateway;
+use crate::store::{Accepted, Inbound, PeerRef, now_ms};
+
+/// How long a request waits for its reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long the link may take to make a message durable.
+const INTAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API routes.
+pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let max_body = gw.config().gateway.max_body_bytes;
+    let with_gw = {
+        let gw = gw.clone();
+        warp::any().map(move || gw.clone())
+    };
+    let v1 = warp::path("v1").and(authenticated(gw.clone()));
+
+    let models = v1
+        .clone()
+        .and(warp::path("models"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_gw.clone())
+        .map(|gw: Gateway| {
+            let data: Vec<Value> = gw
+                .config()
+                .agents
+                .keys()
+                .map(|id| json!({"id": format!("pincer:{id}"), "object": "model", "created": 0, "owned_by": "pincer"}))
+                .collect();
+            warp::reply::json(&json!({"object": "list", "data": data})).into_response()
+        });
+
+    let completions = v1
+        .and(warp::path!("chat" / "completions"))
+        .and(warp::post())
+        .and(with_gw)
+        .and(warp::header::optional::<String>("x-pincer-session"))
+        .and(warp::header::optional::<String>("idempotency-key"))
+        .and(warp::body::content_length_limit(max_body))
+        .and(warp::body::json::<Value>())
+        .then(chat_completions);
+
+    models.or(completions).unify().boxed()
+}
+
+/// A parsed request.
+#[derive(Debug)]
+struct ChatRequest {
+    agent: String,
+    model: String,
+    text: String,
+    stream: bool,
+    include_usage: bool,
+    session: String,
+}
+
+fn parse(
+    gw: &Gateway,
+    body: &Value,
+    session_header: Option<String>,
+) -> Result<ChatRequest, ApiError> {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("`model` is required (pincer:<agent> or <agent>)"))?;
+    let agent = model.strip_prefix("pincer:").unwrap_or(model);
+    if !gw.config().agents.contains_key(agent) {
+        return Err(ApiError::not_found(
+            format!("The model `{model}` does not exist: no agent `{agent}` (see GET /v1/models)"),
+            "model_not_found",
+        ));
+    }
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::bad_request("`messages` must be a non-empty array"))?;
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .ok_or_else(|| ApiError::bad_request("`messages` has no message with role `user`"))?;
+    let text = content_text(last_user.get("content"))
+        .ok_or_else(|| ApiError::bad_request("the last user message has no text content"))?;
+    let session = session_header
+        .or_else(|| body.get("user").and_then(Value::as_str).map(str::to_string))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    if session.len() > 256 {
+        return Err(ApiError::bad_request(
+            "the session id is longer than 256 bytes",
+        ));
+    }
+    Ok(ChatRequest {
+        agent: agent.to_string(),
+        model: model.to_string(),
+        text,
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        include_usage: body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        session,
+    })
+}
+
+/// A message's text: a string, or the text parts of a content array.
+fn content_text(content: Option<&Value>) -> Option<String> {
+    match content? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let text: Vec<&str> = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            (!text.is_empty()).then(|| text.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+async fn chat_completions(
+    gw: Gateway,
+    session_header: Option<String>,
+    idempotency_key: Option<String>,
+    body: Value,
+) -> warp::reply::Response {
+    let request = match parse(&gw, &body, session_header) {
+        Ok(r) => r,
+        Err(e) => return e.into_reply(),
+    };
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 256)
+    {
+        return ApiError::bad_request("Idempotency-Key must be 1 to 256 bytes").into_reply();
+    }
+    let upstream_id = match &idempotency_key {
+        Some(key) => format!("idem:{key}"),
+        None => format!("req:{}", uuid::Uuid::new_v4()),
+    };
+    let Some(account) = gw.account("http") else {
+        return ApiError::unavailable("the http channel is disabled").into_reply();
+    };
+    let inbound = Inbound {
+        channel: "http".into(),
+        account: "http".into(),
+        upstream_id: upstream_id.clone(),
+        peer: PeerRef {
+            kind: "user".into(),
+            id: request.session.clone(),
+        },
+        thread: None,
+        guild: None,
+        team: None,
+        agent: Some(request.agent.clone()),
+        text: request.text.clone(),
+        received_at_ms: now_ms(),
+    };
+    // Wait before submitting: a fast reply cannot slip past.
+    let waiter = account.outbox.wait(&upstream_id);
+    let accepted = match submit(&gw, inbound).await {
+        Ok(a) => a,
+        Err(e) => return intake_error(e).into_reply(),
+    };
+    let meta = Meta {
+        id: format!("chatcmpl-pincer-{}", accepted.id),
+        created: now_ms() / 1000,
+        model: request.model.clone(),
+        prompt_tokens: tokens(&request.text),
+    };
+    if request.stream {
+        let stream = sse_stream(meta, accepted, waiter, request.include_usage);
+        warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
+    } else {
+        complete(meta, accepted, waiter).await
+    }
+}
+
+async fn submit(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeError> {
+    let path = link_path("http", "http");
+    let link = gw
+        .actor::<HttpLinkMsg>(&path)
+        .ok_or_else(|| IntakeError::LinkDown(path.clone()))?;
+    let call = link
+        .call(
+            |reply| HttpLinkMsg::Submit {
+                inbound: Box::new(inbound),
+                reply,
+            },
+            Some(INTAKE_TIMEOUT),
+        )
+        .await;
+    match call {
+        Ok(CallResult::Success(result)) => result,
+        _ => Err(IntakeError::LinkDown(path)),
+    }
+}
+
+fn intake_error(e: IntakeError) -> ApiError {
+    ApiError::unavailable(format!("message not accepted, retry: {e}"))
+}
+
+/// What every response of one completion repeats.
+#[derive(Debug, Clone)]
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: u64,
+}
+
+/// A rough token count (4 characters a token), for the `usage` fields SDKs expect.
+fn tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+fn usage(meta: &Meta, reply: &str) -> Value {
+    let completion = tokens(reply);
+    json!({
+        "prompt_tokens": meta.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": meta.prompt_tokens + completion,
+    })
+}
+
+async fn final_reply(accepted: &Accepted, waiter: &mut Waiter) -> Option<(String, bool)> {
+    if let Some(reply) = &accepted.reply {
+        return Some((reply.clone(), false));
+    }
+    let wait = async {
+        while let Some(d) = waiter.next().await {
+            if let Delivery::Done { reply, failed, .. } = d {
+                return Some((reply, failed));
+            }
+        }
+        None
+    };
+    tokio::time::timeout(REPLY_TIMEOUT, wait)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn complete(meta: Meta, accepted: Accepted, mut waiter: Waiter) -> warp::reply::Response {
+    match final_reply(&accepted, &mut waiter).await {
+        Some((reply, false)) => warp::reply::json(&json!({
+            "id": meta.id,
+            "object": "chat.completion",
+            "created": meta.created,
+            "model": meta.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": reply, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": usage(&meta, &reply),
+            "system_fingerprint": null,
+        }))
+        .into_response(),
+        Some((reply, true)) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, reply, "server_error", "turn_failed").into_reply()
+        }
+        None => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "no reply within {}s; the message stays queued, retry with the same Idempotency-Key to get its reply",
+                REPLY_TIMEOUT.as_secs()
+            ),
+            "server_error",
+            "timeout",
+        )
+        .into_reply(),
+    }
+}
+
+fn chunk(meta: &Meta, delta: Value, finish: Option<&str>) -> Event {
+    let body = json!({
+        "id": meta.id,
+        "object": "chat.completion.chunk",
+        "created": meta.created,
+        "model": meta.model,
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    });
+    Event::default().data(body.to_string())
+}
+
+/// The SSE events of a streamed completion. A turn started again after a crash streams
+/// from its start; text already sent is not sent twice.
+fn sse_stream(
+    meta: Meta,
+    accepted: Accepted,
+    waiter: Waiter,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    struct S {
+        meta: Meta,
+        accepted: Accepted,
+        waiter: Waiter,
+        include_usage: bool,
+        started: bool,
+        sent: usize,
+        attempt: u32,
+        position: usize,
+        queue: std::collections::VecDeque<Event>,
+        finished: bool,
+    }
+    let state = S {
+        meta,
+        accepted,
+        waiter,
+        include_usage,
+        started: false,
+        sent: 0,
+        attempt: 0,
+        position: 0,
+        queue: Default::default(),
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(event) = s.queue.pop_front() {
+                return Some((Ok(event), s));
+            }
+            if s.finished {
+                return None;
+            }
+            if !s.started {
+                s.started = true;
+                s.queue.push_back(chunk(
+                    &s.meta,
+                    json!({"role": "assistant", "content": ""}),
+                    None,
+                ));
+                if let Some(reply) = s.accepted.reply.clone() {
+                    finish(&mut s.queue, &s.meta, &reply, s.include_usage);
+                    s.finished = true;
+                }
+                continue;
+            }
+            let next = tokio::time::timeout(REPLY_TIMEOUT, s.waiter.next()).await;
+            match next {
+                Ok(Some(Delivery::Delta { attempt, text })) => {
+                    if attempt != s.attempt {
+                        s.attempt = attempt;
+                        s.position = 0;
+                    }
+                    let start = s.position;
+                    s.position += text.len();
+                    if s.position > s.sent {
+                        let skip = s.sent.saturating_sub(start);
+                        let new = text.get(skip..).unwrap_or_default().to_string();
+                        s.sent = s.position;
+                        s.queue
+                            .push_back(chunk(&s.meta, json!({"content": new}), None));
+                    }
+                }
+                Ok(Some(Delivery::Done { reply, .. })) => {
+                    // Whatever the deltas missed (a reply answered before this stream
+                    // began, or cut by a restart) goes out before the end.
+                    if let Some(rest) = reply.get(s.sent..).filter(|r| !r.is_empty()) {
+                        s.queue
+                            .push_back(chunk(&s.meta, json!({"content": rest}), None));
+                    }
+                    s.sent = reply.len();
+                    let (meta, include_usage) = (s.meta.clone(), s.include_usage);
+                    finish_tail(&mut s.queue, &meta, &reply, include_usage);
+                    s.finished = true;
+                }
+                Ok(None) | Err(_) => {
+                    let error = json!({"error": {"message": "no reply in time; retry with the same Idempotency-Key", "type": "server_error", "code": "timeout"}});
+                    s.queue.push_back(Event::default().data(error.to_string()));
+                    s.queue.push_back(Event::default().data("[DONE]"));
+                    s.finished = true;
+                }
+            }
+        }
+    })
+}
+
+fn finish(
+    queue: &mut std::collections::VecDeque<Event>,
+    meta: &Meta,
+    reply: &str,
+    include_usage: bool,
+) {
+    queue.push_back(chunk(meta, json!({"content": reply}), None));
+    finish_tail(queue, meta, reply, include_usage);
+}
+
+fn finish_tail(
+    queue: &mut std::collections::VecDeque<Event>,
+    meta: &Meta,
+    reply: &str,
+    include_usage: bool,
+) {
+    queue.push_back(chunk(meta, json!({}), Some("stop")));
+    if include_usage {
+        let body = json!({
+            "id": meta.id,
+            "object": "chat.completion.chunk",
+            "created": meta.created,
+            "model": meta.model,
+            "system_fingerprint": null,
+            "choices": [],
+            "usage": usage(meta, reply),
+        });
+        queue.push_back(Event::default().data(body.to_string()));
+    }
+    queue.push_back(Event::default().data("[DONE]"));
+}

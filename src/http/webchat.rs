@@ -1,0 +1,47 @@
+//! The web chat: the page at `/` and its WebSocket at `/ws`, handed to the web link.
+
+use warp::http::StatusCode;
+use warp::{Filter, Reply};
+
+use super::{ApiError, Caller, caller};
+use crate::channel::link_path;
+use crate::channel::web::{MAX_FRAME_BYTES, WebLinkMsg};
+use crate::gateway::Gateway;
+
+/// The page, compiled in.
+const PAGE: &str = include_str!("webchat.html");
+
+/// The web chat routes.
+pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let page = warp::path::end().and(warp::get()).map(|| {
+        let reply = warp::reply::html(PAGE);
+        warp::reply::with_header(reply, "cache-control", "no-cache").into_response()
+    });
+    let socket = warp::path("ws")
+        .and(warp::path::end())
+        .and(caller(gw.clone()))
+        .and(warp::ws())
+        .map(move |who: Caller, ws: warp::ws::Ws| {
+            if !(who.local || who.authenticated) {
+                return ApiError::unauthorized().into_reply();
+            }
+            let path = link_path("web", "web");
+            let Some(link) = gw.actor::<WebLinkMsg>(&path) else {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("channel link `{path}` is restarting"),
+                    "server_error",
+                    "unavailable",
+                )
+                .into_reply();
+            };
+            ws.max_message_size(MAX_FRAME_BYTES)
+                .max_frame_size(MAX_FRAME_BYTES)
+                .on_upgrade(move |socket| async move {
+                    // A link that died meanwhile drops the socket; the page reconnects.
+                    let _ = link.cast(WebLinkMsg::Connected(Box::new(socket)));
+                })
+                .into_response()
+        });
+    page.or(socket).unify().boxed()
+}

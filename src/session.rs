@@ -1,0 +1,560 @@
+//! `session:<key>`: one conversation, a transient child of its account's `sessions`.
+//!
+//! The session takes its inbox entries one at a time: it answers `/session ...` commands
+//! itself ([`commands`]) and asks its agent for a turn otherwise. The user's message, the
+//! reply and the inbox entry's "answered" mark are committed in one transaction, so a
+//! message is answered once even if the session, its turn, the agent or the provider dies
+//! on the way: a dead turn is started again, and a dead session's entries come back
+//! through the router's sweep.
+//!
+//! Two timers end the conversation's context: idle (reset by every message) and max age
+//! (from the context's start; 0 = off). The session then stops; its row and transcript stay
+//! in the store, and the next message starts a fresh context.
+
+pub mod commands;
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use pincer_actors::{ChildSpec, Restart, Scope, Timer};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::mpsc;
+
+use crate::agent::{self, TurnEvent, TurnRequest};
+use crate::channel::Delivery;
+use crate::gateway::Gateway;
+use crate::provider::ChatMessage;
+use crate::store::{CommitTurn, InboxEntry, InboxState, Role, SessionRow, TranscriptEntry, now_ms};
+
+/// Tries of one turn before the session answers with an error.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// First pause before a turn is tried again; doubled each time.
+const RETRY_DELAY: Duration = Duration::from_millis(25);
+
+/// Messages of a session.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// An inbox entry for this session.
+    Deliver(InboxEntry),
+    /// An event of the turn started as `attempt`.
+    Turn {
+        /// Which attempt it belongs to (stale attempts are ignored).
+        attempt: u32,
+        /// The event; `None` when the turn's channel closed.
+        event: Option<TurnEvent>,
+    },
+    /// Try the current turn again.
+    Retry {
+        /// The attempt to start.
+        attempt: u32,
+    },
+    /// A timer fired.
+    Expired(Expiry),
+}
+
+/// Which timer fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// No message for the idle time.
+    Idle,
+    /// The context reached its max age.
+    MaxAge,
+}
+
+/// The session actor.
+#[derive(Debug)]
+pub struct Session;
+
+/// What a session starts from.
+#[derive(Debug)]
+pub struct SessionArgs {
+    gw: Gateway,
+    key: String,
+    agent: String,
+    channel: String,
+    account: String,
+    scope: Scope,
+}
+
+/// A session's state.
+#[derive(Debug)]
+pub struct SessionState {
+    gw: Gateway,
+    scope: Scope,
+    row: SessionRow,
+    /// The current context, for the model.
+    context: Vec<ChatMessage>,
+    queue: VecDeque<InboxEntry>,
+    /// Inbox ids queued or in progress: a swept duplicate is ignored.
+    known: HashSet<i64>,
+    current: Option<Current>,
+    /// Sequence number the next transcript entry gets.
+    next_seq: i64,
+    idle: Timer,
+    max_age: Timer,
+}
+
+/// The entry being answered.
+#[derive(Debug)]
+struct Current {
+    entry: InboxEntry,
+    attempt: u32,
+    started: Instant,
+}
+
+/// The child id of the session with `key` (ids may not contain `/`).
+pub fn child_id(key: &str) -> String {
+    format!(
+        "session:{}",
+        key.replace('%', "%25")
+            .replace('/', "%2F")
+            .replace(|c: char| c.is_control(), "%3F")
+    )
+}
+
+/// The child spec of a session.
+pub fn spec(gw: &Gateway, key: &str, agent: &str, channel: &str, account: &str) -> ChildSpec {
+    let (gw, key, agent, channel, account) = (
+        gw.clone(),
+        key.to_string(),
+        agent.to_string(),
+        channel.to_string(),
+        account.to_string(),
+    );
+    ChildSpec::new(child_id(&key), move |ctx| {
+        let args = SessionArgs {
+            gw: gw.clone(),
+            key: key.clone(),
+            agent: agent.clone(),
+            channel: channel.clone(),
+            account: account.clone(),
+            scope: ctx.scope().clone(),
+        };
+        (Session, args)
+    })
+    .restart(Restart::Transient)
+}
+
+impl Actor for Session {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        args: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
+        let store = args.gw.store();
+        let limits = args
+            .gw
+            .config()
+            .session_limits(&args.channel, &args.account);
+        let now = now_ms();
+        let last_seq = store.last_seq(&args.key).await?;
+        let row = match store.session(&args.key).await? {
+            Some(row) if !expired(&row, now) => row,
+            // A new session, or one whose context ended while it was stopped.
+            found => SessionRow {
+                key: args.key.clone(),
+                agent: args.agent.clone(),
+                channel: args.channel.clone(),
+                account: args.account.clone(),
+                created_at_ms: now,
+                last_active_ms: now,
+                idle_ms: millis(limits.idle_hours),
+                max_age_ms: millis(limits.max_age_hours),
+                context_from: match found {
+                    Some(_) => last_seq + 1,
+                    None => 1,
+                },
+                turns: 0,
+            },
+        };
+        let context = store
+            .transcript_from(&row.key, row.context_from)
+            .await?
+            .into_iter()
+            .filter(|(_, e)| matches!(e.role, Role::User | Role::Assistant))
+            .map(|(_, e)| ChatMessage {
+                role: e.role,
+                content: e.content,
+            })
+            .collect();
+        let idle = Timer::new(&args.scope, myself.clone(), || {
+            SessionMsg::Expired(Expiry::Idle)
+        });
+        let max_age = Timer::new(&args.scope, myself, || SessionMsg::Expired(Expiry::MaxAge));
+        let state = SessionState {
+            gw: args.gw,
+            scope: args.scope,
+            row,
+            context,
+            queue: VecDeque::new(),
+            known: HashSet::new(),
+            current: None,
+            next_seq: last_seq + 1,
+            idle,
+            max_age,
+        };
+        state.arm_timers();
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Deliver(entry) => {
+                if state.known.insert(entry.id) {
+                    state.queue.push_back(entry);
+                    state.row.last_active_ms = now_ms();
+                    state.arm_timers();
+                    if state.current.is_none() {
+                        state.next(&myself).await;
+                    }
+                }
+            }
+            SessionMsg::Turn { attempt, event } => {
+                let current_attempt = state.current.as_ref().map(|c| c.attempt);
+                if current_attempt != Some(attempt) {
+                    return Ok(()); // an earlier attempt's leftovers
+                }
+                match event {
+                    Some(TurnEvent::Delta(text)) => {
+                        state.deliver(Delivery::Delta { attempt, text })
+                    }
+                    Some(TurnEvent::Done { reply, thinking }) => {
+                        state.finish_turn(reply, thinking, false).await;
+                        state.next(&myself).await;
+                    }
+                    Some(TurnEvent::Failed(why)) => {
+                        state.finish_turn(failure_text(&why), None, true).await;
+                        state.next(&myself).await;
+                    }
+                    None => state.turn_lost(&myself, attempt),
+                }
+            }
+            SessionMsg::Retry { attempt } => {
+                if state
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.attempt + 1 == attempt)
+                {
+                    state.start_turn(&myself, attempt).await;
+                }
+            }
+            SessionMsg::Expired(which) => {
+                let now = now_ms();
+                if state.current.is_some() || !state.queue.is_empty() {
+                    // Busy: a long turn does not end its own conversation.
+                    state.arm_timers();
+                } else if expired(&state.row, now) {
+                    tracing::debug!(session = %state.row.key, ?which, "Session context ended.");
+                    myself.stop(Some(format!("{which:?} timer expired")));
+                } else {
+                    state.arm_timers(); // moved by an extension
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// === impl SessionState ===
+
+impl SessionState {
+    /// Starts on the next queued entry, answering stored replies and commands directly.
+    async fn next(&mut self, myself: &ActorRef<SessionMsg>) {
+        while self.current.is_none() {
+            let Some(entry) = self.queue.pop_front() else {
+                return;
+            };
+            if entry.state != InboxState::Pending {
+                // Answered before (by an earlier incarnation): send that reply again.
+                let reply = entry.reply.clone().unwrap_or_default();
+                self.send_done(&entry, reply, false);
+                self.known.remove(&entry.id);
+                continue;
+            }
+            self.current = Some(Current {
+                entry,
+                attempt: 0,
+                started: Instant::now(),
+            });
+            let text = self.current_entry().inbound.text.clone();
+            match commands::parse(&text) {
+                Some(command) => {
+                    let reply = self.run_command(command);
+                    if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
+                        self.store_failed(&error);
+                    }
+                }
+                None => self.start_turn(myself, 1).await,
+            }
+        }
+    }
+
+    fn current_entry(&self) -> &InboxEntry {
+        // Only called while `current` is set.
+        &self.current.as_ref().expect("a current entry").entry
+    }
+
+    async fn start_turn(&mut self, myself: &ActorRef<SessionMsg>, attempt: u32) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        current.attempt = attempt;
+        let request = TurnRequest {
+            agent: self.row.agent.clone(),
+            session_key: self.row.key.clone(),
+            inbox_id: current.entry.id,
+            context: self.context.clone(),
+            text: current.entry.inbound.text.clone(),
+        };
+        let configured = self.gw.config().agents.contains_key(&self.row.agent);
+        let Some(agent) = self.gw.agent(&self.row.agent).filter(|_| configured) else {
+            let why = format!("agent `{}` is not configured", self.row.agent);
+            self.finish_turn(failure_text(&why), None, true).await;
+            return;
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let me = myself.clone();
+        self.scope.spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let _ = me.cast(SessionMsg::Turn {
+                    attempt,
+                    event: Some(event),
+                });
+            }
+            let _ = me.cast(SessionMsg::Turn {
+                attempt,
+                event: None,
+            });
+        });
+        if let Err(error) = agent
+            .start_child(agent::turn::spec(&self.gw, request, tx))
+            .await
+        {
+            // The channel closed with the spec: the forwarder reports the turn lost.
+            tracing::debug!(session = %self.row.key, %error, "Cannot start a turn.");
+        }
+    }
+
+    /// The turn died before its reply: try again after a pause, or give up.
+    fn turn_lost(&mut self, myself: &ActorRef<SessionMsg>, attempt: u32) {
+        if attempt >= MAX_ATTEMPTS {
+            let why = format!("the turn failed {attempt} times");
+            let me = myself.clone();
+            // Answered from a message so the commit is not awaited inside this call.
+            let _ = me.cast(SessionMsg::Turn {
+                attempt,
+                event: Some(TurnEvent::Failed(why)),
+            });
+            return;
+        }
+        self.gw.stats().turn_retried();
+        let delay = RETRY_DELAY * 2u32.saturating_pow(attempt - 1);
+        let me = myself.clone();
+        self.scope.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = me.cast(SessionMsg::Retry {
+                attempt: attempt + 1,
+            });
+        });
+    }
+
+    async fn finish_turn(&mut self, reply: String, thinking: Option<String>, failed: bool) {
+        let text = self.current_entry().inbound.text.clone();
+        if let Err(error) = self
+            .commit(text, reply, thinking, Role::Assistant, failed)
+            .await
+        {
+            self.store_failed(&error);
+        }
+    }
+
+    /// Commits the current entry's user message and `reply`, then sends the reply.
+    async fn commit(
+        &mut self,
+        text: String,
+        reply: String,
+        thinking: Option<String>,
+        reply_role: Role,
+        failed: bool,
+    ) -> Result<(), crate::store::StoreError> {
+        let Some(current) = self.current.take() else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut row = self.row.clone();
+        row.last_active_ms = now;
+        let is_turn = reply_role == Role::Assistant && !failed;
+        if is_turn {
+            row.turns += 1;
+        }
+        let entries = vec![
+            TranscriptEntry {
+                role: Role::User,
+                content: text.clone(),
+                at_ms: current.entry.inbound.received_at_ms,
+                thinking: None,
+                inbox_id: Some(current.entry.id),
+            },
+            TranscriptEntry {
+                role: reply_role,
+                content: reply.clone(),
+                at_ms: now,
+                thinking,
+                inbox_id: Some(current.entry.id),
+            },
+        ];
+        let committed = self
+            .gw
+            .store()
+            .commit_turn(CommitTurn {
+                inbox_id: Some(current.entry.id),
+                session: Some(row.clone()),
+                entries,
+                reply: Some(reply.clone()),
+            })
+            .await;
+        let committed = match committed {
+            Ok(c) => c,
+            Err(e) => {
+                self.current = Some(current);
+                return Err(e);
+            }
+        };
+        self.known.remove(&current.entry.id);
+        let reply = match committed.already_answered {
+            Some(earlier) => earlier,
+            None => {
+                if let Some(seq) = committed.first_seq {
+                    self.next_seq = seq + 2;
+                }
+                if is_turn {
+                    self.context.push(ChatMessage {
+                        role: Role::User,
+                        content: text,
+                    });
+                    self.context.push(ChatMessage {
+                        role: Role::Assistant,
+                        content: reply.clone(),
+                    });
+                    self.gw.stats().turn(&row.agent, current.started.elapsed());
+                } else if failed {
+                    self.gw.stats().turn_failed();
+                }
+                self.row = row;
+                reply
+            }
+        };
+        self.send_done(&current.entry, reply, failed);
+        Ok(())
+    }
+
+    /// A store that cannot write: the entry stays pending (the sweep brings it back once
+    /// the store recovers); this incarnation stops holding it.
+    fn store_failed(&mut self, error: &crate::store::StoreError) {
+        tracing::warn!(session = %self.row.key, %error, "Cannot commit a reply; the message stays pending.");
+        if let Some(current) = self.current.take() {
+            self.known.remove(&current.entry.id);
+        }
+    }
+
+    fn send_done(&self, entry: &InboxEntry, reply: String, failed: bool) {
+        let delivery = Delivery::Done {
+            inbox_id: entry.id,
+            reply,
+            failed,
+        };
+        let channel = &entry.inbound.channel;
+        let latency = Duration::from_millis(now_ms().saturating_sub(entry.inbound.received_at_ms));
+        self.gw.stats().message_out(channel, latency);
+        if let Some(account) = self.gw.account(&entry.inbound.account)
+            && account.outbox.deliver(&entry.inbound.upstream_id, delivery) > 0
+        {
+            let (store, id) = (self.gw.store().clone(), entry.id);
+            tokio::spawn(async move {
+                let _ = store.mark_delivered(id).await;
+            });
+        }
+    }
+
+    fn deliver(&self, delivery: Delivery) {
+        if let Some(current) = &self.current
+            && let Some(account) = self.gw.account(&current.entry.inbound.account)
+        {
+            account
+                .outbox
+                .deliver(&current.entry.inbound.upstream_id, delivery);
+        }
+    }
+
+    fn arm_timers(&self) {
+        let now = now_ms();
+        let idle_at = self.row.last_active_ms.saturating_add(self.row.idle_ms);
+        self.idle
+            .arm(Duration::from_millis(idle_at.saturating_sub(now)));
+        if self.row.max_age_ms > 0 {
+            let max_at = self.row.created_at_ms.saturating_add(self.row.max_age_ms);
+            self.max_age
+                .arm(Duration::from_millis(max_at.saturating_sub(now)));
+        } else {
+            self.max_age.cancel();
+        }
+    }
+}
+
+/// Whether a session's context has ended at `now`.
+pub fn expired(row: &SessionRow, now: u64) -> bool {
+    let idle = now >= row.last_active_ms.saturating_add(row.idle_ms);
+    let aged = row.max_age_ms > 0 && now >= row.created_at_ms.saturating_add(row.max_age_ms);
+    idle || aged
+}
+
+fn failure_text(why: &str) -> String {
+    format!("Sorry, I could not answer: {why}.")
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Answers an entry that has no session to go to (its agent or account is gone): the
+/// reply says why, and the entry is done.
+pub async fn answer_unroutable(gw: &Gateway, entry: &InboxEntry, why: &str) {
+    let reply = failure_text(why);
+    let committed = gw
+        .store()
+        .commit_turn(CommitTurn {
+            inbox_id: Some(entry.id),
+            session: None,
+            entries: Vec::new(),
+            reply: Some(reply.clone()),
+        })
+        .await;
+    match committed {
+        Ok(c) => {
+            let reply = c.already_answered.unwrap_or(reply);
+            if let Some(account) = gw.account(&entry.inbound.account) {
+                account.outbox.deliver(
+                    &entry.inbound.upstream_id,
+                    Delivery::Done {
+                        inbox_id: entry.id,
+                        reply,
+                        failed: true,
+                    },
+                );
+            }
+        }
+        Err(error) => {
+            tracing::warn!(inbox = entry.id, %error, "Cannot answer an unroutable message.")
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `/session status|reset|extend [duration]`, `/new` and `/reset`: answered by the session
+//! itself, in any channel, without a model turn.
+
+use std::time::Duration;
+
+use super::SessionState;
+use crate::config::duration::parse_duration;
+use crate::store::now_ms;
+
+/// A session command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/session status`.
+    Status,
+    /// `/session reset`, `/new`, `/reset`: a fresh context.
+    Reset,
+    /// `/session extend [duration]`: lengthen the idle time (and the max age, if set) by
+    /// the duration, by default the session's idle time.
+    Extend(Option<Duration>),
+    /// `/session` alone, `/session help`, or something it does not know: usage, with the
+    /// problem if there was one.
+    Help(Option<String>),
+}
+
+const USAGE: &str = "Session commands: /session status, /session reset (or /new, /reset), \
+                     /session extend [duration, e.g. 30m or 2h].";
+
+/// The command in `text`, if it is one. Anything else (other slash commands included) is
+/// a message for the agent.
+pub fn parse(text: &str) -> Option<Command> {
+    let mut words = text.split_whitespace();
+    let first = words.next()?;
+    // Telegram appends the bot's name in groups: `/new@my_bot`.
+    let first = first.split('@').next().unwrap_or(first);
+    match first {
+        "/new" | "/reset" => Some(Command::Reset),
+        "/session" => Some(match (words.next(), words.next(), words.next()) {
+            (None, ..) | (Some("help"), None, _) => Command::Help(None),
+            (Some("status"), None, _) => Command::Status,
+            (Some("reset"), None, _) => Command::Reset,
+            (Some("extend"), None, _) => Command::Extend(None),
+            (Some("extend"), Some(d), None) => match parse_duration(d) {
+                Ok(d) if !d.is_zero() => Command::Extend(Some(d)),
+                Ok(_) => Command::Help(Some("the extension must be longer than 0".into())),
+                Err(e) => Command::Help(Some(format!("`{d}` is not a duration: {e}"))),
+            },
+            (Some(other), ..) => Command::Help(Some(format!("unknown session command `{other}`"))),
+        }),
+        _ => None,
+    }
+}
+
+impl SessionState {
+    /// Applies `command` to the session (its row is committed with the reply) and returns
+    /// the reply.
+    pub(super) fn run_command(&mut self, command: Command) -> String {
+        let now = now_ms();
+        match command {
+            Command::Status => self.status_text(now),
+            Command::Reset => {
+                // The new context starts after this command and its reply.
+                self.row.context_from = self.next_seq + 2;
+                self.row.created_at_ms = now;
+                self.row.turns = 0;
+                self.context.clear();
+                "Started a new conversation: earlier messages are no longer in context.".to_string()
+            }
+            Command::Extend(by) => {
+                let by = by.map_or(self.row.idle_ms, |d| {
+                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+                });
+                self.row.idle_ms = self.row.idle_ms.saturating_add(by);
+                if self.row.max_age_ms > 0 {
+                    self.row.max_age_ms = self.row.max_age_ms.saturating_add(by);
+                }
+                self.row.last_active_ms = now;
+                self.arm_timers();
+                format!(
+                    "Extended by {}. {}",
+                    human(Duration::from_millis(by)),
+                    self.limits_text(now)
+                )
+            }
+            Command::Help(None) => USAGE.to_string(),
+            Command::Help(Some(problem)) => format!("{problem}. {USAGE}"),
+        }
+    }
+
+    fn status_text(&self, now: u64) -> String {
+        let row = &self.row;
+        format!(
+            "Session {}\nagent: {}\nage: {}\n{}\nturns: {}",
+            row.key,
+            row.agent,
+            human(Duration::from_millis(now.saturating_sub(row.created_at_ms))),
+            self.limits_text(now).replace(", ", "\n"),
+            row.turns,
+        )
+    }
+
+    fn limits_text(&self, now: u64) -> String {
+        let row = &self.row;
+        let idle_left = row
+            .last_active_ms
+            .saturating_add(row.idle_ms)
+            .saturating_sub(now);
+        let max_age_left = if row.max_age_ms == 0 {
+            "off".to_string()
+        } else {
+            human(Duration::from_millis(
+                row.created_at_ms
+                    .saturating_add(row.max_age_ms)
+                    .saturating_sub(now),
+            ))
+        };
+        format!(
+            "idle left: {}, max age left: {max_age_left}",
+            human(Duration::from_millis(idle_left))
+        )
+    }
+}
+
+/// `1d 2h`, `5m 3s`, `42s`: the two largest units.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let parts: Vec<String> = units
+        .iter()
+        .scan(secs, |left, (size, name)| {
+            let n = *left / size;
+            *left %= size;
+            Some((n, *name))
+        })
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n}{name}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_and_everything_else_is_a_message() {
+        assert_eq!(parse("/session status"), Some(Command::Status));
+        assert_eq!(parse("/new"), Some(Command::Reset));
+        assert_eq!(parse("/reset@my_bot"), Some(Command::Reset));
+        assert_eq!(parse("  /session   reset "), Some(Command::Reset));
+        assert_eq!(parse("/session extend"), Some(Command::Extend(None)));
+        assert_eq!(
+            parse("/session extend 90s"),
+            Some(Command::Extend(Some(Duration::from_secs(90))))
+        );
+        assert!(
+            matches!(parse("/session extend soon"), Some(Command::Help(Some(p))) if p.contains("`soon`"))
+        );
+        assert!(
+            matches!(parse("/session fly"), Some(Command::Help(Some(p))) if p.contains("`fly`"))
+        );
+        assert_eq!(parse("/session"), Some(Command::Help(None)));
+        assert_eq!(parse("/help"), None);
+        assert_eq!(parse("hello /new"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human(Duration::from_secs(0)), "0s");
+        assert_eq!(human(Duration::from_secs(42)), "42s");
+        assert_eq!(human(Duration::from_secs(303)), "5m 3s");
+        assert_eq!(human(Duration::from_secs(86_400 + 7_200 + 5)), "1d 2h");
+        assert_eq!(human(Duration::from_secs(3_600)), "1h");
+    }
+}
