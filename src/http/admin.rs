@@ -195,6 +195,9 @@ async fn show_session(key: String, gw: Gateway) -> warp::reply::Response {
         .map(|(seq, e)| {
             let mut entry =
                 json!({"seq": seq, "role": e.role, "content": e.content, "at": e.at_ms});
+            if let Some(inbox) = e.inbox_id {
+                entry["inbox_id"] = json!(inbox);
+            }
             if let Some(thinking) = e.thinking {
                 entry["thinking"] = json!(thinking);
             }
