@@ -81,9 +81,11 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth) {
                     conn = Some(c);
                     probe(conn.as_mut(), path, health);
                 }
-                Err(e) => {
-                    health.set_unwritable(format!("cannot open store {}: {e}", path.display()))
-                }
+                Err(e) => health.set_unwritable(format!(
+                    "cannot open store {}: {e}{}",
+                    path.display(),
+                    os_cause(path)
+                )),
             }
         }
         let first =
@@ -116,6 +118,19 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth) {
                 }
             }
         }
+    }
+}
+
+/// SQLite says "unable to open database file" whatever the cause; the OS says why
+/// (read-only file system, permission denied, no space left).
+fn os_cause(path: &Path) -> String {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    match file {
+        Ok(_) => String::new(),
+        Err(e) => format!(" ({e})"),
     }
 }
 

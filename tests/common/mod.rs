@@ -248,14 +248,14 @@ impl Gw {
             .status();
     }
 
-    /// Waits for the process to exit; its exit code.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+    /// Waits for the process to exit; how it ended.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
         let child = self.child.as_mut()?;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
-                return status.code();
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
