@@ -141,6 +141,7 @@ async fn route(gw: &Gateway, entry: InboxEntry) {
         });
     }
     let child = session::child_id(&key);
+    let entry = Box::new(entry);
     let entry = match account.sessions.get(&child) {
         Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry)) {
             Ok(()) => return,

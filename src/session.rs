@@ -36,7 +36,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(25);
 #[derive(Debug)]
 pub enum SessionMsg {
     /// An inbox entry for this session.
-    Deliver(InboxEntry),
+    Deliver(Box<InboxEntry>),
     /// An event of the turn started as `attempt`.
     Turn {
         /// Which attempt it belongs to (stale attempts are ignored).
@@ -211,7 +211,7 @@ impl Actor for Session {
         match msg {
             SessionMsg::Deliver(entry) => {
                 if state.known.insert(entry.id) {
-                    state.queue.push_back(entry);
+                    state.queue.push_back(*entry);
                     state.row.last_active_ms = now_ms();
                     state.arm_timers();
                     if state.current.is_none() {

@@ -41,8 +41,11 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct Inner {
     next: AtomicU64,
-    waiters: Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<Delivery>)>>>,
+    waiters: Mutex<HashMap<String, Vec<Entry>>>,
 }
+
+/// One waiter: its id (to forget it on drop) and its channel.
+type Entry = (u64, mpsc::UnboundedSender<Delivery>);
 
 /// Receives the deliveries of one upstream id; stops waiting when dropped.
 #[derive(Debug)]
