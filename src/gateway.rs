@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::RwLock;
-use pincer_actors::{Registry, SupervisorHandle};
-use ractor::{ActorRef, Message};
+use pincer_actors::{ChildSpec, Registry, Scope, SupervisorHandle};
+use ractor::{Actor, ActorRef, Message};
 use tokio::sync::watch;
 
 use crate::channel::Outbox;
@@ -270,4 +270,16 @@ impl Gateway {
 /// The registry path of a direct child of the root.
 pub fn path(child: &str) -> String {
     format!("{ROOT}/{child}")
+}
+
+/// The child spec of an actor that starts from the gateway and the scope it owns (most
+/// actors of the tree).
+pub fn child<A>(gw: &Gateway, id: impl Into<String>, actor: A) -> ChildSpec
+where
+    A: Actor<Arguments = (Gateway, Scope)> + Clone + Sync,
+{
+    let gw = gw.clone();
+    ChildSpec::new(id, move |ctx| {
+        (actor.clone(), (gw.clone(), ctx.scope().clone()))
+    })
 }

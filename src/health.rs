@@ -76,15 +76,12 @@ pub fn readiness_of(gw: &Gateway, snapshot: &Snapshot) -> Readiness {
 }
 
 /// The health actor: owns the HTTP server task.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Health;
 
 /// The child spec of `health`.
 pub fn spec(gw: &Gateway) -> ChildSpec {
-    let gw = gw.clone();
-    ChildSpec::new("health", move |ctx| {
-        (Health, (gw.clone(), ctx.scope().clone()))
-    })
+    crate::gateway::child(gw, "health", Health)
 }
 
 impl Actor for Health {

@@ -42,7 +42,7 @@ pub enum RouterMsg {
 }
 
 /// The router actor.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Router;
 
 /// The router's state.

@@ -58,15 +58,12 @@ pub fn gateway_token(gw: &Gateway) -> Result<Option<String>, SecretError> {
 }
 
 /// The secrets actor.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Secrets;
 
 /// The child spec of `secrets`.
 pub fn spec(gw: &Gateway) -> ChildSpec {
-    let gw = gw.clone();
-    ChildSpec::new("secrets", move |ctx| {
-        (Secrets, (gw.clone(), ctx.scope().clone()))
-    })
+    crate::gateway::child(gw, "secrets", Secrets)
 }
 
 impl Actor for Secrets {

@@ -27,7 +27,6 @@ use crate::{agent, channel, config, health, provider, secrets};
 /// The whole tree for `gw`.
 pub fn spec(gw: &Gateway) -> SupervisorSpec {
     let store = gw.store().clone();
-    let router_gw = gw.clone();
     SupervisorSpec::new(Strategy::OneForOne)
         .intensity(Intensity::new(100, Duration::from_secs(10)))
         .child(health::spec(gw))
@@ -40,9 +39,7 @@ pub fn spec(gw: &Gateway) -> SupervisorSpec {
         .child(secrets::spec(gw))
         .child(provider::providers_spec(gw))
         .child(agent::agents_spec(gw))
-        .child(ChildSpec::new("router", move |ctx| {
-            (Router, (router_gw.clone(), ctx.scope().clone()))
-        }))
+        .child(crate::gateway::child(gw, "router", Router))
         .child(channels_spec(gw))
 }
 

@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Gw, TempDir, answers_per_inbox, free_port, http_session, run_cli};
-use serde_json::json;
 
 #[tokio::test]
 async fn sigkill_under_load_then_restart_answers_every_accepted_message_exactly_once() {
@@ -21,16 +20,8 @@ async fn sigkill_under_load_then_restart_answers_every_accepted_message_exactly_
     let mut clients = Vec::new();
     for u in 0..users {
         for m in 0..per_user {
-            let (url, token) = (gw.url("/v1/chat/completions"), gw.token());
-            clients.push(tokio::spawn(async move {
-                let _ = reqwest::Client::new()
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("Idempotency-Key", format!("k-{u}-{m}"))
-                    .json(&json!({"model": "main", "user": format!("u{u}"), "messages": [{"role": "user", "content": format!("message {m} of user {u}")}]}))
-                    .send()
-                    .await;
-            }));
+            let text = format!("message {m} of user {u}");
+            clients.push(gw.spawn_chat(&format!("u{u}"), &text, Some(&format!("k-{u}-{m}"))));
         }
     }
     // Let some be answered and some be mid-turn, then kill the process outright.
@@ -82,27 +73,9 @@ async fn messages_accepted_before_a_crash_are_answered_after_restart_without_a_r
         Some("[providers.echo]\nchunkSize = 1\nchunkDelayMs = 200\n"),
     )
     .await;
-    let (url, token) = (gw.url("/v1/chat/completions"), gw.token());
-    let client = tokio::spawn(async move {
-        let _ = reqwest::Client::new()
-            .post(url)
-            .bearer_auth(token)
-            .json(&json!({"model": "main", "user": "crash", "messages": [{"role": "user", "content": "slow one"}]}))
-            .send()
-            .await;
-    });
+    let client = gw.spawn_chat("crash", "slow one", None);
     // Accepted (its turn runs), then the process dies.
-    for _ in 0..200 {
-        if gw
-            .running_paths()
-            .await
-            .iter()
-            .any(|p| p.contains("/turn:"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(gw.wait_for_turn().await);
     let mut gw = gw;
     gw.signal("KILL");
     gw.wait_exit(Duration::from_secs(5));
@@ -145,30 +118,8 @@ async fn sigterm_lets_the_turn_in_flight_finish_then_exits_zero() {
         Some("[providers.echo]\nchunkSize = 1\nchunkDelayMs = 30\n"),
     )
     .await;
-    let (url, token) = (gw.url("/v1/chat/completions"), gw.token());
-    let client = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .bearer_auth(token)
-            .json(&json!({"model": "main", "user": "term", "messages": [{"role": "user", "content": "finish me"}]}))
-            .send()
-            .await
-            .ok()?
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-    });
-    for _ in 0..200 {
-        if gw
-            .running_paths()
-            .await
-            .iter()
-            .any(|p| p.contains("/turn:"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let client = gw.spawn_chat("term", "finish me", None);
+    assert!(gw.wait_for_turn().await);
     let mut gw = gw;
     gw.signal("TERM");
     let reply = client

@@ -24,7 +24,7 @@ pub enum HttpLinkMsg {
 }
 
 /// The HTTP link actor.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct HttpLink;
 
 /// Its state: the scope its intake tasks run in.
@@ -36,10 +36,7 @@ pub struct HttpLinkState {
 
 /// The link's child spec.
 pub fn link_spec(gw: &Gateway) -> ChildSpec {
-    let gw = gw.clone();
-    ChildSpec::new("link", move |ctx| {
-        (HttpLink, (gw.clone(), ctx.scope().clone()))
-    })
+    crate::gateway::child(gw, "link", HttpLink)
 }
 
 impl Actor for HttpLink {

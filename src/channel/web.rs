@@ -37,7 +37,7 @@ pub enum WebLinkMsg {
 }
 
 /// The web link actor.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct WebLink;
 
 /// Its state.
@@ -49,10 +49,7 @@ pub struct WebLinkState {
 
 /// The link's child spec.
 pub fn link_spec(gw: &Gateway) -> ChildSpec {
-    let gw = gw.clone();
-    ChildSpec::new("link", move |ctx| {
-        (WebLink, (gw.clone(), ctx.scope().clone()))
-    })
+    crate::gateway::child(gw, "link", WebLink)
 }
 
 impl Actor for WebLink {

@@ -45,7 +45,7 @@ pub struct ReloadOutcome {
 }
 
 /// The config actor.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct ConfigWatcher;
 
 /// Its state.
@@ -59,10 +59,7 @@ pub struct ConfigState {
 
 /// The child spec of `config`.
 pub fn spec(gw: &Gateway) -> ChildSpec {
-    let gw = gw.clone();
-    ChildSpec::new("config", move |ctx| {
-        (ConfigWatcher, (gw.clone(), ctx.scope().clone()))
-    })
+    crate::gateway::child(gw, "config", ConfigWatcher)
 }
 
 impl Actor for ConfigWatcher {

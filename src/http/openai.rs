@@ -301,14 +301,22 @@ async fn complete(meta: Meta, accepted: Accepted, mut waiter: Waiter) -> warp::r
 }
 
 fn chunk(meta: &Meta, delta: Value, finish: Option<&str>) -> Event {
-    let body = json!({
+    let choice = json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
+    chunk_event(meta, json!([choice]), None)
+}
+
+fn chunk_event(meta: &Meta, choices: Value, usage: Option<Value>) -> Event {
+    let mut body = json!({
         "id": meta.id,
         "object": "chat.completion.chunk",
         "created": meta.created,
         "model": meta.model,
         "system_fingerprint": null,
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        "choices": choices,
     });
+    if let Some(usage) = usage {
+        body["usage"] = usage;
+    }
     Event::default().data(body.to_string())
 }
 
@@ -423,16 +431,7 @@ fn finish_tail(
 ) {
     queue.push_back(chunk(meta, json!({}), Some("stop")));
     if include_usage {
-        let body = json!({
-            "id": meta.id,
-            "object": "chat.completion.chunk",
-            "created": meta.created,
-            "model": meta.model,
-            "system_fingerprint": null,
-            "choices": [],
-            "usage": usage(meta, reply),
-        });
-        queue.push_back(Event::default().data(body.to_string()));
+        queue.push_back(chunk_event(meta, json!([]), Some(usage(meta, reply))));
     }
     queue.push_back(Event::default().data("[DONE]"));
 }

@@ -16,7 +16,7 @@ use crate::store::Role;
 pub const NAME: &str = "echo";
 
 /// The echo provider actor.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Echo;
 
 /// Its state.
@@ -28,10 +28,7 @@ pub struct EchoState {
 
 /// The child spec of `provider:echo`.
 pub fn spec(gw: &Gateway) -> ChildSpec {
-    let gw = gw.clone();
-    ChildSpec::new(format!("provider:{NAME}"), move |ctx| {
-        (Echo, (gw.clone(), ctx.scope().clone()))
-    })
+    crate::gateway::child(gw, format!("provider:{NAME}"), Echo)
 }
 
 /// The reply the echo model gives to `request`.

@@ -70,6 +70,7 @@ async function until(what, fn, timeoutMs = STEP_TIMEOUT_MS, everyMs = 100) {
       const v = await fn();
       if (v) return v;
     } catch (e) {
+      if (e instanceof TestFailure) throw e;
       last = e;
     }
     if (Date.now() > deadline) {
@@ -165,6 +166,8 @@ async function main() {
   }
 
   browser = await chromium.launch({
+    // Our own handlers stop the gateway too; see the end of this file.
+    handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
       '--no-first-run', '--disable-component-update', '--disable-sync'],
@@ -232,6 +235,18 @@ async function cleanup() {
   await stopGateway();
 }
 
+let interrupted = false;
+// Never leave the gateway behind: not when the output pipe closes, not when interrupted.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, async () => {
+    interrupted = true;
+    console.error(`FAIL: interrupted by ${sig}`);
+    await cleanup();
+    process.exit(1);
+  });
+}
+
 const overall = setTimeout(async () => {
   console.error(`FAIL: overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s`);
   await report();
@@ -256,6 +271,7 @@ try {
   process.exit(0);
 } catch (e) {
   clearTimeout(overall);
+  if (interrupted) await new Promise(() => {}); // the signal handler exits
   console.error(`FAIL: ${e instanceof TestFailure ? e.message : e.stack || e}`);
   await report();
   await cleanup();

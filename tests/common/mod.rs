@@ -238,6 +238,45 @@ impl Gw {
         body["transcript"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Waits (up to 2 s) until a turn is running.
+    pub async fn wait_for_turn(&self) -> bool {
+        for _ in 0..200 {
+            if self
+                .running_paths()
+                .await
+                .iter()
+                .any(|p| p.contains("/turn:"))
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Sends a completion from a task of its own; the task yields the reply body, if any.
+    pub fn spawn_chat(
+        &self,
+        user: &str,
+        text: &str,
+        key: Option<&str>,
+    ) -> tokio::task::JoinHandle<Option<Value>> {
+        let (url, token) = (self.url("/v1/chat/completions"), self.token());
+        let body =
+            json!({"model": "main", "user": user, "messages": [{"role": "user", "content": text}]});
+        let key = key.map(str::to_string);
+        tokio::spawn(async move {
+            let mut request = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body);
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            request.send().await.ok()?.json::<Value>().await.ok()
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
@@ -277,18 +316,7 @@ pub fn http_session(user: &str) -> String {
     format!("agent:main:http:http:user:{user}")
 }
 
-/// Percent-encodes a path segment.
-pub fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
+pub use pincer::cli::sessions::encode;
 
 /// Assistant entries per inbox id in a transcript: every value must be 1.
 pub fn answers_per_inbox(transcript: &[Value]) -> std::collections::BTreeMap<i64, usize> {
