@@ -284,3 +284,85 @@ async fn probes_answer_get_and_head_and_refuse_other_methods() {
     assert!(metrics_after.contains("pincer_inbox_pending 0"));
     assert!(metrics_after.contains("pincer_reply_seconds_bucket"));
 }
+
+/// A non-loopback address of this machine, if it has one.
+fn outside_address() -> Option<std::net::IpAddr> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+}
+
+#[tokio::test]
+async fn remote_callers_without_the_token_learn_only_whether_it_is_ready() {
+    let Some(ip) = outside_address() else {
+        eprintln!("skipped: no non-loopback address on this machine");
+        return;
+    };
+    let home = TempDir::new();
+    let config = "[gateway]\nbind = \"0.0.0.0\"\n\n[gateway.auth]\ntoken = \"remote-secret\"\n";
+    let gw = Gw::spawn(home.path(), Some(config), common::free_port());
+    assert!(
+        gw.wait_readyz(true, std::time::Duration::from_secs(20))
+            .await,
+        "{}",
+        gw.log()
+    );
+    let remote = |path: &str| format!("http://{ip}:{}{path}", gw.port);
+
+    let body: Value = gw
+        .http
+        .get(remote("/readyz?verbose"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body, json!({"ready": true, "status": "ready"}));
+    let body: Value = gw
+        .http
+        .get(remote("/readyz?verbose"))
+        .bearer_auth("remote-secret")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["tree"][0]["path"], "pincer",
+        "the token shows everything"
+    );
+    let r = gw
+        .http
+        .get(remote("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = gw
+        .http
+        .get(remote("/admin/tree"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = gw
+        .http
+        .get(remote("/admin/tree"))
+        .bearer_auth("remote-secret")
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        !home.path().join("gateway.token").exists(),
+        "a configured token is not written to disk"
+    );
+}
