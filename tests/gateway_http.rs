@@ -11,6 +11,13 @@ use serde_json::{Value, json};
 async fn a_completion_is_answered_by_the_echo_model_and_kept_in_the_transcript() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), None).await;
+    use std::os::unix::fs::PermissionsExt;
+    let token_file = std::fs::metadata(home.path().join("gateway.token")).expect("token file");
+    assert_eq!(token_file.permissions().mode() & 0o777, 0o600, "owner only");
+    assert!(
+        gw.log().contains("gateway.token"),
+        "the log says where the token is"
+    );
     let (status, body) = gw
         .chat("alice", "hello there", None)
         .await
