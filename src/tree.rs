@@ -31,9 +31,11 @@ pub fn spec(gw: &Gateway) -> SupervisorSpec {
         .intensity(Intensity::new(100, Duration::from_secs(10)))
         .child(health::spec(gw))
         .child(
-            ChildSpec::new("store", move |_| (StoreActor, store.clone()))
-                // The writer finishes the group it holds before the store stops.
-                .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
+            ChildSpec::new("store", move |ctx| {
+                (StoreActor, (store.clone(), ctx.scope().clone()))
+            })
+            // The writer finishes the group it holds before the store stops.
+            .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
         )
         .child(config::watcher::spec(gw))
         .child(secrets::spec(gw))
