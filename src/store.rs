@@ -1,7 +1,7 @@
 //! The store: inbox, sessions and transcripts in SQLite (WAL), one writer, group commit.
 //!
 //! [`Store`] is a cloneable handle used by every actor on the message path. Writes go to
-//! the writer thread (see [`writer`]); reads open their own connection on a blocking
+//! the writer thread (the `writer` module); reads open their own connection on a blocking
 //! thread, which WAL lets run beside the writer. The `store` actor in the tree owns the
 //! writer's life: it starts the thread, and a restarted actor starts a new one that waits
 //! for the old one to finish its last group. A store that cannot write (read-only

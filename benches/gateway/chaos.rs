@@ -47,6 +47,8 @@ struct Outcome {
     attempts: u32,
     /// What the retried attempts got.
     retried: Vec<String>,
+    /// When attempts that timed out were sent, from the start of the load.
+    stalls: Vec<Duration>,
 }
 
 fn main() {
@@ -93,11 +95,13 @@ fn main() {
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("dup"))
         .stderr(log);
-    let chaos_start = Instant::now();
     let mut monkey = monkey_cmd.spawn().expect("spawn pincer chaos monkey");
 
+    let load_wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        + Duration::from_millis(20);
     let outcomes = rt.block_on(load(base.clone(), token.clone(), rate, duration));
-    let load_end = Instant::now();
 
     let monkey_status = monkey.wait().expect("wait for the monkey");
     let monkey_out = std::fs::read_to_string(&monkey_log).unwrap_or_default();
@@ -118,7 +122,12 @@ fn main() {
                 .rev()
                 .find_map(|l| l.split("kills ").nth(1)?.split(' ').next()?.parse().ok())
         });
-    let monkey_ran = chaos_start.elapsed();
+    let monkey_verdict = monkey_out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("verdict: ") || l.starts_with("Error") || l.starts_with("error"))
+        .unwrap_or("(no verdict line)")
+        .to_string();
 
     // Ready again?
     let ready_wait = Instant::now();
@@ -161,11 +170,38 @@ fn main() {
             )),
         }
     }
+    let stalls: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| o.stalls.iter().map(move |t| (t, o)))
+        .map(|(t, o)| {
+            format!(
+                "msg {} (chaos-u{}) attempt sent at +{:.3} s got no answer within 10 s",
+                o.i,
+                o.i % SESSIONS,
+                t.as_secs_f64()
+            )
+        })
+        .collect();
     let shared_inbox: Vec<String> = inbox_of
         .iter()
         .filter(|(_, v)| v.len() > 1)
         .map(|(id, v)| format!("inbox {id} answered msgs {v:?}"))
         .collect();
+
+    // Replies committed but never handed to their channel (should be 0 once all is answered).
+    let undelivered = rt.block_on(async {
+        let text = admin
+            .get(format!("{base}/metrics"))
+            .bearer_auth(&*token)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("pincer_inbox_undelivered ")?.trim().parse::<u64>().ok())
+    });
 
     // Transcripts.
     let check = rt.block_on(check_transcripts(&admin, &base, &token, &outcomes));
@@ -179,15 +215,18 @@ fn main() {
         "gateway_chaos  {rate:.0} chat/s for {:.1} s, {SESSIONS} sessions, monkey {kill_rate:.0} kills/s on 'pincer/**'",
         duration.as_secs_f64()
     );
-    println!("requests             {}", outcomes.len());
+    println!(
+        "requests             {}  (load started at unix {:.3} s)",
+        outcomes.len(),
+        load_wall.as_secs_f64()
+    );
     println!(
         "attempts             {attempts}  (retried on: {})",
         count_line(&retried)
     );
     println!(
-        "kills done           {}  (monkey ran {:.1} s, exit {monkey_status})",
+        "kills done           {}  (monkey: {monkey_status}, {monkey_verdict:?})",
         kills.map_or("?".into(), |k| k.to_string()),
-        monkey_ran.as_secs_f64()
     );
     println!(
         "restarts seen        {}",
@@ -222,6 +261,10 @@ fn main() {
         check.mismatched.len(),
         check.missing_answers
     );
+    println!(
+        "undelivered replies  {}  (pincer_inbox_undelivered after the run: answered in the store, never handed to the channel)",
+        undelivered.map_or("?".into(), |u| u.to_string())
+    );
     let bad = !lost.is_empty()
         || !wrong.is_empty()
         || duplicated > 0
@@ -236,6 +279,7 @@ fn main() {
         ("duplicate", &check.duplicates),
         ("mismatch", &check.mismatched),
         ("unreadable", &check.unreadable),
+        ("stalled", &stalls),
     ] {
         for line in list.iter().take(5) {
             println!("  {label}: {line}");
@@ -247,14 +291,22 @@ fn main() {
     if !alive {
         println!("the gateway process died\n{}", gw.log_tail());
     }
+    let warning = if stalls.is_empty() && undelivered.unwrap_or(0) == 0 {
+        String::new()
+    } else {
+        format!(
+            "; WARNING: {} attempts got no answer within 10 s and {} replies stay undelivered (recovered only by retrying the same key)",
+            stalls.len(),
+            undelivered.map_or("?".into(), |u| u.to_string())
+        )
+    };
     println!(
-        "verdict              {}  (load ended {:.1} s ago)",
+        "verdict              {}{warning}",
         if bad {
             "FAIL"
         } else {
             "PASS: nothing lost, wrong or duplicated"
         },
-        load_end.elapsed().as_secs_f64()
     );
     if bad {
         std::process::exit(1);
@@ -288,7 +340,8 @@ async fn load(base: String, token: Arc<str>, rate: f64, duration: Duration) -> V
     let url: Arc<str> = format!("{base}/v1/chat/completions").into();
     let n = (rate * duration.as_secs_f64()).round() as usize;
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
-    let deadline = start.into_std() + duration + GRACE;
+    let t0 = start.into_std();
+    let deadline = t0 + duration + GRACE;
     let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
     open_loop(start, rate, n, |i, due| {
         let (client, url, token, tx) = (client.clone(), url.clone(), token.clone(), tx.clone());
@@ -297,9 +350,14 @@ async fn load(base: String, token: Arc<str>, rate: f64, duration: Duration) -> V
             let key = format!("chaos-{i}");
             let mut attempts = 0;
             let mut retried = Vec::new();
+            let mut stalls = Vec::new();
             loop {
                 attempts += 1;
+                let sent = Instant::now();
                 let attempt = chat_attempt(&client, &url, &token, &key, &body).await;
+                if matches!(&attempt, Attempt::Transport(e) if e == "timeout") {
+                    stalls.push(sent - t0);
+                }
                 let retry = match &attempt {
                     Attempt::Transport(e) => Some(e.clone()),
                     Attempt::Status(s @ (503 | 504), code) => Some(format!("{s} {code}")),
@@ -322,6 +380,7 @@ async fn load(base: String, token: Arc<str>, rate: f64, duration: Duration) -> V
                             last: attempt,
                             attempts,
                             retried,
+                            stalls,
                         });
                         return;
                     }

@@ -23,6 +23,17 @@ use common::*;
 const GOAL_START: Duration = Duration::from_millis(50);
 const GOAL_RSS_KB: u64 = 10 * 1024;
 
+/// "anon X MB, file Y MB, N threads" from `/proc/<pid>/status`.
+fn rss_parts(pid: u32) -> String {
+    let mb = |f| proc_kb(pid, f).unwrap_or(0) as f64 / 1024.0;
+    format!(
+        "anon {:.1} MB + file {:.1} MB, {} threads",
+        mb("RssAnon"),
+        mb("RssFile"),
+        proc_kb(pid, "Threads").unwrap_or(0)
+    )
+}
+
 fn main() {
     let bin = pincer_bin();
     let runs = if quick() { 5 } else { 20 };
@@ -53,6 +64,7 @@ fn main() {
     gw.wait_ready(poll, limit);
     std::thread::sleep(Duration::from_secs(2));
     let rss_idle = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
+    let parts_idle = rss_parts(gw.pid());
     let token = gw.token();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,6 +97,7 @@ fn main() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let rss_after = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
+    let parts_after = rss_parts(gw.pid());
     let hwm = proc_kb(gw.pid(), "VmHWM").unwrap_or(0);
     gw.stop(Duration::from_secs(15));
 
@@ -112,18 +125,19 @@ fn main() {
     println!("clean SIGTERM stops: {clean_stops}/{runs}");
     println!("{:<34} {:>9}   goal < 10 MB", "idle RSS (VmRSS)", "");
     println!(
-        "{:<34} {:>7.1} MB   {}",
+        "{:<34} {:>7.1} MB   {}   ({parts_idle})",
         "  2 s after ready",
         rss_idle as f64 / 1024.0,
         verdict(rss_idle < GOAL_RSS_KB)
     );
     println!(
-        "{:<34} {:>7.1} MB   {}   (peak VmHWM {:.1} MB; {failed} of 100 replies wrong or failed)",
+        "{:<34} {:>7.1} MB   {}   ({parts_after}; peak VmHWM {:.1} MB)",
         "  2 s after 100 chat completions",
         rss_after as f64 / 1024.0,
         verdict(rss_after < GOAL_RSS_KB),
         hwm as f64 / 1024.0
     );
+    println!("chat completions: {failed} of 100 wrong or failed");
     if failed > 0 {
         std::process::exit(1);
     }

@@ -1,4 +1,4 @@
-//! The router: which agent answers a message, and which session holds it.
+//! Resolution: which agent answers a message, and which session holds it.
 //!
 //! Bindings are matched in tiers, most specific first: peer, parent peer (a thread's
 //! channel, a topic's group), guild, team, account, channel, and finally the default
