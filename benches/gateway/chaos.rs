@@ -12,21 +12,33 @@
 //! `pincer chaos monkey --rate <KILL_RATE>/s --scope 'pincer/**'` (default 100/s; the
 //! monkey never kills the root) kills random actors for the same time. Every request has
 //! its own `Idempotency-Key` and is retried with the same key and body on transport
-//! errors, 503 and 504 until it gets a 200, until 60 s after the load ends. Then, from the
-//! replies and each session's transcript (`GET /admin/sessions/{key}`):
+//! errors, 503 and 504 until it gets a 200, until 60 s after the load ends.
+//!
+//! If the gateway process exits (its root supervisor gives up when its restart intensity
+//! is exceeded), the driver does what systemd or Kubernetes would: starts it again on the
+//! same home and port, and starts the monkey again for the time left. Such exits are
+//! reported and fail the run; the requests keep retrying, so the checks below still say
+//! whether anything accepted was lost across the process restart.
+//!
+//! Then, from the replies and each session's transcript (`GET /admin/sessions/{key}`):
 //! - lost: requests never answered 200;
 //! - wrong: a 200 whose content is not `echo: msg <n>`;
-//! - duplicated: an inbox id with more than one assistant entry in its transcript, and
-//!   sessions whose user-entry count differs from the number of their requests.
+//! - duplicated: an inbox id with more than one assistant entry in its transcript, or
+//!   one inbox id answering two different requests; and sessions whose user-entry count
+//!   differs from the number of their requests.
 //!
-//! Exits non-zero if anything was lost, wrong or duplicated.
+//! Also reported, without failing the run: attempts that got no answer within the 10 s
+//! client timeout, and replies left undelivered (`pincer_inbox_undelivered`).
+//! Exits non-zero if anything was lost, wrong or duplicated, or the process exited.
 
 #[path = "common.rs"]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -76,58 +88,23 @@ fn main() {
         .map(|t| restarts_total(&t))
         .unwrap_or(0);
 
-    // The monkey, as a subprocess of the real CLI.
-    let monkey_log = home.0.join("monkey.log");
-    let mut monkey_cmd = Command::new(&bin);
-    monkey_cmd.args([
-        "chaos",
-        "monkey",
-        "--rate",
-        &format!("{kill_rate}/s"),
-        "--duration",
-        &format!("{}ms", duration.as_millis()),
-        "--scope",
-        "pincer/**",
-    ]);
-    clean_env(&mut monkey_cmd, &home.0, gw.port);
-    let log = std::fs::File::create(&monkey_log).expect("monkey.log");
-    monkey_cmd
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup"))
-        .stderr(log);
-    let mut monkey = monkey_cmd.spawn().expect("spawn pincer chaos monkey");
-
+    // The monkey and the gateway's restarts, on their own thread.
+    let load_done = Arc::new(AtomicBool::new(false));
+    let supervisor = {
+        let (bin, home, done) = (bin.clone(), home.0.clone(), load_done.clone());
+        std::thread::spawn(move || supervise(&bin, &home, gw, kill_rate, duration, &done))
+    };
     let load_wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         + Duration::from_millis(20);
     let outcomes = rt.block_on(load(base.clone(), token.clone(), rate, duration));
-
-    let monkey_status = monkey.wait().expect("wait for the monkey");
-    let monkey_out = std::fs::read_to_string(&monkey_log).unwrap_or_default();
-    let kills = monkey_out
-        .lines()
-        .rev()
-        .find_map(|l| {
-            l.strip_prefix("verdict: ")?
-                .split(' ')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .or_else(|| {
-            // No verdict line: the last progress line ("  12s  kills 1180  missed 3").
-            monkey_out
-                .lines()
-                .rev()
-                .find_map(|l| l.split("kills ").nth(1)?.split(' ').next()?.parse().ok())
-        });
-    let monkey_verdict = monkey_out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("verdict: ") || l.starts_with("Error") || l.starts_with("error"))
-        .unwrap_or("(no verdict line)")
-        .to_string();
+    load_done.store(true, Ordering::SeqCst);
+    let Supervised {
+        mut gw,
+        exits,
+        monkeys,
+    } = supervisor.join().expect("the supervisor thread panicked");
 
     // Ready again?
     let ready_wait = Instant::now();
@@ -199,17 +176,26 @@ fn main() {
             .text()
             .await
             .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("pincer_inbox_undelivered ")?.trim().parse::<u64>().ok())
+        text.lines().find_map(|l| {
+            l.strip_prefix("pincer_inbox_undelivered ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
     });
 
     // Transcripts.
     let check = rt.block_on(check_transcripts(&admin, &base, &token, &outcomes));
     let alive = matches!(gw.child.try_wait(), Ok(None));
     gw.stop(Duration::from_secs(15));
+    let child_exits = std::fs::read_to_string(home.0.join("gateway.log"))
+        .unwrap_or_default()
+        .matches("Child ended abnormally")
+        .count();
 
     let lat = Summary::of(&mut latencies);
     let duplicated = check.duplicate_answers + shared_inbox.len();
+    let kills: u64 = monkeys.iter().map(|m| m.kills).sum();
     println!();
     println!(
         "gateway_chaos  {rate:.0} chat/s for {:.1} s, {SESSIONS} sessions, monkey {kill_rate:.0} kills/s on 'pincer/**'",
@@ -225,13 +211,25 @@ fn main() {
         count_line(&retried)
     );
     println!(
-        "kills done           {}  (monkey: {monkey_status}, {monkey_verdict:?})",
-        kills.map_or("?".into(), |k| k.to_string()),
+        "kills done           {kills}  ({} monkey runs)",
+        monkeys.len()
     );
+    for m in &monkeys {
+        println!("  monkey: {}", m.verdict);
+    }
     println!(
-        "restarts seen        {}",
-        restarts_after.saturating_sub(restarts_before)
+        "restarts seen        {}  (restarts_total of /admin/tree{}); {child_exits} abnormal child exits logged",
+        restarts_after.saturating_sub(restarts_before),
+        if exits.is_empty() {
+            ""
+        } else {
+            ", last process only"
+        }
     );
+    println!("process exits        {}", exits.len());
+    for e in &exits {
+        println!("  exit: {e}");
+    }
     println!(
         "ready after load     {}",
         ready_after.map_or("NOT within 30 s".into(), |d| format!(
@@ -262,6 +260,10 @@ fn main() {
         check.missing_answers
     );
     println!(
+        "stalled attempts     {}  (no answer within the 10 s client timeout; the retry with the same key got the reply)",
+        stalls.len()
+    );
+    println!(
         "undelivered replies  {}  (pincer_inbox_undelivered after the run: answered in the store, never handed to the channel)",
         undelivered.map_or("?".into(), |u| u.to_string())
     );
@@ -271,6 +273,7 @@ fn main() {
         || !check.mismatched.is_empty()
         || !check.unreadable.is_empty()
         || check.missing_answers > 0
+        || !exits.is_empty()
         || !alive;
     for (label, list) in [
         ("lost", &lost),
@@ -289,28 +292,156 @@ fn main() {
         }
     }
     if !alive {
-        println!("the gateway process died\n{}", gw.log_tail());
+        println!("the gateway process died after the load\n{}", gw.log_tail());
     }
-    let warning = if stalls.is_empty() && undelivered.unwrap_or(0) == 0 {
-        String::new()
+    let verdict = if lost.is_empty() && wrong.is_empty() && duplicated == 0 && !bad {
+        "PASS: nothing lost, wrong or duplicated".to_string()
     } else {
         format!(
-            "; WARNING: {} attempts got no answer within 10 s and {} replies stay undelivered (recovered only by retrying the same key)",
-            stalls.len(),
-            undelivered.map_or("?".into(), |u| u.to_string())
+            "FAIL: {} lost, {} wrong, {duplicated} duplicated, {} count mismatches, {} process exits",
+            lost.len(),
+            wrong.len(),
+            check.mismatched.len(),
+            exits.len()
         )
     };
-    println!(
-        "verdict              {}{warning}",
-        if bad {
-            "FAIL"
-        } else {
-            "PASS: nothing lost, wrong or duplicated"
-        },
-    );
+    println!("verdict              {verdict}");
     if bad {
         std::process::exit(1);
     }
+}
+
+/// What the supervisor thread hands back.
+#[derive(Debug)]
+struct Supervised {
+    /// The gateway running now.
+    gw: Gateway,
+    /// Each exit of the gateway process: when (from the start of chaos) and why.
+    exits: Vec<String>,
+    monkeys: Vec<MonkeyRun>,
+}
+
+#[derive(Debug)]
+struct MonkeyRun {
+    kills: u64,
+    verdict: String,
+}
+
+/// Runs the monkey for `duration` and restarts the gateway whenever it exits, until the
+/// load is done and the monkey has ended. A monkey that ends early (it stops when the
+/// gateway does not answer) is started again for the time left once the gateway is ready.
+fn supervise(
+    bin: &Path,
+    home: &Path,
+    mut gw: Gateway,
+    kill_rate: f64,
+    duration: Duration,
+    load_done: &AtomicBool,
+) -> Supervised {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut exits = Vec::new();
+    let mut runs = Vec::new();
+    let mut monkey = Some(spawn_monkey(bin, home, gw.port, kill_rate, duration, 0));
+    loop {
+        if let Ok(Some(status)) = gw.child.try_wait() {
+            let log = std::fs::read_to_string(home.join("gateway.log")).unwrap_or_default();
+            let why = log
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("pincer: "))
+                .unwrap_or("(no last word in gateway.log)")
+                .to_string();
+            exits.push(format!(
+                "+{:.1} s, {status}: {why}",
+                start.elapsed().as_secs_f64()
+            ));
+            gw = Gateway::spawn_on(bin, home, gw.port);
+            gw.wait_ready(Duration::from_millis(1), Duration::from_secs(30));
+        }
+        if let Some((child, log)) = &mut monkey
+            && let Ok(Some(_)) = child.try_wait()
+        {
+            runs.push(monkey_result(log));
+            monkey = None;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if monkey.is_none()
+            && left > Duration::from_millis(500)
+            && let Ok((200, _)) = raw_get(gw.port, "/readyz")
+        {
+            monkey = Some(spawn_monkey(
+                bin,
+                home,
+                gw.port,
+                kill_rate,
+                left,
+                runs.len(),
+            ));
+        }
+        if monkey.is_none() && load_done.load(Ordering::SeqCst) {
+            return Supervised {
+                gw,
+                exits,
+                monkeys: runs,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `pincer chaos monkey --rate <r>/s --duration <d> --scope 'pincer/**'`, output to
+/// `monkey-<n>.log` in the home.
+fn spawn_monkey(
+    bin: &Path,
+    home: &Path,
+    port: u16,
+    rate: f64,
+    duration: Duration,
+    n: usize,
+) -> (Child, PathBuf) {
+    let log_path = home.join(format!("monkey-{n}.log"));
+    let log = std::fs::File::create(&log_path).expect("monkey log");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "chaos",
+        "monkey",
+        "--rate",
+        &format!("{rate}/s"),
+        "--duration",
+        &format!("{}ms", duration.as_millis()),
+        "--scope",
+        "pincer/**",
+    ]);
+    clean_env(&mut cmd, home, port);
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log);
+    (cmd.spawn().expect("spawn pincer chaos monkey"), log_path)
+}
+
+/// Kills and last word of one monkey run: its verdict line, else its last progress line
+/// (`  12s  kills 1180  missed 3`) and error.
+fn monkey_result(log: &Path) -> MonkeyRun {
+    let out = std::fs::read_to_string(log).unwrap_or_default();
+    let kills = out
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let n = match l.strip_prefix("verdict: ") {
+                Some(v) => v.split(' ').next()?,
+                None => l.split("kills ").nth(1)?.split(' ').next()?,
+            };
+            n.parse().ok()
+        })
+        .unwrap_or(0);
+    let verdict = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or("(no output)")
+        .to_string();
+    MonkeyRun { kills, verdict }
 }
 
 async fn admin_get(
@@ -425,12 +556,12 @@ async fn check_transcripts(
         let key = session_key(&format!("chaos-u{s}"));
         let path = format!("/admin/sessions/{}", percent_encode(&key));
         let mut session = Err(String::new());
-        for _ in 0..20 {
+        for _ in 0..5 {
             session = admin_get(client, base, token, &path).await;
             if session.is_ok() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let session = match session {
             Ok(v) => v,

@@ -162,7 +162,11 @@ impl Gateway {
     /// to `home/gateway.log`. Other `PINCER_*` variables of this environment are not
     /// passed on.
     pub(crate) fn spawn(bin: &Path, home: &Path) -> Self {
-        let port = free_port();
+        Self::spawn_on(bin, home, free_port())
+    }
+
+    /// [`Gateway::spawn`] on a given port (a restart on the same home and port).
+    pub(crate) fn spawn_on(bin: &Path, home: &Path, port: u16) -> Self {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
