@@ -119,3 +119,49 @@ async fn killing_any_actor_kind_mid_turn_gives_exactly_one_reply() {
     kill_mid_turn(&gw, "secrets", exact("pincer/secrets")).await;
     kill_mid_turn(&gw, "health", exact("pincer/health")).await;
 }
+
+#[tokio::test]
+async fn a_reply_committed_by_a_session_killed_before_handing_it_over_still_reaches_the_waiting_client()
+ {
+    // Sessions of new conversations are killed while they answer: some die between the
+    // commit and the hand-over, leaving the reply only in the store.
+    let home = TempDir::new();
+    let gw = Gw::start(home.path(), None).await;
+    for round in 0..3 {
+        let clients: Vec<_> = (0..10)
+            .map(|i| {
+                gw.spawn_chat(
+                    &format!("r{round}-{i}"),
+                    &format!("round {round} message {i}"),
+                    None,
+                )
+            })
+            .collect();
+        gw.kill("pincer/channels/channel:http:http/sessions").await;
+        for (i, client) in clients.into_iter().enumerate() {
+            let body = tokio::time::timeout(Duration::from_secs(15), client)
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("round {round} message {i}: no reply; log:\n{}", gw.log())
+                })
+                .expect("client task")
+                .expect("a reply");
+            assert_eq!(
+                body["choices"][0]["message"]["content"],
+                format!("echo: round {round} message {i}"),
+                "{body}"
+            );
+        }
+        gw.wait_ready(Duration::from_secs(10)).await;
+    }
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("pincer_inbox_undelivered 0"), "{metrics}");
+}

@@ -10,6 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::store::{InboxState, Store};
+
+/// How long a waiter waits for a delivery before it asks the store: a session that died
+/// between committing a reply and handing it over leaves the reply only there.
+const STORE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One piece of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -121,6 +127,39 @@ impl Waiter {
     }
 }
 
+impl Waiter {
+    /// The next delivery, or the reply found in the store when none came for a while.
+    pub async fn next_or_stored(
+        &mut self,
+        store: &Store,
+        channel: &str,
+        account: &str,
+    ) -> Delivery {
+        loop {
+            match tokio::time::timeout(STORE_CHECK, self.rx.recv()).await {
+                Ok(Some(delivery)) => return delivery,
+                Ok(None) => std::future::pending::<()>().await,
+                Err(_) => {
+                    let found = store.inbox_by_upstream(channel, account, &self.key).await;
+                    if let Ok(Some(entry)) = found
+                        && entry.state != InboxState::Pending
+                    {
+                        let (store, id) = (store.clone(), entry.id);
+                        tokio::spawn(async move {
+                            let _ = store.mark_delivered(id).await;
+                        });
+                        return Delivery::Done {
+                            inbox_id: entry.id,
+                            reply: entry.reply.unwrap_or_default(),
+                            failed: false,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.outbox.forget(&self.key, self.id);
@@ -129,6 +168,8 @@ impl Drop for Waiter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -154,5 +195,58 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn a_reply_committed_but_never_handed_over_is_found_in_the_store() {
+        use crate::store::{CommitTurn, Inbound, PeerRef, now_ms};
+        let dir = std::env::temp_dir().join(format!("pincer-outbox-{}", uuid::Uuid::new_v4()));
+        let store = Store::new(dir.join("pincer.db"));
+        let writer = store.start_writer().expect("writer");
+        let inbound = Inbound {
+            channel: "http".into(),
+            account: "http".into(),
+            upstream_id: "idem:k".into(),
+            peer: PeerRef {
+                kind: "user".into(),
+                id: "u".into(),
+            },
+            thread: None,
+            guild: None,
+            team: None,
+            agent: None,
+            text: "hi".into(),
+            received_at_ms: now_ms(),
+        };
+        let outbox = Outbox::default();
+        let mut waiter = outbox.wait("idem:k");
+        let accepted = store.accept(inbound).await.expect("accept");
+        // The session commits, then dies before `deliver`.
+        store
+            .commit_turn(CommitTurn {
+                inbox_id: Some(accepted.id),
+                session: None,
+                entries: Vec::new(),
+                reply: Some("echo: hi".into()),
+            })
+            .await
+            .expect("commit");
+        let delivery = tokio::time::timeout(
+            Duration::from_secs(5),
+            waiter.next_or_stored(&store, "http", "http"),
+        )
+        .await
+        .expect("found within a few seconds");
+        assert_eq!(
+            delivery,
+            Delivery::Done {
+                inbox_id: accepted.id,
+                reply: "echo: hi".into(),
+                failed: false
+            }
+        );
+        store.stop_writer();
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

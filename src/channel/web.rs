@@ -204,8 +204,8 @@ async fn send_message(
         return;
     }
     let mut attempt = 0;
-    while let Some(delivery) = waiter.next().await {
-        match delivery {
+    loop {
+        match waiter.next_or_stored(gw.store(), "web", "web").await {
             Delivery::Delta { attempt: a, text } => {
                 if a != attempt {
                     attempt = a;

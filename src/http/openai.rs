@@ -61,7 +61,16 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::header::optional::<String>("x-pincer-session"))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(warp::body::content_length_limit(max_body))
-        .and(warp::body::json::<Value>())
+        // JSON whatever the Content-Type says: `curl -d` sends form encoding by default.
+        .and(
+            warp::body::bytes().and_then(|body: bytes::Bytes| async move {
+                serde_json::from_slice::<Value>(&body).map_err(|e| {
+                    warp::reject::custom(ApiError::bad_request(format!(
+                        "the body is not JSON: {e}"
+                    )))
+                })
+            }),
+        )
         .then(chat_completions);
 
     models.or(completions).unify().boxed()
@@ -195,10 +204,10 @@ async fn chat_completions(
         prompt_tokens: tokens(&request.text),
     };
     if request.stream {
-        let stream = sse_stream(meta, accepted, waiter, request.include_usage);
+        let stream = sse_stream(gw.clone(), meta, accepted, waiter, request.include_usage);
         warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
     } else {
-        complete(meta, accepted, waiter).await
+        complete(&gw, meta, accepted, waiter).await
     }
 }
 
@@ -249,26 +258,32 @@ fn usage(meta: &Meta, reply: &str) -> Value {
     })
 }
 
-async fn final_reply(accepted: &Accepted, waiter: &mut Waiter) -> Option<(String, bool)> {
+async fn final_reply(
+    gw: &Gateway,
+    accepted: &Accepted,
+    waiter: &mut Waiter,
+) -> Option<(String, bool)> {
     if let Some(reply) = &accepted.reply {
         return Some((reply.clone(), false));
     }
     let wait = async {
-        while let Some(d) = waiter.next().await {
-            if let Delivery::Done { reply, failed, .. } = d {
-                return Some((reply, failed));
+        loop {
+            let delivery = waiter.next_or_stored(gw.store(), "http", "http").await;
+            if let Delivery::Done { reply, failed, .. } = delivery {
+                return (reply, failed);
             }
         }
-        None
     };
-    tokio::time::timeout(REPLY_TIMEOUT, wait)
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(REPLY_TIMEOUT, wait).await.ok()
 }
 
-async fn complete(meta: Meta, accepted: Accepted, mut waiter: Waiter) -> warp::reply::Response {
-    match final_reply(&accepted, &mut waiter).await {
+async fn complete(
+    gw: &Gateway,
+    meta: Meta,
+    accepted: Accepted,
+    mut waiter: Waiter,
+) -> warp::reply::Response {
+    match final_reply(gw, &accepted, &mut waiter).await {
         Some((reply, false)) => warp::reply::json(&json!({
             "id": meta.id,
             "object": "chat.completion",
@@ -323,12 +338,14 @@ fn chunk_event(meta: &Meta, choices: Value, usage: Option<Value>) -> Event {
 /// The SSE events of a streamed completion. A turn started again after a crash streams
 /// from its start; text already sent is not sent twice.
 fn sse_stream(
+    gw: Gateway,
     meta: Meta,
     accepted: Accepted,
     waiter: Waiter,
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     struct S {
+        gw: Gateway,
         meta: Meta,
         accepted: Accepted,
         waiter: Waiter,
@@ -341,6 +358,7 @@ fn sse_stream(
         finished: bool,
     }
     let state = S {
+        gw,
         meta,
         accepted,
         waiter,
@@ -373,7 +391,13 @@ fn sse_stream(
                 }
                 continue;
             }
-            let next = tokio::time::timeout(REPLY_TIMEOUT, s.waiter.next()).await;
+            let store = s.gw.store().clone();
+            let next = tokio::time::timeout(
+                REPLY_TIMEOUT,
+                s.waiter.next_or_stored(&store, "http", "http"),
+            )
+            .await
+            .map(Some);
             match next {
                 Ok(Some(Delivery::Delta { attempt, text })) => {
                     if attempt != s.attempt {
