@@ -26,7 +26,7 @@ pub struct ChannelsConfig {
     pub discord: Option<DiscordConfig>,
 }
 
-/// A channel served on the gateway's own port (one account, `main`).
+/// A channel served on the gateway's own port (one account, named after the channel: `web`, `http`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalChannel {
