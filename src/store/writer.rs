@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -49,8 +50,14 @@ pub(crate) fn spawn(
         .name("pincer-store".into())
         .spawn(move || {
             let _only_writer = exclusive.lock();
+            let writing = Arc::new(AtomicBool::new(true));
+            let checkpointer = spawn_checkpointer(path.clone(), writing.clone());
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&path, rx, &health)));
+            writing.store(false, Ordering::Release);
+            if let Ok(checkpointer) = checkpointer {
+                let _ = checkpointer.join();
+            }
             if let Err(panic) = ran {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -58,6 +65,41 @@ pub(crate) fn spawn(
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 health.set_unwritable(format!("store writer crashed: {what}"));
+            }
+        })
+}
+
+/// How often the write-ahead log is folded back into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Checkpoints on a thread of its own: SQLite's automatic checkpoint runs inside a commit
+/// and fsyncs there, which would stall every request of that group. A PASSIVE checkpoint
+/// from another connection runs beside the writer and never blocks it.
+fn spawn_checkpointer(
+    path: PathBuf,
+    writing: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pincer-checkpoint".into())
+        .spawn(move || {
+            let mut conn: Option<Connection> = None;
+            let mut last = std::time::Instant::now();
+            while writing.load(Ordering::Acquire) {
+                // Short naps, so a stopping writer is not held up by a long one.
+                std::thread::sleep(Duration::from_millis(25));
+                if last.elapsed() < CHECKPOINT_INTERVAL {
+                    continue;
+                }
+                last = std::time::Instant::now();
+                if conn.is_none() && path.exists() {
+                    conn = Connection::open(&path)
+                        .ok()
+                        .filter(|c| c.busy_timeout(Duration::from_millis(100)).is_ok());
+                }
+                if let Some(c) = &conn {
+                    // Busy or failing: the next round tries again; the log only grows.
+                    let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
             }
         })
 }
@@ -140,6 +182,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     }
     let mut conn = Connection::open(path)?;
     schema::configure(&conn)?;
+    // Checkpoints run on their own thread (`spawn_checkpointer`), not inside commits.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
