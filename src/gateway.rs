@@ -234,13 +234,6 @@ impl Gateway {
         self.inner.agents.read().get(id).cloned()
     }
 
-    /// Ids of the agents with a supervisor.
-    pub fn agent_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.inner.agents.read().keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
     /// Remembers an account.
     pub fn set_account(&self, account: Account) {
         self.inner

@@ -154,14 +154,6 @@ async fn a_reply_committed_by_a_session_killed_before_handing_it_over_still_reac
         }
         gw.wait_ready(Duration::from_secs(10)).await;
     }
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.get_text("/metrics").await;
     assert!(metrics.contains("pincer_inbox_undelivered 0"), "{metrics}");
 }

@@ -221,15 +221,7 @@ async fn probes_answer_get_and_head_and_refuse_other_methods() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), None).await;
     for path in ["/health", "/healthz"] {
-        let body: Value = gw
-            .http
-            .get(gw.url(path))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let body = gw.get_public(path).await;
         assert_eq!(body, json!({"ok": true, "status": "live"}));
     }
     for path in ["/startup", "/startupz", "/ready", "/readyz"] {
@@ -240,48 +232,16 @@ async fn probes_answer_get_and_head_and_refuse_other_methods() {
         let r = gw.http.post(gw.url(path)).send().await.expect("post");
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "POST {path}");
     }
-    let body: Value = gw
-        .http
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let body = gw.get_public("/readyz").await;
     assert_eq!(body["ready"], true);
     assert_eq!(body["failing"], json!([]));
     assert!(body.get("tree").is_none());
-    let verbose: Value = gw
-        .http
-        .get(gw.url("/readyz?verbose"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let verbose = gw.get_public("/readyz?verbose").await;
     assert_eq!(verbose["tree"][0]["path"], "pincer");
 
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.get_text("/metrics").await;
     gw.chat("m", "count me", None).await.expect("chat");
-    let metrics_after = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics_after = gw.get_text("/metrics").await;
     assert!(metrics.contains("pincer_actor_restarts_total"));
     assert!(
         metrics_after.contains("pincer_messages_in_total{channel=\"http\"} "),
@@ -319,23 +279,24 @@ async fn remote_callers_without_the_token_learn_only_whether_it_is_ready() {
         "{}",
         gw.log()
     );
-    let remote = |path: &str| format!("http://{ip}:{}{path}", gw.port);
-
-    let body: Value = gw
-        .http
-        .get(remote("/readyz?verbose"))
+    let base = format!("http://{ip}:{}", gw.port);
+    let remote = |path: &str, token: Option<&str>| {
+        let request = gw.http.get(format!("{base}{path}"));
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
         .send()
+    };
+
+    let body: Value = remote("/readyz?verbose", None)
         .await
         .expect("get")
         .json()
         .await
         .expect("json");
     assert_eq!(body, json!({"ready": true, "status": "ready"}));
-    let body: Value = gw
-        .http
-        .get(remote("/readyz?verbose"))
-        .bearer_auth("remote-secret")
-        .send()
+    let body: Value = remote("/readyz?verbose", Some("remote-secret"))
         .await
         .expect("get")
         .json()
@@ -345,29 +306,14 @@ async fn remote_callers_without_the_token_learn_only_whether_it_is_ready() {
         body["tree"][0]["path"], "pincer",
         "the token shows everything"
     );
-    let r = gw
-        .http
-        .get(remote("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = gw
-        .http
-        .get(remote("/admin/tree"))
-        .bearer_auth("wrong")
-        .send()
-        .await
-        .expect("admin");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = gw
-        .http
-        .get(remote("/admin/tree"))
-        .bearer_auth("remote-secret")
-        .send()
-        .await
-        .expect("admin");
-    assert_eq!(r.status(), StatusCode::OK);
+    for (path, token, status) in [
+        ("/metrics", None, StatusCode::UNAUTHORIZED),
+        ("/admin/tree", Some("wrong"), StatusCode::UNAUTHORIZED),
+        ("/admin/tree", Some("remote-secret"), StatusCode::OK),
+    ] {
+        let r = remote(path, token).await.expect("request");
+        assert_eq!(r.status(), status, "{path} with {token:?}");
+    }
     assert!(
         !home.path().join("gateway.token").exists(),
         "a configured token is not written to disk"

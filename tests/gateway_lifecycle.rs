@@ -201,15 +201,7 @@ async fn readiness_is_503_while_a_supervisor_that_gave_up_waits_and_200_after() 
         gw.wait_readyz(false, Duration::from_secs(5)).await,
         "503 after the account gave up"
     );
-    let body: serde_json::Value = gw
-        .http
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let body = gw.get_public("/readyz").await;
     let failing = body["failing"].to_string();
     assert!(
         failing.contains("pincer/channels/channel:http:http")

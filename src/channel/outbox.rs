@@ -121,13 +121,6 @@ impl Outbox {
 // === impl Waiter ===
 
 impl Waiter {
-    /// The next delivery; `None` never happens while the outbox lives.
-    pub async fn next(&mut self) -> Option<Delivery> {
-        self.rx.recv().await
-    }
-}
-
-impl Waiter {
     /// The next delivery, or the reply found in the store when none came for a while.
     pub async fn next_or_stored(
         &mut self,
@@ -182,7 +175,7 @@ mod tests {
             failed: false,
         };
         assert_eq!(outbox.deliver("u1", done.clone()), 1);
-        assert_eq!(w.next().await, Some(done));
+        assert_eq!(w.rx.recv().await, Some(done));
         drop(w);
         assert!(outbox.is_empty());
         assert_eq!(

@@ -132,6 +132,17 @@ impl Gw {
             .expect("token file")
     }
 
+    /// `GET path` without the token, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.http.get(self.url(path)).send().await.expect("request");
+        r.text().await.expect("text")
+    }
+
+    /// `GET path` without the token, as JSON.
+    pub async fn get_public(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await).unwrap_or(Value::Null)
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let r = self
             .http
