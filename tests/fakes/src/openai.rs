@@ -1,0 +1,1 @@
+//! OpenAI Responses API fake (placeholder; being written).
