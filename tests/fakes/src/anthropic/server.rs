@@ -1,0 +1,501 @@
+//! The HTTP side: a warp server on its own thread and runtime, routing, auth, and
+//! turning an outcome into a response.
+//!
+//! A dedicated thread + runtime lets the fake serve a real binary spawned by a sync test
+//! as well as a client inside `#[tokio::test]`, and dropping the runtime on stop kills
+//! every connection, hanging ones included.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use warp::http::header::{HeaderMap, HeaderName, HeaderValue};
+use warp::http::{Method, StatusCode};
+use warp::{Filter, Reply};
+
+use super::model::display_name;
+use super::reply::{Outcome, plan};
+use super::state::Shared;
+use super::validate::{ApiError, check_version, invalid, validate};
+use super::wire::{
+    End, MessageMeta, Step, Timing, body_stream, delta_count, error_json, message_json, sse_steps,
+    turn_events,
+};
+use super::{Knobs, Recorded};
+
+/// Stops the server thread when asked (or dropped).
+#[derive(Debug)]
+pub(super) struct Handle {
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Stops accepting, drops every connection, and waits for the thread to end.
+    pub(super) fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            // The server may already be gone; nothing to tell then.
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // A panic on the server thread has already been reported by the test
+            // harness' panic hook; re-panicking inside Drop would abort.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves on a new thread; returns once the listener is live.
+pub(super) fn spawn(shared: Arc<Shared>) -> (SocketAddr, Handle) {
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", 0)).expect("anthropic fake: bind 127.0.0.1:0");
+    listener
+        .set_nonblocking(true)
+        .expect("anthropic fake: set_nonblocking");
+    let addr = listener.local_addr().expect("anthropic fake: local_addr");
+    let (shutdown, stop_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let thread = std::thread::Builder::new()
+        .name(format!("anthropic-fake-{}", addr.port()))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let server = warp::serve(routes(shared)).incoming(listener).run();
+                tokio::select! {
+                    () = server => {}
+                    _ = stop_rx => {}
+                }
+            });
+            // Dropping the runtime cancels the connection tasks (hung streams too).
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })
+        .expect("anthropic fake: spawn server thread");
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("anthropic fake: server failed to start: {e}"),
+        Err(_) => panic!("anthropic fake: server thread died during start"),
+    }
+    let handle = Handle {
+        shutdown: Some(shutdown),
+        thread: Some(thread),
+    };
+    (addr, handle)
+}
+
+/// One filter that takes every request: routing is done by hand in [`handle`] so that
+/// unknown routes and methods get the API's JSON 404 rather than warp's rejections.
+fn routes(
+    shared: Arc<Shared>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  body: Bytes| {
+                let shared = Arc::clone(&shared);
+                let req = Incoming {
+                    method,
+                    path: path.as_str().to_owned(),
+                    query,
+                    headers,
+                    body,
+                };
+                async move { handle(&shared, req).await }
+            },
+        )
+}
+
+/// A request as received.
+#[derive(Debug)]
+struct Incoming {
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Incoming {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A response body: whole, or planned as timed steps.
+#[derive(Debug)]
+enum Body {
+    Full(Bytes),
+    Steps(VecDeque<Step>),
+}
+
+/// A decided response.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    headers: Vec<(String, String)>,
+    body: Body,
+    /// Wait before sending headers (a non-streaming reply's generation time).
+    delay: Duration,
+}
+
+const JSON: &str = "application/json";
+const SSE: &str = "text/event-stream; charset=utf-8";
+
+impl Answer {
+    fn json(status: u16, value: &Value) -> Answer {
+        Answer {
+            status,
+            content_type: JSON,
+            headers: Vec::new(),
+            body: Body::Full(Bytes::from(value.to_string())),
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn error(err: ApiError, request_id: &str) -> Answer {
+        let mut answer = Answer::json(err.status, &error_json(&err, request_id));
+        answer.headers = err.headers;
+        answer
+    }
+
+    fn steps(content_type: &'static str, steps: VecDeque<Step>) -> Answer {
+        Answer {
+            status: 200,
+            content_type,
+            headers: Vec::new(),
+            body: Body::Steps(steps),
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn into_response(self, request_id: &str) -> warp::reply::Response {
+        let mut resp = match self.body {
+            Body::Full(bytes) => bytes.to_vec().into_response(),
+            Body::Steps(steps) => warp::reply::stream(body_stream(steps)).into_response(),
+        };
+        *resp.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = resp.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static(self.content_type));
+        if self.content_type == SSE {
+            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+        }
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert("request-id", v);
+        }
+        for (name, value) in self.headers {
+            // Scripted headers come from tests; skip any that are not valid HTTP.
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        resp
+    }
+}
+
+async fn handle(shared: &Shared, req: Incoming) -> warp::reply::Response {
+    let at = Instant::now();
+    let request_id = shared.next_id("req");
+    let answer = match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/v1/messages") => messages(shared, &req, &request_id).await,
+        ("GET", "/v1/models") => models(shared, &req, None, &request_id),
+        ("GET", path) => match path.strip_prefix("/v1/models/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => {
+                models(shared, &req, Some(id), &request_id)
+            }
+            _ => not_found(&req, &request_id),
+        },
+        _ => not_found(&req, &request_id),
+    };
+    record(shared, &req, at, &answer);
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    answer.into_response(&request_id)
+}
+
+fn not_found(req: &Incoming, request_id: &str) -> Answer {
+    let err = ApiError::new(
+        404,
+        "not_found_error",
+        format!("Not found: {} {}", req.method, req.path),
+    );
+    Answer::error(err, request_id)
+}
+
+/// Records the request and counts the answer, under one lock so snapshots agree.
+fn record(shared: &Shared, req: &Incoming, at: Instant, answer: &Answer) {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in &req.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let recorded = Recorded {
+        method: req.method.as_str().to_owned(),
+        path: req.path.clone(),
+        query: req.query.clone(),
+        headers,
+        body: serde_json::from_slice(&req.body).unwrap_or(Value::Null),
+        at,
+        status: answer.status,
+    };
+    let mut state = shared.lock();
+    let counters = &mut state.counters;
+    if answer.status >= 400 {
+        *counters.errors_by_status.entry(answer.status).or_insert(0) += 1;
+    }
+    if answer.status == 429 {
+        counters.rate_limited += 1;
+    }
+    if answer.status == 200 && answer.content_type == SSE {
+        counters.streamed += 1;
+    }
+    state.records.push(recorded);
+}
+
+/// Checks `x-api-key`: missing or unknown → 401; throttled → 429 with `retry-after`.
+fn authenticate(knobs: &Knobs, req: &Incoming) -> Result<(), ApiError> {
+    let Some(key) = req.header("x-api-key") else {
+        return Err(ApiError::new(
+            401,
+            "authentication_error",
+            "x-api-key header is required",
+        ));
+    };
+    if knobs.rate_limited_keys.iter().any(|k| k == key) {
+        let mut err = ApiError::new(
+            429,
+            "rate_limit_error",
+            "This request would exceed the rate limit for your organization",
+        );
+        err.headers.push((
+            "retry-after".to_owned(),
+            knobs.rate_limit_retry_after.to_string(),
+        ));
+        return Err(err);
+    }
+    if !knobs.valid_keys.iter().any(|k| k == key) {
+        return Err(ApiError::new(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/messages`.
+async fn messages(shared: &Shared, req: &Incoming, request_id: &str) -> Answer {
+    let knobs = {
+        let mut state = shared.lock();
+        state.counters.requests += 1;
+        state.knobs.clone()
+    };
+    if !knobs.handshake_delay.is_zero() {
+        tokio::time::sleep(knobs.handshake_delay).await;
+    }
+    match answer_messages(shared, &knobs, req, request_id) {
+        Ok(answer) => answer,
+        Err(err) => Answer::error(err, request_id),
+    }
+}
+
+fn answer_messages(
+    shared: &Shared,
+    knobs: &Knobs,
+    req: &Incoming,
+    request_id: &str,
+) -> Result<Answer, ApiError> {
+    authenticate(knobs, req)?;
+    check_version(req.header("anthropic-version"))?;
+    if req.body.len() > knobs.max_body_bytes {
+        return Err(ApiError::new(
+            413,
+            "request_too_large",
+            format!(
+                "Request exceeds the maximum allowed number of bytes ({})",
+                knobs.max_body_bytes
+            ),
+        ));
+    }
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| invalid(format!("There was an error parsing the body as JSON: {e}")))?;
+    let request = validate(&body)?;
+    // Only a valid request consumes a script: the queue scripts what a good request
+    // meets, not what a malformed one does.
+    let script = shared.lock().scripts.pop_front();
+    let outcome = plan(&request, script, || shared.next_id("toolu"));
+    let meta = MessageMeta {
+        id: shared.next_id("msg"),
+        model: request.model.clone(),
+        input_tokens: request.input_tokens,
+    };
+    let timing = Timing {
+        first_token: knobs.first_token_delay,
+        token: knobs.token_delay,
+        ping_every: knobs.ping_interval,
+    };
+    let count = |f: fn(&mut super::Counters)| f(&mut shared.lock().counters);
+    let answer = match outcome {
+        Outcome::Error(err) => return Err(err),
+        Outcome::Hang => {
+            count(|c| c.hangs += 1);
+            let content_type = if request.stream { SSE } else { JSON };
+            Answer::steps(content_type, VecDeque::from([Step::Hang]))
+        }
+        Outcome::Turn(turn) if request.stream => {
+            let events = turn_events(&meta, &turn);
+            Answer::steps(SSE, sse_steps(&events, timing, End::Complete))
+        }
+        Outcome::Turn(turn) => {
+            // A non-streaming answer arrives only once the whole turn is "generated".
+            let tokens = u32::try_from(delta_count(&turn)).unwrap_or(u32::MAX);
+            let mut answer = Answer::json(200, &message_json(&meta, &turn));
+            answer.delay = timing.first_token + timing.token * tokens.saturating_sub(1);
+            answer
+        }
+        Outcome::StreamError { turn, after, error } if request.stream => {
+            count(|c| c.stream_errors += 1);
+            let events = turn_events(&meta, &turn);
+            let payload = error_json(&error, request_id);
+            Answer::steps(
+                SSE,
+                sse_steps(&events, timing, End::ErrorAfter(after, payload)),
+            )
+        }
+        Outcome::StreamError { error, .. } => return Err(error),
+        Outcome::Cut { turn, after } if request.stream => {
+            count(|c| c.cuts += 1);
+            let events = turn_events(&meta, &turn);
+            Answer::steps(SSE, sse_steps(&events, timing, End::CutAfter(after)))
+        }
+        Outcome::Cut { turn, .. } => {
+            count(|c| c.cuts += 1);
+            let full = Bytes::from(message_json(&meta, &turn).to_string());
+            let half = full.slice(..full.len() / 2);
+            Answer::steps(
+                JSON,
+                VecDeque::from([
+                    Step::Data(half),
+                    Step::Sleep(Duration::from_millis(20)),
+                    Step::Cut,
+                ]),
+            )
+        }
+    };
+    Ok(answer)
+}
+
+/// `GET /v1/models` and `GET /v1/models/{id}`: authenticated, token-free.
+fn models(shared: &Shared, req: &Incoming, one: Option<&str>, request_id: &str) -> Answer {
+    let knobs = {
+        let mut state = shared.lock();
+        state.counters.models_list += 1;
+        state.knobs.clone()
+    };
+    match list_models(&knobs, req, one) {
+        Ok(value) => Answer::json(200, &value),
+        Err(err) => Answer::error(err, request_id),
+    }
+}
+
+fn model_json(id: &str) -> Value {
+    json!({
+        "type": "model",
+        "id": id,
+        "display_name": display_name(id),
+        "created_at": "2025-01-01T00:00:00Z",
+    })
+}
+
+fn list_models(knobs: &Knobs, req: &Incoming, one: Option<&str>) -> Result<Value, ApiError> {
+    authenticate(knobs, req)?;
+    check_version(req.header("anthropic-version"))?;
+    if let Some(id) = one {
+        return match knobs.models.iter().find(|m| *m == id) {
+            Some(m) => Ok(model_json(m)),
+            None => Err(ApiError::new(
+                404,
+                "not_found_error",
+                format!("model: {id}"),
+            )),
+        };
+    }
+    // Pagination as the API does it: `limit` (1..=1000, default 20), `after_id`,
+    // `before_id`.
+    let mut limit = 20usize;
+    let mut start = 0usize;
+    let mut end = knobs.models.len();
+    for (key, value) in req.query.split('&').filter_map(|kv| kv.split_once('=')) {
+        let position = |id: &str| knobs.models.iter().position(|m| m == id);
+        match key {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| invalid("limit: Input should be between 1 and 1000"))?;
+            }
+            "after_id" => start = position(value).map_or(end, |p| p + 1),
+            "before_id" => end = position(value).unwrap_or(0),
+            _ => {}
+        }
+    }
+    let page: Vec<&String> = knobs
+        .models
+        .iter()
+        .take(end)
+        .skip(start)
+        .take(limit)
+        .collect();
+    let has_more = start + page.len() < end;
+    Ok(json!({
+        "data": page.iter().map(|m| model_json(m)).collect::<Vec<_>>(),
+        "has_more": has_more,
+        "first_id": page.first(),
+        "last_id": page.last(),
+    }))
+}
