@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::channel::Outbox;
 use crate::config::{Config, Sources};
 use crate::metrics::Metrics;
+use crate::provider::Pool;
 use crate::stats::Stats;
 use crate::store::Store;
 
@@ -48,6 +49,7 @@ struct Inner {
     agents: RwLock<HashMap<String, SupervisorHandle>>,
     accounts: RwLock<HashMap<String, Account>>,
     supervisors: RwLock<HashMap<&'static str, SupervisorHandle>>,
+    pools: RwLock<HashMap<&'static str, Arc<Pool>>>,
     started: AtomicBool,
     draining: AtomicBool,
     born: Instant,
@@ -110,6 +112,7 @@ impl Gateway {
                 agents: RwLock::default(),
                 accounts: RwLock::default(),
                 supervisors: RwLock::default(),
+                pools: RwLock::default(),
                 started: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
                 born: Instant::now(),
@@ -232,6 +235,17 @@ impl Gateway {
     /// Agent `id`'s supervisor.
     pub fn agent(&self, id: &str) -> Option<SupervisorHandle> {
         self.inner.agents.read().get(id).cloned()
+    }
+
+    /// Registers provider `name`'s connection pool. The first one stays: a restarted
+    /// provider finds its keys' cooldowns and its HTTP connections.
+    pub fn set_pool(&self, name: &'static str, pool: Arc<Pool>) {
+        self.inner.pools.write().entry(name).or_insert(pool);
+    }
+
+    /// Provider `name`'s connection pool.
+    pub fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.inner.pools.read().get(name).cloned()
     }
 
     /// Remembers an account.

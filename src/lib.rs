@@ -23,4 +23,5 @@ pub mod secrets;
 pub mod session;
 pub mod stats;
 pub mod store;
+pub mod tool;
 pub mod tree;

@@ -12,8 +12,12 @@ use pincer_actors::{ChildSpec, Restart, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
+use crate::config::{AgentConfig, ModelConfig, ThinkingMode};
 use crate::gateway::Gateway;
-use crate::provider::{self, ChatMessage, ProviderEvent, ProviderMsg, ProviderRequest};
+use crate::provider::{
+    self, ChatMessage, DispatchError, ErrorKind, Item, ProviderError, ProviderEvent,
+    ProviderRequest,
+};
 use crate::store::Role;
 
 /// What a session asks of a turn.
@@ -104,6 +108,9 @@ impl Actor for Turn {
     }
 }
 
+/// Tool rounds per turn when the agent sets no `adaptiveThinking.maxSteps`.
+const DEFAULT_MAX_ROUNDS: u32 = 8;
+
 async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent>) {
     let config = gw.config();
     let Some(agent) = config.agents.get(&request.agent) else {
@@ -111,62 +118,173 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
         let _ = events.send(TurnEvent::Failed(why)).await;
         return;
     };
-    let model = agent.model.as_ref();
-    let provider_name = model
-        .and_then(|m| m.provider_name())
-        .unwrap_or_else(|| provider::echo::NAME.to_string());
-    if !provider::is_built(&provider_name) {
-        let why = format!(
-            "provider `{provider_name}` of agent `{}` is not available in this build",
-            request.agent
-        );
-        let _ = events.send(TurnEvent::Failed(why)).await;
-        return;
-    }
-    // Not running (restarting): end without a final event; the session tries again.
-    let Some(provider) = gw.actor::<ProviderMsg>(&provider::provider_path(&provider_name)) else {
-        return;
-    };
-    let mut messages = request.context;
-    messages.push(ChatMessage {
+    let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
+    items.push(Item::Message(ChatMessage {
         role: Role::User,
         content: request.text,
-    });
-    let call = ProviderRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        model: model
-            .and_then(|m| m.name.clone())
-            .unwrap_or_else(|| provider_name.clone()),
-        system_prompt: agent.system_prompt.clone(),
-        messages,
-    };
-    let (tx, mut rx) = mpsc::channel(64);
-    let stream = ProviderMsg::Stream {
-        request: Box::new(call),
-        events: tx,
-    };
-    if provider.cast(stream).is_err() {
-        return;
-    }
-    let (mut reply, mut thinking) = (String::new(), String::new());
-    while let Some(event) = rx.recv().await {
-        match event {
-            ProviderEvent::Delta(text) => {
-                reply.push_str(&text);
-                if events.send(TurnEvent::Delta(text)).await.is_err() {
-                    return;
-                }
-            }
-            ProviderEvent::Thinking(text) => thinking.push_str(&text),
-            ProviderEvent::Done => {
-                let thinking = (!thinking.is_empty()).then_some(thinking);
-                let _ = events.send(TurnEvent::Done { reply, thinking }).await;
+    }));
+    let mut turn = Reply::default();
+    let mut last_error = String::from("no model is configured");
+    for (provider_name, model) in models(agent) {
+        if !provider::is_configured(&config, &provider_name) {
+            last_error = format!(
+                "provider `{provider_name}` of agent `{}` is not configured",
+                request.agent
+            );
+            tracing::warn!(agent = %request.agent, "{last_error}");
+            continue;
+        }
+        let call = Call {
+            gw,
+            agent,
+            provider: &provider_name,
+            model: &model,
+        };
+        match call.run(items.clone(), &mut turn, events).await {
+            Outcome::Answered => {
+                let thinking = (!turn.thinking.is_empty()).then_some(turn.thinking);
+                let _ = events
+                    .send(TurnEvent::Done {
+                        reply: turn.text,
+                        thinking,
+                    })
+                    .await;
                 return;
             }
-            ProviderEvent::Error(why) => {
-                let _ = events.send(TurnEvent::Failed(why)).await;
+            // The provider is restarting or the session went away: end without a final
+            // event; the session tries again.
+            Outcome::Lost => return,
+            Outcome::Failed(error) if turn.sent || error.kind == ErrorKind::Broken => {
+                let _ = events.send(TurnEvent::Failed(error.message)).await;
                 return;
+            }
+            Outcome::Failed(error) => {
+                tracing::warn!(agent = %request.agent, provider = %provider_name, model = %model, "model failed, trying the next in the chain: {error}");
+                last_error = format!("{provider_name}/{model}: {error}");
             }
         }
+    }
+    let _ = events.send(TurnEvent::Failed(last_error)).await;
+}
+
+/// The agent's model, then its fallbacks, as `(provider, model)`.
+fn models(agent: &AgentConfig) -> Vec<(String, String)> {
+    let primary = agent.model.clone().unwrap_or_default();
+    let fallbacks = primary.fallbacks.iter().map(|f| ModelConfig::from_text(f));
+    std::iter::once(primary.clone())
+        .chain(fallbacks)
+        .map(|m| {
+            let provider = m
+                .provider_name()
+                .unwrap_or_else(|| provider::echo::NAME.to_string());
+            let name = m.name.clone().unwrap_or_else(|| provider.clone());
+            (provider, name)
+        })
+        .collect()
+}
+
+/// What the turn has produced so far, across models and tool rounds.
+#[derive(Debug, Default)]
+struct Reply {
+    text: String,
+    thinking: String,
+    /// Whether any text went to the session (then no other model may take over).
+    sent: bool,
+}
+
+/// How one model's attempt ended.
+enum Outcome {
+    Answered,
+    Lost,
+    Failed(ProviderError),
+}
+
+/// One model's attempt at the turn, with its tool rounds.
+struct Call<'a> {
+    gw: &'a Gateway,
+    agent: &'a AgentConfig,
+    provider: &'a str,
+    model: &'a str,
+}
+
+impl Call<'_> {
+    async fn run(
+        &self,
+        mut items: Vec<Item>,
+        turn: &mut Reply,
+        events: &mpsc::Sender<TurnEvent>,
+    ) -> Outcome {
+        let thinking = self.thinking_mode();
+        let tools = crate::tool::specs(&self.agent.skills);
+        let max_rounds = self
+            .agent
+            .adaptive_thinking
+            .map_or(DEFAULT_MAX_ROUNDS, |a| a.max_steps.max(1));
+        for round in 0..=max_rounds {
+            let call = ProviderRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                model: self.model.to_string(),
+                system_prompt: self.agent.system_prompt.clone(),
+                items: items.clone(),
+                // The last round has no tools: the model must answer in words.
+                tools: if round < max_rounds {
+                    tools.clone()
+                } else {
+                    Vec::new()
+                },
+                thinking,
+            };
+            let mut rx = match provider::dispatch(self.gw, self.provider, call).await {
+                Ok(rx) => rx,
+                Err(DispatchError::Unavailable(_)) => return Outcome::Lost,
+                Err(e @ DispatchError::Unknown(_)) => {
+                    return Outcome::Failed(ProviderError::new(ErrorKind::Rejected, e.to_string()));
+                }
+            };
+            let mut calls = Vec::new();
+            loop {
+                match rx.recv().await {
+                    Some(ProviderEvent::Delta(text)) => {
+                        turn.text.push_str(&text);
+                        turn.sent = true;
+                        if events.send(TurnEvent::Delta(text)).await.is_err() {
+                            return Outcome::Lost;
+                        }
+                    }
+                    Some(ProviderEvent::Thinking(text)) => turn.thinking.push_str(&text),
+                    Some(ProviderEvent::ToolCall(call)) => calls.push(call),
+                    Some(ProviderEvent::Done) => break,
+                    Some(ProviderEvent::Error(error)) => return Outcome::Failed(error),
+                    None => return Outcome::Lost,
+                }
+            }
+            if calls.is_empty() {
+                return Outcome::Answered;
+            }
+            for call in calls {
+                let output = crate::tool::run(&call, &self.agent.skills).await;
+                let call_id = call.call_id.clone();
+                items.push(Item::ToolCall(call));
+                items.push(Item::ToolOutput { call_id, output });
+            }
+        }
+        Outcome::Answered
+    }
+
+    /// The agent's thinking mode: `model.thinking.mode`, or adaptive when the seed's
+    /// `adaptiveThinking.enabled` is set; `None` lets the model family decide.
+    fn thinking_mode(&self) -> Option<ThinkingMode> {
+        let configured = self
+            .agent
+            .model
+            .as_ref()
+            .and_then(|m| m.thinking)
+            .map(|t| t.mode);
+        configured.or_else(|| {
+            self.agent
+                .adaptive_thinking
+                .filter(|a| a.enabled)
+                .map(|_| ThinkingMode::Adaptive)
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! `pincer doctor`: checks the config and what it needs without spending anything: the
-//! config loads, each agent's provider exists in this build, secrets resolve, the home
+//! config loads, each agent's provider is configured, each provider answers and accepts
+//! each of its keys (a model listing, no tokens spent), secrets resolve, the home
 //! directory is writable, and whether a gateway answers. Config keys for features not in
 //! this build are listed as not active.
 
@@ -49,19 +50,22 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             .as_ref()
             .and_then(|m| m.provider_name())
             .unwrap_or_else(|| provider::echo::NAME.to_string());
-        if provider::is_built(&provider) {
+        if provider::is_configured(cfg, &provider) {
             line(
                 Some(true),
                 format!("agent `{id}`: {}", crate::agent::model_label(agent)),
             );
         } else {
             line(
-                None,
+                Some(false),
                 format!(
-                    "agent `{id}`: provider `{provider}` is not active in this build; its turns answer with an error"
+                    "agent `{id}`: provider `{provider}` is not configured (add [providers.{provider}]); its turns answer with an error"
                 ),
             );
         }
+    }
+    for finding in provider::check::all(cfg, &sources.env).await {
+        line(Some(finding.ok), finding.text);
     }
     for (kind, account) in cfg.accounts() {
         if matches!(kind, "web" | "http") {

@@ -63,6 +63,13 @@ pub struct OpenAiConfig {
     /// The seed's `streamOptions`.
     #[serde(default)]
     pub stream_options: StreamOptions,
+    /// A socket is replaced when idle after this long, before the upstream's 60-minute
+    /// limit. Default "55m".
+    #[serde(
+        default = "fifty_five_minutes",
+        deserialize_with = "duration::seconds::deserialize"
+    )]
+    pub socket_max_age: Duration,
 }
 
 /// `[providers.anthropic]`.
@@ -80,6 +87,15 @@ pub struct AnthropicConfig {
     /// `anthropic-version` header. Default `2023-06-01`.
     #[serde(default = "anthropic_version")]
     pub version: String,
+    /// Calls in flight at once (spread over `poolSize` connection actors). Default 2.
+    #[serde(default = "two")]
+    pub pool_size: NonZeroUsize,
+    /// `max_tokens` of a reply (raised above a thinking budget when needed). Default 8192.
+    #[serde(default = "max_tokens")]
+    pub max_tokens: u32,
+    /// The seed's `streamOptions`.
+    #[serde(default)]
+    pub stream_options: StreamOptions,
 }
 
 /// How replies are delivered.
@@ -146,6 +162,12 @@ fn anthropic_base() -> String {
 }
 fn anthropic_version() -> String {
     "2023-06-01".to_string()
+}
+fn fifty_five_minutes() -> Duration {
+    Duration::from_secs(55 * 60)
+}
+fn max_tokens() -> u32 {
+    8192
 }
 fn two() -> NonZeroUsize {
     NonZeroUsize::MIN.saturating_add(1)

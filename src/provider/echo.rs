@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 use super::{ProviderEvent, ProviderMsg, ProviderRequest};
 use crate::gateway::Gateway;
-use crate::store::Role;
 
 /// The provider's name in config (`provider = "echo"`).
 pub const NAME: &str = "echo";
@@ -33,13 +32,7 @@ pub fn spec(gw: &Gateway) -> ChildSpec {
 
 /// The reply the echo model gives to `request`.
 pub fn reply_to(request: &ProviderRequest) -> String {
-    let last = request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.content.as_str())
-        .unwrap_or_default();
+    let last = super::last_user_text(&request.items);
     if last.trim().is_empty() {
         "echo: (empty message)".to_string()
     } else {
@@ -67,7 +60,9 @@ impl Actor for Echo {
         state: &mut EchoState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProviderMsg::Stream { request, events } => {
+            ProviderMsg::Stream {
+                request, events, ..
+            } => {
                 let config = state.gw.config().providers.echo.clone();
                 let reply = reply_to(&request);
                 let chunk = config.chunk_size.get();

@@ -1,0 +1,262 @@
+//! The Messages API on the wire (protocols.md): request bodies and stream events.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::provider::{Item, ProviderRequest, ToolCall, thinking};
+use crate::store::Role;
+
+/// The body of `POST /v1/messages` for `request`, streaming, with `max_tokens` (raised
+/// above the thinking budget when there is one).
+pub fn body(request: &ProviderRequest, max_tokens: u32) -> Map<String, Value> {
+    let (model, named_adaptive) = thinking::model_id(&request.model);
+    let mode = request
+        .thinking
+        .or(named_adaptive.then_some(crate::config::ThinkingMode::Adaptive));
+    let think = thinking::anthropic(&model, mode);
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert(
+        "max_tokens".into(),
+        json!(max_tokens.max(think.min_max_tokens)),
+    );
+    body.insert("stream".into(), json!(true));
+    if let Some(prompt) = &request.system_prompt {
+        body.insert("system".into(), json!(prompt));
+    }
+    body.insert("messages".into(), Value::Array(messages(&request.items)));
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.parameters }))
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(thinking) = think.thinking {
+        body.insert("thinking".into(), thinking);
+    }
+    if let Some(config) = think.output_config {
+        body.insert("output_config".into(), config);
+    }
+    body
+}
+
+/// Items as alternating user/assistant messages of content blocks, starting with a user
+/// message (the API refuses anything else): consecutive items of one side merge.
+fn messages(items: &[Item]) -> Vec<Value> {
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for item in items {
+        let (role, block) = match item {
+            Item::Message(m) if m.content.is_empty() => continue,
+            Item::Message(m) => {
+                let role = if m.role == Role::Assistant {
+                    "assistant"
+                } else {
+                    "user"
+                };
+                (role, json!({ "type": "text", "text": m.content }))
+            }
+            Item::ToolCall(call) => {
+                let input = serde_json::from_str::<Value>(&call.arguments)
+                    .ok()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| json!({}));
+                (
+                    "assistant",
+                    json!({ "type": "tool_use", "id": call.call_id, "name": call.name, "input": input }),
+                )
+            }
+            Item::ToolOutput { call_id, output } => (
+                "user",
+                json!({ "type": "tool_result", "tool_use_id": call_id, "content": output }),
+            ),
+        };
+        if out.is_empty() && role == "assistant" {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last, blocks)) if *last == role => blocks.push(block),
+            _ => out.push((role, vec![block])),
+        }
+    }
+    out.into_iter()
+        .map(|(role, content)| json!({ "role": role, "content": content }))
+        .collect()
+}
+
+/// What one event means for the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to pass on.
+    Nothing,
+    /// Reply text.
+    Delta(String),
+    /// Thinking text.
+    Thinking(String),
+    /// A complete tool call.
+    ToolCall(ToolCall),
+    /// `message_stop`.
+    Stopped,
+    /// An `error` event: its `error.type` and message.
+    Error(String, String),
+}
+
+/// Reads the events of one message.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// Tool-use blocks open, by index: id, name, input JSON so far.
+    tools: HashMap<u64, (String, String, String)>,
+    stop_reason: Option<String>,
+}
+
+impl Decoder {
+    /// Takes one event's data.
+    pub fn step(&mut self, event: &Value) -> Step {
+        let text = |pointer: &str| {
+            event
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let index = event
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
+        match event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
+            "content_block_start" => {
+                if event.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use")
+                {
+                    let open = (
+                        text("/content_block/id"),
+                        text("/content_block/name"),
+                        String::new(),
+                    );
+                    self.tools.insert(index, open);
+                }
+                Step::Nothing
+            }
+            "content_block_delta" => match event.pointer("/delta/type").and_then(Value::as_str) {
+                Some("text_delta") => Step::Delta(text("/delta/text")),
+                Some("thinking_delta") => Step::Thinking(text("/delta/thinking")),
+                Some("input_json_delta") => {
+                    if let Some(tool) = self.tools.get_mut(&index) {
+                        tool.2.push_str(&text("/delta/partial_json"));
+                    }
+                    Step::Nothing
+                }
+                _ => Step::Nothing,
+            },
+            "content_block_stop" => match self.tools.remove(&index) {
+                Some((call_id, name, input)) => Step::ToolCall(ToolCall {
+                    call_id,
+                    name,
+                    arguments: if input.trim().is_empty() {
+                        "{}".into()
+                    } else {
+                        input
+                    },
+                }),
+                None => Step::Nothing,
+            },
+            "message_delta" => {
+                if let Some(reason) = event.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.stop_reason = Some(reason.to_string());
+                }
+                Step::Nothing
+            }
+            "message_stop" => Step::Stopped,
+            "error" => Step::Error(text("/error/type"), text("/error/message")),
+            _ => Step::Nothing,
+        }
+    }
+
+    /// The `stop_reason` given, if any.
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ThinkingMode;
+    use crate::provider::ChatMessage;
+
+    fn msg(role: Role, text: &str) -> Item {
+        Item::Message(ChatMessage {
+            role,
+            content: text.into(),
+        })
+    }
+
+    #[test]
+    fn messages_alternate_and_start_with_the_user() {
+        let items = vec![
+            msg(Role::Assistant, "stray"),
+            msg(Role::User, "a"),
+            msg(Role::User, "b"),
+            Item::ToolCall(ToolCall {
+                call_id: "t1".into(),
+                name: "echo".into(),
+                arguments: "{\"text\":\"x\"}".into(),
+            }),
+            Item::ToolOutput {
+                call_id: "t1".into(),
+                output: "x".into(),
+            },
+        ];
+        let got = messages(&items);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0]["role"], "user");
+        assert_eq!(got[0]["content"].as_array().map(Vec::len), Some(2));
+        assert_eq!(got[1]["content"][0]["input"], json!({"text": "x"}));
+        assert_eq!(got[2]["content"][0]["type"], "tool_result");
+    }
+
+    #[test]
+    fn thinking_per_model_family_and_the_seed_name() {
+        let mut request = ProviderRequest {
+            request_id: "r".into(),
+            model: "claude-opus-4-6-adaptive".into(),
+            system_prompt: None,
+            items: vec![msg(Role::User, "hi")],
+            tools: Vec::new(),
+            thinking: None,
+        };
+        let b = body(&request, 1000);
+        assert_eq!(b["model"], "claude-opus-4-6");
+        assert_eq!(b["thinking"], json!({"type": "adaptive"}));
+        request.model = "claude-sonnet-4-5".into();
+        request.thinking = Some(ThinkingMode::High);
+        let b = body(&request, 1000);
+        assert_eq!(
+            b["thinking"],
+            json!({"type": "enabled", "budget_tokens": 24576})
+        );
+        assert!(b["max_tokens"].as_u64() > Some(24576));
+    }
+
+    #[test]
+    fn a_tool_use_block_becomes_one_call() {
+        let mut d = Decoder::default();
+        d.step(&json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"tu_1","name":"echo","input":{}}}));
+        d.step(&json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"text\":"}}));
+        d.step(&json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"x\"}"}}));
+        let step = d.step(&json!({"type":"content_block_stop","index":1}));
+        assert_eq!(
+            step,
+            Step::ToolCall(ToolCall {
+                call_id: "tu_1".into(),
+                name: "echo".into(),
+                arguments: "{\"text\":\"x\"}".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! One HTTP model call with the retry rules of [`retry`](super::retry) and the auth
+//! profiles of [`keys`](super::keys): a 429 or an auth error rests the key and the next
+//! try uses another; other retryable failures wait (the server's hint, or jittered
+//! backoff) and try again, at most [`MAX_ATTEMPTS`] times in all.
+
+use std::time::Instant;
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+
+use super::keys::{AUTH_COOLDOWN, NoKey, Pick, RATE_COOLDOWN};
+use super::retry::{self, MAX_ATTEMPTS, MAX_DELAY, Verdict};
+use super::{ErrorKind, Pool, ProviderError};
+use crate::gateway::Gateway;
+
+/// What differs between providers' error bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorShape {
+    /// The machine-readable code of an error body (`error.code` for OpenAI,
+    /// `error.type` for Anthropic).
+    pub code: fn(&Value) -> Option<String>,
+}
+
+/// Reads `error.message` (both providers put it there).
+pub fn error_message(body: &Value) -> Option<String> {
+    body.pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Takes a usable key, waiting (within [`MAX_DELAY`]) for one to come back from rest.
+pub async fn pick_key(pool: &Pool, provider: &str) -> Result<Pick, ProviderError> {
+    loop {
+        let pick = pool.keys.lock().pick(Instant::now());
+        match pick {
+            Ok(pick) => return Ok(pick),
+            Err(NoKey::None) => {
+                return Err(ProviderError::new(
+                    ErrorKind::Exhausted,
+                    format!("provider `{provider}` has no API key (set apiKey or apiKeys)"),
+                ));
+            }
+            Err(NoKey::Resting(wait)) if wait <= MAX_DELAY => tokio::time::sleep(wait).await,
+            Err(NoKey::Resting(wait)) => {
+                return Err(ProviderError::new(
+                    ErrorKind::Exhausted,
+                    format!(
+                        "every API key of `{provider}` is resting after rate limits or auth errors (first back in {} s)",
+                        wait.as_secs()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Rests key `pick` after a failure with `status` (429: the hint or
+/// [`RATE_COOLDOWN`]; 401/403: [`AUTH_COOLDOWN`]). Returns whether it did.
+pub fn rest_key(pool: &Pool, pick: &Pick, status: u16, hint: Option<std::time::Duration>) -> bool {
+    let how_long = match status {
+        429 => hint.unwrap_or(RATE_COOLDOWN),
+        401 | 403 => AUTH_COOLDOWN,
+        _ => return false,
+    };
+    let mut keys = pool.keys.lock();
+    // A single key resting for a hint would only delay the retry twice over.
+    if keys.len() > 1 || status != 429 {
+        keys.rest(pick.index, how_long, Instant::now());
+    }
+    true
+}
+
+/// Sends `build(key)` until it succeeds or the rules say stop. The response returned has
+/// a success status; its body is not read.
+pub async fn post(
+    gw: &Gateway,
+    pool: &Pool,
+    provider: &'static str,
+    request_id: &str,
+    shape: ErrorShape,
+    build: impl Fn(&str) -> RequestBuilder,
+) -> Result<Response, ProviderError> {
+    let retries = gw.metrics().counter(
+        "pincer_provider_retries_total",
+        "Model calls sent again after a retryable failure.",
+        &[("provider", provider)],
+    );
+    let mut last = String::new();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let key = pick_key(pool, provider).await?;
+        let (verdict, status) = match build(&key.value).send().await {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                let code = (shape.code)(&body);
+                let message = error_message(&body)
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+                last = format!(
+                    "{} {}{}",
+                    status.as_u16(),
+                    code.as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default(),
+                    message
+                );
+                let hint = retry::hint(&headers);
+                let rested = rest_key(pool, &key, status.as_u16(), hint);
+                let mut verdict = retry::verdict(status.as_u16(), &headers, code.as_deref());
+                // An auth error is final for this key, not for the others.
+                if rested && verdict == Verdict::Stop && pool.keys.lock().len() > 1 {
+                    verdict = Verdict::Retry(Some(std::time::Duration::ZERO));
+                }
+                (verdict, Some(status))
+            }
+            Err(error) => {
+                last = format!("cannot reach the API: {}", without_url(&error));
+                (Verdict::Retry(None), None)
+            }
+        };
+        tracing::info!(provider, request_id, attempt, "model call failed: {last}");
+        let hint = match verdict {
+            Verdict::Stop => return Err(refused(status, last)),
+            Verdict::Retry(hint) => hint,
+        };
+        if attempt == MAX_ATTEMPTS {
+            break;
+        }
+        // A rate-limited key was rested: another key needs no wait.
+        let hint = if status == Some(StatusCode::TOO_MANY_REQUESTS) && pool.keys.lock().len() > 1 {
+            Some(std::time::Duration::ZERO)
+        } else {
+            hint
+        };
+        let Some(wait) = retry::delay(attempt, hint) else {
+            return Err(ProviderError::new(
+                ErrorKind::Exhausted,
+                format!(
+                    "{last} (the server asks to wait longer than {} s)",
+                    MAX_DELAY.as_secs()
+                ),
+            ));
+        };
+        retries.inc();
+        tokio::time::sleep(wait).await;
+    }
+    Err(ProviderError::new(
+        ErrorKind::Exhausted,
+        format!("{last} (gave up after {MAX_ATTEMPTS} tries)"),
+    ))
+}
+
+/// The error for a final failure with `status`.
+pub fn refused(status: Option<StatusCode>, message: String) -> ProviderError {
+    let kind = match status.map(|s| s.as_u16()) {
+        // Quota, auth and permission: this model (account) is out for now.
+        Some(401 | 402 | 403 | 429) => ErrorKind::Exhausted,
+        Some(s) if s >= 500 => ErrorKind::Exhausted,
+        _ => ErrorKind::Rejected,
+    };
+    ProviderError::new(kind, message)
+}
+
+/// A reqwest error's text without its URL (which may carry a token in a query).
+pub fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

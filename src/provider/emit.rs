@@ -1,0 +1,184 @@
+//! The sending end of one call's stream: groups reply deltas into chunks of
+//! `streamOptions.chunkSize` tokens (one upstream delta is one token) and watches the
+//! pace: a time to first token, or a gap between tokens, longer than
+//! `streamOptions.latencyThreshold` logs a warning and counts in
+//! `pincer_provider_slow_total`.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::{ProviderError, ProviderEvent, ToolCall};
+use crate::gateway::Gateway;
+
+/// Where a call's events go.
+#[derive(Debug)]
+pub struct Emitter {
+    events: mpsc::Sender<ProviderEvent>,
+    chunk_size: usize,
+    threshold: Duration,
+    pending: String,
+    pending_tokens: usize,
+    last: Instant,
+    first_seen: bool,
+    labels: Labels,
+}
+
+#[derive(Debug)]
+struct Labels {
+    gw: Gateway,
+    provider: &'static str,
+    transport: &'static str,
+    request_id: String,
+}
+
+/// The receiver went away (the turn ended): stop the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
+impl Emitter {
+    /// An emitter for call `request_id` of `provider` over `transport`, timed from now.
+    pub fn new(
+        gw: &Gateway,
+        events: mpsc::Sender<ProviderEvent>,
+        provider: &'static str,
+        request_id: &str,
+    ) -> Self {
+        Self {
+            events,
+            chunk_size: 1,
+            threshold: Duration::ZERO,
+            pending: String::new(),
+            pending_tokens: 0,
+            last: Instant::now(),
+            first_seen: false,
+            labels: Labels {
+                gw: gw.clone(),
+                provider,
+                transport: "sse",
+                request_id: request_id.to_string(),
+            },
+        }
+    }
+
+    /// Chunk size (tokens per pushed delta) and latency threshold (zero: off).
+    pub fn pacing(mut self, chunk_size: usize, threshold: Duration) -> Self {
+        self.chunk_size = chunk_size.max(1);
+        self.threshold = threshold;
+        self
+    }
+
+    /// Names the transport in logs and metrics; restarts the clock (a call that moved
+    /// from one transport to another is timed from the move).
+    pub fn transport(&mut self, transport: &'static str) {
+        self.labels.transport = transport;
+        self.last = Instant::now();
+    }
+
+    /// Whether any reply text or tool call went out (a failure after that is
+    /// [`ErrorKind::Broken`](super::ErrorKind::Broken)).
+    pub fn started(&self) -> bool {
+        self.first_seen
+    }
+
+    /// One upstream token of reply text.
+    pub async fn delta(&mut self, text: &str) -> Result<(), Gone> {
+        self.pace();
+        self.pending.push_str(text);
+        self.pending_tokens += 1;
+        if self.pending_tokens >= self.chunk_size {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Thinking text.
+    pub async fn thinking(&mut self, text: &str) -> Result<(), Gone> {
+        self.pace();
+        self.send(ProviderEvent::Thinking(text.to_string())).await
+    }
+
+    /// A tool call.
+    pub async fn tool_call(&mut self, call: ToolCall) -> Result<(), Gone> {
+        self.first_seen = true;
+        self.flush().await?;
+        self.send(ProviderEvent::ToolCall(call)).await
+    }
+
+    /// The end of the reply.
+    pub async fn done(mut self) -> Result<(), Gone> {
+        self.flush().await?;
+        self.send(ProviderEvent::Done).await
+    }
+
+    /// The call failed.
+    pub async fn fail(mut self, error: ProviderError) -> Result<(), Gone> {
+        self.flush().await?;
+        tracing::warn!(
+            provider = self.labels.provider,
+            request_id = %self.labels.request_id,
+            "model call failed: {error}"
+        );
+        self.send(ProviderEvent::Error(error)).await
+    }
+
+    /// Whether the turn is still listening.
+    pub fn is_closed(&self) -> bool {
+        self.events.is_closed()
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending_tokens = 0;
+        let text = std::mem::take(&mut self.pending);
+        self.send(ProviderEvent::Delta(text)).await
+    }
+
+    async fn send(&mut self, event: ProviderEvent) -> Result<(), Gone> {
+        self.events.send(event).await.map_err(|_| Gone)
+    }
+
+    fn pace(&mut self) {
+        let now = Instant::now();
+        let waited = now - self.last;
+        self.last = now;
+        let kind = if self.first_seen {
+            "gap"
+        } else {
+            "first_token"
+        };
+        if !self.first_seen {
+            self.first_seen = true;
+            let l = &self.labels;
+            l.gw.metrics()
+                .histogram(
+                    "pincer_provider_first_token_seconds",
+                    "Time from sending a model call to its first token.",
+                    &[("provider", l.provider), ("transport", l.transport)],
+                    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .observe_duration(waited);
+        }
+        if self.threshold.is_zero() || waited <= self.threshold {
+            return;
+        }
+        let l = &self.labels;
+        tracing::warn!(
+            provider = l.provider,
+            transport = l.transport,
+            request_id = %l.request_id,
+            "slow stream: {kind} took {} ms (latencyThreshold {} ms)",
+            waited.as_millis(),
+            self.threshold.as_millis()
+        );
+        l.gw.metrics()
+            .counter(
+                "pincer_provider_slow_total",
+                "Times to first token or gaps between tokens above streamOptions.latencyThreshold.",
+                &[("provider", l.provider), ("kind", kind)],
+            )
+            .inc();
+    }
+}

@@ -1,0 +1,134 @@
+//! `provider:openai`: the Responses API, WebSocket first (protocols.md).
+//!
+//! `provider:openai` supervises `poolSize` connection actors `conn:openai:<n>` (see
+//! [`conn`]). Each keeps one socket with at most one response in flight, warms it up for
+//! the models marked in `[response.openaiWsWarmup]`, continues a session's conversation
+//! with `previous_response_id` when the session's next call lands on the socket that
+//! holds its last response, and replaces the socket before the upstream's 60-minute
+//! limit. `transport = "auto"` sends a call over SSE when the socket cannot take it
+//! (not connected, or the send failed before dispatch); `"sse"` never opens a socket.
+
+pub mod conn;
+pub mod http;
+pub mod socket;
+pub mod wire;
+
+use std::time::Duration;
+
+use pincer_actors::{ChildSpec, Intensity, Strategy, SupervisorSpec};
+
+use super::Pool;
+use crate::config::{StreamMode, Transport};
+use crate::gateway::Gateway;
+
+/// The provider's name in config.
+pub const NAME: &str = "openai";
+
+/// Calls one WebSocket carries at once.
+const SOCKET_CAPACITY: usize = 1;
+
+/// The settings one call runs with, read from the config in force when it starts (an
+/// edited key or threshold applies from the next call).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `…/responses` over HTTP.
+    pub responses_url: String,
+    /// `ws(s)://…/responses`.
+    pub socket_url: String,
+    /// `[response] transport`.
+    pub transport: Transport,
+    /// Models to warm a new socket up for.
+    pub warmups: Vec<String>,
+    /// Tokens per pushed delta.
+    pub chunk_size: usize,
+    /// `streamOptions.latencyThreshold` (zero: off).
+    pub latency_threshold: Duration,
+    /// When an idle socket is replaced.
+    pub socket_max_age: Duration,
+    /// The API keys, resolved.
+    pub keys: Vec<String>,
+}
+
+impl Settings {
+    /// The settings in `gw`'s current config, if `[providers.openai]` is there.
+    pub fn current(gw: &Gateway) -> Option<Self> {
+        let config = gw.config();
+        let openai = config.providers.openai.as_ref()?;
+        let base = openai.base_url.trim_end_matches('/');
+        let chunk_size = match openai.mode {
+            Some(StreamMode::Batch) => usize::MAX,
+            _ => openai.stream_options.chunk_size.get(),
+        };
+        Some(Self {
+            responses_url: format!("{base}/responses"),
+            socket_url: socket_url(base),
+            transport: config.response.transport,
+            warmups: config
+                .response
+                .openai_ws_warmup
+                .iter()
+                .filter(|(_, on)| **on)
+                .map(|(model, _)| model.clone())
+                .collect(),
+            chunk_size,
+            latency_threshold: openai.stream_options.latency_threshold,
+            socket_max_age: openai.socket_max_age,
+            keys: super::resolve_keys(gw, NAME, openai.api_key.as_ref(), &openai.api_keys),
+        })
+    }
+}
+
+/// The WebSocket URL for API base `base`: http becomes ws, https wss, plus `/responses`.
+pub fn socket_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let socket_base = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_string()
+    };
+    format!("{socket_base}/responses")
+}
+
+/// The child spec of `provider:openai`, registering its pool in `gw`.
+pub fn spec(gw: &Gateway) -> ChildSpec {
+    let config = gw.config();
+    let size = config
+        .providers
+        .openai
+        .as_ref()
+        .map_or(1, |o| o.pool_size.get());
+    let id = format!("provider:{NAME}");
+    let paths = (0..size)
+        .map(|n| format!("{}/conn:{NAME}:{n}", super::provider_path(NAME)))
+        .collect();
+    // Over SSE only, a connection actor is a plain HTTP client and takes many calls.
+    let capacity = match config.response.transport {
+        Transport::Sse => super::HTTP_CAPACITY,
+        _ => SOCKET_CAPACITY,
+    };
+    gw.set_pool(NAME, Pool::new(paths, capacity, super::http_client()));
+    let mut spec = SupervisorSpec::new(Strategy::OneForOne).intensity(Intensity::default());
+    for n in 0..size {
+        spec = spec.child(conn::spec(gw, n));
+    }
+    spec.into_child_spec(id).0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn socket_urls_follow_the_base_url() {
+        let cases = [
+            (
+                "https://api.openai.com/v1",
+                "wss://api.openai.com/v1/responses",
+            ),
+            ("http://127.0.0.1:9/v1/", "ws://127.0.0.1:9/v1/responses"),
+        ];
+        for (base, want) in cases {
+            assert_eq!(super::socket_url(base), want);
+        }
+    }
+}

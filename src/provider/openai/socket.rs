@@ -1,0 +1,533 @@
+//! The socket task of one `conn:openai:<n>`: connect, warm up, serve calls one at a
+//! time, and reconnect (protocols.md, WebSocket mode).
+//!
+//! - A call goes out as `response.create`, with `previous_response_id` and only the new
+//!   items when it continues this socket's last response; `previous_response_not_found`
+//!   resends the whole context once, `websocket_connection_limit_reached` does so once on
+//!   a new socket. Other refusals follow the retry rules; a 429 rests the key, and a new
+//!   socket takes the next key.
+//! - A socket that breaks mid-reply is not replayed here: the call's stream closes and
+//!   the session tries the turn again (one reply reaches the user).
+//! - A send that fails before dispatch goes over SSE under `auto`.
+//! - Reconnects back off 1, 2, 4, 8, 16 s; an idle socket is replaced at `socketMaxAge`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pincer_actors::Scope;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::conn::Job;
+use super::http::{self, Flow};
+use super::wire::{self, Decoder, Failure};
+use super::{NAME, Settings};
+use crate::config::Transport;
+use crate::gateway::Gateway;
+use crate::provider::call::{pick_key, rest_key};
+use crate::provider::emit::Gone;
+use crate::provider::keys::Pick;
+use crate::provider::pool::Chain;
+use crate::provider::retry::{self, MAX_ATTEMPTS, Verdict};
+use crate::provider::{ErrorKind, ProviderError, prefix_hashes};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a warm-up may take before the socket carries on without it.
+const WARMUP_WAIT: Duration = Duration::from_secs(8);
+/// How long a connect (TCP, TLS, upgrade) may take.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// Silence mid-reply after which the socket counts as dead.
+const SILENCE: Duration = Duration::from_secs(120);
+/// Longest pause between reconnects.
+const MAX_BACKOFF: Duration = Duration::from_secs(16);
+/// Pause after an upgrade refused for good (a 4xx other than auth and rate limits).
+const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
+/// Largest frame accepted from the upstream.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The socket task's state.
+#[derive(Debug)]
+pub struct Task {
+    gw: Gateway,
+    scope: Scope,
+    index: usize,
+    up: Arc<AtomicBool>,
+    /// The last response this socket produced: its id and where it left the conversation.
+    latest: Option<(String, Chain)>,
+    /// The key this socket opened with.
+    key: Option<Pick>,
+}
+
+/// How a call on the socket ended.
+enum End {
+    /// Finished (done or failed); the socket is fine.
+    Served,
+    /// The socket must be replaced; the call, if any, is to be sent again on the new one.
+    Reconnect(Option<Box<Job>>),
+}
+
+/// Where a refused call goes next.
+enum Retry {
+    /// Again on this socket, after the wait.
+    Here,
+    /// On a new socket (with the next key).
+    NewSocket,
+    /// Nowhere: it fails.
+    No,
+}
+
+/// Why connecting failed.
+struct ConnectError {
+    message: String,
+    status: Option<u16>,
+}
+
+impl Task {
+    /// The task of slot `index`; `up` tells the actor when calls may use the socket.
+    pub fn new(gw: Gateway, scope: Scope, index: usize, up: Arc<AtomicBool>) -> Self {
+        Self {
+            gw,
+            scope,
+            index,
+            up,
+            latest: None,
+            key: None,
+        }
+    }
+
+    /// Runs until the actor stops (its job sender drops).
+    pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut failures: u32 = 0;
+        let mut carry: Option<Job> = None;
+        loop {
+            let Some(settings) = Settings::current(&self.gw) else {
+                return;
+            };
+            match self.connect(&settings).await {
+                Ok(socket) => {
+                    failures = 0;
+                    match self.serve(socket, &settings, &mut jobs, carry.take()).await {
+                        Some(next) => carry = next,
+                        None => return,
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    let mut backoff =
+                        Duration::from_secs(1 << (failures - 1).min(4)).min(MAX_BACKOFF);
+                    // A proxy that refuses upgrades will not change its mind soon; SSE
+                    // carries the calls meanwhile.
+                    if error
+                        .status
+                        .is_some_and(|s| !matches!(s, 401 | 403 | 408 | 429) && s < 500)
+                    {
+                        backoff = REFUSED_BACKOFF;
+                    }
+                    tracing::warn!(
+                        provider = NAME,
+                        conn = self.index,
+                        "socket connect failed (retry in {} s): {}",
+                        backoff.as_secs(),
+                        error.message
+                    );
+                    if let Some(job) = carry.take() {
+                        self.without_socket(&settings, job, &error.message);
+                    }
+                    // Calls that come meanwhile go over SSE (auto) or fail (websocket).
+                    let pause = tokio::time::sleep(backoff);
+                    tokio::pin!(pause);
+                    loop {
+                        tokio::select! {
+                            () = &mut pause => break,
+                            job = jobs.recv() => match job {
+                                Some(job) => self.without_socket(&settings, job, &error.message),
+                                None => return,
+                            },
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks the socket ready for calls (or not), in the actor and in
+    /// `pincer_provider_sockets_ready`.
+    fn set_up(&self, up: bool) {
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            let ready = self.gw.metrics().gauge(
+                "pincer_provider_sockets_ready",
+                "Provider WebSockets open and warmed up, ready for calls.",
+                &[("provider", NAME)],
+            );
+            if up { ready.inc() } else { ready.dec() }
+        }
+    }
+
+    /// A call that cannot use the socket: SSE under `auto`, an error under `websocket`.
+    fn without_socket(&self, settings: &Settings, job: Job, why: &str) {
+        if settings.transport == Transport::Auto {
+            self.scope
+                .spawn(http::run(self.gw.clone(), settings.clone(), job));
+        } else {
+            let error = ProviderError::new(
+                ErrorKind::Exhausted,
+                format!("the OpenAI socket is unavailable: {why}"),
+            );
+            self.scope
+                .spawn(async move { job.emitter.fail(error).await.map_or((), |_| ()) });
+        }
+    }
+
+    async fn connect(&mut self, settings: &Settings) -> Result<Socket, ConnectError> {
+        self.set_up(false);
+        self.latest = None;
+        let pool = self.gw.pool(NAME).ok_or_else(|| ConnectError {
+            message: "no pool".into(),
+            status: None,
+        })?;
+        pool.set_chain(self.index, None);
+        pool.keys.lock().set(settings.keys.clone());
+        let key = pick_key(&pool, NAME).await.map_err(|e| ConnectError {
+            message: e.message,
+            status: None,
+        })?;
+        let mut request = settings
+            .socket_url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ConnectError {
+                message: format!("bad socket URL {}: {e}", settings.socket_url),
+                status: None,
+            })?;
+        let headers = request.headers_mut();
+        let bearer = format!("Bearer {}", key.value);
+        self.key = Some(key.clone());
+        if let Ok(value) = bearer.parse() {
+            headers.insert("authorization", value);
+        }
+        headers.insert("openai-beta", http_value("responses-websocket=v1"));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME))
+            .max_frame_size(Some(MAX_FRAME));
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let (mut socket, _) = match tokio::time::timeout(CONNECT_WAIT, connecting).await {
+            Err(_) => {
+                return Err(ConnectError {
+                    message: format!("no answer within {} s", CONNECT_WAIT.as_secs()),
+                    status: None,
+                });
+            }
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let status = response.status().as_u16();
+                // Only these say something about the key; a 403 or 426 may come from a
+                // proxy that refuses upgrades.
+                if matches!(status, 401 | 429) {
+                    rest_key(&pool, &key, status, retry::hint(response.headers()));
+                }
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                let detail = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|b| crate::provider::call::error_message(&b))
+                    .unwrap_or_default();
+                return Err(ConnectError {
+                    message: format!("upgrade refused with {status} {detail}"),
+                    status: Some(status),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(ConnectError {
+                    message: e.to_string(),
+                    status: None,
+                });
+            }
+            Ok(Ok(connected)) => connected,
+        };
+        let opened = self.gw.metrics().counter(
+            "pincer_provider_sockets_opened_total",
+            "Provider WebSockets opened.",
+            &[("provider", NAME)],
+        );
+        opened.inc();
+        for model in &settings.warmups {
+            if let Err(why) = self.warm_up(&mut socket, model).await {
+                tracing::warn!(provider = NAME, conn = self.index, model = %model, "warm-up skipped: {why}");
+            }
+        }
+        self.set_up(true);
+        tracing::debug!(provider = NAME, conn = self.index, "socket ready");
+        Ok(socket)
+    }
+
+    /// Sends a `generate:false` create for `model` and waits (bounded) for its end.
+    async fn warm_up(&mut self, socket: &mut Socket, model: &str) -> Result<(), String> {
+        let frame = wire::warmup(model).to_string();
+        socket
+            .send(Message::text(frame))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut decoder = Decoder::default();
+        let deadline = tokio::time::Instant::now() + WARMUP_WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, socket.next())
+                .await
+                .map_err(|_| format!("no answer within {} s", WARMUP_WAIT.as_secs()))?;
+            let Some(Ok(Message::Text(text))) = frame else {
+                match frame {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        return Err("the socket closed".into());
+                    }
+                    _ => continue,
+                }
+            };
+            let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                continue;
+            };
+            match decoder.step(&value) {
+                wire::Step::Completed => {
+                    self.gw
+                        .metrics()
+                        .counter(
+                            "pincer_provider_warmups_total",
+                            "Sockets warmed up for a model (generate:false).",
+                            &[("provider", NAME)],
+                        )
+                        .inc();
+                    return Ok(());
+                }
+                wire::Step::Failed(f) => return Err(f.message),
+                _ => {}
+            }
+        }
+    }
+
+    /// Serves calls on `socket` until it must be replaced (`Some(call to resend)`) or the
+    /// actor stops (`None`).
+    async fn serve(
+        &mut self,
+        mut socket: Socket,
+        settings: &Settings,
+        jobs: &mut mpsc::Receiver<Job>,
+        mut carry: Option<Job>,
+    ) -> Option<Option<Job>> {
+        let retire_at = tokio::time::Instant::now() + settings.socket_max_age;
+        loop {
+            let job = match carry.take() {
+                Some(job) => job,
+                None => tokio::select! {
+                    job = jobs.recv() => job?,
+                    frame = socket.next() => match frame {
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            tracing::info!(provider = NAME, conn = self.index, "socket closed while idle; reconnecting");
+                            return Some(None);
+                        }
+                        // Pings are answered by the library; stray frames are not ours.
+                        Some(Ok(_)) => continue,
+                    },
+                    () = tokio::time::sleep_until(retire_at) => {
+                        tracing::info!(provider = NAME, conn = self.index, "replacing the socket before the 60-minute limit");
+                        let _ = socket.close(None).await;
+                        return Some(None);
+                    }
+                },
+            };
+            match self.call(&mut socket, settings, job).await {
+                End::Served => {}
+                End::Reconnect(job) => {
+                    let _ = socket.close(None).await;
+                    return Some(job.map(|j| *j));
+                }
+            }
+        }
+    }
+
+    /// Runs one call on the socket.
+    async fn call(&mut self, socket: &mut Socket, settings: &Settings, mut job: Job) -> End {
+        let pool = Arc::clone(job.lease.pool());
+        job.emitter.transport("websocket");
+        loop {
+            job.attempt += 1;
+            let continued = self
+                .latest
+                .as_ref()
+                .filter(|(_, chain)| !job.full && job.lease.continues() == Some(*chain))
+                .map(|(id, chain)| (id.clone(), chain.len));
+            let (from, previous) = match &continued {
+                Some((id, len)) => (*len, Some(id.as_str())),
+                None => (0, None),
+            };
+            let mut frame = wire::body(&job.request, from, previous);
+            frame.insert("type".into(), json!("response.create"));
+            if let Err(error) = socket
+                .send(Message::text(Value::Object(frame).to_string()))
+                .await
+            {
+                // Not dispatched: safe to send another way.
+                tracing::info!(
+                    provider = NAME,
+                    conn = self.index,
+                    "socket send failed: {error}"
+                );
+                self.set_up(false);
+                self.without_socket(settings, job, &error.to_string());
+                return End::Reconnect(None);
+            }
+            if continued.is_some() {
+                self.gw
+                    .metrics()
+                    .counter(
+                        "pincer_provider_continuations_total",
+                        "Calls sent as a continuation (previous_response_id) on a socket.",
+                        &[("provider", NAME)],
+                    )
+                    .inc();
+            }
+            let mut decoder = Decoder::default();
+            let mut listening = true;
+            let failure = loop {
+                let frame = match tokio::time::timeout(SILENCE, socket.next()).await {
+                    Ok(Some(Ok(frame))) => frame,
+                    Ok(Some(Err(_)) | None) | Err(_) => {
+                        tracing::warn!(provider = NAME, conn = self.index, request_id = %job.request.request_id, "socket broke mid-reply");
+                        return End::Reconnect(None);
+                    }
+                };
+                let text = match frame {
+                    Message::Text(text) => text,
+                    Message::Close(close) => {
+                        let code = close.map(|c| u16::from(c.code));
+                        tracing::warn!(
+                            provider = NAME,
+                            conn = self.index,
+                            ?code,
+                            "socket closed mid-reply"
+                        );
+                        return End::Reconnect(None);
+                    }
+                    _ => continue,
+                };
+                let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                    let why = format!(
+                        "upstream sent a frame that is not JSON: {:.80}",
+                        text.as_str()
+                    );
+                    let _ = job
+                        .emitter
+                        .fail(ProviderError::new(ErrorKind::Broken, why))
+                        .await;
+                    return End::Reconnect(None);
+                };
+                let step = decoder.step(&value);
+                if !listening {
+                    // The turn is gone; read to the end so the socket stays in step.
+                    match step {
+                        wire::Step::Completed | wire::Step::Failed(_) => return End::Served,
+                        _ => continue,
+                    }
+                }
+                match http::forward(&mut job.emitter, step).await {
+                    Ok(Flow::More) => {}
+                    Ok(Flow::Completed) => {
+                        self.completed(&job, &decoder, &pool);
+                        let _ = job.emitter.done().await;
+                        return End::Served;
+                    }
+                    Ok(Flow::Failed(failure)) => break failure,
+                    Err(Gone) => listening = false,
+                }
+            };
+            // A failure ends this socket's chain.
+            self.latest = None;
+            pool.set_chain(self.index, None);
+            match failure.code.as_deref() {
+                Some("previous_response_not_found") if !job.full => {
+                    job.full = true;
+                    continue;
+                }
+                Some("websocket_connection_limit_reached") if !job.full => {
+                    job.full = true;
+                    return End::Reconnect(Some(Box::new(job)));
+                }
+                _ => {}
+            }
+            match self.plan_retry(&job, &failure, &pool).await {
+                Retry::Here => continue,
+                Retry::NewSocket => return End::Reconnect(Some(Box::new(job))),
+                Retry::No => {
+                    let error = http::failed(&failure, job.emitter.started());
+                    let _ = job.emitter.fail(error).await;
+                    return End::Served;
+                }
+            }
+        }
+    }
+
+    /// Whether and where a refused call is tried again. A rate-limited key rests, and
+    /// with another key to use the call moves to a new socket (a socket is bound to the
+    /// key it opened with); other retryable refusals wait and go again here.
+    async fn plan_retry(
+        &self,
+        job: &Job,
+        failure: &Failure,
+        pool: &crate::provider::Pool,
+    ) -> Retry {
+        if !failure.refused || job.attempt >= MAX_ATTEMPTS {
+            return Retry::No;
+        }
+        let Verdict::Retry(hint) = retry::verdict_for_code(failure.status, failure.code.as_deref())
+        else {
+            return Retry::No;
+        };
+        if failure.status == Some(429) && pool.keys.lock().len() > 1 {
+            if let Some(key) = &self.key {
+                rest_key(pool, key, 429, hint);
+            }
+            return Retry::NewSocket;
+        }
+        match retry::delay(job.attempt, hint) {
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                Retry::Here
+            }
+            None => Retry::No,
+        }
+    }
+
+    /// Records where the socket's conversation now ends.
+    fn completed(&mut self, job: &Job, decoder: &Decoder, pool: &crate::provider::Pool) {
+        let Some(id) = decoder.response_id() else {
+            return;
+        };
+        let mut request = (*job.request).clone();
+        request.items.extend(decoder.output_items());
+        let hashes = prefix_hashes(&request);
+        let chain = Chain {
+            hash: hashes.last().copied().unwrap_or_default(),
+            len: request.items.len(),
+        };
+        self.latest = Some((id.to_string(), chain));
+        pool.set_chain(self.index, Some(chain));
+    }
+}
+
+impl Drop for Task {
+    // The actor was stopped or killed: its socket is gone with it.
+    fn drop(&mut self) {
+        self.set_up(false);
+    }
+}
+
+fn http_value(text: &'static str) -> tungstenite::http::HeaderValue {
+    tungstenite::http::HeaderValue::from_static(text)
+}

@@ -1,0 +1,335 @@
+//! The Responses API on the wire (protocols.md): request bodies, and the events of a
+//! reply, the same JSON over SSE and WebSocket.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::provider::{Item, ProviderRequest, ToolCall, thinking};
+use crate::store::Role;
+
+/// The body of a `response.create` (WebSocket) or `POST /responses` (SSE) for
+/// `request`, sending its items from `from` on, continuing `previous` when set.
+pub fn body(request: &ProviderRequest, from: usize, previous: Option<&str>) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(request.model));
+    let input: Vec<Value> = request.items.iter().skip(from).map(item).collect();
+    body.insert("input".into(), Value::Array(input));
+    if let Some(prompt) = &request.system_prompt {
+        body.insert("instructions".into(), json!(prompt));
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(reasoning) = thinking::openai(&request.model, request.thinking) {
+        body.insert("reasoning".into(), reasoning);
+    }
+    // The gateway keeps the transcript; the upstream keeps only the socket's latest
+    // response, which is what continuation needs.
+    body.insert("store".into(), json!(false));
+    if let Some(previous) = previous {
+        body.insert("previous_response_id".into(), json!(previous));
+    }
+    body
+}
+
+/// A warm-up frame for `model`: prepares the socket, generates nothing.
+pub fn warmup(model: &str) -> Value {
+    json!({ "type": "response.create", "generate": false, "model": model, "input": [], "store": false })
+}
+
+fn item(item: &Item) -> Value {
+    match item {
+        Item::Message(m) => {
+            let role = match m.role {
+                Role::Assistant => "assistant",
+                Role::System => "developer",
+                Role::User | Role::Tool => "user",
+            };
+            json!({ "role": role, "content": m.content })
+        }
+        Item::ToolCall(call) => json!({
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        }),
+        Item::ToolOutput { call_id, output } => json!({
+            "type": "function_call_output",
+            "call_id": call_id,
+            "output": output,
+        }),
+    }
+}
+
+/// What one event means for the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to pass on.
+    Nothing,
+    /// Reply text.
+    Delta(String),
+    /// Reasoning text.
+    Thinking(String),
+    /// A complete tool call.
+    ToolCall(ToolCall),
+    /// The response completed (or ended incomplete, which keeps what came).
+    Completed,
+    /// The response failed.
+    Failed(Failure),
+}
+
+/// A failed response or a refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// HTTP-like status of a WebSocket error frame.
+    pub status: Option<u16>,
+    /// `error.code`.
+    pub code: Option<String>,
+    /// `error.message`.
+    pub message: String,
+    /// Whether it came before `response.created`: the request was refused, nothing ran.
+    pub refused: bool,
+}
+
+/// Reads the events of one response.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    response_id: Option<String>,
+    text: String,
+    calls: Vec<ToolCall>,
+    /// Function-call arguments streamed so far, by item id.
+    arguments: HashMap<String, String>,
+    error: Option<Failure>,
+}
+
+impl Decoder {
+    /// Takes one event.
+    pub fn step(&mut self, event: &Value) -> Step {
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = |field: &str| {
+            event
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        match kind {
+            "response.created" => {
+                self.response_id = event
+                    .pointer("/response/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                Step::Nothing
+            }
+            "response.output_text.delta" => {
+                let delta = text("delta");
+                self.text.push_str(&delta);
+                Step::Delta(delta)
+            }
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                Step::Thinking(text("delta"))
+            }
+            "response.function_call_arguments.delta" => {
+                self.arguments
+                    .entry(text("item_id"))
+                    .or_default()
+                    .push_str(&text("delta"));
+                Step::Nothing
+            }
+            "response.output_item.done" => {
+                let Some(item) = event.get("item") else {
+                    return Step::Nothing;
+                };
+                if item.get("type").and_then(Value::as_str) != Some("function_call") {
+                    return Step::Nothing;
+                }
+                let field = |f: &str| item.get(f).and_then(Value::as_str).map(str::to_string);
+                let streamed = field("id").and_then(|id| self.arguments.remove(&id));
+                let call = ToolCall {
+                    call_id: field("call_id").unwrap_or_default(),
+                    name: field("name").unwrap_or_default(),
+                    arguments: field("arguments").or(streamed).unwrap_or_default(),
+                };
+                self.calls.push(call.clone());
+                Step::ToolCall(call)
+            }
+            "response.completed" | "response.incomplete" => Step::Completed,
+            "response.failed" => {
+                let failure = self.error.take().unwrap_or_else(|| Failure {
+                    status: None,
+                    code: event
+                        .pointer("/response/error/code")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    message: event
+                        .pointer("/response/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the response failed")
+                        .to_string(),
+                    refused: false,
+                });
+                Step::Failed(failure)
+            }
+            "error" => {
+                // Nested (what production sends) first, then the flat form of the docs.
+                let nested = event.get("error");
+                let field = |f: &str| {
+                    nested
+                        .and_then(|e| e.get(f))
+                        .or_else(|| event.get(f))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                let failure = Failure {
+                    status: event
+                        .get("status")
+                        .and_then(Value::as_u64)
+                        .and_then(|s| u16::try_from(s).ok()),
+                    code: field("code"),
+                    message: field("message").unwrap_or_else(|| "upstream error".into()),
+                    refused: self.response_id.is_none(),
+                };
+                if failure.refused {
+                    Step::Failed(failure)
+                } else {
+                    // A `response.failed` follows for a response that had started.
+                    self.error = Some(failure);
+                    Step::Nothing
+                }
+            }
+            _ => Step::Nothing,
+        }
+    }
+
+    /// The failure seen so far, when the stream ends without a terminal event.
+    pub fn pending_failure(&mut self) -> Option<Failure> {
+        self.error.take()
+    }
+
+    /// The response's id, once created.
+    pub fn response_id(&self) -> Option<&str> {
+        self.response_id.as_deref()
+    }
+
+    /// The response's output as conversation items (assistant text, then tool calls).
+    pub fn output_items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        if !self.text.is_empty() {
+            items.push(Item::Message(crate::provider::ChatMessage {
+                role: Role::Assistant,
+                content: self.text.clone(),
+            }));
+        }
+        items.extend(self.calls.iter().cloned().map(Item::ToolCall));
+        items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ChatMessage;
+
+    #[test]
+    fn a_text_reply_and_a_tool_call() {
+        let mut d = Decoder::default();
+        let events = [
+            json!({"type":"response.created","response":{"id":"resp_1"}}),
+            json!({"type":"response.output_text.delta","delta":"Hi"}),
+            json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","delta":"{\"a\":"}),
+            json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","delta":"1}"}),
+            json!({"type":"response.output_item.done","item":{"type":"function_call","id":"fc_1","call_id":"c1","name":"t"}}),
+            json!({"type":"response.completed","response":{"id":"resp_1"}}),
+        ];
+        let steps: Vec<Step> = events.iter().map(|e| d.step(e)).collect();
+        assert_eq!(steps[1], Step::Delta("Hi".into()));
+        assert_eq!(
+            steps[4],
+            Step::ToolCall(ToolCall {
+                call_id: "c1".into(),
+                name: "t".into(),
+                arguments: "{\"a\":1}".into()
+            })
+        );
+        assert_eq!(steps[5], Step::Completed);
+        assert_eq!(d.response_id(), Some("resp_1"));
+        assert_eq!(d.output_items().len(), 2);
+    }
+
+    #[test]
+    fn errors_nested_flat_and_refusals() {
+        let mut d = Decoder::default();
+        let refused = d.step(&json!({"type":"error","status":400,"error":{"code":"previous_response_not_found","message":"gone"}}));
+        assert!(matches!(
+            refused,
+            Step::Failed(Failure {
+                refused: true,
+                status: Some(400),
+                ..
+            })
+        ));
+        let mut d = Decoder::default();
+        d.step(&json!({"type":"response.created","response":{"id":"r"}}));
+        assert_eq!(
+            d.step(&json!({"type":"error","code":"server_error","message":"boom"})),
+            Step::Nothing
+        );
+        let Step::Failed(f) = d.step(
+            &json!({"type":"response.failed","response":{"error":{"code":"x","message":"y"}}}),
+        ) else {
+            panic!("a failure");
+        };
+        assert_eq!(
+            (f.code.as_deref(), f.message.as_str(), f.refused),
+            (Some("server_error"), "boom", false)
+        );
+    }
+
+    #[test]
+    fn bodies_continue_or_carry_everything() {
+        let request = ProviderRequest {
+            request_id: "r".into(),
+            model: "gpt-5".into(),
+            system_prompt: Some("be brief".into()),
+            items: vec![
+                Item::Message(ChatMessage {
+                    role: Role::User,
+                    content: "a".into(),
+                }),
+                Item::Message(ChatMessage {
+                    role: Role::Assistant,
+                    content: "b".into(),
+                }),
+                Item::Message(ChatMessage {
+                    role: Role::User,
+                    content: "c".into(),
+                }),
+            ],
+            tools: Vec::new(),
+            thinking: None,
+        };
+        let full = body(&request, 0, None);
+        assert_eq!(full["input"].as_array().map(Vec::len), Some(3));
+        assert_eq!(full["reasoning"], json!({"effort":"low"}));
+        assert_eq!(full["instructions"], json!("be brief"));
+        let next = body(&request, 2, Some("resp_1"));
+        assert_eq!(next["input"], json!([{"role":"user","content":"c"}]));
+        assert_eq!(next["previous_response_id"], json!("resp_1"));
+    }
+}

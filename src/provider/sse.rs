@@ -1,0 +1,173 @@
+//! Server-sent events, read from an HTTP response body.
+//!
+//! Our own small reader rather than `reqwest-eventsource`: a model call must never be
+//! re-sent by a transport on its own (that would be a second turn), and the status and
+//! headers of an error reply must be read before any streaming starts (retry hints).
+
+use bytes::{Buf, BytesMut};
+use futures::{Stream, StreamExt};
+
+/// The most one event may hold; an upstream sending more is broken, not chatty.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The `event:` field (`message` when absent).
+    pub name: String,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+}
+
+/// Why the stream stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SseError {
+    /// The connection failed.
+    #[error("stream broke: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// An event was larger than [`MAX_EVENT_BYTES`].
+    #[error("an event exceeded {MAX_EVENT_BYTES} bytes")]
+    TooLarge,
+}
+
+/// Reads events from a response body.
+#[derive(Debug)]
+pub struct Reader<S> {
+    body: S,
+    buf: BytesMut,
+    name: Option<String>,
+    data: Option<String>,
+    done: bool,
+}
+
+impl<S> Reader<S>
+where
+    S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    /// A reader of `body` (for example `response.bytes_stream()`).
+    pub fn new(body: S) -> Self {
+        Self {
+            body,
+            buf: BytesMut::new(),
+            name: None,
+            data: None,
+            done: false,
+        }
+    }
+
+    /// The next event; `Ok(None)` when the body ended.
+    pub async fn next(&mut self) -> Result<Option<Event>, SseError> {
+        loop {
+            while let Some(line) = self.take_line() {
+                if let Some(event) = self.field(&line) {
+                    return Ok(Some(event));
+                }
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.body.next().await {
+                Some(chunk) => {
+                    self.buf.extend_from_slice(&chunk?);
+                    let pending = self.data.as_ref().map_or(0, String::len);
+                    if self.buf.len() + pending > MAX_EVENT_BYTES {
+                        return Err(SseError::TooLarge);
+                    }
+                }
+                None => {
+                    // A last line without its newline still counts; a half event does not.
+                    self.done = true;
+                    if !self.buf.is_empty() {
+                        self.buf.extend_from_slice(b"\n");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cuts one line (without its end: `\n`, `\r\n` or `\r`) off the buffer.
+    fn take_line(&mut self) -> Option<String> {
+        let end = self.buf.iter().position(|&b| b == b'\n' || b == b'\r')?;
+        // A `\r` at the very end may be the first half of `\r\n`: wait for more.
+        if self.buf[end] == b'\r' && end + 1 == self.buf.len() && !self.done {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let skip = if self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
+        self.buf.advance(end + skip);
+        Some(line)
+    }
+
+    fn field(&mut self, line: &str) -> Option<Event> {
+        if line.is_empty() {
+            let data = self.data.take()?;
+            let name = self.name.take().unwrap_or_else(|| "message".to_string());
+            return Some(Event { name, data });
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => self.name = Some(value.to_string()),
+            "data" => match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_string()),
+            },
+            _ => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn events(chunks: &[&'static str]) -> Vec<Event> {
+        let body = futures::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok::<_, reqwest::Error>(bytes::Bytes::from_static(c.as_bytes())))
+                .collect::<Vec<_>>(),
+        );
+        let mut reader = Reader::new(body);
+        let mut out = Vec::new();
+        while let Some(e) = reader.next().await.expect("no error") {
+            out.push(e);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_split_anywhere_comments_and_crlf() {
+        let got = events(&[
+            ": ping\n\nevent: a\nda",
+            "ta: {\"x\":1}\r",
+            "\n\r\ndata: one\ndata: two\n\n",
+            "event: tail\ndata: last\n",
+        ])
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                Event {
+                    name: "a".into(),
+                    data: "{\"x\":1}".into()
+                },
+                Event {
+                    name: "message".into(),
+                    data: "one\ntwo".into()
+                },
+            ]
+        );
+    }
+}
