@@ -277,6 +277,7 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
         .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()

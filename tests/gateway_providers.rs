@@ -449,6 +449,10 @@ name = "claude-sonnet-4-5"
 name = "claude-sonnet-4-5"
 thinking = {{ mode = "adaptive" }}
 
+[agents.shows]
+model = "anthropic/claude-opus-4-6"
+showThinking = true
+
 [agents.gpt5-high.model]
 name = "gpt-5"
 thinking = {{ mode = "high" }}
@@ -506,6 +510,14 @@ name = "gpt-4.1"
         json!({"type": "enabled", "budget_tokens": 8192})
     );
     assert!(bodies[4]["max_tokens"].as_u64() > Some(8192));
+
+    // An agent that asks for it shows the thinking, quoted, before the answer.
+    let (status, shown) = ask(&gw, "shows", "s", "think").await;
+    assert_eq!(status, 200, "{shown}");
+    assert!(
+        shown.starts_with("> ") && shown.ends_with("\n\nanthropic: think"),
+        "{shown}"
+    );
 
     assert_eq!(ask(&gw, "gpt5-high", "g", "x").await.0, 200);
     assert_eq!(ask(&gw, "gpt41", "g", "x").await.0, 200);
@@ -761,4 +773,108 @@ async fn the_seed_articles_config_works_as_written() {
         .unwrap_or_default();
     assert_eq!(body["model"], "claude-opus-4-6");
     assert_eq!(body["thinking"], json!({"type": "adaptive"}));
+}
+
+#[tokio::test]
+async fn anthropic_retries_and_stream_errors() {
+    let fake = AnthropicFake::start();
+    let home = TempDir::new();
+    let config = format!(
+        "[providers.anthropic]\nbaseUrl = \"{}\"\napiKey = \"sk-ant-test\"\n\n[agents.main]\nmodel = \"anthropic/claude-opus-4-6\"\n",
+        fake.base_url()
+    );
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    fake.script(anthropic::Script::rate_limited(0));
+    assert_eq!(
+        ask(&gw, "main", "a", "one").await,
+        (200, "anthropic: one".into())
+    );
+    assert_eq!(fake.counters().requests, 2);
+    fake.script(anthropic::Script::overloaded().with_header("retry-after", "0"));
+    assert_eq!(
+        ask(&gw, "main", "b", "two").await,
+        (200, "anthropic: two".into())
+    );
+    assert_eq!(fake.counters().requests, 4);
+    fake.script(anthropic::Script::http_error(
+        400,
+        "invalid_request_error",
+        "messages: bad",
+    ));
+    let (status, text) = ask(&gw, "main", "c", "three").await;
+    assert_eq!(status, 502);
+    assert!(
+        text.contains("invalid_request_error: messages: bad"),
+        "{text}"
+    );
+    assert_eq!(fake.counters().requests, 5, "a 400 is not retried");
+    fake.script(anthropic::Script::StreamError {
+        after_tokens: 1,
+        error_type: "overloaded_error".into(),
+        message: "Overloaded".into(),
+    });
+    let (status, text) = ask(&gw, "main", "d", "four").await;
+    assert_eq!(status, 502);
+    assert!(text.contains("overloaded_error: Overloaded"), "{text}");
+}
+
+#[tokio::test]
+async fn openai_errors_mid_stream_in_both_shapes_fail_the_turn() {
+    let fake = OpenAiFake::start().await;
+    let home = TempDir::new();
+    let config = openai_config(&fake, "gpt-4.1", "[response]\ntransport = \"sse\"\n");
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    for nested in [true, false] {
+        fake.script(Script::StreamError {
+            after_tokens: 2,
+            code: "server_error".into(),
+            message: "The server had an error.".into(),
+            nested,
+        });
+        let (status, text) = ask(&gw, "main", &format!("n{nested}"), "one two three").await;
+        assert_eq!(status, 502, "nested {nested}: {text}");
+        assert!(
+            text.contains("server_error: The server had an error."),
+            "nested {nested}: {text}"
+        );
+    }
+    assert_eq!(
+        fake.counters().sse_requests,
+        2,
+        "no retry after output went out"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_closed_mid_reply_reconnects_and_the_turn_is_answered_once() {
+    let fake = OpenAiFake::start().await;
+    let home = TempDir::new();
+    let config = openai_config(&fake, "gpt-4.1", "[response]\ntransport = \"websocket\"\n")
+        .replace("apiKey = \"sk-test\"", "apiKey = \"sk-test\"\npoolSize = 1");
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    sockets_ready(&gw, 1).await;
+    for code in [1011, 1006] {
+        fake.script(Script::close(2, code));
+        let user = format!("c{code}");
+        let (status, text) = ask(&gw, "main", &user, "one two three four").await;
+        assert_eq!(
+            (status, text.as_str()),
+            (200, "openai: one two three four"),
+            "close {code}"
+        );
+        let transcript = gw.transcript(&http_session(&user)).await;
+        assert_eq!(
+            transcript
+                .iter()
+                .filter(|e| e["role"] == "assistant")
+                .count(),
+            1
+        );
+    }
+    let c = fake.counters();
+    assert_eq!(
+        (c.sockets_opened, c.ws_requests, c.sse_requests),
+        (3, 4, 0),
+        "{c:?}"
+    );
 }

@@ -190,6 +190,23 @@ struct Reply {
     thinking: String,
     /// Whether any text went to the session (then no other model may take over).
     sent: bool,
+    /// Shown thinking was the last thing sent: the answer starts a new paragraph.
+    quoting: bool,
+}
+
+/// Thinking text as a quote (`> ` at each line start) for agents with `showThinking`.
+fn quote(text: &str, at_start: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    if at_start {
+        out.push_str("> ");
+    }
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push_str("\n> ");
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// How one model's attempt ended.
@@ -244,14 +261,28 @@ impl Call<'_> {
             let mut calls = Vec::new();
             loop {
                 match rx.recv().await {
-                    Some(ProviderEvent::Delta(text)) => {
+                    Some(ProviderEvent::Delta(mut text)) => {
+                        if std::mem::take(&mut turn.quoting) {
+                            text.insert_str(0, "\n\n");
+                        }
                         turn.text.push_str(&text);
                         turn.sent = true;
                         if events.send(TurnEvent::Delta(text)).await.is_err() {
                             return Outcome::Lost;
                         }
                     }
-                    Some(ProviderEvent::Thinking(text)) => turn.thinking.push_str(&text),
+                    Some(ProviderEvent::Thinking(text)) => {
+                        turn.thinking.push_str(&text);
+                        if self.agent.show_thinking {
+                            let shown = quote(&text, turn.text.is_empty());
+                            turn.text.push_str(&shown);
+                            turn.quoting = true;
+                            turn.sent = true;
+                            if events.send(TurnEvent::Delta(shown)).await.is_err() {
+                                return Outcome::Lost;
+                            }
+                        }
+                    }
                     Some(ProviderEvent::ToolCall(call)) => calls.push(call),
                     Some(ProviderEvent::Done) => break,
                     Some(ProviderEvent::Error(error)) => return Outcome::Failed(error),

@@ -108,6 +108,12 @@ async fn serve(
         }
         _ => usage(anyhow!("cannot listen on {addr}: {e}")),
     })?;
+    // Accepted connections inherit TCP_NODELAY from the listener (Linux, BSDs). Without
+    // it, every streamed delta after the first waits for the client's delayed ACK
+    // (~40 ms): Nagle holds a small write while an earlier one is unacknowledged.
+    if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
+        tracing::warn!("cannot set TCP_NODELAY on the gateway port: {e}");
+    }
     let store_path = loaded
         .config
         .store

@@ -23,6 +23,10 @@ pub struct AgentConfig {
     pub skills: Vec<String>,
     /// The seed's adaptive-thinking block: turns adaptive mode on and bounds tool rounds.
     pub adaptive_thinking: Option<AdaptiveThinking>,
+    /// Show the model's thinking to chat users (quoted, before the answer). Off by
+    /// default: thinking is kept in the transcript only.
+    #[serde(default)]
+    pub show_thinking: bool,
 }
 
 /// `[agents.<id>.model]`, or its string form.

@@ -334,6 +334,8 @@ impl OpenAiFake {
         // connections wait in the listen backlog until the server loop runs.
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("openai fake: bind 127.0.0.1:0");
+        // Like the real service: small event writes go out at once (no Nagle delay).
+        let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
         listener
             .set_nonblocking(true)
             .expect("openai fake: non-blocking listener");

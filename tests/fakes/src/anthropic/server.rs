@@ -54,6 +54,8 @@ impl Handle {
 pub(super) fn spawn(shared: Arc<Shared>) -> (SocketAddr, Handle) {
     let listener =
         std::net::TcpListener::bind(("127.0.0.1", 0)).expect("anthropic fake: bind 127.0.0.1:0");
+    // Like the real service: small event writes go out at once (no Nagle delay).
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     listener
         .set_nonblocking(true)
         .expect("anthropic fake: set_nonblocking");
