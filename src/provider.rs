@@ -68,6 +68,8 @@ pub enum Item {
     Message(ChatMessage),
     /// A tool call the model made.
     ToolCall(ToolCall),
+    /// A thinking block the provider needs back (Anthropic, during tool rounds).
+    Reasoning(Reasoning),
     /// What a tool answered.
     ToolOutput {
         /// The call answered.
@@ -97,6 +99,18 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// A thinking block as the provider sent it, signature included, so that it can be sent
+/// back unchanged (Anthropic requires that of the assistant turn before a tool result).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reasoning {
+    /// The thinking text (empty when redacted).
+    pub text: String,
+    /// The provider's signature, or the encrypted data of a redacted block.
+    pub signature: String,
+    /// A `redacted_thinking` block.
+    pub redacted: bool,
+}
+
 /// A tool offered to the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
@@ -117,6 +131,8 @@ pub enum ProviderEvent {
     Thinking(String),
     /// The model asks for a tool; more may follow before [`ProviderEvent::Done`].
     ToolCall(ToolCall),
+    /// A complete thinking block, to be sent back with the tool results.
+    Reasoning(Reasoning),
     /// The reply (or this tool round) is complete.
     Done,
     /// The call failed for good (after the provider's own retries).

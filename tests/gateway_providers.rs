@@ -578,10 +578,26 @@ async fn a_tool_call_round_trips_on_both_providers() {
         .map(|r| r.body)
         .collect();
     assert_eq!(bodies[0]["tools"][0]["input_schema"]["type"], "object");
-    let last = bodies[1]["messages"]
+    // The assistant turn goes back as given: the thinking block (with its signature)
+    // before the tool call, as the API requires during tool rounds.
+    let messages = bodies[1]["messages"]
         .as_array()
-        .and_then(|m| m.last().cloned())
+        .cloned()
         .unwrap_or_default();
+    let assistant = &messages[messages.len() - 2]["content"];
+    assert_eq!(
+        assistant[0]["type"], "thinking",
+        "{assistant} {}",
+        bodies[0]
+    );
+    assert!(
+        assistant[0]["signature"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{assistant}"
+    );
+    assert_eq!(assistant[1]["type"], "tool_use", "{assistant}");
+    let last = messages.last().cloned().unwrap_or_default();
     assert_eq!(last["content"][0]["type"], "tool_result");
     assert_eq!(last["content"][0]["content"], "pong");
 }

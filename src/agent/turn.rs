@@ -258,7 +258,7 @@ impl Call<'_> {
                     return Outcome::Failed(ProviderError::new(ErrorKind::Rejected, e.to_string()));
                 }
             };
-            let mut calls = Vec::new();
+            let (mut calls, mut blocks, mut said) = (Vec::new(), Vec::new(), String::new());
             loop {
                 match rx.recv().await {
                     Some(ProviderEvent::Delta(mut text)) => {
@@ -266,6 +266,7 @@ impl Call<'_> {
                             text.insert_str(0, "\n\n");
                         }
                         turn.text.push_str(&text);
+                        said.push_str(&text);
                         turn.sent = true;
                         if events.send(TurnEvent::Delta(text)).await.is_err() {
                             return Outcome::Lost;
@@ -284,6 +285,7 @@ impl Call<'_> {
                         }
                     }
                     Some(ProviderEvent::ToolCall(call)) => calls.push(call),
+                    Some(ProviderEvent::Reasoning(block)) => blocks.push(block),
                     Some(ProviderEvent::Done) => break,
                     Some(ProviderEvent::Error(error)) => return Outcome::Failed(error),
                     None => return Outcome::Lost,
@@ -292,12 +294,25 @@ impl Call<'_> {
             if calls.is_empty() {
                 return Outcome::Answered;
             }
-            for call in calls {
-                let output = crate::tool::run(&call, &self.agent.skills).await;
-                let call_id = call.call_id.clone();
-                items.push(Item::ToolCall(call));
-                items.push(Item::ToolOutput { call_id, output });
+            // The assistant's turn as the provider gave it (thinking, text, calls), then
+            // every result: parallel calls answer together.
+            items.extend(blocks.into_iter().map(Item::Reasoning));
+            if !said.is_empty() {
+                items.push(Item::Message(ChatMessage {
+                    role: Role::Assistant,
+                    content: said,
+                }));
             }
+            let mut outputs = Vec::with_capacity(calls.len());
+            for call in &calls {
+                let output = crate::tool::run(call, &self.agent.skills).await;
+                outputs.push(Item::ToolOutput {
+                    call_id: call.call_id.clone(),
+                    output,
+                });
+            }
+            items.extend(calls.into_iter().map(Item::ToolCall));
+            items.extend(outputs);
         }
         Outcome::Answered
     }

@@ -195,6 +195,7 @@ async fn run(
             Step::Delta(text) => emitter.delta(&text).await,
             Step::Thinking(text) => emitter.thinking(&text).await,
             Step::ToolCall(call) => emitter.tool_call(call).await,
+            Step::Reasoning(block) => emitter.reasoning(block).await,
             Step::Stopped => {
                 if decoder.stop_reason() == Some("refusal") {
                     tracing::info!(provider = NAME, request_id = %request.request_id, "the model refused");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{ProviderError, ProviderEvent, ToolCall};
+use super::{ProviderError, ProviderEvent, Reasoning, ToolCall};
 use crate::gateway::Gateway;
 
 /// Where a call's events go.
@@ -103,6 +103,11 @@ impl Emitter {
         self.first_seen = true;
         self.flush().await?;
         self.send(ProviderEvent::ToolCall(call)).await
+    }
+
+    /// A complete thinking block (its text went out as [`thinking`](Self::thinking)).
+    pub async fn reasoning(&mut self, block: Reasoning) -> Result<(), Gone> {
+        self.send(ProviderEvent::Reasoning(block)).await
     }
 
     /// The end of the reply.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::provider::{Item, ProviderRequest, ToolCall, thinking};
+use crate::provider::{Item, ProviderRequest, Reasoning, ToolCall, thinking};
 use crate::store::Role;
 
 /// The body of `POST /v1/messages` for `request`, streaming, with `max_tokens` (raised
@@ -68,6 +68,14 @@ fn messages(items: &[Item]) -> Vec<Value> {
                     json!({ "type": "tool_use", "id": call.call_id, "name": call.name, "input": input }),
                 )
             }
+            Item::Reasoning(r) if r.redacted => (
+                "assistant",
+                json!({ "type": "redacted_thinking", "data": r.signature }),
+            ),
+            Item::Reasoning(r) => (
+                "assistant",
+                json!({ "type": "thinking", "thinking": r.text, "signature": r.signature }),
+            ),
             Item::ToolOutput { call_id, output } => (
                 "user",
                 json!({ "type": "tool_result", "tool_use_id": call_id, "content": output }),
@@ -97,6 +105,8 @@ pub enum Step {
     Thinking(String),
     /// A complete tool call.
     ToolCall(ToolCall),
+    /// A complete thinking block.
+    Reasoning(Reasoning),
     /// `message_stop`.
     Stopped,
     /// An `error` event: its `error.type` and message.
@@ -108,6 +118,8 @@ pub enum Step {
 pub struct Decoder {
     /// Tool-use blocks open, by index: id, name, input JSON so far.
     tools: HashMap<u64, (String, String, String)>,
+    /// Thinking blocks open, by index.
+    thinking: HashMap<u64, Reasoning>,
     stop_reason: Option<String>,
 }
 
@@ -131,20 +143,42 @@ impl Decoder {
             .unwrap_or_default()
         {
             "content_block_start" => {
-                if event.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use")
-                {
-                    let open = (
-                        text("/content_block/id"),
-                        text("/content_block/name"),
-                        String::new(),
-                    );
-                    self.tools.insert(index, open);
+                match event.pointer("/content_block/type").and_then(Value::as_str) {
+                    Some("tool_use") => {
+                        let open = (
+                            text("/content_block/id"),
+                            text("/content_block/name"),
+                            String::new(),
+                        );
+                        self.tools.insert(index, open);
+                    }
+                    Some(kind @ ("thinking" | "redacted_thinking")) => {
+                        let block = Reasoning {
+                            text: text("/content_block/thinking"),
+                            signature: text("/content_block/data"),
+                            redacted: kind == "redacted_thinking",
+                        };
+                        self.thinking.insert(index, block);
+                    }
+                    _ => {}
                 }
                 Step::Nothing
             }
             "content_block_delta" => match event.pointer("/delta/type").and_then(Value::as_str) {
                 Some("text_delta") => Step::Delta(text("/delta/text")),
-                Some("thinking_delta") => Step::Thinking(text("/delta/thinking")),
+                Some("thinking_delta") => {
+                    let delta = text("/delta/thinking");
+                    if let Some(block) = self.thinking.get_mut(&index) {
+                        block.text.push_str(&delta);
+                    }
+                    Step::Thinking(delta)
+                }
+                Some("signature_delta") => {
+                    if let Some(block) = self.thinking.get_mut(&index) {
+                        block.signature.push_str(&text("/delta/signature"));
+                    }
+                    Step::Nothing
+                }
                 Some("input_json_delta") => {
                     if let Some(tool) = self.tools.get_mut(&index) {
                         tool.2.push_str(&text("/delta/partial_json"));
@@ -153,18 +187,23 @@ impl Decoder {
                 }
                 _ => Step::Nothing,
             },
-            "content_block_stop" => match self.tools.remove(&index) {
-                Some((call_id, name, input)) => Step::ToolCall(ToolCall {
-                    call_id,
-                    name,
-                    arguments: if input.trim().is_empty() {
-                        "{}".into()
-                    } else {
-                        input
-                    },
-                }),
-                None => Step::Nothing,
-            },
+            "content_block_stop" => {
+                if let Some(block) = self.thinking.remove(&index) {
+                    return Step::Reasoning(block);
+                }
+                match self.tools.remove(&index) {
+                    Some((call_id, name, input)) => Step::ToolCall(ToolCall {
+                        call_id,
+                        name,
+                        arguments: if input.trim().is_empty() {
+                            "{}".into()
+                        } else {
+                            input
+                        },
+                    }),
+                    None => Step::Nothing,
+                }
+            }
             "message_delta" => {
                 if let Some(reason) = event.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(reason.to_string());
@@ -258,5 +297,28 @@ mod tests {
                 arguments: "{\"text\":\"x\"}".into()
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod reasoning_tests {
+    use super::*;
+
+    #[test]
+    fn a_thinking_block_comes_back_whole_with_its_signature() {
+        let mut d = Decoder::default();
+        d.step(&json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}));
+        assert_eq!(
+            d.step(&json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})),
+            Step::Thinking("hm".into())
+        );
+        d.step(&json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}));
+        let step = d.step(&json!({"type":"content_block_stop","index":0}));
+        let want = Reasoning {
+            text: "hm".into(),
+            signature: "sig".into(),
+            redacted: false,
+        };
+        assert_eq!(step, Step::Reasoning(want));
     }
 }

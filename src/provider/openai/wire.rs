@@ -13,7 +13,7 @@ use crate::store::Role;
 pub fn body(request: &ProviderRequest, from: usize, previous: Option<&str>) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("model".into(), json!(request.model));
-    let input: Vec<Value> = request.items.iter().skip(from).map(item).collect();
+    let input: Vec<Value> = request.items.iter().skip(from).filter_map(item).collect();
     body.insert("input".into(), Value::Array(input));
     if let Some(prompt) = &request.system_prompt {
         body.insert("instructions".into(), json!(prompt));
@@ -50,8 +50,9 @@ pub fn warmup(model: &str) -> Value {
     json!({ "type": "response.create", "generate": false, "model": model, "input": [], "store": false })
 }
 
-fn item(item: &Item) -> Value {
-    match item {
+/// An item as Responses input; thinking blocks of other providers are not sent.
+fn item(item: &Item) -> Option<Value> {
+    Some(match item {
         Item::Message(m) => {
             let role = match m.role {
                 Role::Assistant => "assistant",
@@ -71,7 +72,8 @@ fn item(item: &Item) -> Value {
             "call_id": call_id,
             "output": output,
         }),
-    }
+        Item::Reasoning(_) => return None,
+    })
 }
 
 /// What one event means for the call.
