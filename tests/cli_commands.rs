@@ -161,7 +161,7 @@ async fn status_sessions_chaos_and_doctor_talk_to_the_running_gateway() {
 }
 
 #[test]
-fn doctor_reports_features_not_in_this_build_without_failing() {
+fn doctor_reports_unresolved_keys_and_features_not_in_this_build() {
     let home = TempDir::new();
     std::fs::copy(
         concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/home.toml"),
@@ -172,7 +172,11 @@ fn doctor_reports_features_not_in_this_build_without_failing() {
     // The example's secrets come from environment variables this test does not set.
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("provider `anthropic` is not active in this build"),
+        out.contains("[ok  ] agent `research-bot`: anthropic/claude-4.6-sonnet"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[FAIL] provider anthropic: none of its API keys resolves"),
         "{out}"
     );
     assert!(

@@ -171,24 +171,13 @@ async fn run(
     let mut reader = Reader::new(response.bytes_stream());
     let mut decoder = Decoder::default();
     loop {
-        let event = match reader.next().await {
-            Ok(Some(event)) => event,
-            // Cut short: the stream closes with no final event; the session retries.
+        let value = match reader.next_json(NAME, &request.request_id).await {
+            Ok(Some(value)) => value,
             Ok(None) => return,
             Err(error) => {
-                tracing::warn!(provider = NAME, request_id = %request.request_id, "SSE stream ended: {error}");
+                let _ = emitter.fail(error).await;
                 return;
             }
-        };
-        let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
-            let why = format!(
-                "upstream sent an event that is not JSON: {:.80}",
-                event.data
-            );
-            let _ = emitter
-                .fail(ProviderError::new(ErrorKind::Broken, why))
-                .await;
-            return;
         };
         let sent = match decoder.step(&value) {
             Step::Nothing => Ok(()),

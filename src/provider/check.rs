@@ -54,6 +54,8 @@ pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding
     out
 }
 
+/// The keys that resolve. Unresolvable refs are reported by doctor's secret lines; here
+/// only a provider left with no key at all is.
 fn keys(
     first: Option<&SecretValue>,
     more: &[SecretValue],
@@ -61,21 +63,20 @@ fn keys(
     provider: &str,
     out: &mut Vec<Finding>,
 ) -> Vec<String> {
-    let mut keys = Vec::new();
     let values: Vec<&SecretValue> = first.into_iter().chain(more).collect();
-    for (n, value) in values.iter().enumerate() {
-        match crate::secrets::resolve(value, env) {
-            Ok(key) => keys.push(key),
-            Err(e) => out.push(Finding {
-                ok: false,
-                text: format!("provider {provider} key #{}: {e}", n + 1),
-            }),
-        }
-    }
-    if values.is_empty() {
+    let keys: Vec<String> = values
+        .iter()
+        .filter_map(|value| crate::secrets::resolve(value, env).ok())
+        .collect();
+    if keys.is_empty() {
+        let why = if values.is_empty() {
+            "no API key configured (set apiKey or apiKeys)"
+        } else {
+            "none of its API keys resolves (see the secret lines)"
+        };
         out.push(Finding {
             ok: false,
-            text: format!("provider {provider}: no API key (set apiKey or apiKeys)"),
+            text: format!("provider {provider}: {why}"),
         });
     }
     keys

@@ -85,6 +85,31 @@ where
         }
     }
 
+    /// The next event's data as JSON, for a model call: `Ok(None)` when the body ended
+    /// or broke (logged; the caller's stream then closes without a final event and the
+    /// session tries the turn again), `Err` naming the problem when the data is not JSON.
+    pub async fn next_json(
+        &mut self,
+        provider: &str,
+        request_id: &str,
+    ) -> Result<Option<serde_json::Value>, crate::provider::ProviderError> {
+        let event = match self.next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(provider, request_id, "SSE stream ended: {error}");
+                return Ok(None);
+            }
+        };
+        serde_json::from_str(&event.data).map(Some).map_err(|_| {
+            let why = format!(
+                "upstream sent an event that is not JSON: {:.80}",
+                event.data
+            );
+            crate::provider::ProviderError::new(crate::provider::ErrorKind::Broken, why)
+        })
+    }
+
     /// Cuts one line (without its end: `\n`, `\r\n` or `\r`) off the buffer.
     fn take_line(&mut self) -> Option<String> {
         let end = self.buf.iter().position(|&b| b == b'\n' || b == b'\r')?;

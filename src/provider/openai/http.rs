@@ -53,30 +53,18 @@ pub async fn run(gw: Gateway, settings: Settings, job: Job) {
     let mut reader = Reader::new(response.bytes_stream());
     let mut decoder = Decoder::default();
     loop {
-        let event = match reader.next().await {
-            Ok(Some(event)) => event,
+        let value = match reader.next_json(NAME, &request.request_id).await {
+            Ok(Some(value)) => value,
             Ok(None) => {
                 if let Some(failure) = decoder.pending_failure() {
                     let _ = emitter.fail(failed(&failure, true)).await;
                 }
-                // Cut short with no terminal event: the stream closes without a final
-                // event and the session tries the turn again.
                 return;
             }
             Err(error) => {
-                tracing::warn!(provider = NAME, request_id = %request.request_id, "SSE stream ended: {error}");
+                let _ = emitter.fail(error).await;
                 return;
             }
-        };
-        let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
-            let why = format!(
-                "upstream sent an event that is not JSON: {:.80}",
-                event.data
-            );
-            let _ = emitter
-                .fail(ProviderError::new(ErrorKind::Broken, why))
-                .await;
-            return;
         };
         match forward(&mut emitter, decoder.step(&value)).await {
             Ok(Flow::More) => {}
