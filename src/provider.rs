@@ -24,7 +24,7 @@ use std::time::Duration;
 use pincer_actors::{ChildSpec, Intensity, Strategy, SupervisorSpec};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, ThinkingMode};
+use crate::config::{Config, ThinkingMode, Transport};
 use crate::gateway::Gateway;
 use crate::store::Role;
 
@@ -249,8 +249,11 @@ pub async fn dispatch(
     let pool = gw.pool(name).ok_or_else(unavailable)?;
     let prefixes = prefix_hashes(&request);
     let running = |path: &str| gw.actor::<ProviderMsg>(path).is_some();
+    // Under `auto`, an OpenAI call finding every socket busy goes over SSE at once
+    // rather than waiting for a socket.
+    let overflow = name == openai::NAME && gw.config().response.transport == Transport::Auto;
     let lease = pool
-        .acquire(&prefixes, &running, ACQUIRE_WAIT)
+        .acquire_with(&prefixes, &running, ACQUIRE_WAIT, overflow)
         .await
         .ok_or_else(unavailable)?;
     let conn = gw

@@ -894,3 +894,34 @@ async fn a_socket_closed_mid_reply_reconnects_and_the_turn_is_answered_once() {
         "{c:?}"
     );
 }
+
+#[tokio::test]
+async fn under_auto_calls_beyond_the_sockets_go_over_sse_at_once() {
+    let fake = OpenAiFake::start_with(openai::Knobs {
+        token_delay: Duration::from_millis(40),
+        ..openai::Knobs::default()
+    })
+    .await;
+    let home = TempDir::new();
+    let config = openai_config(&fake, "gpt-4.1", "")
+        .replace("apiKey = \"sk-test\"", "apiKey = \"sk-test\"\npoolSize = 1");
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    sockets_ready(&gw, 1).await;
+    let asks = (0..3).map(|n| {
+        let gw = &gw;
+        async move { ask(gw, "main", &format!("o{n}"), &format!("overflow {n}")).await }
+    });
+    for (n, reply) in futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(reply, (200, format!("openai: overflow {n}")));
+    }
+    let c = fake.counters();
+    assert_eq!(
+        (c.ws_requests, c.sse_requests, c.already_in_flight),
+        (1, 2, 0),
+        "{c:?}"
+    );
+}

@@ -87,9 +87,6 @@ impl Pool {
     /// Takes a slot for a call whose prefix fingerprints are `prefixes`: the idle slot
     /// whose chain the call continues, else the least busy running slot with room. Waits
     /// up to `wait` for one; `None` after that.
-    ///
-    /// `overflow_to` lets a call take a full slot anyway when it can go another way (an
-    /// OpenAI call over SSE when every socket is busy): see [`Lease::overflow`].
     pub async fn acquire(
         self: &Arc<Self>,
         prefixes: &[u64],
@@ -99,8 +96,10 @@ impl Pool {
         self.acquire_with(prefixes, running, wait, false).await
     }
 
-    /// [`acquire`](Self::acquire), taking a busy slot as overflow when `overflow` is set
-    /// and no slot has room.
+    /// [`acquire`](Self::acquire), but when `overflow` is set and no slot has room, the
+    /// least busy running slot is taken anyway, marked [`Lease::overflow`]: the call must
+    /// go another way than the slot's exclusive transport (an OpenAI call over SSE when
+    /// every socket is busy).
     pub async fn acquire_with(
         self: &Arc<Self>,
         prefixes: &[u64],
