@@ -42,15 +42,6 @@ pub fn agent_spec(gw: &Gateway, id: &str) -> ChildSpec {
 
 /// `provider/model` as shown to users.
 pub fn model_label(agent: &AgentConfig) -> String {
-    let provider = agent
-        .model
-        .as_ref()
-        .and_then(|m| m.provider_name())
-        .unwrap_or_else(|| crate::provider::echo::NAME.to_string());
-    let name = agent
-        .model
-        .as_ref()
-        .and_then(|m| m.name.clone())
-        .unwrap_or_else(|| provider.clone());
+    let (provider, name) = agent.model.clone().unwrap_or_default().resolved();
     format!("{provider}/{name}")
 }

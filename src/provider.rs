@@ -253,7 +253,7 @@ pub async fn dispatch(
     // rather than waiting for a socket.
     let overflow = name == openai::NAME && gw.config().response.transport == Transport::Auto;
     let lease = pool
-        .acquire_with(&prefixes, &running, ACQUIRE_WAIT, overflow)
+        .acquire(&prefixes, &running, ACQUIRE_WAIT, overflow)
         .await
         .ok_or_else(unavailable)?;
     let conn = gw

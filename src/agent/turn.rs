@@ -173,13 +173,7 @@ fn models(agent: &AgentConfig) -> Vec<(String, String)> {
     let fallbacks = primary.fallbacks.iter().map(|f| ModelConfig::from_text(f));
     std::iter::once(primary.clone())
         .chain(fallbacks)
-        .map(|m| {
-            let provider = m
-                .provider_name()
-                .unwrap_or_else(|| provider::echo::NAME.to_string());
-            let name = m.name.clone().unwrap_or_else(|| provider.clone());
-            (provider, name)
-        })
+        .map(|m| m.resolved())
         .collect()
 }
 

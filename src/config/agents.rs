@@ -104,6 +104,14 @@ impl ModelConfig {
         }
     }
 
+    /// `(provider, model name)` as a call uses them: the provider written or inferred
+    /// (echo when neither), the name written or the provider's own.
+    pub fn resolved(&self) -> (String, String) {
+        let provider = self.provider_name().unwrap_or_else(|| "echo".to_string());
+        let name = self.name.clone().unwrap_or_else(|| provider.clone());
+        (provider, name)
+    }
+
     /// The provider, as written or inferred from the model name.
     pub fn provider_name(&self) -> Option<String> {
         self.provider.clone().or_else(|| {

@@ -87,20 +87,11 @@ impl Pool {
     /// Takes a slot for a call whose prefix fingerprints are `prefixes`: the idle slot
     /// whose chain the call continues, else the least busy running slot with room. Waits
     /// up to `wait` for one; `None` after that.
+    ///
+    /// With `overflow`, when no slot has room the least busy running slot is taken
+    /// anyway, marked [`Lease::overflow`]: the call must go another way than the slot's
+    /// exclusive transport (an OpenAI call over SSE when every socket is busy).
     pub async fn acquire(
-        self: &Arc<Self>,
-        prefixes: &[u64],
-        running: &(dyn Fn(&str) -> bool + Sync),
-        wait: Duration,
-    ) -> Option<Lease> {
-        self.acquire_with(prefixes, running, wait, false).await
-    }
-
-    /// [`acquire`](Self::acquire), but when `overflow` is set and no slot has room, the
-    /// least busy running slot is taken anyway, marked [`Lease::overflow`]: the call must
-    /// go another way than the slot's exclusive transport (an OpenAI call over SSE when
-    /// every socket is busy).
-    pub async fn acquire_with(
         self: &Arc<Self>,
         prefixes: &[u64],
         running: &(dyn Fn(&str) -> bool + Sync),
@@ -223,13 +214,17 @@ mod tests {
     async fn a_full_pool_waits_for_a_release() {
         let pool = pool(1, 1);
         let all = |_: &str| true;
-        let first = pool.acquire(&[1], &all, Duration::ZERO).await;
+        let first = pool.acquire(&[1], &all, Duration::ZERO, false).await;
         assert!(first.is_some());
-        assert!(pool.acquire(&[1], &all, Duration::ZERO).await.is_none());
+        assert!(
+            pool.acquire(&[1], &all, Duration::ZERO, false)
+                .await
+                .is_none()
+        );
         let waiter = {
             let pool = Arc::clone(&pool);
             tokio::spawn(async move {
-                pool.acquire(&[1], &|_: &str| true, Duration::from_secs(5))
+                pool.acquire(&[1], &|_: &str| true, Duration::from_secs(5), false)
                     .await
                     .map(|l| l.index())
             })
@@ -244,12 +239,12 @@ mod tests {
         let pool = pool(3, 1);
         pool.set_chain(2, Some(Chain { hash: 7, len: 1 }));
         let all = |_: &str| true;
-        let lease = pool.acquire(&[0, 7, 9], &all, Duration::ZERO).await;
+        let lease = pool.acquire(&[0, 7, 9], &all, Duration::ZERO, false).await;
         let lease = lease.expect("a slot");
         assert_eq!(lease.index(), 2);
         assert_eq!(lease.continues(), Some(Chain { hash: 7, len: 1 }));
         // A conversation that does not extend the chain gets no continuation.
-        let other = pool.acquire(&[0, 8], &all, Duration::ZERO).await;
+        let other = pool.acquire(&[0, 8], &all, Duration::ZERO, false).await;
         assert!(other.is_some_and(|l| l.continues().is_none()));
     }
 
@@ -257,15 +252,15 @@ mod tests {
     async fn stopped_connections_are_skipped_and_overflow_shares_a_busy_one() {
         let pool = pool(2, 1);
         let only_one = |p: &str| p == "conn:1";
-        let first = pool.acquire(&[0], &only_one, Duration::ZERO).await;
+        let first = pool.acquire(&[0], &only_one, Duration::ZERO, false).await;
         assert_eq!(first.as_ref().map(Lease::index), Some(1));
         assert!(
-            pool.acquire(&[0], &only_one, Duration::ZERO)
+            pool.acquire(&[0], &only_one, Duration::ZERO, false)
                 .await
                 .is_none()
         );
         let extra = pool
-            .acquire_with(&[0], &only_one, Duration::ZERO, true)
+            .acquire(&[0], &only_one, Duration::ZERO, true)
             .await
             .expect("overflow");
         assert!(extra.overflow());
