@@ -6,15 +6,23 @@
 //! channels served on the gateway's own port (web chat, HTTP API) that is whoever waits for
 //! the message's upstream id.
 
+pub mod discord;
 pub mod http;
+mod links;
 mod outbox;
+pub mod pace;
+pub mod pairing;
+pub mod push;
+pub mod split;
+pub mod telegram;
 pub mod web;
 
 use std::time::Duration;
 
 use pincer_actors::{Backoff, ChildSpec, Intensity, Restart, Strategy, SupervisorSpec};
 
-pub use outbox::{Delivery, Outbox, Waiter};
+pub use links::{DiscordResume, LinkStatus, Links, PollSlot};
+pub use outbox::{Delivery, HandedTo, Outbox, Push, Waiter};
 
 use crate::gateway::{Account, Gateway};
 use crate::router::RouterMsg;
@@ -69,7 +77,8 @@ pub fn account_spec(gw: &Gateway, kind: &'static str, id: &str) -> Option<ChildS
     let link = match kind {
         "web" => web::link_spec(gw),
         "http" => http::link_spec(gw),
-        // Telegram and Discord links come with their own issue.
+        "telegram" => telegram::link_spec(gw, id),
+        "discord" => discord::link_spec(gw, id),
         _ => return None,
     };
     // Sessions are independent conversations: one crashing often must not end the others,
@@ -83,7 +92,16 @@ pub fn account_spec(gw: &Gateway, kind: &'static str, id: &str) -> Option<ChildS
         sessions,
         outbox: Outbox::default(),
     });
+    // A link that dies (a chaos kill, a panic on upstream garbage) comes back at once at
+    // first, then a little later each time, so a crash loop cannot spin; the account
+    // tolerates that many link restarts without restarting its sessions.
+    let link = link.backoff(
+        Backoff::exponential(Duration::from_millis(5), Duration::from_millis(250), 2.0)
+            .with_jitter(0.1)
+            .with_reset_after(Duration::from_secs(1)),
+    );
     let (spec, _) = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(Intensity::new(100, Duration::from_secs(10)))
         .child(link)
         .child(sessions_spec)
         .into_child_spec(format!("channel:{kind}:{id}"));
@@ -95,6 +113,19 @@ fn account_backoff() -> Backoff {
     Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30), 2.0)
         .with_jitter(0.1)
         .with_reset_after(Duration::from_secs(60))
+}
+
+/// A link that cannot run until its config changes (no token, a token refused, a fatal
+/// close): its status and readiness say why, and it does not retry.
+pub fn give_up(gw: &Gateway, kind: &str, account: &str, why: &str) {
+    tracing::error!(
+        account,
+        channel = kind,
+        reason = why,
+        "Channel account cannot run until its config changes."
+    );
+    gw.links().fatal(account, why);
+    gw.set_problem(&link_path(kind, account), Some(why.to_string()));
 }
 
 /// The registry path of an account's link.

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 failure, 2 bad usage or config (and a port already in use).
 
 pub mod agents;
+pub mod channels;
 pub mod chaos;
 pub mod client;
 pub mod config_edit;
@@ -36,6 +37,10 @@ pub enum Command {
     Gateway(gateway::GatewayArgs),
     /// Agents and their bindings.
     Agents(agents::AgentsArgs),
+    /// Channel accounts: list them, add one.
+    Channels(channels::ChannelsArgs),
+    /// DM pairings: list them, approve a code.
+    Pairing(channels::PairingArgs),
     /// Sessions of a running gateway.
     Sessions(sessions::SessionsArgs),
     /// Kill actors of a running gateway, once or at a rate.
@@ -88,6 +93,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Gateway(args) => gateway::run(config, args).await,
             Command::Agents(args) => agents::run(config, args).await,
             Command::Sessions(args) => sessions::run(config, args).await,
+            Command::Channels(args) => channels::run(config, args).await,
+            Command::Pairing(args) => channels::run_pairing(config, args).await,
             Command::Chaos(args) => chaos::run(config, args).await,
             Command::Doctor(args) => doctor::run(config, args).await,
         }

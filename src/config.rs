@@ -96,8 +96,9 @@ impl Config {
             .or_else(|| self.agents.keys().next().map(String::as_str))
     }
 
-    /// Session timers for an account: `[sessions]`, then the channel's, then the account's.
-    pub fn session_limits(&self, channel: &str, account: &str) -> SessionDefaults {
+    /// Session timers for an account: `[sessions]`, then the channel's, then the account's;
+    /// for a Discord thread then `[channels.discord.threads]`.
+    pub fn session_limits(&self, channel: &str, account: &str, thread: bool) -> SessionDefaults {
         let base = self.sessions;
         match channel {
             "web" => base.with(self.channels.web.sessions()),
@@ -110,11 +111,51 @@ impl Config {
             }),
             "discord" => self.channels.discord.as_ref().map_or(base, |d| {
                 let with_channel = base.with(d.sessions());
-                d.accounts
+                let with_account = d
+                    .accounts
                     .get(account)
-                    .map_or(with_channel, |a| with_channel.with(a.sessions()))
+                    .map_or(with_channel, |a| with_channel.with(a.sessions()));
+                if thread {
+                    with_account.with(d.threads)
+                } else {
+                    with_account
+                }
             }),
             _ => base,
+        }
+    }
+
+    /// The DM topic `key` of `channel` (its prompt and skills), if configured.
+    pub fn topic(&self, channel: &str, key: Option<&str>) -> Option<&TopicConfig> {
+        match channel {
+            "telegram" => self.channels.telegram.as_ref()?.dm.topics.get(key?),
+            _ => None,
+        }
+    }
+
+    /// Whether account `id` of `kind` has the same settings in `other` (a reload restarts
+    /// an account whose settings changed, and only that one).
+    pub fn same_account(&self, other: &Config, kind: &str, id: &str) -> bool {
+        let (a, b) = (&self.channels, &other.channels);
+        match kind {
+            "telegram" => {
+                let get = |c: &ChannelsConfig| {
+                    c.telegram
+                        .as_ref()
+                        .and_then(|t| t.accounts.get(id))
+                        .cloned()
+                };
+                get(a) == get(b)
+            }
+            "discord" => {
+                let get = |c: &ChannelsConfig| {
+                    c.discord.as_ref().and_then(|d| d.accounts.get(id)).cloned()
+                };
+                get(a) == get(b)
+            }
+            "web" => a.web == b.web,
+            "http" => a.http == b.http,
+            _ => true,
         }
     }
 

@@ -17,7 +17,7 @@ use pincer_actors::{ChildSpec, Registry, Scope, SupervisorHandle};
 use ractor::{Actor, ActorRef, Message};
 use tokio::sync::watch;
 
-use crate::channel::Outbox;
+use crate::channel::{Links, Outbox};
 use crate::config::{Config, Sources};
 use crate::metrics::Metrics;
 use crate::provider::Pool;
@@ -50,6 +50,8 @@ struct Inner {
     accounts: RwLock<HashMap<String, Account>>,
     supervisors: RwLock<HashMap<&'static str, SupervisorHandle>>,
     pools: RwLock<HashMap<&'static str, Arc<Pool>>>,
+    links: Links,
+    problems: RwLock<std::collections::BTreeMap<String, String>>,
     started: AtomicBool,
     draining: AtomicBool,
     born: Instant,
@@ -113,6 +115,8 @@ impl Gateway {
                 accounts: RwLock::default(),
                 supervisors: RwLock::default(),
                 pools: RwLock::default(),
+                links: Links::default(),
+                problems: RwLock::default(),
                 started: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
                 born: Instant::now(),
@@ -246,6 +250,36 @@ impl Gateway {
     /// Provider `name`'s connection pool.
     pub fn pool(&self, name: &str) -> Option<Arc<Pool>> {
         self.inner.pools.read().get(name).cloned()
+    }
+
+    /// What channel links keep across restarts.
+    pub fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    /// Marks `path` not ready for `reason`, or (with `None`) clears it. For parts that run
+    /// but cannot do their job: a link whose token was revoked, a secret that is missing.
+    pub fn set_problem(&self, path: &str, reason: Option<String>) {
+        let mut problems = self.inner.problems.write();
+        match reason {
+            Some(r) => problems.insert(path.to_string(), r),
+            None => problems.remove(path),
+        };
+    }
+
+    /// Every problem, by path.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let problems = self.inner.problems.read();
+        problems
+            .iter()
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect()
+    }
+
+    /// Forgets account `id` (removed from config).
+    pub fn remove_account(&self, id: &str) {
+        self.inner.accounts.write().remove(id);
+        self.inner.links.forget(id);
     }
 
     /// Remembers an account.

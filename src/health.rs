@@ -47,6 +47,7 @@ pub fn readiness_of(gw: &Gateway, snapshot: &Snapshot) -> Readiness {
     if let Some(reason) = gw.store().health().reason() {
         failing.push((crate::gateway::path("store"), reason));
     }
+    failing.extend(gw.problems());
     for record in &snapshot.actors {
         if record.restart == Some(Restart::Temporary) {
             continue; // turns come and go; a crashed one is retried by its session

@@ -3,12 +3,14 @@
 //! | routes | module | auth |
 //! |---|---|---|
 //! | `/health[z]`, `/startup[z]`, `/ready[z]` | [`probes`] | none (remote callers without the token get status fields only) |
-//! | `/admin/...` | [`admin`] | bearer token |
+//! | `/admin/...` | [`admin`], [`channels`] | bearer token |
+//! | `/telegram/<account>` | [`channels`] | the webhook's secret header |
 //! | `/metrics` | [`prometheus`] | loopback or bearer token |
 //! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
 //! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token |
 
 pub mod admin;
+pub mod channels;
 pub mod openai;
 pub mod probes;
 pub mod prometheus;
@@ -27,6 +29,7 @@ use crate::gateway::Gateway;
 pub fn routes(gw: Gateway) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     probes::routes(gw.clone())
         .or(admin::routes(gw.clone()))
+        .or(channels::routes(gw.clone()))
         .or(prometheus::routes(gw.clone()))
         .or(openai::routes(gw.clone()))
         .or(webchat::routes(gw))

@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
 use crate::agent::{self, TurnEvent, TurnRequest};
-use crate::channel::Delivery;
+use crate::channel::{Delivery, HandedTo};
 use crate::gateway::Gateway;
 use crate::provider::ChatMessage;
 use crate::store::{CommitTurn, InboxEntry, InboxState, Role, SessionRow, TranscriptEntry, now_ms};
@@ -147,10 +147,11 @@ impl Actor for Session {
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         let store = args.gw.store();
-        let limits = args
-            .gw
-            .config()
-            .session_limits(&args.channel, &args.account);
+        let limits = args.gw.config().session_limits(
+            &args.channel,
+            &args.account,
+            args.key.contains(":thread:"),
+        );
         let now = now_ms();
         let last_seq = store.last_seq(&args.key).await?;
         let row = match store.session(&args.key).await? {
@@ -315,6 +316,14 @@ impl SessionState {
             inbox_id: current.entry.id,
             context: self.context.clone(),
             text: current.entry.inbound.text.clone(),
+            topic: self
+                .gw
+                .config()
+                .topic(
+                    &current.entry.inbound.channel,
+                    current.entry.inbound.topic.as_deref(),
+                )
+                .cloned(),
         };
         let configured = self.gw.config().agents.contains_key(&self.row.agent);
         let Some(agent) = self.gw.agent(&self.row.agent).filter(|_| configured) else {
@@ -477,7 +486,7 @@ impl SessionState {
         let latency = Duration::from_millis(now_ms().saturating_sub(entry.inbound.received_at_ms));
         self.gw.stats().message_out(channel, latency);
         if let Some(account) = self.gw.account(&entry.inbound.account)
-            && account.outbox.deliver(&entry.inbound.upstream_id, delivery) > 0
+            && account.outbox.hand_over(entry.id, &entry.inbound, delivery) == HandedTo::Waiter
         {
             let (store, id) = (self.gw.store().clone(), entry.id);
             tokio::spawn(async move {
@@ -490,9 +499,8 @@ impl SessionState {
         if let Some(current) = &self.current
             && let Some(account) = self.gw.account(&current.entry.inbound.account)
         {
-            account
-                .outbox
-                .deliver(&current.entry.inbound.upstream_id, delivery);
+            let entry = &current.entry;
+            account.outbox.hand_over(entry.id, &entry.inbound, delivery);
         }
     }
 
@@ -543,14 +551,12 @@ pub async fn answer_unroutable(gw: &Gateway, entry: &InboxEntry, why: &str) {
         Ok(c) => {
             let reply = c.already_answered.unwrap_or(reply);
             if let Some(account) = gw.account(&entry.inbound.account) {
-                account.outbox.deliver(
-                    &entry.inbound.upstream_id,
-                    Delivery::Done {
-                        inbox_id: entry.id,
-                        reply,
-                        failed: true,
-                    },
-                );
+                let done = Delivery::Done {
+                    inbox_id: entry.id,
+                    reply,
+                    failed: true,
+                };
+                account.outbox.hand_over(entry.id, &entry.inbound, done);
             }
         }
         Err(error) => {

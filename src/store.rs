@@ -180,6 +180,18 @@ impl Store {
             .await
     }
 
+    /// Sets (or with `None` deletes) one remembered fact of a channel account.
+    pub async fn put_meta(
+        &self,
+        account: &str,
+        key: &str,
+        value: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (account, key) = (account.to_string(), key.to_string());
+        self.request(|r| Request::PutMeta(account, key, value, r))
+            .await
+    }
+
     async fn request<T>(
         &self,
         make: impl FnOnce(writer::Reply<T>) -> Request,
@@ -242,6 +254,79 @@ impl Store {
                 .map_err(sql)?;
             rows.map(|r| r.map_err(sql).and_then(decode_inbox))
                 .collect()
+        })
+        .await
+    }
+
+    /// Answered entries of one account not yet sent upstream, oldest first, answered at
+    /// or before `answered_before_ms`: what a push channel sends again after a restart.
+    pub async fn undelivered(
+        &self,
+        channel: &str,
+        account: &str,
+        answered_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let (c, a) = (channel.to_string(), account.to_string());
+        let before = i64::try_from(answered_before_ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, payload, state, session_key, reply FROM inbox
+                     WHERE state = 'answered' AND channel = ?1 AND account = ?2
+                       AND answered_at <= ?3
+                     ORDER BY id LIMIT ?4",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![c, a, before, limit], inbox_row)
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql).and_then(decode_inbox))
+                .collect()
+        })
+        .await
+    }
+
+    /// One remembered fact of a channel account.
+    pub async fn meta(&self, account: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let (a, k) = (account.to_string(), key.to_string());
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT value FROM channel_meta WHERE account = ?1 AND key = ?2",
+                params![a, k],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// Every remembered fact whose key starts with `prefix`, of one account or (`None`)
+    /// of all: `(account, key, value)` by account and key.
+    pub async fn meta_with_prefix(
+        &self,
+        account: Option<&str>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let account = account.map(str::to_string);
+        // LIKE would treat `_` and `%` in ids as wildcards; a range on the key does not.
+        let (from, to) = (prefix.to_string(), format!("{prefix}\u{10FFFF}"));
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT account, key, value FROM channel_meta
+                     WHERE (?1 IS NULL OR account = ?1) AND key >= ?2 AND key < ?3
+                     ORDER BY account, key",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![account, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
         })
         .await
     }

@@ -12,6 +12,7 @@ use pincer_actors::{ChildSpec, Restart, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
+use crate::config::TopicConfig;
 use crate::config::{AgentConfig, ModelConfig, ThinkingMode};
 use crate::gateway::Gateway;
 use crate::provider::{
@@ -33,6 +34,8 @@ pub struct TurnRequest {
     pub context: Vec<ChatMessage>,
     /// The new user message.
     pub text: String,
+    /// Prompt and skills of the Telegram topic it came from, over the agent's.
+    pub topic: Option<TopicConfig>,
 }
 
 /// What a turn sends back.
@@ -117,6 +120,21 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
         let why = format!("agent `{}` is not configured", request.agent);
         let _ = events.send(TurnEvent::Failed(why)).await;
         return;
+    };
+    let with_topic;
+    let agent = match &request.topic {
+        Some(topic) => {
+            let mut a = agent.clone();
+            if let Some(prompt) = &topic.system_prompt {
+                a.system_prompt = Some(prompt.clone());
+            }
+            if let Some(skills) = &topic.skills {
+                a.skills = skills.clone();
+            }
+            with_topic = a;
+            &with_topic
+        }
+        None => agent,
     };
     let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
     items.push(Item::Message(ChatMessage {

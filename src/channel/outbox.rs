@@ -1,7 +1,12 @@
-//! Replies on their way out: waiters keyed by upstream id.
+//! Replies on their way out: waiters keyed by upstream id, and the sink of a push channel.
 //!
 //! Keyed by upstream id (not inbox id) so a caller can wait *before* its message is
 //! accepted: a reply that comes back faster than the accept's answer is not missed.
+//!
+//! Telegram and Discord have no caller waiting: their link attaches a sink, and whatever
+//! no waiter takes goes there as a [`Push`] with the message it answers (the link needs
+//! its chat and thread to reply). A reply the sink did not take stays "answered, not
+//! delivered" in the store, and the link sends it when it is back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::store::{InboxState, Store};
+use crate::store::{Inbound, InboxState, Store};
 
 /// How long a waiter waits for a delivery before it asks the store: a session that died
 /// between committing a reply and handing it over leaves the reply only there.
@@ -38,6 +43,17 @@ pub enum Delivery {
     },
 }
 
+/// Who took a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandedTo {
+    /// A waiter (web chat, HTTP API): it is delivered.
+    Waiter,
+    /// The push sink: the link marks it delivered once sent.
+    Sink,
+    /// No one: it stays undelivered in the store.
+    Nobody,
+}
+
 /// The waiters of one account.
 #[derive(Debug, Clone, Default)]
 pub struct Outbox {
@@ -48,6 +64,18 @@ pub struct Outbox {
 struct Inner {
     next: AtomicU64,
     waiters: Mutex<HashMap<String, Vec<Entry>>>,
+    sink: Mutex<Option<mpsc::UnboundedSender<Push>>>,
+}
+
+/// A delivery for a push channel's link.
+#[derive(Debug, Clone)]
+pub struct Push {
+    /// Inbox row of the message answered.
+    pub inbox_id: i64,
+    /// The message answered (where the reply goes).
+    pub inbound: Arc<Inbound>,
+    /// The delivery.
+    pub delivery: Delivery,
 }
 
 /// One waiter: its id (to forget it on drop) and its channel.
@@ -95,6 +123,41 @@ impl Outbox {
             waiters.remove(upstream_id);
         }
         taken
+    }
+
+    /// Attaches a push sink (replacing any earlier one): deliveries no waiter takes go to
+    /// the returned receiver until it is dropped.
+    pub fn attach(&self) -> mpsc::UnboundedReceiver<Push> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.inner.sink.lock() = Some(tx);
+        rx
+    }
+
+    /// Whether a push sink is attached and open.
+    pub fn has_sink(&self) -> bool {
+        self.inner
+            .sink
+            .lock()
+            .as_ref()
+            .is_some_and(|s| !s.is_closed())
+    }
+
+    /// Hands `delivery` for `inbound` to its waiters, or else to the push sink. Returns
+    /// whether anyone took it, and whether that was a waiter (whose delivery is then done).
+    pub fn hand_over(&self, inbox_id: i64, inbound: &Inbound, delivery: Delivery) -> HandedTo {
+        if self.deliver(&inbound.upstream_id, delivery.clone()) > 0 {
+            return HandedTo::Waiter;
+        }
+        let sink = self.inner.sink.lock();
+        let push = Push {
+            inbox_id,
+            inbound: Arc::new(inbound.clone()),
+            delivery,
+        };
+        match sink.as_ref().map(|s| s.send(push)) {
+            Some(Ok(())) => HandedTo::Sink,
+            _ => HandedTo::Nobody,
+        }
     }
 
     /// How many upstream ids have waiters.
@@ -208,6 +271,7 @@ mod tests {
             guild: None,
             team: None,
             agent: None,
+            topic: None,
             text: "hi".into(),
             received_at_ms: now_ms(),
         };

@@ -187,6 +187,7 @@ async fn send_message(
         guild: None,
         team: None,
         agent,
+        topic: None,
         text,
         received_at_ms: now_ms(),
     };

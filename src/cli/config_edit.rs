@@ -299,6 +299,64 @@ pub fn unbind(
     Ok((with_eol_of(text, doc.to_string()), removed))
 }
 
+/// Adds `[channels.<kind>.accounts.<id>]` with `token` (written as given: a short ref such
+/// as `env:TELEGRAM_TOKEN`, or plaintext) and, when given, `apiBase` and `mode`. Refuses an
+/// id that is already an account of any channel ([`EditError::Invalid`]): account ids are
+/// unique across channels.
+pub fn add_account(
+    text: &str,
+    kind: &str,
+    id: &str,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> Result<(String, ()), EditError> {
+    if id.trim().is_empty() || id.contains(['.', '/', ' ']) {
+        return Err(EditError::Invalid(format!(
+            "`{id}` is not a valid account id (no dots, slashes or spaces)"
+        )));
+    }
+    let mut doc = parse(&lf_text(text))?;
+    let channels = doc
+        .entry("channels")
+        .or_insert_with(implicit_table)
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Invalid("`channels` is not a table".to_owned()))?;
+    for (other, item) in channels.iter() {
+        let taken = item
+            .as_table_like()
+            .and_then(|t| t.get("accounts"))
+            .and_then(Item::as_table_like)
+            .is_some_and(|accounts| accounts.contains_key(id));
+        if taken {
+            return Err(EditError::Invalid(format!(
+                "account `{id}` already exists (channels.{other}.accounts.{id})"
+            )));
+        }
+    }
+    let accounts = channels
+        .entry(kind)
+        .or_insert(implicit_table())
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Invalid(format!("`channels.{kind}` is not a table")))?
+        .entry("accounts")
+        .or_insert(implicit_table())
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Invalid(format!("`channels.{kind}.accounts` is not a table")))?;
+    let mut account = Table::new();
+    account.insert("token", toml_edit::value(token));
+    for (key, value) in extra {
+        account.insert(key, toml_edit::value(*value));
+    }
+    accounts.insert(id, Item::Table(account));
+    Ok((with_eol_of(text, doc.to_string()), ()))
+}
+
+fn implicit_table() -> Item {
+    let mut t = Table::new();
+    t.set_implicit(true);
+    Item::Table(t)
+}
+
 // === edit_file ===
 
 /// Reads the file (missing file = empty text), refuses non-TOML extensions (.json, .json5)

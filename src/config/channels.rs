@@ -27,7 +27,7 @@ pub struct ChannelsConfig {
 }
 
 /// A channel served on the gateway's own port (one account, named after the channel: `web`, `http`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalChannel {
     /// Serve it. Default true.
@@ -109,9 +109,8 @@ pub enum DmPolicy {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TopicConfig {
-    /// Skills for this topic.
-    #[serde(default)]
-    pub skills: Vec<String>,
+    /// Skills for this topic (replacing the agent's); the agent's when unset.
+    pub skills: Option<Vec<String>>,
     /// System prompt for this topic.
     pub system_prompt: Option<String>,
     /// Agent for this topic (else the binding's).
@@ -128,7 +127,7 @@ pub struct TelegramGroups {
 }
 
 /// `[channels.telegram.accounts.<id>]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelegramAccount {
     /// Bot token (plaintext or a secret ref).
@@ -180,7 +179,7 @@ pub struct DiscordConfig {
 }
 
 /// `[channels.discord.accounts.<id>]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DiscordAccount {
     /// Bot token (plaintext or a secret ref).

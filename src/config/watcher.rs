@@ -40,6 +40,12 @@ pub struct ReloadOutcome {
     pub agents_added: Vec<String>,
     /// Agents stopped.
     pub agents_removed: Vec<String>,
+    /// Channel accounts started.
+    pub accounts_added: Vec<String>,
+    /// Channel accounts stopped.
+    pub accounts_removed: Vec<String>,
+    /// Channel accounts whose settings changed, started again.
+    pub accounts_restarted: Vec<String>,
     /// Changes that need a restart, and other warnings.
     pub warnings: Vec<String>,
 }
@@ -95,6 +101,7 @@ impl Actor for ConfigWatcher {
                     }
                 }
                 reconcile_agents(&state.gw, &state.gw.config()).await;
+                reconcile_accounts(&state.gw, None, &state.gw.config()).await;
             }
             ConfigMsg::Reload(reply) => {
                 state.seen = stamp(&watched_file(&state.gw));
@@ -162,10 +169,17 @@ async fn reload(gw: &Gateway) -> Result<ReloadOutcome, String> {
         }
     }
     outcome.agents_added = reconcile_agents(gw, &new).await;
+    let (added, removed, restarted) = reconcile_accounts(gw, Some(&old), &new).await;
+    outcome.accounts_added = added;
+    outcome.accounts_removed = removed;
+    outcome.accounts_restarted = restarted;
     tracing::info!(
         file = ?outcome.file,
         added = ?outcome.agents_added,
         removed = ?outcome.agents_removed,
+        accounts_added = ?outcome.accounts_added,
+        accounts_removed = ?outcome.accounts_removed,
+        accounts_restarted = ?outcome.accounts_restarted,
         "Config reloaded."
     );
     Ok(outcome)
@@ -216,6 +230,83 @@ async fn reconcile_agents(gw: &Gateway, config: &Config) -> Vec<String> {
         }
     }
     started
+}
+
+/// Brings the channel accounts in line with `new`: accounts removed are stopped, accounts
+/// whose settings changed since `old` are stopped and started again (the old link fully
+/// ends first: one poller per token), and accounts with nothing running are started.
+/// Returns (added, removed, restarted).
+async fn reconcile_accounts(
+    gw: &Gateway,
+    old: Option<&Config>,
+    new: &Config,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut added, mut removed, mut restarted) = (Vec::new(), Vec::new(), Vec::new());
+    let Some(channels) = gw.supervisor("channels") else {
+        return (added, removed, restarted);
+    };
+    if !channels.is_running() {
+        return (added, removed, restarted);
+    }
+    let wanted = new.accounts();
+    if let Some(old) = old {
+        for (kind, id) in old.accounts() {
+            let child = format!("channel:{kind}:{id}");
+            let gone = !wanted.contains(&(kind, id));
+            if !gone && old.same_account(new, kind, id) {
+                continue;
+            }
+            let _ = channels.terminate_child(&child).await;
+            gw.set_problem(&crate::channel::link_path(kind, id), None);
+            if gone {
+                gw.links().forget(id);
+                removed.push(id.to_string());
+            } else {
+                match channels.restart_child(&child).await {
+                    Ok(_) => restarted.push(id.to_string()),
+                    Err(error) => tracing::warn!(account = %id, %error, "Cannot restart account."),
+                }
+            }
+        }
+    }
+    for (kind, id) in wanted {
+        let child = format!("channel:{kind}:{id}");
+        if channels.get(&child).is_some() {
+            continue;
+        }
+        let path = format!("{}/{child}", channels.path());
+        let busy = gw.registry().get(&path).is_some_and(|r| {
+            matches!(
+                r.state,
+                pincer_actors::ActorState::Restarting { .. }
+                    | pincer_actors::ActorState::Starting
+                    | pincer_actors::ActorState::Running
+                    | pincer_actors::ActorState::Stopping
+            )
+        });
+        if busy {
+            continue;
+        }
+        let previous = gw.account(id);
+        let Some(spec) = crate::channel::account_spec(gw, kind, id) else {
+            continue;
+        };
+        let result = match channels.start_child(spec).await {
+            // Declared before and stopped since: start it again under the handles it had.
+            Err(SupervisorError::AlreadyStarted(_)) => {
+                if let Some(previous) = previous {
+                    gw.set_account(previous);
+                }
+                channels.restart_child(&child).await
+            }
+            other => other,
+        };
+        match result {
+            Ok(_) => added.push(id.to_string()),
+            Err(error) => tracing::warn!(account = %id, %error, "Cannot start account."),
+        }
+    }
+    (added, removed, restarted)
 }
 
 fn not_reloadable(old: &Config, new: &Config) -> Vec<String> {

@@ -188,6 +188,7 @@ async fn chat_completions(
         guild: None,
         team: None,
         agent: Some(request.agent.clone()),
+        topic: None,
         text: request.text.clone(),
         received_at_ms: now_ms(),
     };

@@ -80,14 +80,19 @@ pub fn resolve(config: &Config, inbound: &Inbound) -> Result<Route, RouteError> 
     })
 }
 
-/// `agent:<agent>:<channel>:<account>:<peer kind>:<peer id>[:thread:<id>]`.
+/// `agent:<agent>:<channel>:<account>:<peer kind>:<peer id>[:thread:<id>|:topic:<id>]`.
 pub fn session_key(agent: &str, inbound: &Inbound) -> String {
     let mut key = format!(
         "agent:{agent}:{}:{}:{}:{}",
         inbound.channel, inbound.account, inbound.peer.kind, inbound.peer.id
     );
     if let Some(thread) = &inbound.thread {
-        key.push_str(":thread:");
+        // Telegram calls them topics (forum and DM topics), Discord threads.
+        key.push_str(if inbound.channel == "telegram" {
+            ":topic:"
+        } else {
+            ":thread:"
+        });
         key.push_str(thread);
     }
     key
@@ -212,6 +217,7 @@ match = { channel = "discord", peer = { kind = "thread", id = "t9" } }
             guild: guild.map(Into::into),
             team: None,
             agent: None,
+            topic: None,
             text: "hi".into(),
             received_at_ms: 0,
         }

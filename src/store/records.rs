@@ -25,9 +25,13 @@ pub struct Inbound {
     /// Team.
     #[serde(default)]
     pub team: Option<String>,
-    /// Agent asked for explicitly (the HTTP API's `model`).
+    /// Agent asked for explicitly (the HTTP API's `model`, a Telegram topic's `agent`).
     #[serde(default)]
     pub agent: Option<String>,
+    /// The config key of the Telegram DM topic it came from
+    /// (`[channels.telegram.dm.topics.<key>]`): its prompt and skills apply.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// The text.
     pub text: String,
     /// When it was accepted, ms since the Unix epoch.

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE inbox (
     id           INTEGER PRIMARY KEY,
     channel      TEXT NOT NULL,
@@ -40,7 +41,20 @@ CREATE TABLE transcript (
 ) WITHOUT ROWID;
 
 CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
-"#];
+"#,
+    r#"
+-- What a channel account learns and must remember across restarts: Telegram topic names,
+-- Discord thread parents, DM pairings. Small, keyed rows; values are JSON text.
+CREATE TABLE channel_meta (
+    account  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+CREATE INDEX inbox_answered ON inbox (channel, account, answered_at) WHERE state = 'answered';
+"#,
+];
 
 /// Opens settings every connection needs.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {

@@ -26,6 +26,7 @@ fn inbound(upstream_id: &str, text: &str) -> Inbound {
         guild: None,
         team: None,
         agent: None,
+        topic: None,
         text: text.into(),
         received_at_ms: now_ms(),
     }

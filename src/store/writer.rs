@@ -36,6 +36,8 @@ pub(crate) enum Request {
     CommitTurn(Box<CommitTurn>, Reply<Committed>),
     MarkDelivered(i64, Reply<()>),
     SaveSession(Box<SessionRow>, Reply<()>),
+    /// (account, key, value): `None` deletes.
+    PutMeta(String, String, Option<String>, Reply<()>),
 }
 
 /// Starts the writer thread. It waits for `exclusive` first, so a replacement never
@@ -284,6 +286,21 @@ impl Request {
                 save_session(tx, row)?;
                 Ok(Outcome::Done)
             }
+            Self::PutMeta(account, key, value, _) => {
+                match value {
+                    Some(value) => tx.execute(
+                        "INSERT OR REPLACE INTO channel_meta (account, key, value, at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![account, key, value, now_ms() as i64],
+                    ),
+                    None => tx.execute(
+                        "DELETE FROM channel_meta WHERE account = ?1 AND key = ?2",
+                        params![account, key],
+                    ),
+                }
+                .map_err(sql)?;
+                Ok(Outcome::Done)
+            }
         }
     }
 
@@ -291,9 +308,13 @@ impl Request {
         match (self, outcome) {
             (Self::Accept(_, r), Ok(Outcome::Accepted(a))) => drop(r.send(Ok(a))),
             (Self::CommitTurn(_, r), Ok(Outcome::Committed(c))) => drop(r.send(Ok(c))),
-            (Self::Route(_, _, r) | Self::MarkDelivered(_, r) | Self::SaveSession(_, r), Ok(_)) => {
-                drop(r.send(Ok(())))
-            }
+            (
+                Self::Route(_, _, r)
+                | Self::MarkDelivered(_, r)
+                | Self::SaveSession(_, r)
+                | Self::PutMeta(_, _, _, r),
+                Ok(_),
+            ) => drop(r.send(Ok(()))),
             (request, Err(e)) => request.fail(e),
             (request, Ok(other)) => {
                 request.fail(StoreError::Sqlite(format!("unexpected outcome {other:?}")))
@@ -305,9 +326,10 @@ impl Request {
         match self {
             Self::Accept(_, r) => drop(r.send(Err(error))),
             Self::CommitTurn(_, r) => drop(r.send(Err(error))),
-            Self::Route(_, _, r) | Self::MarkDelivered(_, r) | Self::SaveSession(_, r) => {
-                drop(r.send(Err(error)))
-            }
+            Self::Route(_, _, r)
+            | Self::MarkDelivered(_, r)
+            | Self::SaveSession(_, r)
+            | Self::PutMeta(_, _, _, r) => drop(r.send(Err(error))),
         }
     }
 }

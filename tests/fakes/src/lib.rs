@@ -6,4 +6,6 @@
 //! not agree by sharing a bug.
 
 pub mod anthropic;
+pub mod discord;
 pub mod openai;
+pub mod telegram;

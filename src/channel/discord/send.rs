@@ -1,0 +1,63 @@
+//! Replies to Discord: parts of at most 2000 characters posted in the channel (or thread)
+//! the message came from, the first one as a reply to it. Discord has no cheap preview of
+//! a message in progress, so a streaming reply shows "typing…" and goes out whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::rest::Rest;
+use crate::channel::push::{Draft, SendError, Upstream};
+use crate::channel::split;
+use crate::store::Inbound;
+
+/// Discord's limit on a message's content.
+pub(crate) const MAX_CONTENT: usize = 2000;
+
+/// The sending side of one bot.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    /// The REST client.
+    pub(crate) rest: Arc<Rest>,
+}
+
+/// `(channel, message)` of a message from its upstream id `<channel>:<message>`.
+pub(crate) fn target(inbound: &Inbound) -> Option<(&str, &str)> {
+    inbound.upstream_id.split_once(':')
+}
+
+impl Upstream for Sender {
+    fn lane(&self, inbound: &Inbound) -> String {
+        target(inbound).map_or_else(|| inbound.peer.id.clone(), |(c, _)| c.to_string())
+    }
+
+    fn preview_interval(&self, _inbound: &Inbound) -> Option<Duration> {
+        None
+    }
+
+    async fn preview(&self, _inbound: &Inbound, _draft: &mut Draft) -> Result<(), SendError> {
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        inbound: &Inbound,
+        _draft: &mut Draft,
+        reply: &str,
+    ) -> Result<(), SendError> {
+        let Some((channel, message)) = target(inbound) else {
+            return Err(SendError::Permanent(format!(
+                "cannot tell the channel of `{}`",
+                inbound.upstream_id
+            )));
+        };
+        let mut parts = split::split(reply, MAX_CONTENT);
+        if parts.is_empty() {
+            parts.push("(empty reply)".into());
+        }
+        for (i, part) in parts.iter().enumerate() {
+            let reply_to = (i == 0).then_some(message);
+            self.rest.post_message(channel, part, reply_to).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! Sending replies of a push channel (Telegram, Discord): lanes and redelivery.
+//!
+//! The link attaches its account's sink ([`start`]). Deliveries are sorted into lanes, one
+//! per conversation (a chat, a Discord channel): a lane sends in order and at the pace the
+//! upstream allows, while other lanes go on. Deltas of a reply that streams are folded into
+//! a [`Draft`] and shown at most once per preview interval; the final reply replaces it.
+//!
+//! A reply is marked delivered only once sent. A reply that could not be sent (the link was
+//! restarting, the network was down) stays "answered" in the store, and the redelivery
+//! sweep sends it again. The final send of a reply runs in a task of its own that a link
+//! kill does not cut short (it is bounded by the send's timeouts): a reply that was on its
+//! way when its link died is finished and marked, not sent again by the next link, which
+//! skips whatever [`Links`](crate::channel::Links) says is being sent or was just sent.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pincer_actors::Scope;
+use tokio::sync::mpsc;
+
+use super::{Delivery, Push};
+use crate::gateway::Gateway;
+use crate::store::{Inbound, now_ms};
+
+/// How often answered-but-unsent replies are looked for.
+const REDELIVER_INTERVAL: Duration = Duration::from_secs(3);
+
+/// A reply is redelivered only once it has been answered this long: younger ones are
+/// still on their normal way.
+const REDELIVER_MIN_AGE: Duration = Duration::from_secs(2);
+
+/// A lane with nothing to do for this long ends (the next delivery starts it again).
+const LANE_IDLE: Duration = Duration::from_secs(30);
+
+/// Why a send failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again later (network, 5xx, a 429 beyond patience).
+    #[error("{0}")]
+    Transient(String),
+    /// Will never work (chat gone, bot blocked, malformed): the reply is dropped, logged.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A reply being streamed.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    /// Inbox row of the message answered.
+    pub inbox_id: i64,
+    /// Turn attempt the text belongs to.
+    pub attempt: u32,
+    /// Text so far.
+    pub text: String,
+    /// Text last shown upstream.
+    pub shown: String,
+    /// Upstream id of the preview message, once posted.
+    pub message_id: Option<String>,
+    /// When the preview was last shown.
+    pub shown_at: Option<Instant>,
+}
+
+/// What a push channel does upstream.
+pub trait Upstream: Send + Sync + 'static {
+    /// The lane of a message: its sends are ordered and paced together.
+    fn lane(&self, inbound: &Inbound) -> String;
+
+    /// How often a streaming reply may be previewed; `None`: no previews.
+    fn preview_interval(&self, inbound: &Inbound) -> Option<Duration>;
+
+    /// Shows `draft.text` as the reply in progress (may skip when short of rate).
+    fn preview(
+        &self,
+        inbound: &Inbound,
+        draft: &mut Draft,
+    ) -> impl Future<Output = Result<(), SendError>> + Send;
+
+    /// Sends the whole `reply`, replacing the preview if there is one.
+    fn finish(
+        &self,
+        inbound: &Inbound,
+        draft: &mut Draft,
+        reply: &str,
+    ) -> impl Future<Output = Result<(), SendError>> + Send;
+}
+
+/// Attaches `account`'s sink and sends its deliveries through `upstream`, in tasks of
+/// `scope` (they end with the link).
+pub fn start<U: Upstream>(gw: &Gateway, scope: &Scope, kind: &'static str, account: &str, up: U) {
+    let Some(acct) = gw.account(account) else {
+        return;
+    };
+    let mut sink = acct.outbox.attach();
+    let up = Arc::new(up);
+    let (again_tx, mut again_rx) = mpsc::unbounded_channel::<Push>();
+
+    // Dispatcher: one lane per conversation.
+    let (gw2, scope2, up2, account2) = (gw.clone(), scope.clone(), up.clone(), account.to_string());
+    scope.spawn(async move {
+        let mut lanes: HashMap<String, mpsc::UnboundedSender<Push>> = HashMap::new();
+        loop {
+            let push = tokio::select! {
+                Some(p) = sink.recv() => p,
+                Some(p) = again_rx.recv() => p,
+                else => return,
+            };
+            let lane = up2.lane(&push.inbound);
+            let push = match lanes.get(&lane) {
+                Some(tx) => match tx.send(push) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::SendError(p)) => p,
+                },
+                None => push,
+            };
+            lanes.retain(|_, tx| !tx.is_closed());
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(push);
+            lanes.insert(lane, tx);
+            let ctx = LaneCtx {
+                gw: gw2.clone(),
+                up: up2.clone(),
+                account: account2.clone(),
+            };
+            scope2.spawn(run_lane(ctx, rx));
+        }
+    });
+
+    // Redelivery of replies answered while no link was there to send them.
+    let (gw, account) = (gw.clone(), account.to_string());
+    scope.spawn(async move {
+        let mut first = true;
+        loop {
+            let pause = if first {
+                Duration::from_millis(300)
+            } else {
+                REDELIVER_INTERVAL
+            };
+            first = false;
+            tokio::time::sleep(pause).await;
+            let before = now_ms().saturating_sub(REDELIVER_MIN_AGE.as_millis() as u64);
+            let Ok(entries) = gw.store().undelivered(kind, &account, before, 200).await else {
+                continue;
+            };
+            for entry in entries {
+                let push = Push {
+                    inbox_id: entry.id,
+                    delivery: Delivery::Done {
+                        inbox_id: entry.id,
+                        reply: entry.reply.clone().unwrap_or_default(),
+                        failed: false,
+                    },
+                    inbound: Arc::new(entry.inbound),
+                };
+                if again_tx.send(push).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+struct LaneCtx<U> {
+    gw: Gateway,
+    up: Arc<U>,
+    account: String,
+}
+
+/// One lane: sends in order, folding deltas that queued up while it was busy.
+async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<Push>) {
+    let mut drafts: HashMap<i64, (Arc<Inbound>, Draft)> = HashMap::new();
+    loop {
+        let wait = next_preview(&ctx, &drafts).unwrap_or(LANE_IDLE);
+        let first = match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(p)) => Some(p),
+            Ok(None) => return,
+            Err(_) if drafts.is_empty() => return,
+            Err(_) => None,
+        };
+        let mut batch: Vec<Push> = first.into_iter().collect();
+        while let Ok(p) = rx.try_recv() {
+            batch.push(p);
+        }
+        let mut finished = Vec::new();
+        for push in batch {
+            match push.delivery {
+                Delivery::Delta { attempt, text } => {
+                    let (_, draft) = drafts.entry(push.inbox_id).or_insert_with(|| {
+                        let draft = Draft {
+                            inbox_id: push.inbox_id,
+                            attempt,
+                            ..Draft::default()
+                        };
+                        (push.inbound.clone(), draft)
+                    });
+                    if attempt != draft.attempt {
+                        // A retried turn streams from the start.
+                        draft.attempt = attempt;
+                        draft.text.clear();
+                    }
+                    draft.text.push_str(&text);
+                }
+                Delivery::Done { reply, .. } => finished.push((push.inbox_id, push.inbound, reply)),
+            }
+        }
+        for (inbox_id, inbound, reply) in finished {
+            // Claimed only here, by the task that will end the claim whatever happens.
+            if !ctx.gw.links().begin_send(&ctx.account, inbox_id) {
+                drafts.remove(&inbox_id);
+                continue; // on its way, or sent just now
+            }
+            let mut draft = drafts
+                .remove(&inbox_id)
+                .map(|(_, d)| d)
+                .unwrap_or_else(|| Draft {
+                    inbox_id,
+                    ..Draft::default()
+                });
+            // Its own task: a link killed mid-send does not cut the reply short.
+            let (gw, up, account) = (ctx.gw.clone(), ctx.up.clone(), ctx.account.clone());
+            let sending = tokio::spawn(async move {
+                finish(&gw, up.as_ref(), &account, &inbound, &mut draft, &reply).await;
+            });
+            let _ = sending.await;
+        }
+        for (inbound, draft) in drafts.values_mut() {
+            let due = ctx
+                .up
+                .preview_interval(inbound)
+                .is_some_and(|every| draft.shown_at.is_none_or(|t| t.elapsed() >= every));
+            if due && draft.text != draft.shown && !draft.text.trim().is_empty() {
+                if let Err(error) = ctx.up.preview(inbound, draft).await {
+                    tracing::debug!(account = %ctx.account, %error, "Preview not shown.");
+                }
+                draft.shown_at = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// Time until the earliest preview is due, if any draft waits for one.
+fn next_preview<U: Upstream>(
+    ctx: &LaneCtx<U>,
+    drafts: &HashMap<i64, (Arc<Inbound>, Draft)>,
+) -> Option<Duration> {
+    drafts
+        .values()
+        .filter(|(_, d)| d.text != d.shown)
+        .filter_map(|(inbound, d)| {
+            let every = ctx.up.preview_interval(inbound)?;
+            Some(
+                d.shown_at
+                    .map_or(Duration::ZERO, |t| every.saturating_sub(t.elapsed())),
+            )
+        })
+        .min()
+        .map(|d| d.max(Duration::from_millis(10)))
+}
+
+async fn finish<U: Upstream>(
+    gw: &Gateway,
+    up: &U,
+    account: &str,
+    inbound: &Inbound,
+    draft: &mut Draft,
+    reply: &str,
+) {
+    let inbox_id = draft.inbox_id;
+    let delivered = match up.finish(inbound, draft, reply).await {
+        Ok(()) => true,
+        Err(SendError::Permanent(error)) => {
+            tracing::warn!(account, inbox = inbox_id, %error, "Reply cannot be sent; dropping it.");
+            gw.links().error(account, &error);
+            true
+        }
+        Err(SendError::Transient(error)) => {
+            tracing::warn!(account, inbox = inbox_id, %error, "Reply not sent; it will be sent again.");
+            gw.links().error(account, &error);
+            false
+        }
+    };
+    if delivered && let Err(error) = gw.store().mark_delivered(inbox_id).await {
+        tracing::warn!(account, inbox = inbox_id, %error, "Cannot mark a reply sent.");
+    }
+    gw.links().end_send(account, inbox_id, delivered);
+}
