@@ -618,3 +618,79 @@ async fn channels_add_starts_an_account_on_a_running_gateway_and_list_shows_it()
     assert_eq!(status, 2);
     assert!(err.contains("already exists"), "{err}");
 }
+
+#[tokio::test]
+async fn dm_topics_bring_their_prompt_and_skills_to_the_provider_by_id_and_by_learned_name() {
+    use pincer_fakes::openai::{OpenAiFake, Transport};
+    let openai = OpenAiFake::start().await;
+    let fake = TelegramFake::start();
+    let home = TempDir::new();
+    let a = alice();
+    let chat = Chat::private(&a);
+    // One topic exists before the gateway starts: it is configured by its id.
+    let by_id = fake.create_topic(TEST_TOKEN, &chat, &a, "Scratch");
+    let dm = format!(
+        "dmPolicy = \"open\"\nrequireTopic = true\n\n[channels.telegram.dm.topics.research]\nskills = [\"echo\"]\nsystemPrompt = \"You are a research assistant.\"\n\n[channels.telegram.dm.topics.\"{by_id}\"]\nsystemPrompt = \"You are a scratchpad.\"\n"
+    );
+    let extra = format!(
+        "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-5\"\nsystemPrompt = \"You are the main agent.\"\n",
+        openai.base_url()
+    );
+    let gw = Gw::start(home.path(), Some(&config(&fake, &dm, &extra))).await;
+    // The name is learned from the topic-created service message.
+    let research = fake.create_topic(TEST_TOKEN, &chat, &a, "Research");
+    fake.send_text(
+        TEST_TOKEN,
+        Incoming::new(&chat, &a, "find papers").in_thread(research),
+    );
+    replies(&gw, &fake, 42, 1).await;
+    fake.send_text(
+        TEST_TOKEN,
+        Incoming::new(&chat, &a, "note this").in_thread(by_id),
+    );
+    replies(&gw, &fake, 42, 2).await;
+    let bodies: Vec<Value> = openai
+        .requests()
+        .into_iter()
+        .filter(|r| r.transport == Transport::Sse)
+        .map(|r| r.body)
+        .collect();
+    let asked = |text: &str| {
+        bodies
+            .iter()
+            .find(|b| b.to_string().contains(text))
+            .cloned()
+            .unwrap_or_else(|| panic!("no request with {text}: {bodies:?}"))
+    };
+    let research_req = asked("find papers");
+    assert_eq!(
+        research_req["instructions"],
+        "You are a research assistant."
+    );
+    let tools: Vec<&str> = research_req["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(tools, vec!["echo"], "the topic's skills became tools");
+    let scratch_req = asked("note this");
+    assert_eq!(scratch_req["instructions"], "You are a scratchpad.");
+    assert!(
+        scratch_req
+            .get("tools")
+            .is_none_or(|t| t.as_array().is_none_or(Vec::is_empty))
+    );
+
+    // Renamed topic: the new name is learned too (no config matches it: the agent's prompt).
+    fake.edit_topic(TEST_TOKEN, &chat, &a, research, "Reading list");
+    fake.send_text(
+        TEST_TOKEN,
+        Incoming::new(&chat, &a, "after rename").in_thread(research),
+    );
+    replies(&gw, &fake, 42, 3).await;
+    let bodies: Vec<Value> = openai.requests().into_iter().map(|r| r.body).collect();
+    let renamed = bodies
+        .iter()
+        .find(|b| b.to_string().contains("after rename"))
+        .expect("request");
+    assert_eq!(renamed["instructions"], "You are the main agent.");
+}

@@ -258,8 +258,9 @@ async fn reconcile_accounts(
             }
             let _ = channels.terminate_child(&child).await;
             gw.set_problem(&crate::channel::link_path(kind, id), None);
+            // New settings may be a new bot: its old Discord session is not to be resumed.
+            gw.links().forget(id);
             if gone {
-                gw.links().forget(id);
                 removed.push(id.to_string());
             } else {
                 match channels.restart_child(&child).await {
