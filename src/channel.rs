@@ -6,6 +6,7 @@
 //! channels served on the gateway's own port (web chat, HTTP API) that is whoever waits for
 //! the message's upstream id.
 
+pub mod check;
 pub mod discord;
 pub mod http;
 mod links;
@@ -126,6 +127,47 @@ pub fn give_up(gw: &Gateway, kind: &str, account: &str, why: &str) {
     );
     gw.links().fatal(account, why);
     gw.set_problem(&link_path(kind, account), Some(why.to_string()));
+}
+
+/// Resolves an account's bot `token`; gives up (see [`give_up`]) and returns `None` when
+/// it is not set or cannot be resolved. The reason names the key or the ref, never a value.
+pub fn account_token(
+    gw: &Gateway,
+    kind: &str,
+    account: &str,
+    token: Option<&crate::config::SecretValue>,
+) -> Option<String> {
+    match token.map(|t| crate::secrets::resolve(t, &gw.sources().env)) {
+        Some(Ok(token)) if !token.trim().is_empty() => Some(token),
+        Some(Err(error)) => {
+            give_up(gw, kind, account, &error.to_string());
+            None
+        }
+        _ => {
+            let why = format!("channels.{kind}.accounts.{account}.token is not set");
+            give_up(gw, kind, account, &why);
+            None
+        }
+    }
+}
+
+/// Reads an upstream's answer, refusing one larger than `max` bytes.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|_| "answer cut short".to_string())?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The registry path of an account's link.

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gw, TempDir};
+use common::{Gw, TempDir, until};
 use pincer_fakes::discord::{Author, BotMessage, DiscordFake, Incoming, Knobs, TEST_TOKEN};
 use serde_json::Value;
 
@@ -28,21 +28,6 @@ fn config(fake: &DiscordFake, extra: &str) -> String {
         "[channels.discord.accounts.dc]\ntoken = \"{TEST_TOKEN}\"\napiBase = \"{}\"\n\n{extra}\n",
         fake.api_base()
     )
-}
-
-async fn until<T>(what: &str, gw: &Gw, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn replies(gw: &Gw, fake: &DiscordFake, channel: &str, n: usize) -> Vec<BotMessage> {

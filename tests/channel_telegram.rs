@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gw, TempDir, run_cli};
+use common::{Gw, TempDir, run_cli, until};
 use pincer_fakes::telegram::{
     BotMessage, Chat, Incoming, Knobs, Limit, TEST_TOKEN, TelegramFake, User,
 };
@@ -21,20 +21,6 @@ fn config(fake: &TelegramFake, dm: &str, extra: &str) -> String {
         "[channels.telegram.dm]\n{dm}\n\n[channels.telegram.accounts.tg]\ntoken = \"{TEST_TOKEN}\"\napiBase = \"{}\"\n\n{extra}\n",
         fake.base_url()
     )
-}
-
-async fn until<T>(what: &str, gw: &Gw, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            gw.log()
-        );
-    }
 }
 
 /// Waits for the bot's `n`th message in `chat` and returns all of them.
@@ -693,4 +679,59 @@ async fn dm_topics_bring_their_prompt_and_skills_to_the_provider_by_id_and_by_le
         .find(|b| b.to_string().contains("after rename"))
         .expect("request");
     assert_eq!(renamed["instructions"], "You are the main agent.");
+}
+
+#[tokio::test]
+async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
+    let fake = TelegramFake::start();
+    let home = TempDir::new();
+    let gw = Gw::start(home.path(), Some(&config(&fake, "dmPolicy = \"open\"", ""))).await;
+    until("the link polling", &gw, Duration::from_secs(10), || {
+        (fake.counters().get_updates_active == 1).then_some(())
+    })
+    .await;
+    // Someone else (an old deployment) polls the same token, again and again for 3 s.
+    let url = format!("{}/bot{TEST_TOKEN}/getUpdates", fake.base_url());
+    let rogue = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let _ = http
+                .post(&url)
+                .json(&serde_json::json!({"timeout": 1}))
+                .send()
+                .await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, out, err) = run_cli(home.path(), &["channels", "list"], Some(gw.port));
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.contains("409"),
+        "the conflict shows in channels list: {out}"
+    );
+    let _ = rogue.await;
+    // Backing off, the link made few attempts while the other poller ran.
+    let during: usize = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method_is("getUpdates") && r.status == 409)
+        .count();
+    assert!(during < 40, "{during} conflicts: the link must back off");
+    let a = alice();
+    fake.send_text(
+        TEST_TOKEN,
+        Incoming::new(&Chat::private(&a), &a, "are you back?"),
+    );
+    let got = until(
+        "an answer after the other poller left",
+        &gw,
+        Duration::from_secs(40),
+        || {
+            let m = fake.messages(TEST_TOKEN, 42);
+            (!m.is_empty()).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(got[0].text, "echo: are you back?");
 }

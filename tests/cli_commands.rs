@@ -180,7 +180,7 @@ fn doctor_reports_unresolved_keys_and_features_not_in_this_build() {
         "{out}"
     );
     assert!(
-        out.contains("channel telegram account `telegram-research`: not active in this build"),
+        out.contains("[FAIL] channel telegram account `telegram-research`: secret `env:TELEGRAM_RESEARCH_TOKEN`"),
         "{out}"
     );
     assert!(

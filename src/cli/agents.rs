@@ -128,7 +128,8 @@ fn describe_target(t: &BindTarget) -> String {
 }
 
 /// Applies `change` to the config file; a result that does not load is rolled back.
-fn edit<T>(
+/// `must_exist` names an agent the edit refers to.
+pub(super) fn edit<T>(
     config: Option<PathBuf>,
     change: impl FnOnce(&str) -> Result<(String, T), config_edit::EditError>,
     report: impl FnOnce(T, &str),

@@ -14,7 +14,6 @@ use super::client::Client;
 use super::config_edit::{self, BindTarget};
 use super::gateway::load_config;
 use super::{Failure, usage};
-use crate::config::load;
 
 /// `pincer channels`.
 #[derive(Debug, Args)]
@@ -203,12 +202,6 @@ async fn list(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
 }
 
 async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
-    let (mut sources, loaded) = load_config(config.clone())?;
-    if let Some(agent) = &args.bind_agent
-        && !loaded.config.agents.contains_key(agent)
-    {
-        return Err(usage(anyhow!("no agent `{agent}` in the config")));
-    }
     let kind = match args.kind {
         Kind::Telegram => "telegram",
         Kind::Discord => "discord",
@@ -228,12 +221,7 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
     if let Some(url) = &args.webhook_url {
         extra.push(("webhookUrl", url));
     }
-    let file = sources
-        .file
-        .clone()
-        .unwrap_or_else(|| sources.home.join("pincer.toml"));
-    let before = std::fs::read_to_string(&file).ok();
-    config_edit::edit_file(&file, |text| {
+    let change = |text: &str| {
         let (text, ()) =
             config_edit::add_account(text, kind, &args.account, &args.token_ref, &extra)?;
         match &args.bind_agent {
@@ -244,26 +232,14 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
             }
             None => Ok((text, ())),
         }
-    })
-    .map_err(usage)?;
-    sources.file = Some(file.clone());
-    if let Err(e) = load(&sources) {
-        match &before {
-            Some(text) => std::fs::write(&file, text)?,
-            None => std::fs::remove_file(&file)?,
+    };
+    let report = |(), file: &str| {
+        println!("added {kind} account {} to {file}", args.account);
+        if let Some(agent) = &args.bind_agent {
+            println!("bound {agent} → {}", args.account);
         }
-        return Err(usage(anyhow!(
-            "the edit would make the config invalid, nothing changed: {e}"
-        )));
-    }
-    println!(
-        "added {kind} account {} to {}",
-        args.account,
-        file.display()
-    );
-    if let Some(agent) = &args.bind_agent {
-        println!("bound {agent} → {}", args.account);
-    }
+    };
+    super::agents::edit(config.clone(), change, report, args.bind_agent.clone())?;
     // A running gateway would notice within a second; asking makes it now, and says so.
     if let Ok(client) = Client::from_config(config)
         && let Ok(answer) = client.post_json("/admin/config/reload", &json!({})).await

@@ -1,8 +1,8 @@
 //! `pincer doctor`: checks the config and what it needs without spending anything: the
 //! config loads, each agent's provider is configured, each provider answers and accepts
 //! each of its keys (a model listing, no tokens spent), secrets resolve, the home
-//! directory is writable, and whether a gateway answers. Config keys for features not in
-//! this build are listed as not active.
+//! directory is writable, each Telegram and Discord token opens its bot (`getMe`,
+//! `GET /gateway/bot`), and whether a gateway answers.
 
 use std::path::PathBuf;
 
@@ -67,18 +67,16 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     for finding in provider::check::all(cfg, &sources.env).await {
         line(Some(finding.ok), finding.text);
     }
-    for (kind, account) in cfg.accounts() {
+    for (kind, _) in cfg.accounts() {
         if matches!(kind, "web" | "http") {
             line(
                 Some(true),
                 format!("channel {kind}: served on the gateway port"),
             );
-        } else {
-            line(
-                None,
-                format!("channel {kind} account `{account}`: not active in this build"),
-            );
         }
+    }
+    for finding in crate::channel::check::all(cfg, &sources.env).await {
+        line(Some(finding.ok), finding.text);
     }
     for (what, value) in secret_values(cfg) {
         match crate::secrets::resolve(value, &sources.env) {

@@ -360,3 +360,24 @@ pub fn run_cli(home: &Path, args: &[&str], port: Option<u16>) -> (i32, String, S
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Polls `probe` until it gives a value; fails after `limit` naming `what`, with the log.
+pub async fn until<T>(
+    what: &str,
+    gw: &Gw,
+    limit: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

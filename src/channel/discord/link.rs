@@ -23,15 +23,10 @@ pub struct DiscordLink {
 
 /// The link's child spec.
 pub fn link_spec(gw: &Gateway, account: &str) -> ChildSpec {
-    let (gw, link) = (
-        gw.clone(),
-        DiscordLink {
-            account: account.to_string(),
-        },
-    );
-    ChildSpec::new("link", move |ctx| {
-        (link.clone(), (gw.clone(), ctx.scope().clone()))
-    })
+    let link = DiscordLink {
+        account: account.to_string(),
+    };
+    crate::gateway::child(gw, "link", link)
 }
 
 impl Actor for DiscordLink {
@@ -65,19 +60,10 @@ async fn run(gw: Gateway, scope: Scope, account: String) {
     else {
         return;
     };
-    let token = match settings
-        .token
-        .as_ref()
-        .map(|t| crate::secrets::resolve(t, &gw.sources().env))
-    {
-        Some(Ok(token)) if !token.trim().is_empty() => token,
-        Some(Err(error)) => {
-            return crate::channel::give_up(&gw, "discord", &account, &error.to_string());
-        }
-        _ => {
-            let why = format!("channels.discord.accounts.{account}.token is not set");
-            return crate::channel::give_up(&gw, "discord", &account, &why);
-        }
+    let Some(token) =
+        crate::channel::account_token(&gw, "discord", &account, settings.token.as_ref())
+    else {
+        return;
     };
     let base = settings.api_base.as_deref().unwrap_or(DEFAULT_API_BASE);
     let rest = Arc::new(Rest::new(crate::provider::http_client(), base, &token));

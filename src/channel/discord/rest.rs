@@ -169,7 +169,7 @@ impl Rest {
             };
             let retry_header = header_secs("retry-after");
             let global_header = response.headers().get("x-ratelimit-global").is_some();
-            let bytes = read_capped(response)
+            let bytes = crate::channel::read_capped(response, MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| fail(Some(status), e))?;
             let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -263,15 +263,4 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed".into()
     }
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -99,7 +99,7 @@ impl Api {
             .await
             .map_err(|e| transport(describe(&e)))?;
         let status = response.status().as_u16();
-        let bytes = read_capped(response)
+        let bytes = crate::channel::read_capped(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| transport(e.to_string()))?;
         let answer: Value = serde_json::from_slice(&bytes).map_err(|_| {
@@ -156,15 +156,4 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         format!("{what}: {detail}")
     }
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

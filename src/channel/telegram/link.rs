@@ -76,15 +76,10 @@ pub struct TelegramLinkState {
 
 /// The link's child spec.
 pub fn link_spec(gw: &Gateway, account: &str) -> ChildSpec {
-    let (gw, link) = (
-        gw.clone(),
-        TelegramLink {
-            account: account.to_string(),
-        },
-    );
-    ChildSpec::new("link", move |ctx| {
-        (link.clone(), (gw.clone(), ctx.scope().clone()))
-    })
+    let link = TelegramLink {
+        account: account.to_string(),
+    };
+    crate::gateway::child(gw, "link", link)
 }
 
 impl Actor for TelegramLink {
@@ -159,19 +154,10 @@ async fn run(
         return;
     };
     let path = crate::channel::link_path("telegram", &account);
-    let token = match settings
-        .token
-        .as_ref()
-        .map(|t| crate::secrets::resolve(t, &gw.sources().env))
-    {
-        Some(Ok(token)) if !token.trim().is_empty() => token,
-        Some(Err(error)) => {
-            return crate::channel::give_up(&gw, "telegram", &account, &error.to_string());
-        }
-        _ => {
-            let why = format!("channels.telegram.accounts.{account}.token is not set");
-            return crate::channel::give_up(&gw, "telegram", &account, &why);
-        }
+    let Some(token) =
+        crate::channel::account_token(&gw, "telegram", &account, settings.token.as_ref())
+    else {
+        return;
     };
     let base = settings.api_base.as_deref().unwrap_or(DEFAULT_API_BASE);
     let api = Api::new(crate::provider::http_client(), base, &token);

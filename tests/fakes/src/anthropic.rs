@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use self::state::Shared;
+use crate::serve::{Listener, Runtime, Server};
 
 /// The key the fake accepts by default (`x-api-key`).
 pub const TEST_KEY: &str = "sk-ant-test";
@@ -251,9 +252,8 @@ impl Recorded {
 /// every open connection.
 #[derive(Debug)]
 pub struct AnthropicFake {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    server: server::Handle,
 }
 
 impl AnthropicFake {
@@ -271,22 +271,19 @@ impl AnthropicFake {
     /// When no loopback port can be bound or the runtime cannot start.
     pub fn start_with(knobs: Knobs) -> AnthropicFake {
         let shared = Arc::new(Shared::new(knobs));
-        let (addr, server) = server::spawn(Arc::clone(&shared));
-        AnthropicFake {
-            addr,
-            shared,
-            server,
-        }
+        let routes = server::routes(Arc::clone(&shared));
+        let server = Listener::bind("anthropic").serve(Runtime::CurrentThread, routes);
+        AnthropicFake { server, shared }
     }
 
     /// The base URL to give a client: `http://127.0.0.1:PORT` (no `/v1`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Changes the knobs; applies to requests that arrive afterwards.
@@ -328,11 +325,5 @@ impl AnthropicFake {
             .filter(|r| r.method == "POST" && r.path == "/v1/messages")
             .cloned()
             .collect()
-    }
-}
-
-impl Drop for AnthropicFake {
-    fn drop(&mut self) {
-        self.server.stop();
     }
 }

@@ -46,13 +46,12 @@ mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use self::state::Shared;
+use crate::serve::{Listener, Runtime, Server};
 
 /// The bot token accepted by default.
 pub const TEST_TOKEN: &str = "discord-test-token";
@@ -278,16 +277,14 @@ pub struct Counters {
 
 /// A running fake Discord on `127.0.0.1`. Dropping it stops the server.
 pub struct DiscordFake {
+    server: Server,
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for DiscordFake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiscordFake")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("counters", &self.counters())
             .finish_non_exhaustive()
     }
@@ -304,34 +301,18 @@ impl DiscordFake {
     ///
     /// # Panics
     ///
-    /// If `127.0.0.1:0` cannot be bound or the server thread cannot be spawned.
+    /// If `127.0.0.1:0` cannot be bound or the server thread or its runtime cannot start.
     pub fn start_with(knobs: Knobs) -> DiscordFake {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("discord fake: bind 127.0.0.1:0");
-        // Accepted sockets inherit it: small gateway frames go out at once.
-        let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
-        listener
-            .set_nonblocking(true)
-            .expect("discord fake: non-blocking listener");
-        let addr = listener.local_addr().expect("discord fake: local address");
-        let shared = Arc::new(Shared::new(knobs, format!("ws://{addr}/gateway")));
-        let (stop, stopped) = oneshot::channel();
-        let server_shared = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name(format!("discord-fake-{}", addr.port()))
-            .spawn(move || rest::serve(listener, server_shared, stopped))
-            .expect("discord fake: spawn server thread");
-        DiscordFake {
-            shared,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let listener = Listener::bind("discord");
+        let gateway_url = format!("ws://{}/gateway", listener.addr());
+        let shared = Arc::new(Shared::new(knobs, gateway_url));
+        let server = listener.serve(Runtime::TwoWorkers, rest::routes(Arc::clone(&shared)));
+        DiscordFake { server, shared }
     }
 
     /// REST base: `http://127.0.0.1:PORT/api/v10`.
     pub fn api_base(&self) -> String {
-        format!("http://{}/api/v10", self.addr)
+        format!("http://{}/api/v10", self.addr())
     }
 
     /// Gateway URL, as `GET /gateway/bot` and `READY.resume_gateway_url` give it:
@@ -342,7 +323,7 @@ impl DiscordFake {
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Changes knobs at runtime.
@@ -428,18 +409,5 @@ impl DiscordFake {
     /// given kind, shaped like a real one, whatever the buckets say.
     pub fn inject_429(&self, count: u32, retry_after: Duration, global: bool) {
         self.shared.limits.lock().inject(count, retry_after, global);
-    }
-}
-
-impl Drop for DiscordFake {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        // Joining makes "the fake is gone" true when drop returns: port closed, every
-        // connection dropped.
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

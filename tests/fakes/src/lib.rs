@@ -8,4 +8,5 @@
 pub mod anthropic;
 pub mod discord;
 pub mod openai;
+mod serve;
 pub mod telegram;

@@ -33,12 +33,11 @@ mod ws;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 
+use crate::serve::{Listener, Runtime, Server};
 use state::Shared;
 
 /// Behaviour switches of the fake. Change them at runtime with [`OpenAiFake::set`]; a new
@@ -292,16 +291,14 @@ impl Recorded {
 
 /// A running fake OpenAI server on `127.0.0.1`. Dropping it stops the server.
 pub struct OpenAiFake {
+    server: Server,
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for OpenAiFake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiFake")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("counters", &self.counters())
             .finish_non_exhaustive()
     }
@@ -328,46 +325,27 @@ impl OpenAiFake {
     ///
     /// # Panics
     ///
-    /// If `127.0.0.1:0` cannot be bound or the server thread cannot be spawned.
+    /// If `127.0.0.1:0` cannot be bound or the server thread or its runtime cannot start.
     pub fn start_blocking_with(knobs: Knobs) -> OpenAiFake {
-        // Binding here, not on the server thread, makes the address known at once; early
-        // connections wait in the listen backlog until the server loop runs.
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("openai fake: bind 127.0.0.1:0");
-        // Like the real service: small event writes go out at once (no Nagle delay).
-        let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
-        listener
-            .set_nonblocking(true)
-            .expect("openai fake: non-blocking listener");
-        let addr = listener.local_addr().expect("openai fake: local address");
         let shared = Arc::new(Shared::new(knobs));
-        let (stop, stopped) = oneshot::channel();
-        let server_shared = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name(format!("openai-fake-{}", addr.port()))
-            .spawn(move || http::serve(listener, server_shared, stopped))
-            .expect("openai fake: spawn server thread");
-        OpenAiFake {
-            shared,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let routes = http::routes(Arc::clone(&shared));
+        let server = Listener::bind("openai").serve(Runtime::TwoWorkers, routes);
+        OpenAiFake { server, shared }
     }
 
     /// The base URL to hand to clients: `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.addr())
     }
 
     /// The WebSocket endpoint: `ws://127.0.0.1:PORT/v1/responses`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/responses", self.addr)
+        format!("ws://{}/v1/responses", self.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Changes knobs at runtime.
@@ -414,18 +392,5 @@ impl OpenAiFake {
     /// and aborts every SSE body still streaming or hanging.
     pub fn drop_all_sockets(&self) {
         self.shared.kill_all();
-    }
-}
-
-impl Drop for OpenAiFake {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        // Joining makes "the fake is gone" true when drop returns: the port is closed and
-        // every connection dropped, which tests of an upstream going away rely on.
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

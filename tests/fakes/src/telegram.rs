@@ -57,6 +57,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use self::state::Shared;
+use crate::serve::{Listener, Runtime, Server};
 
 /// The token of the bot the fake knows by default.
 pub const TEST_TOKEN: &str = "123456:TEST-TOKEN";
@@ -386,9 +387,8 @@ pub struct WebhookInfo {
 /// and every open connection.
 #[derive(Debug)]
 pub struct TelegramFake {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    server: server::Handle,
 }
 
 impl TelegramFake {
@@ -408,22 +408,19 @@ impl TelegramFake {
     /// When no loopback port can be bound or the runtime cannot start.
     pub fn start_with(knobs: Knobs) -> TelegramFake {
         let shared = Arc::new(Shared::new(knobs));
-        let (addr, server) = server::spawn(Arc::clone(&shared));
-        TelegramFake {
-            addr,
-            shared,
-            server,
-        }
+        let routes = server::routes(Arc::clone(&shared));
+        let server = Listener::bind("telegram").serve(Runtime::CurrentThread, routes);
+        TelegramFake { server, shared }
     }
 
     /// The base URL: `http://127.0.0.1:PORT`; methods are at `{base}/bot{TOKEN}/{METHOD}`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Changes the knobs; applies to requests that arrive afterwards.
@@ -558,11 +555,5 @@ impl TelegramFake {
                 })
             })
             .flatten()
-    }
-}
-
-impl Drop for TelegramFake {
-    fn drop(&mut self) {
-        self.server.stop();
     }
 }

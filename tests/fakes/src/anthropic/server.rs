@@ -1,21 +1,14 @@
-//! The HTTP side: a warp server on its own thread and runtime, routing, auth, and
-//! turning an outcome into a response.
-//!
-//! A dedicated thread + runtime lets the fake serve a real binary spawned by a sync test
-//! as well as a client inside `#[tokio::test]`, and dropping the runtime on stop kills
-//! every connection, hanging ones included.
+//! The HTTP side: routing, auth, and turning an outcome into a response. The server
+//! itself (thread, runtime, shutdown) is [`crate::serve`]'s.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use warp::http::Method;
 use warp::http::header::{HeaderMap, HeaderName, HeaderValue};
-use warp::http::{Method, StatusCode};
 use warp::{Filter, Reply};
 
 use super::model::display_name;
@@ -27,98 +20,14 @@ use super::wire::{
     turn_events,
 };
 use super::{Knobs, Recorded};
-
-/// Stops the server thread when asked (or dropped).
-#[derive(Debug)]
-pub(super) struct Handle {
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Handle {
-    /// Stops accepting, drops every connection, and waits for the thread to end.
-    pub(super) fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            // The server may already be gone; nothing to tell then.
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // A panic on the server thread has already been reported by the test
-            // harness' panic hook; re-panicking inside Drop would abort.
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Binds `127.0.0.1:0` and serves on a new thread; returns once the listener is live.
-pub(super) fn spawn(shared: Arc<Shared>) -> (SocketAddr, Handle) {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", 0)).expect("anthropic fake: bind 127.0.0.1:0");
-    // Like the real service: small event writes go out at once (no Nagle delay).
-    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
-    listener
-        .set_nonblocking(true)
-        .expect("anthropic fake: set_nonblocking");
-    let addr = listener.local_addr().expect("anthropic fake: local_addr");
-    let (shutdown, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("anthropic-fake-{}", addr.port()))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                let server = warp::serve(routes(shared)).incoming(listener).run();
-                tokio::select! {
-                    () = server => {}
-                    _ = stop_rx => {}
-                }
-            });
-            // Dropping the runtime cancels the connection tasks (hung streams too).
-            rt.shutdown_timeout(Duration::from_secs(1));
-        })
-        .expect("anthropic fake: spawn server thread");
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("anthropic fake: server failed to start: {e}"),
-        Err(_) => panic!("anthropic fake: server thread died during start"),
-    }
-    let handle = Handle {
-        shutdown: Some(shutdown),
-        thread: Some(thread),
-    };
-    (addr, handle)
-}
+use crate::serve::{Routes, header_map, raw_query, status_code};
 
 /// One filter that takes every request: routing is done by hand in [`handle`] so that
 /// unknown routes and methods get the API's JSON 404 rather than warp's rejections.
-fn routes(
-    shared: Arc<Shared>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+pub(super) fn routes(shared: Arc<Shared>) -> impl Routes {
     warp::method()
         .and(warp::path::full())
-        .and(query)
+        .and(raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
         .then(
@@ -209,8 +118,7 @@ impl Answer {
             Body::Full(bytes) => bytes.to_vec().into_response(),
             Body::Steps(steps) => warp::reply::stream(body_stream(steps)).into_response(),
         };
-        *resp.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() = status_code(self.status);
         let headers = resp.headers_mut();
         headers.insert("content-type", HeaderValue::from_static(self.content_type));
         if self.content_type == SSE {
@@ -264,22 +172,11 @@ fn not_found(req: &Incoming, request_id: &str) -> Answer {
 
 /// Records the request and counts the answer, under one lock so snapshots agree.
 fn record(shared: &Shared, req: &Incoming, at: Instant, answer: &Answer) {
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in &req.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
     let recorded = Recorded {
         method: req.method.as_str().to_owned(),
         path: req.path.clone(),
         query: req.query.clone(),
-        headers,
+        headers: header_map(&req.headers),
         body: serde_json::from_slice(&req.body).unwrap_or(Value::Null),
         at,
         status: answer.status,

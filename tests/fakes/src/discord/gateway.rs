@@ -15,6 +15,7 @@ use warp::ws::{Message, WebSocket, Ws};
 
 use super::Frame;
 use super::state::{Cmd, IdentifyOutcome, ResumeOutcome, Shared, close_reason, op_frame};
+use crate::serve::{close_ws, sleep_until};
 
 /// Every intent bit Discord defines (0..=25).
 const KNOWN_INTENTS: u64 = (1 << 26) - 1;
@@ -114,7 +115,7 @@ async fn run(mut socket: WebSocket, shared: Arc<Shared>, reject: Option<u16>) {
                     Err(_) => Flow::Exit,
                 },
                 Some(Cmd::Close(code, reason)) => {
-                    close_with(&mut socket, code, reason).await;
+                    close_ws(&mut socket, code, reason).await;
                     Flow::Exit
                 }
                 // Returning drops the TCP stream without a close frame.
@@ -276,27 +277,7 @@ impl Conn {
     }
 }
 
+/// Closes with `code` and Discord's reason for it.
 async fn close(socket: &mut WebSocket, code: u16) {
-    close_with(socket, code, close_reason(code)).await;
-}
-
-/// Sends a close frame, then briefly waits for the peer's answer so the close handshake
-/// completes instead of looking like a reset.
-async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    if socket
-        .send(Message::close_with(code, reason))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let drain = async { while let Some(Ok(_)) = socket.next().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+    close_ws(socket, code, close_reason(code)).await;
 }

@@ -1,60 +1,24 @@
-//! The server thread and the REST API under `/api/v10` (and `/api/v9`): auth, routing,
-//! message posts with their validation and rate limits, and Discord's error shapes.
+//! The REST API under `/api/v10` (and `/api/v9`): auth, routing, message posts with their
+//! validation and rate limits, and Discord's error shapes. Gateway upgrades are handed to
+//! [`super::gateway`]; the server itself (thread, runtime, shutdown) is [`crate::serve`]'s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use warp::Filter;
-use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::http::{HeaderMap, HeaderValue, Method};
 use warp::reply::Response;
 
 use super::Recorded;
 use super::gateway;
 use super::limits::{Bucket, Refusal};
 use super::state::{Shared, epoch_secs_in};
+use crate::serve::{Routes, json_body, json_response, raw_query, status_code};
 
-/// Runs the server on the calling thread until `stop` fires (or its sender is dropped).
-pub(super) fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    stop: oneshot::Receiver<()>,
-) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("discord-fake-worker")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("discord fake: cannot build a runtime: {err}");
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(err) => {
-                eprintln!("discord fake: cannot adopt the listener: {err}");
-                return;
-            }
-        };
-        let server = warp::serve(routes(shared)).incoming(listener).run();
-        tokio::select! {
-            () = server => {}
-            _ = stop => {}
-        }
-    });
-    // Dropping the runtime cancels every connection task, so each socket closes now.
-    runtime.shutdown_timeout(Duration::from_secs(2));
-}
-
-fn routes(
-    shared: Arc<Shared>,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+/// Every route: gateway upgrades of `/gateway`, then the REST API.
+pub(super) fn routes(shared: Arc<Shared>) -> impl Routes {
     let upgrade_shared = Arc::clone(&shared);
     let upgrade = warp::path::full()
         .and_then(|path: warp::path::FullPath| async move {
@@ -66,7 +30,7 @@ fn routes(
         })
         .untuple_one()
         .and(warp::ws())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .map(move |socket, query: String| {
             gateway::upgrade(socket, &query, Arc::clone(&upgrade_shared))
         });
@@ -111,16 +75,13 @@ impl Answer {
 
     fn into_response(self) -> Response {
         let mut response = match &self.body {
-            Some(body) => {
-                let mut r = Response::new(body.to_string().into());
-                r.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("application/json"));
+            Some(body) => json_response(self.status, body),
+            None => {
+                let mut r = Response::new(Vec::new().into());
+                *r.status_mut() = status_code(self.status);
                 r
             }
-            None => Response::new(Vec::new().into()),
         };
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
@@ -142,11 +103,7 @@ fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body: Result<Value, String> = if body.is_empty() {
-        Ok(Value::Null)
-    } else {
-        serde_json::from_slice(body).map_err(|_| String::from_utf8_lossy(body).into_owned())
-    };
+    let body = json_body(body);
     let answer = route(shared, method, path, authorization.as_deref(), &body);
     shared.record(Recorded {
         method: method.as_str().to_owned(),

@@ -1,5 +1,6 @@
-//! The HTTP side: the server thread, routing, `POST /v1/responses` as SSE, `GET /v1/models`
-//! and the 404 for everything else. WebSocket upgrades are handed to [`super::ws`].
+//! The HTTP side: routing, `POST /v1/responses` as SSE, `GET /v1/models` and the 404 for
+//! everything else. WebSocket upgrades are handed to [`super::ws`]; the server itself
+//! (thread, runtime, shutdown) is [`crate::serve`]'s.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -9,56 +10,19 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use warp::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::errors::ApiError;
 use super::plan::{Out, Plan, decide, event_type};
 use super::state::{Shared, bump};
-use super::wire::{authenticate, header_map, is_warmup};
+use super::wire::{authenticate, is_warmup};
 use super::{Recorded, Transport, player, ws};
+use crate::serve::{Routes, header_map, json_body, json_response};
 
-/// Runs the server on the calling thread until `stop` fires (or its sender is dropped).
-pub(super) fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    stop: oneshot::Receiver<()>,
-) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("openai-fake-worker")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("openai fake: cannot build a runtime: {err}");
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(err) => {
-                eprintln!("openai fake: cannot adopt the listener: {err}");
-                return;
-            }
-        };
-        let server = warp::serve(routes(shared)).incoming(listener).run();
-        tokio::select! {
-            () = server => {}
-            _ = stop => {}
-        }
-    });
-    // Dropping the runtime cancels every connection task, so each socket closes now.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-}
-
-fn routes(
-    shared: Arc<Shared>,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+/// Every route: WebSocket upgrades of `/v1/responses`, then plain HTTP.
+pub(super) fn routes(shared: Arc<Shared>) -> impl Routes {
     let upgrade_shared = Arc::clone(&shared);
     let upgrade = warp::path!("v1" / "responses")
         .and(warp::ws())
@@ -87,7 +51,7 @@ async fn plain_http(
         method: method.as_str().to_owned(),
         path,
         headers,
-        body: parse_body(&body),
+        body: json_body(&body),
     };
     match (method, request.path.trim_end_matches('/')) {
         (Method::POST, "/v1/responses") => responses(&shared, request).await,
@@ -126,14 +90,6 @@ impl Request {
             warmup: plan.is_some_and(|p| p.warmup),
         });
     }
-}
-
-/// JSON body, `Null` when empty, or the raw text when it is not JSON.
-fn parse_body(body: &[u8]) -> Result<Value, String> {
-    if body.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(body).map_err(|_| String::from_utf8_lossy(body).into_owned())
 }
 
 async fn responses(shared: &Arc<Shared>, request: Request) -> Response {
@@ -227,7 +183,7 @@ fn models(shared: &Shared, request: Request) -> Response {
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "system"}))
         .collect();
-    let mut response = json_response(StatusCode::OK, &json!({"object": "list", "data": data}));
+    let mut response = json_response(200, &json!({"object": "list", "data": data}));
     add_common_headers(shared, response.headers_mut(), false);
     response
 }
@@ -235,8 +191,7 @@ fn models(shared: &Shared, request: Request) -> Response {
 /// The JSON error answer, counted, with the error's own headers on top of the usual ones.
 pub(super) fn error_response(shared: &Shared, err: &ApiError) -> Response {
     err.count(shared);
-    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, &err.http_body());
+    let mut response = json_response(err.status, &err.http_body());
     let headers = response.headers_mut();
     add_common_headers(shared, headers, err.status == 429);
     for (name, value) in &err.headers {
@@ -247,15 +202,6 @@ pub(super) fn error_response(shared: &Shared, err: &ApiError) -> Response {
             headers.insert(name, value);
         }
     }
-    response
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(body.to_string().into());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
 

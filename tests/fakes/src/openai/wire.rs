@@ -4,25 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use warp::http::HeaderMap;
 
 use super::Knobs;
 use super::errors::ApiError;
-
-/// Header names (already lowercase in `http`) to values; repeats joined with `", "`.
-pub(super) fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        out.entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    out
-}
 
 /// The key from `Authorization: Bearer KEY`, checked against the knobs. Rate-limited keys
 /// authenticate (they are real keys that ran out of budget).

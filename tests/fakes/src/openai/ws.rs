@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -19,8 +18,9 @@ use super::errors::ApiError;
 use super::http::{add_common_headers, error_response};
 use super::plan::{Out, Plan, decide, event_type};
 use super::state::{Shared, bump, drop_one};
-use super::wire::{authenticate, header_map, is_warmup};
+use super::wire::{authenticate, is_warmup};
 use super::{Recorded, Transport, player};
+use crate::serve::{close_ws, header_map, sleep_until};
 
 /// Answers an upgrade request: `101`, or an HTTP error before any upgrade.
 pub(super) async fn upgrade(socket: Ws, headers: HeaderMap, shared: Arc<Shared>) -> Response {
@@ -146,7 +146,7 @@ impl Conn {
             // 1006 may never appear on the wire: drop the TCP connection instead.
             Out::Cut(1006) => Flow::Exit,
             Out::Cut(code) => {
-                close(socket, code, "").await;
+                close_ws(socket, code, "").await;
                 Flow::Exit
             }
         }
@@ -237,7 +237,7 @@ impl Conn {
     /// Past the age limit: say why, then close normally.
     async fn expire(&self, socket: &mut WebSocket) {
         if let Flow::Continue = self.send_error(socket, &ApiError::connection_limit()).await {
-            close(socket, 1000, "websocket_connection_limit_reached").await;
+            close_ws(socket, 1000, "websocket_connection_limit_reached").await;
         }
     }
 }
@@ -249,30 +249,9 @@ async fn send_json(socket: &mut WebSocket, value: &Value) -> Flow {
     }
 }
 
-/// Sends a close frame, then briefly waits for the peer's answer so the close handshake
-/// completes instead of looking like a reset.
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    if socket
-        .send(Message::close_with(code, reason))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let drain = async { while let Some(Ok(_)) = socket.next().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-}
-
 async fn next_out(in_flight: &mut Option<mpsc::Receiver<Out>>) -> Option<Out> {
     match in_flight {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

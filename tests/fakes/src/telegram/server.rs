@@ -1,117 +1,26 @@
-//! The HTTP side: a warp server on its own thread and runtime, path routing
-//! (`/bot<TOKEN>/<METHOD>`), parameter parsing and request recording.
-//!
-//! A dedicated thread + runtime lets the fake serve a real binary spawned by a sync test
-//! as well as a client inside `#[tokio::test]`; dropping the runtime on stop ends every
-//! long poll, webhook delivery and connection.
+//! The HTTP side: path routing (`/bot<TOKEN>/<METHOD>`), parameter parsing and request
+//! recording. The server itself (thread, runtime, shutdown) is [`crate::serve`]'s: its
+//! runtime runs the long polls and webhook deliveries too, so stopping it ends them all.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::oneshot;
-use warp::http::StatusCode;
-use warp::http::header::{HeaderMap, HeaderValue};
-use warp::{Filter, Reply};
+use warp::Filter;
+use warp::http::header::HeaderMap;
 
 use super::Recorded;
 use super::methods::dispatch;
 use super::state::Shared;
 use super::wire::{Answer, parse_params, percent_decode};
-
-/// Stops the server thread when asked.
-#[derive(Debug)]
-pub(super) struct Handle {
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Handle {
-    /// Stops accepting, drops every connection and task, and waits for the thread.
-    pub(super) fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            // The server may already be gone; nothing to tell then.
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // A panic on the server thread was already reported; re-panicking in Drop
-            // would abort.
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Binds `127.0.0.1:0` and serves on a new thread; returns once the listener is live.
-pub(super) fn spawn(shared: Arc<Shared>) -> (SocketAddr, Handle) {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", 0)).expect("telegram fake: bind 127.0.0.1:0");
-    // Accepted sockets inherit it: small replies go out at once (no Nagle delay).
-    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
-    listener
-        .set_nonblocking(true)
-        .expect("telegram fake: set_nonblocking");
-    let addr = listener.local_addr().expect("telegram fake: local_addr");
-    let (shutdown, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("telegram-fake-{}", addr.port()))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                let server = warp::serve(routes(shared)).incoming(listener).run();
-                tokio::select! {
-                    () = server => {}
-                    _ = stop_rx => {}
-                }
-            });
-            // Dropping the runtime cancels connection and delivery tasks.
-            rt.shutdown_timeout(Duration::from_secs(1));
-        })
-        .expect("telegram fake: spawn server thread");
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("telegram fake: server failed to start: {e}"),
-        Err(_) => panic!("telegram fake: server thread died during start"),
-    }
-    let handle = Handle {
-        shutdown: Some(shutdown),
-        thread: Some(thread),
-    };
-    (addr, handle)
-}
+use crate::serve::{Routes, json_response, raw_query};
 
 /// One filter that takes every request; routing is done in [`handle`] so that every
 /// answer, unknown paths included, is the API's JSON.
-fn routes(
-    shared: Arc<Shared>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+pub(super) fn routes(shared: Arc<Shared>) -> impl Routes {
     warp::path::full()
-        .and(query)
+        .and(raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
         .then(
@@ -206,10 +115,5 @@ async fn handle(
         (Some(_), params) => dispatch(&shared, &token, &method, params).await,
     };
     guard.finish(answer.status);
-    let mut resp = answer.body.to_string().into_response();
-    *resp.status_mut() =
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    resp
+    json_response(answer.status, &answer.body)
 }

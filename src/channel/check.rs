@@ -1,0 +1,86 @@
+//! `pincer doctor`'s channel checks: does each account's token open its bot? Telegram is
+//! asked `getMe`, Discord `GET /gateway/bot`: both authenticate and change nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::discord::rest::{DEFAULT_API_BASE as DISCORD_BASE, Rest};
+use super::telegram::{Api, DEFAULT_API_BASE as TELEGRAM_BASE};
+use crate::config::{Config, SecretValue};
+use crate::provider::check::Finding;
+
+/// How long one check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks every Telegram and Discord account of `config` (with `env` for token refs).
+pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding> {
+    let http = crate::provider::http_client();
+    let mut out = Vec::new();
+    let token = |value: Option<&SecretValue>| {
+        value
+            .map(|v| crate::secrets::resolve(v, env).map_err(|e| e.to_string()))
+            .unwrap_or_else(|| Err("token is not set".into()))
+    };
+    if let Some(telegram) = &config.channels.telegram {
+        for (id, account) in &telegram.accounts {
+            let what = format!("channel telegram account `{id}`");
+            let finding = match token(account.token.as_ref()) {
+                Err(e) => Finding {
+                    ok: false,
+                    text: format!("{what}: {e}"),
+                },
+                Ok(token) => {
+                    let base = account.api_base.as_deref().unwrap_or(TELEGRAM_BASE);
+                    let api = Api::new(http.clone(), base, &token);
+                    match api.call("getMe", &json!({}), CHECK_TIMEOUT).await {
+                        Ok(me) => Finding {
+                            ok: true,
+                            text: format!(
+                                "{what}: bot @{} answers",
+                                me.get("username").and_then(|u| u.as_str()).unwrap_or("?")
+                            ),
+                        },
+                        Err(e) => Finding {
+                            ok: false,
+                            text: format!("{what}: {e}"),
+                        },
+                    }
+                }
+            };
+            out.push(finding);
+        }
+    }
+    if let Some(discord) = &config.channels.discord {
+        for (id, account) in &discord.accounts {
+            let what = format!("channel discord account `{id}`");
+            let finding = match token(account.token.as_ref()) {
+                Err(e) => Finding {
+                    ok: false,
+                    text: format!("{what}: {e}"),
+                },
+                Ok(token) => {
+                    let base = account.api_base.as_deref().unwrap_or(DISCORD_BASE);
+                    let rest = Rest::new(http.clone(), base, &token);
+                    match tokio::time::timeout(CHECK_TIMEOUT, rest.gateway_url()).await {
+                        Ok(Ok(_)) => Finding {
+                            ok: true,
+                            text: format!("{what}: the bot token opens the gateway"),
+                        },
+                        Ok(Err(e)) => Finding {
+                            ok: false,
+                            text: format!("{what}: {e}"),
+                        },
+                        Err(_) => Finding {
+                            ok: false,
+                            text: format!("{what}: no answer within {} s", CHECK_TIMEOUT.as_secs()),
+                        },
+                    }
+                }
+            };
+            out.push(finding);
+        }
+    }
+    out
+}
