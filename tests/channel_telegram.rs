@@ -735,3 +735,28 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
     .await;
     assert_eq!(got[0].text, "echo: are you back?");
 }
+
+#[tokio::test]
+async fn without_drafts_a_slow_reply_is_previewed_by_editing_one_message() {
+    let fake = TelegramFake::start_with(Knobs {
+        drafts: false,
+        ..Knobs::default()
+    });
+    let home = TempDir::new();
+    let extra = "[providers.echo]\nchunkSize = 4\nchunkDelayMs = 60\n";
+    let gw = Gw::start(home.path(), Some(&config(&fake, "dmPolicy = \"open\"", extra))).await;
+    let a = alice();
+    let text = "edit ".repeat(30);
+    fake.send_text(TEST_TOKEN, Incoming::new(&Chat::private(&a), &a, text.trim()));
+    let final_text = format!("echo: {}", text.trim());
+    let got = until("the final text", &gw, Duration::from_secs(20), || {
+        let m = fake.messages(TEST_TOKEN, 42);
+        (m.len() == 1 && m[0].text == final_text).then_some(m)
+    })
+    .await;
+    assert!(got[0].edits >= 1, "the preview message was edited into the reply");
+    assert!(got[0].edits <= 5, "edits are throttled: {}", got[0].edits);
+    assert!(fake.drafts(TEST_TOKEN, 42).is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1, "one message, not one per preview");
+}
