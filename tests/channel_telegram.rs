@@ -67,6 +67,7 @@ async fn an_open_dm_is_answered_once_as_a_reply_and_its_update_confirmed() {
         .filter(|r| r.method_is("sendChatAction"))
         .count();
     assert!(typing >= 1, "typing action sent");
+    assert!(fake.drafts(TEST_TOKEN, 42).is_empty(), "a quick reply is not previewed");
     assert!(fake.counters().max_concurrent_get_updates <= 1);
 }
 
@@ -744,19 +745,33 @@ async fn without_drafts_a_slow_reply_is_previewed_by_editing_one_message() {
     });
     let home = TempDir::new();
     let extra = "[providers.echo]\nchunkSize = 4\nchunkDelayMs = 60\n";
-    let gw = Gw::start(home.path(), Some(&config(&fake, "dmPolicy = \"open\"", extra))).await;
+    let gw = Gw::start(
+        home.path(),
+        Some(&config(&fake, "dmPolicy = \"open\"", extra)),
+    )
+    .await;
     let a = alice();
     let text = "edit ".repeat(30);
-    fake.send_text(TEST_TOKEN, Incoming::new(&Chat::private(&a), &a, text.trim()));
+    fake.send_text(
+        TEST_TOKEN,
+        Incoming::new(&Chat::private(&a), &a, text.trim()),
+    );
     let final_text = format!("echo: {}", text.trim());
     let got = until("the final text", &gw, Duration::from_secs(20), || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() == 1 && m[0].text == final_text).then_some(m)
     })
     .await;
-    assert!(got[0].edits >= 1, "the preview message was edited into the reply");
+    assert!(
+        got[0].edits >= 1,
+        "the preview message was edited into the reply"
+    );
     assert!(got[0].edits <= 5, "edits are throttled: {}", got[0].edits);
     assert!(fake.drafts(TEST_TOKEN, 42).is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1, "one message, not one per preview");
+    assert_eq!(
+        fake.messages(TEST_TOKEN, 42).len(),
+        1,
+        "one message, not one per preview"
+    );
 }

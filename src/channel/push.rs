@@ -60,6 +60,20 @@ pub struct Draft {
     pub message_id: Option<String>,
     /// When the preview was last shown.
     pub shown_at: Option<Instant>,
+    /// When the first text came: a reply done within one preview interval is never
+    /// previewed (a preview would only spend the chat's rate).
+    pub started: Option<Instant>,
+}
+
+impl Draft {
+    /// Time until a preview is due under `every` (zero: due now).
+    fn due_in(&self, every: Duration) -> Duration {
+        let since = self
+            .shown_at
+            .or(self.started)
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        every.saturating_sub(since)
+    }
 }
 
 /// What a push channel does upstream.
@@ -190,6 +204,7 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<
                         let draft = Draft {
                             inbox_id: push.inbox_id,
                             attempt,
+                            started: Some(Instant::now()),
                             ..Draft::default()
                         };
                         (push.inbound.clone(), draft)
@@ -228,7 +243,7 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<
             let due = ctx
                 .up
                 .preview_interval(inbound)
-                .is_some_and(|every| draft.shown_at.is_none_or(|t| t.elapsed() >= every));
+                .is_some_and(|every| draft.due_in(every).is_zero());
             if due && draft.text != draft.shown && !draft.text.trim().is_empty() {
                 if let Err(error) = ctx.up.preview(inbound, draft).await {
                     tracing::debug!(account = %ctx.account, %error, "Preview not shown.");
@@ -249,10 +264,7 @@ fn next_preview<U: Upstream>(
         .filter(|(_, d)| d.text != d.shown)
         .filter_map(|(inbound, d)| {
             let every = ctx.up.preview_interval(inbound)?;
-            Some(
-                d.shown_at
-                    .map_or(Duration::ZERO, |t| every.saturating_sub(t.elapsed())),
-            )
+            Some(d.due_in(every))
         })
         .min()
         .map(|d| d.max(Duration::from_millis(10)))
