@@ -289,17 +289,24 @@ pub fn prefix_hashes(request: &ProviderRequest) -> Vec<u64> {
     hashes
 }
 
-/// The HTTP client of one provider (pooled connections, rustls). Redirects are not
+/// The HTTP client of providers and channel links (pooled connections, rustls). Redirects are not
 /// followed: an API that redirects a POST is misconfigured, and following it would
 /// re-send the key elsewhere.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+    // One client for the process: each client loads its own TLS root store and pool, which
+    // cost ~150 kB per channel account when every link built its own.
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .tcp_nodelay(true)
+                .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 /// The resolved API keys of provider `name`: `apiKey` first, then `apiKeys`. A key that

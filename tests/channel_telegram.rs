@@ -67,7 +67,10 @@ async fn an_open_dm_is_answered_once_as_a_reply_and_its_update_confirmed() {
         .filter(|r| r.method_is("sendChatAction"))
         .count();
     assert!(typing >= 1, "typing action sent");
-    assert!(fake.drafts(TEST_TOKEN, 42).is_empty(), "a quick reply is not previewed");
+    assert!(
+        fake.drafts(TEST_TOKEN, 42).is_empty(),
+        "a quick reply is not previewed"
+    );
     assert!(fake.counters().max_concurrent_get_updates <= 1);
 }
 
