@@ -91,7 +91,7 @@ mod tests {
         assert_eq!(split(&text, 40), vec!["a".repeat(30), "b".repeat(30)]);
         let text = format!("{} {}. {}", "x".repeat(10), "y".repeat(10), "z".repeat(20));
         assert_eq!(
-            split(&text, 30),
+            split(&text, 40),
             vec![
                 format!("{} {}.", "x".repeat(10), "y".repeat(10)),
                 "z".repeat(20)
