@@ -137,8 +137,16 @@ pub fn account_token(
     account: &str,
     token: Option<&crate::config::SecretValue>,
 ) -> Option<String> {
-    match token.map(|t| crate::secrets::resolve(t, &gw.sources().env)) {
+    let secrets = crate::secrets::handle(gw, crate::secrets::refs::account_owner(kind, account));
+    match token.map(|t| secrets.get(t)) {
         Some(Ok(token)) if !token.trim().is_empty() => Some(token),
+        // Not a config problem: `secrets` retries, and the link restarts when it resolves.
+        Some(Err(error @ crate::secrets::SecretError::Unresolved { .. })) => {
+            let why = format!("waiting for its token: {error}");
+            gw.links().fatal(account, &why);
+            gw.set_problem(&link_path(kind, account), Some(why));
+            None
+        }
         Some(Err(error)) => {
             give_up(gw, kind, account, &error.to_string());
             None
@@ -149,6 +157,40 @@ pub fn account_token(
             None
         }
     }
+}
+
+/// Restarts the link `link` of an account when one of its secrets (token, webhook
+/// secret) changes value, so it reconnects with the new one; a link waiting for its
+/// token starts when the token resolves. Runs in the link's scope.
+pub fn restart_on_rotation(
+    gw: &Gateway,
+    scope: &pincer_actors::Scope,
+    link: ractor::ActorCell,
+    kind: &'static str,
+    account: &str,
+) {
+    let (gw, account) = (gw.clone(), account.to_string());
+    let mut changes = gw.secrets().changes();
+    scope.spawn(async move {
+        let current = || {
+            let config = gw.config();
+            let owner = crate::secrets::refs::account_owner(kind, &account);
+            let secrets = crate::secrets::handle(&gw, owner.clone());
+            crate::secrets::refs::uses(&config)
+                .into_iter()
+                .filter(|u| u.owner == owner)
+                .map(|u| secrets.get(&u.value).ok().map(|v| crate::secrets::digest(&v)))
+                .collect::<Vec<_>>()
+        };
+        let before = current();
+        while changes.changed().await.is_ok() {
+            if current() != before {
+                tracing::info!(account = %account, channel = kind, "A secret of the account changed; the link reconnects with it.");
+                link.stop(Some("secret rotated".into()));
+                return;
+            }
+        }
+    });
 }
 
 /// Reads an upstream's answer, refusing one larger than `max` bytes.

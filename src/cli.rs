@@ -11,6 +11,7 @@ pub mod client;
 pub mod config_edit;
 pub mod doctor;
 pub mod gateway;
+pub mod secrets;
 pub mod sessions;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub enum Command {
     Chaos(chaos::ChaosArgs),
     /// Check the config and what it needs.
     Doctor(doctor::DoctorArgs),
+    /// External secrets: audit, configure a back end, apply, reload.
+    Secrets(secrets::SecretsArgs),
 }
 
 /// A failure with its exit code.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Pairing(args) => channels::run_pairing(config, args).await,
             Command::Chaos(args) => chaos::run(config, args).await,
             Command::Doctor(args) => doctor::run(config, args).await,
+            Command::Secrets(args) => secrets::run(config, args).await,
         }
     });
     // Tasks still running (a server's connections) end with the runtime, without waiting.

@@ -51,6 +51,7 @@ struct Inner {
     supervisors: RwLock<HashMap<&'static str, SupervisorHandle>>,
     pools: RwLock<HashMap<&'static str, Arc<Pool>>>,
     links: Links,
+    secrets: crate::secrets::shelf::Shelf,
     problems: RwLock<std::collections::BTreeMap<String, String>>,
     started: AtomicBool,
     draining: AtomicBool,
@@ -116,6 +117,7 @@ impl Gateway {
                 supervisors: RwLock::default(),
                 pools: RwLock::default(),
                 links: Links::default(),
+                secrets: Default::default(),
                 problems: RwLock::default(),
                 started: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
@@ -255,6 +257,11 @@ impl Gateway {
     /// What channel links keep across restarts.
     pub fn links(&self) -> &Links {
         &self.inner.links
+    }
+
+    /// Resolved secrets (read them through [`crate::secrets::handle`]).
+    pub fn secrets(&self) -> &crate::secrets::shelf::Shelf {
+        &self.inner.secrets
     }
 
     /// Marks `path` not ready for `reason`, or (with `None`) clears it. For parts that run

@@ -3,7 +3,7 @@
 //! | routes | module | auth |
 //! |---|---|---|
 //! | `/health[z]`, `/startup[z]`, `/ready[z]` | [`probes`] | none (remote callers without the token get status fields only) |
-//! | `/admin/...` | [`admin`], [`channels`] | bearer token |
+//! | `/admin/...` | [`admin`], [`channels`], [`secrets`] | bearer token |
 //! | `/telegram/<account>` | [`channels`] | the webhook's secret header |
 //! | `/metrics` | [`prometheus`] | loopback or bearer token |
 //! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
@@ -14,6 +14,7 @@ pub mod channels;
 pub mod openai;
 pub mod probes;
 pub mod prometheus;
+pub mod secrets;
 pub mod webchat;
 
 use std::convert::Infallible;
@@ -30,6 +31,7 @@ pub fn routes(gw: Gateway) -> impl Filter<Extract = (impl Reply,), Error = Infal
     probes::routes(gw.clone())
         .or(admin::routes(gw.clone()))
         .or(channels::routes(gw.clone()))
+        .or(secrets::routes(gw.clone()))
         .or(prometheus::routes(gw.clone()))
         .or(openai::routes(gw.clone()))
         .or(webchat::routes(gw))

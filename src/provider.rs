@@ -59,6 +59,18 @@ pub struct ProviderRequest {
     pub tools: Vec<ToolSpec>,
     /// The agent's thinking mode; `None` means the model family's default.
     pub thinking: Option<ThinkingMode>,
+    /// The agent's own key, used instead of the provider's keys.
+    pub api_key: Option<ApiKey>,
+}
+
+/// An API key carried with a call; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
 }
 
 /// One entry of a conversation.
@@ -317,18 +329,17 @@ pub fn resolve_keys(
     first: Option<&crate::config::SecretValue>,
     more: &[crate::config::SecretValue],
 ) -> Vec<String> {
+    let secrets = crate::secrets::handle(gw, crate::secrets::refs::provider_owner(name));
     first
         .into_iter()
         .chain(more)
-        .filter_map(
-            |value| match crate::secrets::resolve(value, &gw.sources().env) {
-                Ok(key) => Some(key),
-                Err(error) => {
-                    tracing::warn!(provider = name, "API key left out: {error}");
-                    None
-                }
-            },
-        )
+        .filter_map(|value| match secrets.get(value) {
+            Ok(key) => Some(key),
+            Err(error) => {
+                tracing::warn!(provider = name, "API key left out: {error}");
+                None
+            }
+        })
         .collect()
 }
 
@@ -356,6 +367,7 @@ mod tests {
             items,
             tools: Vec::new(),
             thinking: None,
+            api_key: None,
         }
     }
 

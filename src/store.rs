@@ -192,6 +192,42 @@ impl Store {
             .await
     }
 
+    /// Appends rows to the secrets access trail.
+    pub async fn record_access(
+        &self,
+        rows: Vec<crate::secrets::shelf::Access>,
+    ) -> Result<(), StoreError> {
+        self.request(|r| Request::RecordAccess(rows, r)).await
+    }
+
+    /// Access trail rows at or after `since_ms`, oldest first, at most `limit`.
+    pub async fn access_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::secrets::shelf::Access>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at, actor, ref, outcome FROM secret_access
+                     WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![since_ms as i64, limit as i64], |r| {
+                    Ok(crate::secrets::shelf::Access {
+                        at: r.get::<_, i64>(0)? as u64,
+                        actor: r.get(1)?,
+                        reference: r.get(2)?,
+                        outcome: r.get(3)?,
+                    })
+                })
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
+    }
+
     async fn request<T>(
         &self,
         make: impl FnOnce(writer::Reply<T>) -> Request,

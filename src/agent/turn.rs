@@ -143,7 +143,7 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
     }));
     let mut turn = Reply::default();
     let mut last_error = String::from("no model is configured");
-    for (provider_name, model) in models(agent) {
+    for (n, (provider_name, model)) in models(agent).into_iter().enumerate() {
         if !provider::is_configured(&config, &provider_name) {
             last_error = format!(
                 "provider `{provider_name}` of agent `{}` is not configured",
@@ -152,11 +152,27 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
             tracing::warn!(agent = %request.agent, "{last_error}");
             continue;
         }
+        // The agent's own key is for its own model; fallbacks use their providers' keys.
+        let own_key = match agent.model.as_ref().and_then(|m| m.api_key.as_ref()) {
+            Some(value) if n == 0 => {
+                let owner = crate::secrets::refs::agent_owner(&request.agent);
+                match crate::secrets::handle(gw, owner).get(value) {
+                    Ok(key) => Some(provider::ApiKey(key)),
+                    Err(error) => {
+                        last_error = format!("agent `{}`: {error}", request.agent);
+                        tracing::warn!(agent = %request.agent, "{last_error}");
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
         let call = Call {
             gw,
             agent,
             provider: &provider_name,
             model: &model,
+            own_key,
         };
         match call.run(items.clone(), &mut turn, events).await {
             Outcome::Answered => {
@@ -234,6 +250,7 @@ struct Call<'a> {
     agent: &'a AgentConfig,
     provider: &'a str,
     model: &'a str,
+    own_key: Option<provider::ApiKey>,
 }
 
 impl Call<'_> {
@@ -262,6 +279,7 @@ impl Call<'_> {
                     Vec::new()
                 },
                 thinking,
+                api_key: self.own_key.clone(),
             };
             let mut rx = match provider::dispatch(self.gw, self.provider, call).await {
                 Ok(rx) => rx,

@@ -1,7 +1,6 @@
 //! `pincer doctor`'s channel checks: does each account's token open its bot? Telegram is
 //! asked `getMe`, Discord `GET /gateway/bot`: both authenticate and change nothing.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
@@ -14,13 +13,13 @@ use crate::provider::check::Finding;
 /// How long one check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Checks every Telegram and Discord account of `config` (with `env` for token refs).
-pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding> {
+/// Checks every Telegram and Discord account of `config` (its refs resolved in `secrets`).
+pub async fn all(config: &Config, secrets: &crate::secrets::Resolved) -> Vec<Finding> {
     let http = crate::provider::http_client();
     let mut out = Vec::new();
     let token = |value: Option<&SecretValue>| {
         value
-            .map(|v| crate::secrets::resolve(v, env).map_err(|e| e.to_string()))
+            .map(|v| secrets.get(v).map_err(|e| e.to_string()))
             .unwrap_or_else(|| Err("token is not set".into()))
     };
     if let Some(telegram) = &config.channels.telegram {

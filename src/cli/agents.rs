@@ -174,7 +174,7 @@ pub(super) fn edit<T>(
 async fn bindings(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     let (_, loaded) = load_config(config.clone())?;
     // Activity needs a running gateway; without one, bindings are still listed.
-    let tree = match Client::from_config(config) {
+    let tree = match Client::from_config(config).await {
         Ok(client) => client.get_json("/admin/tree").await.ok(),
         Err(_) => None,
     };

@@ -105,7 +105,7 @@ pub async fn run(config: Option<PathBuf>, args: ChannelsArgs) -> Result<(), Fail
 
 /// Runs `pincer pairing ...`.
 pub async fn run_pairing(config: Option<PathBuf>, args: PairingArgs) -> Result<(), Failure> {
-    let client = Client::from_config(config)?;
+    let client = Client::from_config(config).await?;
     match args.action {
         PairingAction::List { json } => {
             let answer = client.get_json("/admin/pairing").await?;
@@ -152,7 +152,7 @@ pub async fn run_pairing(config: Option<PathBuf>, args: PairingArgs) -> Result<(
 
 async fn list(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     let (_, loaded) = load_config(config.clone())?;
-    let running = match Client::from_config(config) {
+    let running = match Client::from_config(config).await {
         Ok(client) => client.get_json("/admin/channels").await.ok(),
         Err(_) => None,
     };
@@ -241,7 +241,7 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
     };
     super::agents::edit(config.clone(), change, report, args.bind_agent.clone())?;
     // A running gateway would notice within a second; asking makes it now, and says so.
-    if let Ok(client) = Client::from_config(config)
+    if let Ok(client) = Client::from_config(config).await
         && let Ok(answer) = client.post_json("/admin/config/reload", &json!({})).await
     {
         let started = answer

@@ -49,7 +49,7 @@ pub enum ChaosAction {
 
 /// Runs `pincer chaos ...`.
 pub async fn run(config: Option<PathBuf>, args: ChaosArgs) -> Result<(), Failure> {
-    let client = Client::from_config(config)?;
+    let client = Client::from_config(config).await?;
     match args.action {
         ChaosAction::Kill { path } => {
             client

@@ -20,7 +20,7 @@ pub struct Client {
 
 impl Client {
     /// A client for the gateway the config describes.
-    pub fn from_config(config: Option<PathBuf>) -> Result<Self, Failure> {
+    pub async fn from_config(config: Option<PathBuf>) -> Result<Self, Failure> {
         let (sources, loaded) = load_config(config)?;
         let gateway = &loaded.config.gateway;
         let host = match gateway.bind.as_str() {
@@ -29,9 +29,11 @@ impl Client {
             ip => ip.to_string(),
         };
         let token = match &gateway.auth.token {
-            Some(value) => {
-                Some(crate::secrets::resolve(value, &sources.env).map_err(super::usage)?)
-            }
+            Some(value) => Some(
+                crate::secrets::resolve_now(value, &loaded.config, &sources.home, &sources.env)
+                    .await
+                    .map_err(super::usage)?,
+            ),
             None => std::fs::read_to_string(sources.home.join("gateway.token"))
                 .ok()
                 .map(|t| t.trim().to_string()),

@@ -1015,6 +1015,117 @@ fn ends_with_blank_line(text: &str) -> bool {
         .is_some_and(is_blank_line)
 }
 
+// === secrets ===
+
+/// Splits a dotted config key (`providers.openai.apiKeys[1]`) into steps.
+fn key_steps(key: &str) -> Vec<Result<&str, usize>> {
+    let mut steps = Vec::new();
+    for part in key.split('.') {
+        match part.split_once('[') {
+            Some((name, rest)) => {
+                steps.push(Ok(name));
+                if let Ok(n) = rest.trim_end_matches(']').parse::<usize>() {
+                    steps.push(Err(n));
+                }
+            }
+            None => steps.push(Ok(part)),
+        }
+    }
+    steps
+}
+
+fn item_at<'a>(doc: &'a DocumentMut, key: &str) -> Option<&'a Item> {
+    let mut item = doc.as_item();
+    for step in key_steps(key) {
+        item = match step {
+            Ok(name) => item.get(name)?,
+            Err(n) => item.get(n)?,
+        };
+    }
+    Some(item)
+}
+
+/// The string written at `key` in the file, if the file itself has one there (a value
+/// inherited or set by the environment is not in the file).
+pub fn string_at(text: &str, key: &str) -> Option<String> {
+    let doc = parse(&lf_text(text)).ok()?;
+    item_at(&doc, key)?.as_str().map(str::to_string)
+}
+
+/// Whether the file has a table (a `{ source, id }` ref) at `key`.
+pub fn table_at(text: &str, key: &str) -> bool {
+    parse(&lf_text(text))
+        .ok()
+        .and_then(|doc| item_at(&doc, key).map(Item::is_table_like))
+        .unwrap_or(false)
+}
+
+/// Replaces the string at `key` with the inline table `fields` (a secret ref). Returns
+/// whether the file had a string there to replace.
+pub fn replace_with_ref(
+    text: &str,
+    key: &str,
+    fields: &[(&str, &str)],
+) -> Result<(String, bool), EditError> {
+    let mut doc = parse(&lf_text(text))?;
+    let mut item = doc.as_item_mut();
+    for step in key_steps(key) {
+        let next = match step {
+            Ok(name) => item.get_mut(name),
+            Err(n) => item.get_mut(n),
+        };
+        match next {
+            Some(next) => item = next,
+            None => return Ok((text.to_string(), false)),
+        }
+    }
+    let Some(old) = item.as_value() else {
+        return Ok((text.to_string(), false));
+    };
+    if !old.is_str() {
+        return Ok((text.to_string(), false));
+    }
+    let decor = old.decor().clone();
+    let mut table = InlineTable::new();
+    for (k, v) in fields {
+        table.insert(*k, Value::from(*v));
+    }
+    let mut value = Value::InlineTable(table);
+    *value.decor_mut() = decor;
+    *item = Item::Value(value);
+    Ok((with_eol_of(text, doc.to_string()), true))
+}
+
+/// Writes `[secrets.providers.<alias>]` with `fields` (replacing an alias of that name).
+pub fn set_secrets_provider(
+    text: &str,
+    alias: &str,
+    fields: &[(&str, Value)],
+) -> Result<(String, bool), EditError> {
+    if alias.trim().is_empty() || alias.contains(['.', '/', ' ']) {
+        return Err(EditError::Invalid(format!(
+            "`{alias}` is not a valid alias (no dots, slashes or spaces)"
+        )));
+    }
+    let mut doc = parse(&lf_text(text))?;
+    let providers = doc
+        .entry("secrets")
+        .or_insert_with(implicit_table)
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Invalid("`secrets` is not a table".to_owned()))?
+        .entry("providers")
+        .or_insert(implicit_table())
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Invalid("`secrets.providers` is not a table".to_owned()))?;
+    let replaced = providers.contains_key(alias);
+    let mut table = Table::new();
+    for (k, v) in fields {
+        table.insert(k, Item::Value(v.clone()));
+    }
+    providers.insert(alias, Item::Table(table));
+    Ok((with_eol_of(text, doc.to_string()), replaced))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@ use clap::Args;
 use super::Failure;
 use super::client::Client;
 use super::gateway::load_config;
-use crate::config::{Config, SecretValue};
 use crate::provider;
 
 /// `pincer doctor`.
@@ -44,6 +43,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
         line(None, warning.clone());
     }
     let cfg = &loaded.config;
+    let secrets = crate::secrets::Resolved::all(cfg, &sources.home, &sources.env).await;
     for (id, agent) in &cfg.agents {
         let provider = agent
             .model
@@ -64,7 +64,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             );
         }
     }
-    for finding in provider::check::all(cfg, &sources.env).await {
+    for finding in provider::check::all(cfg, &secrets).await {
         line(Some(finding.ok), finding.text);
     }
     for (kind, _) in cfg.accounts() {
@@ -75,13 +75,13 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             );
         }
     }
-    for finding in crate::channel::check::all(cfg, &sources.env).await {
+    for finding in crate::channel::check::all(cfg, &secrets).await {
         line(Some(finding.ok), finding.text);
     }
-    for (what, value) in secret_values(cfg) {
-        match crate::secrets::resolve(value, &sources.env) {
-            Ok(_) => line(Some(true), format!("secret {what} resolves")),
-            Err(e) => line(Some(false), format!("secret {what}: {e}")),
+    for u in crate::secrets::refs::uses(cfg) {
+        match secrets.get(&u.value) {
+            Ok(_) => line(Some(true), format!("secret {} resolves", u.key)),
+            Err(e) => line(Some(false), format!("secret {}: {e}", u.key)),
         }
     }
     let home = &sources.home;
@@ -96,7 +96,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             format!("home {} is not writable: {e}", home.display()),
         ),
     }
-    match Client::from_config(config) {
+    match Client::from_config(config).await {
         Ok(client) => match client.get_json("/admin/tree").await {
             Ok(tree) => line(
                 Some(tree["ready"].as_bool() == Some(true)),
@@ -118,55 +118,4 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
         return Err(anyhow::anyhow!("{problems} problem(s) found").into());
     }
     Ok(())
-}
-
-/// Every secret-bearing value of the config, named by its key.
-fn secret_values(config: &Config) -> Vec<(String, &SecretValue)> {
-    let mut out = Vec::new();
-    if let Some(t) = &config.gateway.auth.token {
-        out.push(("gateway.auth.token".to_string(), t));
-    }
-    if let Some(o) = &config.providers.openai {
-        out.extend(
-            o.api_key
-                .iter()
-                .map(|k| ("providers.openai.apiKey".to_string(), k)),
-        );
-        out.extend(
-            o.api_keys
-                .iter()
-                .map(|k| ("providers.openai.apiKeys[]".to_string(), k)),
-        );
-    }
-    if let Some(a) = &config.providers.anthropic {
-        out.extend(
-            a.api_key
-                .iter()
-                .map(|k| ("providers.anthropic.apiKey".to_string(), k)),
-        );
-        out.extend(
-            a.api_keys
-                .iter()
-                .map(|k| ("providers.anthropic.apiKeys[]".to_string(), k)),
-        );
-    }
-    if let Some(t) = &config.channels.telegram {
-        for (id, acc) in &t.accounts {
-            out.extend(
-                acc.token
-                    .iter()
-                    .map(|k| (format!("channels.telegram.accounts.{id}.token"), k)),
-            );
-        }
-    }
-    if let Some(d) = &config.channels.discord {
-        for (id, acc) in &d.accounts {
-            out.extend(
-                acc.token
-                    .iter()
-                    .map(|k| (format!("channels.discord.accounts.{id}.token"), k)),
-            );
-        }
-    }
-    out
 }

@@ -67,6 +67,16 @@ async fn serve(
 ) -> Result<(), Failure> {
     init_tracing();
     let (sources, mut loaded) = load_config(config)?;
+    // Plaintext secrets of the config are masked from the first log line on; resolved
+    // refs join them as `secrets` resolves them.
+    let plaintext: Vec<String> = crate::secrets::refs::uses(&loaded.config)
+        .into_iter()
+        .filter_map(|u| match u.value {
+            crate::config::SecretValue::Plain(p) => Some(p),
+            crate::config::SecretValue::Ref(_) => None,
+        })
+        .collect();
+    crate::secrets::redact::set_values(plaintext.iter().map(String::as_str));
     for warning in &loaded.warnings {
         tracing::warn!(message = %warning);
     }
@@ -86,11 +96,22 @@ async fn serve(
     let home = sources.home.clone();
     create_home(&home).map_err(usage)?;
 
+    // A token ref that cannot be resolved yet does not stop the start: the generated token
+    // guards the port meanwhile, `secrets` swaps the configured one in once it resolves,
+    // and readiness names the ref.
     let configured_token = match &gateway.auth.token {
-        Some(value) => Some(crate::secrets::resolve(value, &sources.env).map_err(usage)?),
+        Some(value) => {
+            match crate::secrets::resolve_now(value, &loaded.config, &home, &sources.env).await {
+                Ok(token) => Some(token),
+                Err(error) => {
+                    tracing::warn!(%error, "The gateway token is not resolved yet; the generated one guards the port meanwhile.");
+                    None
+                }
+            }
+        }
         None => None,
     };
-    if !ip.is_loopback() && configured_token.is_none() {
+    if !ip.is_loopback() && gateway.auth.token.is_none() {
         return Err(usage(anyhow!(
             "refusing to bind {ip} without gateway.auth.token (or PINCER_GATEWAY_TOKEN): \
              a non-loopback address needs authentication"
@@ -142,6 +163,21 @@ async fn serve(
         "Pincer is running: web chat at the address, API at /v1, probes at /healthz and /readyz."
     );
 
+    let hangups = gw.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading secrets.");
+            if !crate::secrets::request_reload(&hangups) {
+                tracing::warn!(
+                    "SIGHUP: the secrets actor is not running; it resolves everything when it restarts."
+                );
+            }
+        }
+    });
     let exit = tokio::select! {
         exit = root.wait() => Some(exit),
         signal = shutdown_signal() => {
@@ -211,7 +247,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::secrets::redact::Redacting::new(std::io::stderr))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
@@ -255,7 +291,7 @@ fn generated_token(home: &Path) -> Result<String, Failure> {
 }
 
 async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
-    let client = Client::from_config(config)?;
+    let client = Client::from_config(config).await?;
     let body = client.get_json("/admin/tree").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);

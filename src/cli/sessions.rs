@@ -37,7 +37,7 @@ pub enum SessionsAction {
 
 /// Runs `pincer sessions ...`.
 pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Failure> {
-    let client = Client::from_config(config)?;
+    let client = Client::from_config(config).await?;
     match args.action {
         SessionsAction::List { json } => {
             let body = client.get_json("/admin/sessions").await?;

@@ -5,6 +5,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::secret::SecretValue;
+
 /// One agent.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -40,6 +42,9 @@ pub struct ModelConfig {
     pub thinking: Option<ThinkingConfig>,
     /// Models tried in order when this one is exhausted, as `provider/name`.
     pub fallbacks: Vec<String>,
+    /// The agent's own API key at its provider (plaintext or a ref), used instead of the
+    /// provider's keys for this agent's calls; only this agent's handle can read it.
+    pub api_key: Option<SecretValue>,
 }
 
 /// `[agents.<id>.model.thinking]`.
@@ -149,12 +154,13 @@ impl<'de> Deserialize<'de> for ModelConfig {
             thinking: Option<ThinkingConfig>,
             #[serde(default)]
             fallbacks: Vec<String>,
+            api_key: Option<SecretValue>,
         }
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = ModelConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a model name such as \"anthropic/claude-4.6-sonnet\" or a table { provider, name, thinking, fallbacks }")
+                f.write_str("a model name such as \"anthropic/claude-4.6-sonnet\" or a table { provider, name, thinking, fallbacks, apiKey }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ModelConfig, E> {
                 Ok(ModelConfig::from_text(v))
@@ -166,6 +172,7 @@ impl<'de> Deserialize<'de> for ModelConfig {
                     name: t.name,
                     thinking: t.thinking,
                     fallbacks: t.fallbacks,
+                    api_key: t.api_key,
                 })
             }
         }

@@ -34,7 +34,7 @@ pub struct SecretRef {
 }
 
 /// The kinds of secret back end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretSource {
     /// An environment variable.

@@ -78,6 +78,9 @@ fn ready(gw: &Gateway, query: &str, who: Caller) -> warp::reply::Response {
     });
     if query_has(query, "verbose") {
         body["tree"] = json!(snapshot.tree());
+        // A secrets back end that fails keeps its last good values: not a readiness
+        // failure, but worth seeing.
+        body["secrets"] = json!({"degraded": super::secrets::degraded_json(gw)});
     }
     reply(status, body)
 }

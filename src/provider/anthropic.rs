@@ -152,14 +152,23 @@ async fn run(
 ) {
     let body = wire::body(&request, settings.max_tokens);
     let pool = lease.pool();
-    let sent = call::post(&gw, pool, NAME, &request.request_id, SHAPE, |key| {
-        pool.http
-            .post(&settings.messages_url)
-            .header("x-api-key", key)
-            .header("anthropic-version", &settings.version)
-            .header("x-client-request-id", &request.request_id)
-            .json(&body)
-    })
+    let own_key = request.api_key.as_ref().map(|k| k.0.as_str());
+    let sent = call::post(
+        &gw,
+        pool,
+        NAME,
+        &request.request_id,
+        SHAPE,
+        own_key,
+        |key| {
+            pool.http
+                .post(&settings.messages_url)
+                .header("x-api-key", key)
+                .header("anthropic-version", &settings.version)
+                .header("x-client-request-id", &request.request_id)
+                .json(&body)
+        },
+    )
     .await;
     let response = match sent {
         Ok(response) => response,

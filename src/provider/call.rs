@@ -78,6 +78,7 @@ pub async fn post(
     provider: &'static str,
     request_id: &str,
     shape: ErrorShape,
+    own_key: Option<&str>,
     build: impl Fn(&str) -> RequestBuilder,
 ) -> Result<Response, ProviderError> {
     let retries = gw.metrics().counter(
@@ -87,7 +88,14 @@ pub async fn post(
     );
     let mut last = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
-        let key = pick_key(pool, provider).await?;
+        // An agent's own key is its only key: nothing to rest or rotate to.
+        let key = match own_key {
+            Some(value) => Pick {
+                index: usize::MAX,
+                value: value.to_string(),
+            },
+            None => pick_key(pool, provider).await?,
+        };
         let (verdict, status) = match build(&key.value).send().await {
             Ok(response) if response.status().is_success() => return Ok(response),
             Ok(response) => {
@@ -106,7 +114,7 @@ pub async fn post(
                     message
                 );
                 let hint = retry::hint(&headers);
-                let rested = rest_key(pool, &key, status.as_u16(), hint);
+                let rested = own_key.is_none() && rest_key(pool, &key, status.as_u16(), hint);
                 let mut verdict = retry::verdict(status.as_u16(), &headers, code.as_deref());
                 // An auth error is final for this key, not for the others.
                 if rested && verdict == Verdict::Stop && pool.keys.lock().len() > 1 {

@@ -1,8 +1,6 @@
 //! Provider checks for `pincer doctor`: reachability and each API key, by listing
 //! models (a free call), never by generating anything.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::config::{Config, SecretValue};
@@ -16,8 +14,8 @@ pub struct Finding {
     pub text: String,
 }
 
-/// Checks every configured provider in `config` (with `env` for key refs).
-pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding> {
+/// Checks every configured provider in `config` (with its refs resolved in `secrets`).
+pub async fn all(config: &Config, secrets: &crate::secrets::Resolved) -> Vec<Finding> {
     let client = super::http_client();
     let mut out = Vec::new();
     if let Some(openai) = &config.providers.openai {
@@ -25,7 +23,7 @@ pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding
         let keys = keys(
             openai.api_key.as_ref(),
             &openai.api_keys,
-            env,
+            secrets,
             super::openai::NAME,
             &mut out,
         );
@@ -39,7 +37,7 @@ pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding
         let keys = keys(
             anthropic.api_key.as_ref(),
             &anthropic.api_keys,
-            env,
+            secrets,
             super::anthropic::NAME,
             &mut out,
         );
@@ -59,14 +57,14 @@ pub async fn all(config: &Config, env: &BTreeMap<String, String>) -> Vec<Finding
 fn keys(
     first: Option<&SecretValue>,
     more: &[SecretValue],
-    env: &BTreeMap<String, String>,
+    secrets: &crate::secrets::Resolved,
     provider: &str,
     out: &mut Vec<Finding>,
 ) -> Vec<String> {
     let values: Vec<&SecretValue> = first.into_iter().chain(more).collect();
     let keys: Vec<String> = values
         .iter()
-        .filter_map(|value| crate::secrets::resolve(value, env).ok())
+        .filter_map(|value| secrets.get(value).ok())
         .collect();
     if keys.is_empty() {
         let why = if values.is_empty() {

@@ -111,6 +111,11 @@ impl KeyRing {
         self.keys.len()
     }
 
+    /// Whether `value` is one of the keys.
+    pub fn contains(&self, value: &str) -> bool {
+        self.keys.iter().any(|k| k.value == value)
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

@@ -54,6 +54,18 @@ CREATE TABLE channel_meta (
 ) WITHOUT ROWID;
 CREATE INDEX inbox_answered ON inbox (channel, account, answered_at) WHERE state = 'answered';
 "#,
+    r#"
+-- The secrets access trail: which actor asked for which ref, when, and what it got
+-- (never the value). One row per change of outcome or version, not per read.
+CREATE TABLE secret_access (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    ref      TEXT NOT NULL,
+    outcome  TEXT NOT NULL
+);
+CREATE INDEX secret_access_at ON secret_access (at);
+"#,
 ];
 
 /// Opens settings every connection needs.

@@ -38,6 +38,8 @@ pub(crate) enum Request {
     SaveSession(Box<SessionRow>, Reply<()>),
     /// (account, key, value): `None` deletes.
     PutMeta(String, String, Option<String>, Reply<()>),
+    /// Rows of the secrets access trail.
+    RecordAccess(Vec<crate::secrets::shelf::Access>, Reply<()>),
 }
 
 /// Starts the writer thread. It waits for `exclusive` first, so a replacement never
@@ -301,6 +303,23 @@ impl Request {
                 .map_err(sql)?;
                 Ok(Outcome::Done)
             }
+            Self::RecordAccess(rows, _) => {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO secret_access (at, actor, ref, outcome) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(sql)?;
+                for row in rows {
+                    stmt.execute(params![
+                        row.at as i64,
+                        row.actor,
+                        row.reference,
+                        row.outcome
+                    ])
+                    .map_err(sql)?;
+                }
+                Ok(Outcome::Done)
+            }
         }
     }
 
@@ -312,7 +331,8 @@ impl Request {
                 Self::Route(_, _, r)
                 | Self::MarkDelivered(_, r)
                 | Self::SaveSession(_, r)
-                | Self::PutMeta(_, _, _, r),
+                | Self::PutMeta(_, _, _, r)
+                | Self::RecordAccess(_, r),
                 Ok(_),
             ) => drop(r.send(Ok(()))),
             (request, Err(e)) => request.fail(e),
@@ -329,7 +349,8 @@ impl Request {
             Self::Route(_, _, r)
             | Self::MarkDelivered(_, r)
             | Self::SaveSession(_, r)
-            | Self::PutMeta(_, _, _, r) => drop(r.send(Err(error))),
+            | Self::PutMeta(_, _, _, r)
+            | Self::RecordAccess(_, r) => drop(r.send(Err(error))),
         }
     }
 }

@@ -36,9 +36,16 @@ impl Actor for DiscordLink {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<()>,
+        myself: ActorRef<()>,
         (gw, scope): (Gateway, Scope),
     ) -> Result<(), ActorProcessingErr> {
+        crate::channel::restart_on_rotation(
+            &gw,
+            &scope,
+            myself.get_cell(),
+            "discord",
+            &self.account,
+        );
         // The socket runs in the scope: it ends (dropped, no close frame, so the session
         // stays resumable) before any replacement link starts.
         let (account, inner) = (self.account.clone(), scope.clone());

@@ -89,9 +89,16 @@ impl Actor for TelegramLink {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<TelegramLinkMsg>,
+        myself: ActorRef<TelegramLinkMsg>,
         (gw, scope): (Gateway, Scope),
     ) -> Result<TelegramLinkState, ActorProcessingErr> {
+        crate::channel::restart_on_rotation(
+            &gw,
+            &scope,
+            myself.get_cell(),
+            "telegram",
+            &self.account,
+        );
         let webhook: Arc<OnceLock<(Arc<Ctx>, String)>> = Arc::default();
         // Everything that touches the network runs in the scope, supervised by this
         // actor's life: the start stays light and cannot fail on the upstream.
@@ -314,11 +321,9 @@ async fn serve_webhook(
         );
         return crate::channel::give_up(gw, "telegram", account, &why);
     };
-    let secret = match settings
-        .webhook_secret
-        .as_ref()
-        .map(|s| crate::secrets::resolve(s, &gw.sources().env))
-    {
+    let secret = match settings.webhook_secret.as_ref().map(|s| {
+        crate::secrets::handle(gw, crate::secrets::refs::account_owner("telegram", account)).get(s)
+    }) {
         Some(Ok(secret)) => secret,
         Some(Err(error)) => {
             return crate::channel::give_up(gw, "telegram", account, &error.to_string());

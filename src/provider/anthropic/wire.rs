@@ -268,6 +268,7 @@ mod tests {
             items: vec![msg(Role::User, "hi")],
             tools: Vec::new(),
             thinking: None,
+            api_key: None,
         };
         let b = body(&request, 1000);
         assert_eq!(b["model"], "claude-opus-4-6");

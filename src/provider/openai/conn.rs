@@ -122,11 +122,15 @@ impl Actor for Conn {
         };
         lease.pool().keys.lock().set(settings.keys.clone());
         let emitter = emitter.pacing(settings.chunk_size, settings.latency_threshold);
-        let by_socket = match settings.transport {
-            Transport::Sse => false,
-            Transport::Websocket => !lease.overflow(),
-            Transport::Auto => !lease.overflow() && state.up.load(Ordering::Acquire),
-        };
+        // Pooled sockets are opened with the provider's keys; a call with an agent's own
+        // key streams over HTTP instead of reopening a shared socket for it.
+        let own_key = request.api_key.is_some();
+        let by_socket = !own_key
+            && match settings.transport {
+                Transport::Sse => false,
+                Transport::Websocket => !lease.overflow(),
+                Transport::Auto => !lease.overflow() && state.up.load(Ordering::Acquire),
+            };
         tracing::debug!(
             provider = NAME,
             request_id = %request.request_id,
@@ -148,7 +152,7 @@ impl Actor for Conn {
             },
             _ => job,
         };
-        if settings.transport == Transport::Websocket {
+        if settings.transport == Transport::Websocket && !own_key {
             let error = ProviderError::new(
                 ErrorKind::Exhausted,
                 "the OpenAI socket cannot take the call (transport = \"websocket\")",

@@ -35,13 +35,22 @@ pub async fn run(gw: Gateway, settings: Settings, job: Job) {
     let mut body = wire::body(&request, 0, None);
     body.insert("stream".into(), json!(true));
     let pool = lease.pool();
-    let sent = call::post(&gw, pool, NAME, &request.request_id, SHAPE, |key| {
-        pool.http
-            .post(&settings.responses_url)
-            .bearer_auth(key)
-            .header("x-client-request-id", &request.request_id)
-            .json(&body)
-    })
+    let own_key = request.api_key.as_ref().map(|k| k.0.as_str());
+    let sent = call::post(
+        &gw,
+        pool,
+        NAME,
+        &request.request_id,
+        SHAPE,
+        own_key,
+        |key| {
+            pool.http
+                .post(&settings.responses_url)
+                .bearer_auth(key)
+                .header("x-client-request-id", &request.request_id)
+                .json(&body)
+        },
+    )
     .await;
     let response = match sent {
         Ok(response) => response,

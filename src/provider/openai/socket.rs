@@ -342,6 +342,21 @@ impl Task {
                     }
                 },
             };
+            // A key rotated out since this socket opened: the next call goes on a new
+            // socket with the new key (a call in flight finished on the old one).
+            let rotated = self
+                .key
+                .as_ref()
+                .is_some_and(|k| !job.lease.pool().keys.lock().contains(&k.value));
+            if rotated {
+                tracing::info!(
+                    provider = NAME,
+                    conn = self.index,
+                    "API key rotated; reopening the socket with the new key"
+                );
+                let _ = socket.close(None).await;
+                return Some(Some(job));
+            }
             match self.call(&mut socket, settings, job).await {
                 End::Served => {}
                 End::Reconnect(job) => {

@@ -325,6 +325,7 @@ mod tests {
             ],
             tools: Vec::new(),
             thinking: None,
+            api_key: None,
         };
         let full = body(&request, 0, None);
         assert_eq!(full["input"].as_array().map(Vec::len), Some(3));

@@ -10,3 +10,4 @@ pub mod discord;
 pub mod openai;
 mod serve;
 pub mod telegram;
+pub mod vault;
