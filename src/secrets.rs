@@ -246,6 +246,8 @@ pub fn spec(gw: &Gateway) -> ChildSpec {
     crate::gateway::child(gw, "secrets", Watcher)
 }
 
+/// How long start-up waits for the first resolution pass.
+const FIRST_PASS: Duration = Duration::from_secs(2);
 /// How often the watcher looks at its schedule.
 const TICK: Duration = Duration::from_millis(100);
 /// How long a file must be quiet before it is read again.
@@ -308,16 +310,26 @@ impl Actor for Watcher {
                 }
             }
         });
-        // The first pass runs as the first message, so start-up never waits on a back end.
-        myself.cast(SecretsMsg::Reload(None))?;
-        Ok(WatcherState {
+        let mut state = WatcherState {
             gw,
             polls: BTreeMap::new(),
             retries: BTreeMap::new(),
             file_due: None,
             files: None,
             watched: BTreeSet::new(),
-        })
+        };
+        // The first pass gets a moment before the providers and channels start, so they
+        // open with their keys; a slow back end finishes it in the background instead
+        // (start-up never waits on one for long).
+        if tokio::time::timeout(FIRST_PASS, state.refresh(None))
+            .await
+            .is_err()
+        {
+            tracing::warn!("Secrets back ends are slow to answer; resolving in the background.");
+            myself.cast(SecretsMsg::Reload(None))?;
+        }
+        state.watch_files(&myself);
+        Ok(state)
     }
 
     async fn handle(

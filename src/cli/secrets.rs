@@ -232,12 +232,13 @@ async fn audit(config: Option<PathBuf>, json_out: bool, check: bool) -> Result<(
             println!("[{}] {}{reference}: {}", f.kind, f.at, f.detail);
         }
         println!(
-            "{} secret value(s): {} ref(s) resolved, {} plaintext, {} unresolved, {} shadowed",
+            "{} secret value(s) in the config: {} ref(s) resolved, {} plaintext, {} unresolved, {} shadowed; {} plaintext in env files",
             uses.len(),
             refs_ok,
-            summary["plaintext"],
+            count("plaintext"),
             summary["unresolved"],
-            summary["shadowed"]
+            summary["shadowed"],
+            count("plaintext-env-file")
         );
     }
     if check {
@@ -406,19 +407,18 @@ async fn apply(
     let moves: Vec<Move> = refs::uses(cfg)
         .into_iter()
         .filter(|u| owner.as_ref().is_none_or(|o| o.contains(&u.owner)))
-        .filter_map(|u: Use| match u.value {
-            // Only what the file itself holds: inherited or env-set values are not there.
-            SecretValue::Plain(value)
-                if config_edit::string_at(&text, &u.key).as_deref() == Some(value.as_str()) =>
-            {
-                let id = backend_id(&backend, &u.key);
-                Some(Move {
+        .filter_map(|u: Use| {
+            // What the file itself holds at the key, when that is plaintext: a value the
+            // environment overrides is still on disk, and an inherited one is not there.
+            let written = config_edit::string_at(&text, &u.key)?;
+            match SecretValue::from_text(&written) {
+                SecretValue::Plain(value) => Some(Move {
+                    id: backend_id(&backend, &u.key),
                     key: u.key,
                     value,
-                    id,
-                })
+                }),
+                SecretValue::Ref(_) => None,
             }
-            _ => None,
         })
         .collect();
     if moves.is_empty() {

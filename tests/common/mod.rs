@@ -67,6 +67,11 @@ impl Gw {
 
     /// Starts a gateway and returns at once.
     pub fn spawn(home: &Path, config: Option<&str>, port: u16) -> Self {
+        Self::spawn_env(home, config, port, &[])
+    }
+
+    /// Starts a gateway with extra environment variables and returns at once.
+    pub fn spawn_env(home: &Path, config: Option<&str>, port: u16, env: &[(&str, &str)]) -> Self {
         if let Some(config) = config {
             std::fs::write(home.join("pincer.toml"), config).expect("write config");
         }
@@ -78,6 +83,7 @@ impl Gw {
             .env_remove("PINCER_GATEWAY_TOKEN")
             .env_remove("PINCER_GATEWAY_PORT")
             .env("PINCER_LOG", "info,pincer=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -346,7 +352,18 @@ pub fn answers_per_inbox(transcript: &[Value]) -> std::collections::BTreeMap<i64
 
 /// Runs `pincer` with `args` in `home` to completion: (exit code, stdout, stderr).
 pub fn run_cli(home: &Path, args: &[&str], port: Option<u16>) -> (i32, String, String) {
+    run_cli_env(home, args, port, &[])
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_env(
+    home: &Path,
+    args: &[&str],
+    port: Option<u16>,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
+    cmd.envs(env.iter().copied());
     cmd.args(args)
         .env("PINCER_HOME", home)
         .env_remove("PINCER_CONFIG")

@@ -428,6 +428,27 @@ impl TelegramFake {
         f(&mut self.shared.lock().knobs);
     }
 
+    /// BotFather's `/revoke`: the bot behind `old` gets token `new` (same bot: its chats,
+    /// messages and update ids carry on); `old` is refused from now on. Long polls open
+    /// with `old` are not cut here, as they are not upstream until they return.
+    ///
+    /// # Panics
+    /// When `old` is not a bot from [`Knobs::bots`].
+    pub fn revoke_token(&self, old: &str, new: &str) {
+        let mut state = self.shared.lock();
+        let bot = state
+            .knobs
+            .bots
+            .iter_mut()
+            .find(|b| b.token == old)
+            .expect("telegram fake: revoke_token needs a bot from Knobs::bots");
+        bot.token = new.to_owned();
+        if let Some(mut bot_state) = state.bots.remove(old) {
+            bot_state.info.token = new.to_owned();
+            state.bots.insert(new.to_owned(), bot_state);
+        }
+    }
+
     /// A copy of the current knobs.
     pub fn knobs(&self) -> Knobs {
         self.shared.lock().knobs.clone()
