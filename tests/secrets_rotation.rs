@@ -176,9 +176,12 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
         .into_iter()
         .skip(frames)
         .find(|r| r.transport == Transport::Ws);
-    assert!(
-        long_turn.is_some(),
-        "the long turn did not go over the socket"
+    let long_turn = long_turn.expect("the long turn did not go over the socket");
+    // A frame carries the headers of its socket's upgrade: the key it opened with.
+    assert_eq!(
+        long_turn.headers.get("authorization").cloned(),
+        Some(format!("Bearer {one}")),
+        "the turn in flight did not finish on the old key"
     );
     assert!(body.contains("[DONE]"), "stream cut short: {body}");
     assert!(
