@@ -142,12 +142,19 @@ async fn fetch_alias(ctx: Ctx<'_>, provider: &SecretProvider, keys: &[&Key], out
     }
 }
 
-/// The Vault token: the provider's `token` (plaintext, `env:` or `file:`), else
-/// `VAULT_TOKEN`, else `~/.vault-token`.
+/// The Vault token: the provider's `token` (plaintext, `env:NAME`, `file:/path/to/token`
+/// or a `file:` ref into a file back end), else `VAULT_TOKEN`, else `~/.vault-token`.
 pub fn vault_token(ctx: Ctx<'_>, token: Option<&SecretValue>) -> Result<String, BackendError> {
     match token {
         Some(SecretValue::Plain(token)) => Ok(token.clone()),
         Some(SecretValue::Ref(r)) => match r.source {
+            // `file:/run/secrets/vault-token`: a token file of its own (checked like the
+            // secrets file) rather than a pointer into `secrets.json`.
+            SecretSource::File if r.provider.is_none() && Path::new(&r.id).is_file() => {
+                let contents = file::read(Path::new(&r.id), crate::config::FileMode::Single)
+                    .map_err(|e| BackendError::Denied(format!("Vault token `{r}`: {e}")))?;
+                file::pick(&contents, &r.id).map(|f| f.value)
+            }
             SecretSource::Env | SecretSource::File => {
                 let key = refs::settle(r, ctx.config).map_err(BackendError::Invalid)?;
                 sync_fetch(ctx, &key)
@@ -198,5 +205,49 @@ pub fn sync_fetch(ctx: Ctx<'_>, key: &Key) -> Result<Fetched, BackendError> {
             "no [secrets.providers.{}] is configured",
             key.alias
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_vault_token_comes_from_env_a_token_file_or_is_refused() {
+        let dir = std::env::temp_dir().join(format!("pincer-vt-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("vault-token");
+        std::fs::write(&path, "hvs.from-file\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let config = Config::default();
+        let env = BTreeMap::from([("MY_VAULT".to_string(), "hvs.from-env".to_string())]);
+        let http = reqwest::Client::new();
+        let ctx = Ctx {
+            config: &config,
+            home: &dir,
+            env: &env,
+            http: &http,
+        };
+        let value = |t: &str| SecretValue::from_text(t);
+        assert_eq!(
+            vault_token(ctx, Some(&value("env:MY_VAULT"))).as_deref(),
+            Ok("hvs.from-env")
+        );
+        let file_form = format!("file:{}", path.display());
+        assert_eq!(
+            vault_token(ctx, Some(&value(&file_form))).as_deref(),
+            Ok("hvs.from-file")
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(
+            vault_token(ctx, Some(&value(&file_form))),
+            Err(BackendError::Denied(_))
+        ));
+        assert!(matches!(
+            vault_token(ctx, Some(&value("vault:x#y"))),
+            Err(BackendError::Invalid(_))
+        ));
     }
 }
