@@ -121,6 +121,9 @@ async fn a_killed_link_resumes_gets_the_missed_messages_replayed_and_leaves_sess
         "pincer/channels/channel:discord:dc/sessions/session:agent:main:discord:dc:channel:{GENERAL}"
     );
     let before = record(&gw, &session).await.expect("session running");
+    // The link is back within milliseconds: a message posted after a kill is replayed on
+    // resume when the link was still down, and delivered live when it was already back
+    // (on a loaded machine, now and then). Either way it is answered once.
     for round in 0..5 {
         let link = "pincer/channels/channel:discord:dc/link";
         assert!(gw.kill(link).await.is_success(), "kill {round}");
@@ -148,7 +151,7 @@ async fn a_killed_link_resumes_gets_the_missed_messages_replayed_and_leaves_sess
     }
     let c = fake.counters();
     assert_eq!(c.identifies, 1, "resumed, never identified again");
-    assert!(c.replayed >= 5, "replayed {}", c.replayed);
+    assert!(c.replayed >= 1, "nothing was replayed on resume");
     assert!(c.max_live_connections <= 1, "one socket per session");
     let after = record(&gw, &session).await.expect("session still running");
     assert_eq!(
