@@ -19,28 +19,6 @@ fn openai_config(fake: &OpenAiFake, model: &str, extra: &str) -> String {
     )
 }
 
-/// Posts one completion for agent `agent` as `user`; the reply text, or the error
-/// message of a failed turn.
-async fn ask(gw: &Gw, agent: &str, user: &str, text: &str) -> (u16, String) {
-    let body = json!({"model": format!("pincer:{agent}"), "user": user, "messages": [{"role": "user", "content": text}]});
-    let r = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(gw.token())
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    let text = body["choices"][0]["message"]["content"]
-        .as_str()
-        .or_else(|| body["error"]["message"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    (status, text)
-}
-
 /// Waits until the gateway has `n` OpenAI sockets open and warmed up.
 async fn sockets_ready(gw: &Gw, n: usize) {
     let want = format!("pincer_provider_sockets_ready{{provider=\"openai\"}} {n}\n");
@@ -94,11 +72,11 @@ async fn websocket_is_the_default_with_warm_up_and_continuation() {
     assert_eq!(warmups[0].header("authorization"), Some("Bearer sk-test"));
 
     assert_eq!(
-        ask(&gw, "main", "u", "hello there").await,
+        gw.ask("main", "u", "hello there").await,
         (200, "openai: hello there".into())
     );
     assert_eq!(
-        ask(&gw, "main", "u", "and again").await,
+        gw.ask("main", "u", "and again").await,
         (200, "openai: and again".into())
     );
     let c = fake.counters();
@@ -129,10 +107,7 @@ async fn auto_falls_back_to_sse_when_the_upgrade_is_refused() {
     .await;
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some(&openai_config(&fake, "gpt-4.1", ""))).await;
-    assert_eq!(
-        ask(&gw, "main", "u", "hi").await,
-        (200, "openai: hi".into())
-    );
+    assert_eq!(gw.ask("main", "u", "hi").await, (200, "openai: hi".into()));
     let c = fake.counters();
     assert!(c.upgrades_refused >= 1, "{c:?}");
     assert_eq!((c.sse_requests, c.ws_requests, c.sockets_opened), (1, 0, 0));
@@ -155,7 +130,7 @@ async fn websocket_mode_surfaces_a_refused_upgrade_and_sse_mode_opens_no_socket(
     let home = TempDir::new();
     let config = openai_config(&fake, "gpt-4.1", "[response]\ntransport = \"websocket\"\n");
     let gw = Gw::start(home.path(), Some(&config)).await;
-    let (status, text) = ask(&gw, "main", "u", "hi").await;
+    let (status, text) = gw.ask("main", "u", "hi").await;
     assert_eq!(status, 502, "{text}");
     assert!(text.contains("socket") && text.contains("426"), "{text}");
     assert_eq!(fake.counters().sse_requests, 0);
@@ -165,12 +140,9 @@ async fn websocket_mode_surfaces_a_refused_upgrade_and_sse_mode_opens_no_socket(
     let home = TempDir::new();
     let config = openai_config(&sse, "gpt-4.1", "[response]\ntransport = \"sse\"\n");
     let gw = Gw::start(home.path(), Some(&config)).await;
+    assert_eq!(gw.ask("main", "u", "hi").await, (200, "openai: hi".into()));
     assert_eq!(
-        ask(&gw, "main", "u", "hi").await,
-        (200, "openai: hi".into())
-    );
-    assert_eq!(
-        ask(&gw, "main", "u", "again").await,
+        gw.ask("main", "u", "again").await,
         (200, "openai: again".into())
     );
     let c = sse.counters();
@@ -199,13 +171,8 @@ async fn a_pool_of_two_sockets_serves_four_turns_one_response_per_socket() {
     let asks = (0..4).map(|n| {
         let gw = &gw;
         async move {
-            ask(
-                gw,
-                "main",
-                &format!("user{n}"),
-                &format!("message number {n}"),
-            )
-            .await
+            gw.ask("main", &format!("user{n}"), &format!("message number {n}"))
+                .await
         }
     });
     let replies = futures::future::join_all(asks).await;
@@ -239,7 +206,7 @@ async fn sockets_come_back_after_1006_and_at_the_age_limit() {
     .await;
     sockets_ready(&gw, 1).await;
     assert_eq!(
-        ask(&gw, "main", "u", "after the drop").await,
+        gw.ask("main", "u", "after the drop").await,
         (200, "openai: after the drop".into())
     );
     // socketMaxAge replaces the idle socket before the upstream's limit.
@@ -251,10 +218,10 @@ async fn sockets_come_back_after_1006_and_at_the_age_limit() {
 
     // The upstream's own limit: its error frame, then a new socket with the full context.
     fake.set(|k| k.max_connection_age = Some(Duration::from_millis(300)));
-    assert_eq!(ask(&gw, "main", "u", "first").await.0, 200);
+    assert_eq!(gw.ask("main", "u", "first").await.0, 200);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        ask(&gw, "main", "u", "second").await,
+        gw.ask("main", "u", "second").await,
         (200, "openai: second".into())
     );
     let log = gw.log();
@@ -269,7 +236,7 @@ async fn a_lost_previous_response_is_resent_in_full_on_the_same_socket() {
         .replace("apiKey = \"sk-test\"", "apiKey = \"sk-test\"\npoolSize = 1");
     let gw = Gw::start(home.path(), Some(&config)).await;
     sockets_ready(&gw, 1).await;
-    assert_eq!(ask(&gw, "main", "u", "one").await.0, 200);
+    assert_eq!(gw.ask("main", "u", "one").await.0, 200);
     fake.script(Script::HttpError {
         status: 400,
         code: Some("previous_response_not_found".into()),
@@ -278,7 +245,7 @@ async fn a_lost_previous_response_is_resent_in_full_on_the_same_socket() {
         headers: Vec::new(),
     });
     assert_eq!(
-        ask(&gw, "main", "u", "two").await,
+        gw.ask("main", "u", "two").await,
         (200, "openai: two".into())
     );
     let sent = generating(&fake);
@@ -335,7 +302,7 @@ async fn retry_rules_over_sse() {
         let label = format!("{script:?}");
         fake.script(script);
         let before = fake.counters().sse_requests;
-        let (status, text) = ask(&gw, "main", &format!("u{n}"), "hi").await;
+        let (status, text) = gw.ask("main", &format!("u{n}"), "hi").await;
         let sent = fake.counters().sse_requests - before;
         if retried {
             assert_eq!((status, sent), (200, 2), "{label}: {text}");
@@ -366,7 +333,7 @@ async fn an_exhausted_model_falls_back_along_the_chain() {
         Script::http_error(429, Some("rate_limit_exceeded")).with_header("retry-after", "3600"),
     ));
     assert_eq!(
-        ask(&gw, "main", "u", "hi").await,
+        gw.ask("main", "u", "hi").await,
         (200, "anthropic: hi".into())
     );
     let models: Vec<Value> = generating(&openai_fake)
@@ -395,10 +362,7 @@ async fn keys_rotate_on_rate_limits_and_auth_errors() {
         fake.base_url()
     );
     let gw = Gw::start(home.path(), Some(&config)).await;
-    assert_eq!(
-        ask(&gw, "main", "u", "hi").await,
-        (200, "openai: hi".into())
-    );
+    assert_eq!(gw.ask("main", "u", "hi").await, (200, "openai: hi".into()));
     let keys: Vec<String> = generating(&fake)
         .iter()
         .map(|r| r.header("authorization").unwrap_or_default().to_string())
@@ -408,7 +372,7 @@ async fn keys_rotate_on_rate_limits_and_auth_errors() {
         ["Bearer sk-revoked", "Bearer sk-limited", "Bearer sk-good"]
     );
     // Both bad keys rest: the next call goes straight to the good one.
-    assert_eq!(ask(&gw, "main", "u", "again").await.0, 200);
+    assert_eq!(gw.ask("main", "u", "again").await.0, 200);
     let last = generating(&fake).pop().expect("a request");
     assert_eq!(last.header("authorization"), Some("Bearer sk-good"));
     assert_eq!(generating(&fake).len(), 4);
@@ -472,7 +436,7 @@ name = "gpt-4.1"
         "sonnet45-adaptive",
     ];
     for agent in agents {
-        let (status, text) = ask(&gw, agent, agent, "think").await;
+        let (status, text) = gw.ask(agent, agent, "think").await;
         assert_eq!(status, 200, "{agent}: {text}");
         assert_eq!(
             text, "anthropic: think",
@@ -512,15 +476,15 @@ name = "gpt-4.1"
     assert!(bodies[4]["max_tokens"].as_u64() > Some(8192));
 
     // An agent that asks for it shows the thinking, quoted, before the answer.
-    let (status, shown) = ask(&gw, "shows", "s", "think").await;
+    let (status, shown) = gw.ask("shows", "s", "think").await;
     assert_eq!(status, 200, "{shown}");
     assert!(
         shown.starts_with("> ") && shown.ends_with("\n\nanthropic: think"),
         "{shown}"
     );
 
-    assert_eq!(ask(&gw, "gpt5-high", "g", "x").await.0, 200);
-    assert_eq!(ask(&gw, "gpt41", "g", "x").await.0, 200);
+    assert_eq!(gw.ask("gpt5-high", "g", "x").await.0, 200);
+    assert_eq!(gw.ask("gpt41", "g", "x").await.0, 200);
     let sent = generating(&openai_fake);
     assert_eq!(sent[0].body["reasoning"], json!({"effort": "high"}));
     assert_eq!(sent[1].body.get("reasoning"), None);
@@ -552,7 +516,7 @@ async fn a_tool_call_round_trips_on_both_providers() {
     sockets_ready(&gw, 1).await;
     openai_fake.script(Script::tool_call("echo", r#"{"text":"ping"}"#));
     assert_eq!(
-        ask(&gw, "main", "u", "use the tool").await,
+        gw.ask("main", "u", "use the tool").await,
         (200, "tool said: ping".into())
     );
     let sent = generating(&openai_fake);
@@ -569,7 +533,7 @@ async fn a_tool_call_round_trips_on_both_providers() {
 
     anthropic_fake.script(anthropic::Script::tool_use("echo", json!({"text": "pong"})));
     assert_eq!(
-        ask(&gw, "claude", "u", "use it").await,
+        gw.ask("claude", "u", "use it").await,
         (200, "tool said: pong".into())
     );
     let bodies: Vec<Value> = anthropic_fake
@@ -780,7 +744,7 @@ async fn the_seed_articles_config_works_as_written() {
     std::fs::write(home.path().join("pincer.json5"), config).expect("config");
     let gw = Gw::spawn(home.path(), None, common::free_port());
     gw.wait_ready(Duration::from_secs(20)).await;
-    let (status, text) = ask(&gw, "default", "seed", "adapt").await;
+    let (status, text) = gw.ask("default", "seed", "adapt").await;
     assert_eq!((status, text.as_str()), (200, "anthropic: adapt"));
     let body = anthropic_fake
         .message_requests()
@@ -802,13 +766,13 @@ async fn anthropic_retries_and_stream_errors() {
     let gw = Gw::start(home.path(), Some(&config)).await;
     fake.script(anthropic::Script::rate_limited(0));
     assert_eq!(
-        ask(&gw, "main", "a", "one").await,
+        gw.ask("main", "a", "one").await,
         (200, "anthropic: one".into())
     );
     assert_eq!(fake.counters().requests, 2);
     fake.script(anthropic::Script::overloaded().with_header("retry-after", "0"));
     assert_eq!(
-        ask(&gw, "main", "b", "two").await,
+        gw.ask("main", "b", "two").await,
         (200, "anthropic: two".into())
     );
     assert_eq!(fake.counters().requests, 4);
@@ -817,7 +781,7 @@ async fn anthropic_retries_and_stream_errors() {
         "invalid_request_error",
         "messages: bad",
     ));
-    let (status, text) = ask(&gw, "main", "c", "three").await;
+    let (status, text) = gw.ask("main", "c", "three").await;
     assert_eq!(status, 502);
     assert!(
         text.contains("invalid_request_error: messages: bad"),
@@ -829,7 +793,7 @@ async fn anthropic_retries_and_stream_errors() {
         error_type: "overloaded_error".into(),
         message: "Overloaded".into(),
     });
-    let (status, text) = ask(&gw, "main", "d", "four").await;
+    let (status, text) = gw.ask("main", "d", "four").await;
     assert_eq!(status, 502);
     assert!(text.contains("overloaded_error: Overloaded"), "{text}");
 }
@@ -847,7 +811,7 @@ async fn openai_errors_mid_stream_in_both_shapes_fail_the_turn() {
             message: "The server had an error.".into(),
             nested,
         });
-        let (status, text) = ask(&gw, "main", &format!("n{nested}"), "one two three").await;
+        let (status, text) = gw.ask("main", &format!("n{nested}"), "one two three").await;
         assert_eq!(status, 502, "nested {nested}: {text}");
         assert!(
             text.contains("server_error: The server had an error."),
@@ -872,7 +836,7 @@ async fn a_socket_closed_mid_reply_reconnects_and_the_turn_is_answered_once() {
     for code in [1011, 1006] {
         fake.script(Script::close(2, code));
         let user = format!("c{code}");
-        let (status, text) = ask(&gw, "main", &user, "one two three four").await;
+        let (status, text) = gw.ask("main", &user, "one two three four").await;
         assert_eq!(
             (status, text.as_str()),
             (200, "openai: one two three four"),
@@ -909,7 +873,10 @@ async fn under_auto_calls_beyond_the_sockets_go_over_sse_at_once() {
     sockets_ready(&gw, 1).await;
     let asks = (0..3).map(|n| {
         let gw = &gw;
-        async move { ask(gw, "main", &format!("o{n}"), &format!("overflow {n}")).await }
+        async move {
+            gw.ask("main", &format!("o{n}"), &format!("overflow {n}"))
+                .await
+        }
     });
     for (n, reply) in futures::future::join_all(asks)
         .await

@@ -256,27 +256,6 @@ const ROUND_TRIP_COMMENTS: [&str; 5] = [
     "# Where secrets live.",
 ];
 
-/// Posts one completion for `agent`; (status, reply or error text).
-async fn ask(gw: &Gw, agent: &str, text: &str) -> (u16, String) {
-    let body = json!({"model": format!("pincer:{agent}"), "user": "u", "messages": [{"role": "user", "content": text}]});
-    let r = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(gw.token())
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    let text = body["choices"][0]["message"]["content"]
-        .as_str()
-        .or_else(|| body["error"]["message"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    (status, text)
-}
-
 /// The `authorization` headers of the fake's generating requests, in order.
 fn authorizations(fake: &OpenAiFake) -> Vec<String> {
     fake.requests()
@@ -424,13 +403,13 @@ async fn apply_round_trip_to_vault() {
     let gw = Gw::spawn_env(h, None, free_port(), &token);
     gw.wait_ready(Duration::from_secs(20)).await;
     assert_eq!(
-        ask(&gw, "research-bot", "dig into this").await,
+        gw.ask("research-bot", "u", "dig into this").await,
         (200, "openai: dig into this".into()),
         "{}",
         gw.log()
     );
     assert_eq!(
-        ask(&gw, "main", "hello").await,
+        gw.ask("main", "u", "hello").await,
         (200, "openai: hello".into()),
         "{}",
         gw.log()
@@ -643,7 +622,7 @@ async fn access_trail_via_cli() {
         fake.base_url()
     );
     let gw = Gw::start(h, Some(&config)).await;
-    assert_eq!(ask(&gw, "main", "hi").await, (200, "openai: hi".into()));
+    assert_eq!(gw.ask("main", "u", "hi").await, (200, "openai: hi".into()));
     assert_eq!(authorizations(&fake), [format!("Bearer {key}")]);
 
     let actor = "pincer/providers/provider:openai";

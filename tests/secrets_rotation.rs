@@ -21,29 +21,6 @@ use serde_json::{Value, json};
 
 const POLL: &str = "300ms";
 
-/// Asks agent `agent` as `user` through `/v1/chat/completions`; (status, reply text).
-async fn ask(gw: &Gw, agent: &str, user: &str, text: &str) -> (u16, String) {
-    let body = json!({"model": format!("pincer:{agent}"), "user": user,
-        "messages": [{"role": "user", "content": text}]});
-    let r = gw
-        .http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(gw.token())
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    let text = v
-        .pointer("/choices/0/message/content")
-        .or_else(|| v.pointer("/error/message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    (status, text)
-}
-
 /// Restarts so far of every actor that is not a turn, by path.
 async fn restarts(gw: &Gw) -> BTreeMap<String, u64> {
     fn walk(node: &Value, out: &mut BTreeMap<String, u64>) {
@@ -131,7 +108,7 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
     );
     gw.wait_ready(Duration::from_secs(20)).await;
     assert_eq!(
-        ask(&gw, "main", "u1", "hello").await,
+        gw.ask("main", "u1", "hello").await,
         (200, "openai: hello".into())
     );
     assert_eq!(openai_keys(&fake, 0), vec![one.to_string()]);
@@ -194,7 +171,7 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
     let mut n = 0;
     let seen_after = loop {
         n += 1;
-        let (status, text) = ask(&gw, "main", &format!("after-{n}"), "again").await;
+        let (status, text) = gw.ask("main", &format!("after-{n}"), "again").await;
         assert_eq!((status, text.as_str()), (200, "openai: again"));
         if openai_keys(&fake, mark).iter().any(|k| k == two) {
             break rotated_at.elapsed();
@@ -247,7 +224,7 @@ async fn aws_rotation_reaches_anthropic_requests() {
             .filter_map(|r| r.headers.get("x-api-key").cloned())
             .collect()
     };
-    assert_eq!(ask(&gw, "main", "u1", "hi").await.0, 200);
+    assert_eq!(gw.ask("main", "u1", "hi").await.0, 200);
     assert_eq!(keys(0), vec![one.to_string()]);
     let before = restarts(&gw).await;
 
@@ -257,7 +234,7 @@ async fn aws_rotation_reaches_anthropic_requests() {
     loop {
         n += 1;
         let mark = fake.requests().len();
-        assert_eq!(ask(&gw, "main", &format!("u-{n}"), "hi").await.0, 200);
+        assert_eq!(gw.ask("main", &format!("u-{n}"), "hi").await.0, 200);
         if keys(mark) == vec![two.to_string()] {
             break;
         }
@@ -330,7 +307,7 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     );
     // The rest of the gateway runs.
     assert_eq!(
-        ask(&gw, "local", "u0", "still here").await,
+        gw.ask("local", "u0", "still here").await,
         (200, "echo: still here".into())
     );
 
@@ -338,7 +315,7 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     gw.wait_ready(Duration::from_secs(10)).await;
     assert_eq!(
-        ask(&gw, "main", "u1", "one").await,
+        gw.ask("main", "u1", "one").await,
         (200, "openai: one".into())
     );
     assert_eq!(openai_keys(&fake, 0), vec![one.to_string()]);
@@ -350,7 +327,7 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     loop {
         n += 1;
         let mark = fake.requests().len();
-        assert_eq!(ask(&gw, "main", &format!("u-{n}"), "x").await.0, 200);
+        assert_eq!(gw.ask("main", &format!("u-{n}"), "x").await.0, 200);
         if openai_keys(&fake, mark) == vec![two.to_string()] {
             break;
         }
@@ -407,7 +384,7 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
         &[("VAULT_TOKEN", vault::TEST_TOKEN)],
     );
     gw.wait_ready(Duration::from_secs(20)).await;
-    assert_eq!(ask(&gw, "main", "u1", "a").await, (200, "openai: a".into()));
+    assert_eq!(gw.ask("main", "u1", "a").await, (200, "openai: a".into()));
 
     let degraded = |gw: &Gw| {
         futures_lite_get(gw, "/readyz?verbose").map(|(status, body)| {
@@ -432,7 +409,7 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
         // Degraded, not unready: the last good key serves.
         assert_eq!(shown.0, 200, "{shown:?}");
         assert_eq!(shown.1[0]["backend"], "vault", "{shown:?}");
-        assert_eq!(ask(&gw, "main", "u2", "b").await, (200, "openai: b".into()));
+        assert_eq!(gw.ask("main", "u2", "b").await, (200, "openai: b".into()));
         match outage {
             "down" => vault.set_down(false),
             _ => vault.unseal(),
@@ -476,14 +453,14 @@ async fn reload_by_cli_and_by_sighup_without_waiting_for_a_poll() {
         &[("VAULT_TOKEN", vault::TEST_TOKEN)],
     );
     gw.wait_ready(Duration::from_secs(20)).await;
-    assert_eq!(ask(&gw, "main", "u1", "a").await.0, 200);
+    assert_eq!(gw.ask("main", "u1", "a").await.0, 200);
 
     vault.put("secret/pincer/openai", json!({"key": keys[1]}));
     let (code, out, err) = run_cli_env(home.path(), &["secrets", "reload"], Some(port), &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("1 changed"), "{out}");
     let mark = fake.requests().len();
-    assert_eq!(ask(&gw, "main", "u2", "b").await.0, 200);
+    assert_eq!(gw.ask("main", "u2", "b").await.0, 200);
     assert_eq!(openai_keys(&fake, mark), vec![keys[1].to_string()]);
 
     vault.put("secret/pincer/openai", json!({"key": keys[2]}));
@@ -492,7 +469,7 @@ async fn reload_by_cli_and_by_sighup_without_waiting_for_a_poll() {
     loop {
         n += 1;
         let mark = fake.requests().len();
-        assert_eq!(ask(&gw, "main", &format!("h{n}"), "c").await.0, 200);
+        assert_eq!(gw.ask("main", &format!("h{n}"), "c").await.0, 200);
         if openai_keys(&fake, mark) == vec![keys[2].to_string()] {
             break;
         }
@@ -545,7 +522,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "{failing}"
     );
     // The web chat and the HTTP API work meanwhile.
-    assert_eq!(ask(&gw, "main", "u1", "ok").await, (200, "echo: ok".into()));
+    assert_eq!(gw.ask("main", "u1", "ok").await, (200, "echo: ok".into()));
 
     write_secrets(
         &home.path().join("tokens.json"),

@@ -226,6 +226,29 @@ impl Gw {
         }
     }
 
+    /// Posts one completion for agent `agent` as `user`: (status, the reply text or the
+    /// error message of a failed turn).
+    pub async fn ask(&self, agent: &str, user: &str, text: &str) -> (u16, String) {
+        let body = serde_json::json!({"model": format!("pincer:{agent}"), "user": user,
+            "messages": [{"role": "user", "content": text}]});
+        let r = self
+            .http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(self.token())
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let text = body["choices"][0]["message"]["content"]
+            .as_str()
+            .or_else(|| body["error"]["message"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        (status, text)
+    }
+
     pub async fn kill(&self, path: &str) -> StatusCode {
         self.post("/admin/actors/kill", json!({"path": path}))
             .await
