@@ -149,11 +149,6 @@ pub fn handle(gw: &Gateway, owner: impl Into<String>) -> Handle {
 }
 
 impl Handle {
-    /// The actor this handle reads for.
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// The value of `value`: itself when plaintext, else the snapshot's value of the ref,
     /// if the ref is this actor's.
     pub fn get(&self, value: &SecretValue) -> Result<String, SecretError> {
@@ -741,13 +736,6 @@ impl Resolved {
             Some(Err(e)) => Err(unresolved(e.to_string())),
             None => Err(unresolved("not a ref of this config".into())),
         }
-    }
-
-    /// Values that resolved (for redaction in the CLI's own output).
-    pub fn values(&self) -> impl Iterator<Item = &str> {
-        self.outcomes
-            .values()
-            .filter_map(|o| o.as_ref().ok().map(|f| f.value.as_str()))
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Access {
     pub outcome: String,
 }
 
+/// The last (outcome, version) noted for one actor and key.
+type Noted = (String, String);
+
 /// Rows kept while the store cannot take them; older ones are dropped past this.
 const MAX_PENDING: usize = 10_000;
 
@@ -75,7 +78,7 @@ pub struct Shelf {
     changes: watch::Sender<u64>,
     /// The last outcome recorded per (actor, key): a row is written when it changes, so
     /// a key read on every call leaves one row per version, not one per call.
-    seen: Mutex<HashMap<(String, Key), String>>,
+    seen: Mutex<HashMap<String, HashMap<Key, Noted>>>,
     pending: Mutex<Vec<Access>>,
     /// Owners whose readiness the watcher marked, to clear them when fixed.
     pub(crate) marked: Mutex<BTreeSet<String>>,
@@ -148,13 +151,15 @@ impl Shelf {
     /// Notes that `actor` asked for `key` with `outcome` (and got `version`): a row when
     /// either differs from the last one noted for that actor and key.
     pub fn record(&self, actor: &str, key: &Key, outcome: &str, version: &str) {
+        // Called on every provider call: the common case (nothing new) allocates nothing.
         let mut seen = self.seen.lock();
-        let slot = (actor.to_string(), key.clone());
-        let mark = format!("{outcome}\u{0}{version}");
-        if seen.get(&slot) == Some(&mark) {
+        let last = seen.get(actor).and_then(|keys| keys.get(key));
+        if last.is_some_and(|(o, v)| o == outcome && v == version) {
             return;
         }
-        seen.insert(slot, mark);
+        seen.entry(actor.to_string())
+            .or_default()
+            .insert(key.clone(), (outcome.to_string(), version.to_string()));
         drop(seen);
         let at = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
