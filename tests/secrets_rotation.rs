@@ -76,6 +76,56 @@ fn assert_log_clean(gw: &Gw, values: &[&str]) {
     }
 }
 
+/// A gateway whose OpenAI key is `vault:pincer/openai#key` in `vault` (polled every
+/// `poll`), with `openai_extra` after the key and agent `main` on OpenAI; ready.
+async fn vault_gateway(
+    vault: &VaultFake,
+    fake: &OpenAiFake,
+    openai_extra: &str,
+    poll: &str,
+) -> (TempDir, Gw) {
+    let config = format!(
+        "{}\n[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"vault:pincer/openai#key\"\n{openai_extra}\n\n[agents.main]\nmodel = \"openai/gpt-5\"\n",
+        vault_provider(vault, poll),
+        fake.base_url()
+    );
+    let home = TempDir::new();
+    let gw = Gw::spawn_env(
+        home.path(),
+        Some(&config),
+        free_port(),
+        &[("VAULT_TOKEN", vault::TEST_TOKEN)],
+    );
+    gw.wait_ready(Duration::from_secs(20)).await;
+    (home, gw)
+}
+
+/// Asks `main` (a request at a time, each a new session) until one of its upstream
+/// requests carries key `want`; `count` is how many requests the fake has recorded and
+/// `keys_since(n)` the keys of those after the first `n`.
+async fn ask_until_key(
+    gw: &Gw,
+    what: &str,
+    count: impl Fn() -> usize,
+    keys_since: impl Fn(usize) -> Vec<String>,
+    want: &str,
+) {
+    for n in 1..=100 {
+        let mark = count();
+        let (status, text) = gw.ask("main", &format!("{what}-{n}"), "again").await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.ends_with("again"), "{text}");
+        if keys_since(mark).iter().any(|k| k == want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{what}: the new key never reached a request; log:\n{}",
+        gw.log()
+    );
+}
+
 fn vault_provider(fake: &VaultFake, poll: &str) -> String {
     format!(
         "[secrets.providers.vault]\nsource = \"vault\"\naddress = \"{}\"\ntoken = \"env:VAULT_TOKEN\"\npollInterval = \"{poll}\"\n",
@@ -94,19 +144,7 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
         ..openai::Knobs::default()
     })
     .await;
-    let config = format!(
-        "{}\n[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"vault:pincer/openai#key\"\npoolSize = 1\n\n[agents.main]\nmodel = \"openai/gpt-5\"\n",
-        vault_provider(&vault, POLL),
-        fake.base_url()
-    );
-    let home = TempDir::new();
-    let gw = Gw::spawn_env(
-        home.path(),
-        Some(&config),
-        free_port(),
-        &[("VAULT_TOKEN", vault::TEST_TOKEN)],
-    );
-    gw.wait_ready(Duration::from_secs(20)).await;
+    let (_home, gw) = vault_gateway(&vault, &fake, "poolSize = 1", POLL).await;
     assert_eq!(
         gw.ask("main", "u1", "hello").await,
         (200, "openai: hello".into())
@@ -167,22 +205,15 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
     );
 
     // The next call opens a socket with the new key, within one poll interval or so.
-    let mark = fake.requests().len();
-    let mut n = 0;
-    let seen_after = loop {
-        n += 1;
-        let (status, text) = gw.ask("main", &format!("after-{n}"), "again").await;
-        assert_eq!((status, text.as_str()), (200, "openai: again"));
-        if openai_keys(&fake, mark).iter().any(|k| k == two) {
-            break rotated_at.elapsed();
-        }
-        assert!(
-            n < 100,
-            "the new key never reached a request; log:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    ask_until_key(
+        &gw,
+        "after",
+        || fake.requests().len(),
+        |mark| openai_keys(&fake, mark),
+        two,
+    )
+    .await;
+    let seen_after = rotated_at.elapsed();
     assert!(seen_after < Duration::from_secs(3), "took {seen_after:?}");
     assert_no_restarts(&before, &restarts(&gw).await);
     assert!(gw.log().contains("Secret rotated"), "{}", gw.log());
@@ -230,17 +261,7 @@ async fn aws_rotation_reaches_anthropic_requests() {
 
     moto.put_secret("pincer/anthropic", &json!({"apiKey": two}).to_string());
     let rotated_at = Instant::now();
-    let mut n = 0;
-    loop {
-        n += 1;
-        let mark = fake.requests().len();
-        assert_eq!(gw.ask("main", &format!("u-{n}"), "hi").await.0, 200);
-        if keys(mark) == vec![two.to_string()] {
-            break;
-        }
-        assert!(n < 100, "the rotated AWS key never reached a request");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ask_until_key(&gw, "aws", || fake.requests().len(), keys, two).await;
     assert!(
         rotated_at.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -323,17 +344,14 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     // Edited: the next request uses the new key.
     write_secrets(&secrets, &json!({"openai": {"key": two}}), 0o600);
     let edited_at = Instant::now();
-    let mut n = 0;
-    loop {
-        n += 1;
-        let mark = fake.requests().len();
-        assert_eq!(gw.ask("main", &format!("u-{n}"), "x").await.0, 200);
-        if openai_keys(&fake, mark) == vec![two.to_string()] {
-            break;
-        }
-        assert!(n < 100, "the edited file was never read");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ask_until_key(
+        &gw,
+        "edited",
+        || fake.requests().len(),
+        |mark| openai_keys(&fake, mark),
+        two,
+    )
+    .await;
     assert!(
         edited_at.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -371,19 +389,7 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
         ..openai::Knobs::default()
     })
     .await;
-    let config = format!(
-        "{}\n[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"vault:pincer/openai#key\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-5\"\n",
-        vault_provider(&vault, POLL),
-        fake.base_url()
-    );
-    let home = TempDir::new();
-    let gw = Gw::spawn_env(
-        home.path(),
-        Some(&config),
-        free_port(),
-        &[("VAULT_TOKEN", vault::TEST_TOKEN)],
-    );
-    gw.wait_ready(Duration::from_secs(20)).await;
+    let (_home, gw) = vault_gateway(&vault, &fake, "\n[response]\ntransport = \"sse\"", POLL).await;
     assert_eq!(gw.ask("main", "u1", "a").await, (200, "openai: a".into()));
 
     let degraded = |gw: &Gw| {
@@ -439,20 +445,8 @@ async fn reload_by_cli_and_by_sighup_without_waiting_for_a_poll() {
     })
     .await;
     // Polls are an hour apart: only a reload can bring a new version in time.
-    let config = format!(
-        "{}\n[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"vault:pincer/openai#key\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-5\"\n",
-        vault_provider(&vault, "1h"),
-        fake.base_url()
-    );
-    let home = TempDir::new();
-    let port = free_port();
-    let gw = Gw::spawn_env(
-        home.path(),
-        Some(&config),
-        port,
-        &[("VAULT_TOKEN", vault::TEST_TOKEN)],
-    );
-    gw.wait_ready(Duration::from_secs(20)).await;
+    let (home, gw) = vault_gateway(&vault, &fake, "\n[response]\ntransport = \"sse\"", "1h").await;
+    let port = gw.port;
     assert_eq!(gw.ask("main", "u1", "a").await.0, 200);
 
     vault.put("secret/pincer/openai", json!({"key": keys[1]}));
@@ -465,17 +459,14 @@ async fn reload_by_cli_and_by_sighup_without_waiting_for_a_poll() {
 
     vault.put("secret/pincer/openai", json!({"key": keys[2]}));
     gw.signal("HUP");
-    let mut n = 0;
-    loop {
-        n += 1;
-        let mark = fake.requests().len();
-        assert_eq!(gw.ask("main", &format!("h{n}"), "c").await.0, 200);
-        if openai_keys(&fake, mark) == vec![keys[2].to_string()] {
-            break;
-        }
-        assert!(n < 50, "SIGHUP did not reload");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ask_until_key(
+        &gw,
+        "sighup",
+        || fake.requests().len(),
+        |mark| openai_keys(&fake, mark),
+        keys[2],
+    )
+    .await;
     assert!(gw.log().contains("SIGHUP: reloading secrets"));
     assert_log_clean(&gw, &keys);
 }
