@@ -113,10 +113,17 @@ impl ApiError {
             json!({"error": {"message": self.message, "type": self.kind, "code": self.code}});
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        let headers = response.headers_mut();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", warp::http::HeaderValue::from_static("1"));
+            headers.insert("retry-after", warp::http::HeaderValue::from_static("1"));
+        }
+        // The refused body is left unread on the socket: close it, so the client does not
+        // send its next request down a connection that still carries the rest of this one.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::LENGTH_REQUIRED
+        ) {
+            headers.insert("connection", warp::http::HeaderValue::from_static("close"));
         }
         response
     }

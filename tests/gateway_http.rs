@@ -209,6 +209,8 @@ async fn the_api_names_what_is_wrong_with_a_request() {
         .await
         .expect("request");
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The unread body must not poison the connection the next request would reuse.
+    assert_eq!(r.headers()["connection"], "close");
 
     let (status, models) = gw.get("/v1/models").await;
     assert_eq!(status, StatusCode::OK);
