@@ -241,16 +241,30 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Logs to stderr at the level `PINCER_LOG` (else `RUST_LOG`) names: `info`,
+/// `warn,pincer=debug`, ... A value that does not parse is reported, and `info` used.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PINCER_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let (source, wanted) = match std::env::var("PINCER_LOG") {
+        Ok(v) => ("PINCER_LOG", Some(v)),
+        Err(_) => ("RUST_LOG", std::env::var("RUST_LOG").ok()),
+    };
+    let parsed = wanted.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(targets)) => targets.clone(),
+        _ => Targets::new().with_default(tracing::Level::INFO),
+    };
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(crate::secrets::redact::Redacting::new(std::io::stderr))
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = tracing_subscriber::registry()
+        .with(format.with_filter(filter))
         .try_init();
+    if let (Some(Err(e)), Some(value)) = (parsed, wanted) {
+        tracing::warn!("{source}={value:?} is not a log filter ({e}); logging at info");
+    }
 }
 
 fn create_home(home: &Path) -> anyhow::Result<()> {
