@@ -101,6 +101,7 @@ struct Inner {
     health: Arc<StoreHealth>,
     exclusive: Arc<Mutex<()>>,
     reader: Mutex<Option<Connection>>,
+    wal: writer::WalPolicy,
 }
 
 // === impl Store ===
@@ -109,6 +110,11 @@ impl Store {
     /// A store at `path` (the file need not exist). No writer runs until
     /// [`Store::start_writer`] (normally: the `store` actor).
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_wal_policy(path, writer::WalPolicy::default())
+    }
+
+    /// A store whose write-ahead log is checkpointed by `wal` (tests use small logs).
+    fn with_wal_policy(path: impl Into<PathBuf>, wal: writer::WalPolicy) -> Self {
         Self {
             inner: Arc::new(Inner {
                 path: path.into(),
@@ -116,6 +122,7 @@ impl Store {
                 health: Arc::new(StoreHealth::default()),
                 exclusive: Arc::new(Mutex::new(())),
                 reader: Mutex::new(None),
+                wal,
             }),
         }
     }
@@ -139,6 +146,7 @@ impl Store {
             rx,
             self.inner.health.clone(),
             self.inner.exclusive.clone(),
+            self.inner.wal,
         )?;
         *self.inner.sender.write() = Some(tx);
         Ok(handle)

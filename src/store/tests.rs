@@ -253,3 +253,57 @@ fn health_tells_opening_from_refusing() {
     health.set_writable();
     assert_eq!((health.reason(), health.refusal()), (None, None));
 }
+
+/// The WAL header's checkpoint sequence number: SQLite adds one each time the log starts
+/// over from its first frame.
+fn wal_restarts(db: &Path) -> u32 {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::read(PathBuf::from(wal)) {
+        Ok(bytes) if bytes.len() >= 16 => {
+            u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
+        }
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_steady_writes_the_log_still_starts_over() {
+    let db = temp_db();
+    let policy = writer::WalPolicy {
+        every: Duration::from_millis(20),
+        fold_frames: 16,
+    };
+    let store = Store::with_wal_policy(&db, policy);
+    let _writer = store.start_writer().expect("writer");
+    store.accept(inbound("first", "x")).await.expect("accept");
+    let before = wal_restarts(&db);
+    // Writers that never pause: the checkpointer alone never finds every frame copied
+    // when a write begins.
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while std::time::Instant::now() < until {
+                    store
+                        .accept(inbound(&format!("w{w}-{n}"), &"x".repeat(2000)))
+                        .await
+                        .expect("accept");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for w in writers {
+        written += w.await.expect("writer task");
+    }
+    let restarts = wal_restarts(&db) - before;
+    assert!(
+        restarts >= 3,
+        "{written} writes over 1.5 s, yet the log started over {restarts} times"
+    );
+}

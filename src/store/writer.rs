@@ -5,6 +5,14 @@
 //! savepoint so that one bad request fails alone. One fsync then covers the whole group,
 //! which is what keeps accept latency flat under load. SQLite calls block, so they run on
 //! this thread, never on a Tokio worker.
+//!
+//! The write-ahead log is folded back into the database in two steps. A checkpointer
+//! thread copies it in bulk (and pays the fsyncs) beside the writer. But the log only
+//! starts over when a write begins with every frame copied, and under steady load new
+//! frames always arrive while the checkpointer copies: the log would grow without end
+//! (measured: 47 MB/s at 1,000 chats/s). So once it is past [`WalPolicy::fold_frames`],
+//! the writer itself copies the few frames left, between two groups, and its next write
+//! starts the log over.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,16 +57,18 @@ pub(crate) fn spawn(
     rx: mpsc::Receiver<Request>,
     health: Arc<StoreHealth>,
     exclusive: Arc<Mutex<()>>,
+    policy: WalPolicy,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("pincer-store".into())
         .spawn(move || {
             let _only_writer = exclusive.lock();
-            let writing = Arc::new(AtomicBool::new(true));
-            let checkpointer = spawn_checkpointer(path.clone(), writing.clone());
-            let ran =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&path, rx, &health)));
-            writing.store(false, Ordering::Release);
+            let wal = Arc::new(Wal::default());
+            let checkpointer = spawn_checkpointer(path.clone(), wal.clone(), policy);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&path, rx, &health, &wal)
+            }));
+            wal.writing.store(false, Ordering::Release);
             if let Ok(checkpointer) = checkpointer {
                 let _ = checkpointer.join();
             }
@@ -73,25 +83,66 @@ pub(crate) fn spawn(
         })
 }
 
-/// How often the write-ahead log is folded back into the database.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// When the write-ahead log is copied back into the database.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalPolicy {
+    /// How often the checkpointer copies the log.
+    pub(crate) every: Duration,
+    /// Frames (pages) in the log past which the writer finishes a copy itself, so that the
+    /// log starts over.
+    pub(crate) fold_frames: i64,
+}
+
+impl Default for WalPolicy {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_millis(500),
+            // 16 MB of 4 KiB pages.
+            fold_frames: 4096,
+        }
+    }
+}
+
+/// What the writer and its checkpointer share.
+#[derive(Debug)]
+struct Wal {
+    /// The writer runs; the checkpointer ends when it does not.
+    writing: AtomicBool,
+    /// The checkpointer saw the log past `fold_frames`: the writer should fold it.
+    fold: AtomicBool,
+}
+
+impl Default for Wal {
+    fn default() -> Self {
+        Self {
+            writing: AtomicBool::new(true),
+            fold: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Once asked to fold, how long the writer waits for a moment with nothing queued before
+/// it folds anyway (a fold delays the group behind it by a copy and two fsyncs).
+const FOLD_PATIENCE: Duration = Duration::from_millis(250);
 
 /// Checkpoints on a thread of its own: SQLite's automatic checkpoint runs inside a commit
 /// and fsyncs there, which would stall every request of that group. A PASSIVE checkpoint
 /// from another connection runs beside the writer and never blocks it.
 fn spawn_checkpointer(
     path: PathBuf,
-    writing: Arc<AtomicBool>,
+    wal: Arc<Wal>,
+    policy: WalPolicy,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("pincer-checkpoint".into())
         .spawn(move || {
             let mut conn: Option<Connection> = None;
             let mut last = std::time::Instant::now();
-            while writing.load(Ordering::Acquire) {
+            let nap = policy.every.min(Duration::from_millis(25));
+            while wal.writing.load(Ordering::Acquire) {
                 // Short naps, so a stopping writer is not held up by a long one.
-                std::thread::sleep(Duration::from_millis(25));
-                if last.elapsed() < CHECKPOINT_INTERVAL {
+                std::thread::sleep(nap);
+                if last.elapsed() < policy.every {
                     continue;
                 }
                 last = std::time::Instant::now();
@@ -100,15 +151,31 @@ fn spawn_checkpointer(
                         .ok()
                         .filter(|c| c.busy_timeout(Duration::from_millis(100)).is_ok());
                 }
-                if let Some(c) = &conn {
-                    // Busy or failing: the next round tries again; the log only grows.
-                    let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                // Busy or failing: the next round tries again; the log only grows.
+                if let Some(c) = &conn
+                    && let Ok((_, log, _)) = checkpoint(c)
+                    && log >= policy.fold_frames
+                {
+                    wal.fold.store(true, Ordering::Release);
                 }
             }
         })
 }
 
-fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth) {
+/// A PASSIVE checkpoint: (busy, frames in the log, frames copied).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+    })
+}
+
+/// The writer's half of a fold: copies what the checkpointer left, with no write running,
+/// so every frame is copied and the next write starts the log over. `true` when done.
+fn fold(conn: &Connection) -> bool {
+    matches!(checkpoint(conn), Ok((false, log, copied)) if copied >= log)
+}
+
+fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: &Wal) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -120,6 +187,7 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth) {
         }
     };
     let mut conn: Option<Connection> = None;
+    let mut fold_asked: Option<std::time::Instant> = None;
     loop {
         if conn.is_none() {
             match open(path) {
@@ -154,7 +222,16 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth) {
             }
         }
         match conn.as_mut() {
-            Some(c) => commit_batch(c, batch, path, health),
+            Some(c) => {
+                commit_batch(c, batch, path, health);
+                if wal.fold.load(Ordering::Acquire) {
+                    let asked = *fold_asked.get_or_insert_with(std::time::Instant::now);
+                    if (rx.is_empty() || asked.elapsed() >= FOLD_PATIENCE) && fold(c) {
+                        wal.fold.store(false, Ordering::Release);
+                        fold_asked = None;
+                    }
+                }
+            }
             None => {
                 let reason = health
                     .reason()
@@ -180,6 +257,9 @@ fn os_cause(path: &Path) -> String {
     }
 }
 
+/// Bytes the write-ahead log keeps on disk once it starts over.
+const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
+
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -188,6 +268,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     schema::configure(&conn)?;
     // Checkpoints run on their own thread (`spawn_checkpointer`), not inside commits.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A log that grew in a burst is cut back to this when it starts over.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
