@@ -307,3 +307,45 @@ async fn under_steady_writes_the_log_still_starts_over() {
         "{written} writes over 1.5 s, yet the log started over {restarts} times"
     );
 }
+
+#[tokio::test]
+async fn one_failing_request_of_a_group_fails_alone() {
+    let db = temp_db();
+    let mut conn = writer::open(&db).expect("open");
+    let (a, a_rx) = tokio::sync::oneshot::channel();
+    let (bad, bad_rx) = tokio::sync::oneshot::channel();
+    let (b, b_rx) = tokio::sync::oneshot::channel();
+    let no_such_entry = CommitTurn {
+        inbox_id: Some(4242),
+        session: None,
+        entries: vec![],
+        reply: Some("x".into()),
+    };
+    let batch = vec![
+        writer::Request::Accept(Box::new(inbound("a", "x")), a),
+        writer::Request::CommitTurn(Box::new(no_such_entry), bad),
+        writer::Request::Accept(Box::new(inbound("b", "x")), b),
+    ];
+    writer::commit_batch(&mut conn, batch, &db, &StoreHealth::default());
+    assert!(matches!(
+        bad_rx.await.expect("answered"),
+        Err(StoreError::NotFound(_))
+    ));
+    for rx in [a_rx, b_rx] {
+        let accepted = rx.await.expect("answered").expect("accepted");
+        assert!(!accepted.duplicate);
+    }
+    drop(conn);
+    // Both accepts committed: a redelivery is a duplicate.
+    let store = Store::new(&db);
+    let _writer = store.start_writer().expect("writer");
+    for id in ["a", "b"] {
+        assert!(
+            store
+                .accept(inbound(id, "x"))
+                .await
+                .expect("accept")
+                .duplicate
+        );
+    }
+}

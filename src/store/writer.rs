@@ -215,11 +215,9 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: 
             }
         };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+        take_queued(&mut rx, &mut batch);
+        if batch.iter().all(Request::can_wait) {
+            runtime.block_on(wait_for_company(&mut rx, &mut batch));
         }
         match conn.as_mut() {
             Some(c) => {
@@ -260,7 +258,7 @@ fn os_cause(path: &Path) -> String {
 /// Bytes the write-ahead log keeps on disk once it starts over.
 const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -268,11 +266,46 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     schema::configure(&conn)?;
     // Checkpoints run on their own thread (`spawn_checkpointer`), not inside commits.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // Room for every statement the writer runs (see `exec`).
+    conn.set_prepared_statement_cache_capacity(32);
     // A log that grew in a burst is cut back to this when it starts over.
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
+
+/// A group of bookkeeping writes alone waits up to [`CAN_WAIT`] for a write someone is
+/// waiting on, and commits with it: each commit costs a dozen system calls and several
+/// pages of log, and under load this halves the commits per message.
+async fn wait_for_company(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+    let deadline = tokio::time::Instant::now() + CAN_WAIT;
+    while batch.len() < MAX_BATCH {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(request)) => {
+                let urgent = !request.can_wait();
+                batch.push(request);
+                if urgent {
+                    break;
+                }
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+    take_queued(rx, batch);
+}
+
+/// Adds what is already queued to `batch`, up to [`MAX_BATCH`].
+fn take_queued(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
+        }
+    }
+}
+
+/// How long bookkeeping writes may wait for company.
+const CAN_WAIT: Duration = Duration::from_millis(5);
 
 /// A small write that tells whether the store can write now.
 fn probe(conn: Option<&mut Connection>, path: &Path, health: &StoreHealth) {
@@ -280,7 +313,8 @@ fn probe(conn: Option<&mut Connection>, path: &Path, health: &StoreHealth) {
         return;
     };
     let result = conn.transaction().and_then(|tx| {
-        tx.execute(
+        exec(
+            &tx,
             "INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?1)",
             params![now_ms() as i64],
         )?;
@@ -292,48 +326,71 @@ fn probe(conn: Option<&mut Connection>, path: &Path, health: &StoreHealth) {
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Request>, path: &Path, health: &StoreHealth) {
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            let reason = format!("store {} cannot write: {e}", path.display());
-            health.set_unwritable(reason.clone());
-            for request in batch {
-                request.fail(StoreError::Unavailable(reason.clone()));
+pub(super) fn commit_batch(
+    conn: &mut Connection,
+    batch: Vec<Request>,
+    path: &Path,
+    health: &StoreHealth,
+) {
+    // Most groups succeed whole, so they are applied straight. Only when a request fails is
+    // the group rolled back and applied again with a savepoint each, so that it fails alone
+    // (savepoints cost a statement journal and two statements per request).
+    let mut careful = false;
+    let outcomes = loop {
+        let mut tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return refuse(batch, &e, path, health),
+        };
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for request in &batch {
+            outcomes.push(if careful {
+                in_savepoint(&mut tx, request)
+            } else {
+                request.apply(&tx)
+            });
+        }
+        if outcomes.iter().any(Result::is_err) && !careful {
+            drop(tx);
+            if batch.len() > 1 {
+                careful = true;
+                continue;
             }
-            return;
+            // A lone request that failed: its error is the answer, nothing commits.
+            break outcomes;
+        }
+        match tx.commit() {
+            Ok(()) => {
+                health.set_writable();
+                break outcomes;
+            }
+            Err(e) => return refuse(batch, &e, path, health),
         }
     };
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut tx = tx;
-    for request in batch {
-        let outcome = match tx.savepoint() {
-            Ok(sp) => {
-                let result = request.apply(&sp);
-                if result.is_ok() {
-                    sp.commit().map_err(sql).and(result)
-                } else {
-                    result
-                }
-            }
-            Err(e) => Err(sql(e)),
-        };
-        outcomes.push((request, outcome));
+    for (request, outcome) in batch.into_iter().zip(outcomes) {
+        request.finish(outcome);
     }
-    match tx.commit() {
-        Ok(()) => {
-            health.set_writable();
-            for (request, outcome) in outcomes {
-                request.finish(outcome);
-            }
-        }
-        Err(e) => {
-            let reason = format!("store {} cannot write: {e}", path.display());
-            health.set_unwritable(reason.clone());
-            for (request, _) in outcomes {
-                request.fail(StoreError::Unavailable(reason.clone()));
-            }
-        }
+}
+
+/// A group the store could not write: every request gets the reason, which readiness shows.
+fn refuse(batch: Vec<Request>, error: &rusqlite::Error, path: &Path, health: &StoreHealth) {
+    let reason = format!("store {} cannot write: {error}", path.display());
+    health.set_unwritable(reason.clone());
+    for request in batch {
+        request.fail(StoreError::Unavailable(reason.clone()));
+    }
+}
+
+/// Applies one request of a group inside a savepoint, so that failing undoes only it.
+fn in_savepoint(
+    tx: &mut rusqlite::Transaction<'_>,
+    request: &Request,
+) -> Result<Outcome, StoreError> {
+    let sp = tx.savepoint().map_err(sql)?;
+    let result = request.apply(&sp);
+    if result.is_ok() {
+        sp.commit().map_err(sql).and(result)
+    } else {
+        result
     }
 }
 
@@ -346,11 +403,21 @@ enum Outcome {
 }
 
 impl Request {
+    /// Bookkeeping nobody waits on to answer a message (where a message was routed, that
+    /// its reply went out, the secrets trail): it may wait a moment for a commit.
+    fn can_wait(&self) -> bool {
+        matches!(
+            self,
+            Self::Route(..) | Self::MarkDelivered(..) | Self::RecordAccess(..)
+        )
+    }
+
     fn apply(&self, tx: &Connection) -> Result<Outcome, StoreError> {
         match self {
             Self::Accept(inbound, _) => accept(tx, inbound).map(Outcome::Accepted),
             Self::Route(id, key, _) => {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE inbox SET session_key = ?1 WHERE id = ?2",
                     params![key, id],
                 )
@@ -359,7 +426,8 @@ impl Request {
             }
             Self::CommitTurn(turn, _) => commit_turn(tx, turn).map(Outcome::Committed),
             Self::MarkDelivered(id, _) => {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE inbox SET state = 'delivered' WHERE id = ?1 AND state = 'answered'",
                     params![id],
                 )
@@ -372,12 +440,14 @@ impl Request {
             }
             Self::PutMeta(account, key, value, _) => {
                 match value {
-                    Some(value) => tx.execute(
+                    Some(value) => exec(
+                        tx,
                         "INSERT OR REPLACE INTO channel_meta (account, key, value, at)
                          VALUES (?1, ?2, ?3, ?4)",
                         params![account, key, value, now_ms() as i64],
                     ),
-                    None => tx.execute(
+                    None => exec(
+                        tx,
                         "DELETE FROM channel_meta WHERE account = ?1 AND key = ?2",
                         params![account, key],
                     ),
@@ -458,8 +528,8 @@ fn accept(tx: &Connection, inbound: &Inbound) -> Result<Accepted, StoreError> {
             ],
         )
         .map_err(sql)?;
-    let (id, state, reply): (i64, String, Option<String>) = tx
-        .query_row(
+    let (id, state, reply): (i64, String, Option<String>) = query_row(
+            tx,
             "SELECT id, state, reply FROM inbox WHERE channel = ?1 AND account = ?2 AND upstream_id = ?3",
             params![inbound.channel, inbound.account, inbound.upstream_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -475,14 +545,14 @@ fn accept(tx: &Connection, inbound: &Inbound) -> Result<Accepted, StoreError> {
 
 fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreError> {
     if let Some(id) = turn.inbox_id {
-        let row: Option<(String, Option<String>)> = tx
-            .query_row(
-                "SELECT state, reply FROM inbox WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql)?;
+        let row: Option<(String, Option<String>)> = query_row(
+            tx,
+            "SELECT state, reply FROM inbox WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql)?;
         match row {
             None => return Err(StoreError::NotFound(format!("inbox entry {id}"))),
             Some((state, reply)) if parse_state(&state)? != InboxState::Pending => {
@@ -499,18 +569,19 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
     let mut first_seq = None;
     if let Some(row) = &turn.session {
         save_session(tx, row)?;
-        let mut seq: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
-                params![row.key],
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
+        let mut seq: i64 = query_row(
+            tx,
+            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
+            params![row.key],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
         first_seq = (!turn.entries.is_empty()).then_some(seq + 1);
         for entry in &turn.entries {
             seq += 1;
             let blob = encode_entry(entry)?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO transcript (session_key, seq, entry) VALUES (?1, ?2, ?3)",
                 params![row.key, seq, blob],
             )
@@ -518,7 +589,8 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
         }
     }
     if let Some(id) = turn.inbox_id {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE inbox SET state = 'answered', reply = ?1,
                  session_key = COALESCE(?2, session_key), answered_at = ?3
              WHERE id = ?4",
@@ -533,7 +605,8 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
 }
 
 fn save_session(tx: &Connection, row: &SessionRow) -> Result<(), StoreError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO sessions (key, agent, channel, account, created_at, last_active, idle_ms,
                                max_age_ms, context_from, turns)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -568,4 +641,20 @@ pub(crate) fn parse_state(state: &str) -> Result<InboxState, StoreError> {
         "delivered" => Ok(InboxState::Delivered),
         other => Err(StoreError::Decode(format!("unknown inbox state `{other}`"))),
     }
+}
+
+/// Runs a statement kept in the connection's cache: these run thousands of times a second
+/// under load, and parsing their SQL each time showed in the writer's profile.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// [`exec`] for a statement that returns one row.
+fn query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, row)
 }
