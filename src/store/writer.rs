@@ -97,7 +97,9 @@ impl Default for WalPolicy {
     fn default() -> Self {
         Self {
             every: Duration::from_millis(500),
-            // 16 MB of 4 KiB pages.
+            // 16 MB of 4 KiB pages. A fold stalls the writer for a copy and two fsyncs
+            // (1.5 to 3 ms measured at 1,000 chats/s, where it comes every 0.5 s); under a
+            // light load the log starts over by itself between messages and never folds.
             fold_frames: 4096,
         }
     }
@@ -256,7 +258,7 @@ fn os_cause(path: &Path) -> String {
 }
 
 /// Bytes the write-ahead log keeps on disk once it starts over.
-const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
@@ -268,7 +270,9 @@ pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // Room for every statement the writer runs (see `exec`).
     conn.set_prepared_statement_cache_capacity(32);
-    // A log that grew in a burst is cut back to this when it starts over.
+    // A log that grew in a burst is cut back to this when it starts over. Well above the
+    // fold size, so a steady log keeps its blocks: cutting it each time cost the first
+    // commit after a fold 5 to 8 ms (freeing and allocating blocks, behind ext4's journal).
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
