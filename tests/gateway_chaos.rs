@@ -154,6 +154,15 @@ async fn a_reply_committed_by_a_session_killed_before_handing_it_over_still_reac
         }
         gw.wait_ready(Duration::from_secs(10)).await;
     }
-    let metrics = gw.get_text("/metrics").await;
-    assert!(metrics.contains("pincer_inbox_undelivered 0"), "{metrics}");
+    // Marking a reply delivered is bookkeeping the store may hold a few milliseconds to
+    // commit with other writes: it must reach zero, not at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let metrics = gw.get_text("/metrics").await;
+        if metrics.contains("pincer_inbox_undelivered 0") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
