@@ -419,7 +419,10 @@ async fn a_long_reply_is_split_at_2000_within_the_route_bucket_and_429s_are_hono
     assert_eq!(got[0].content, "echo: after a global limit");
     assert!(
         started.elapsed() >= Duration::from_millis(1400),
-        "retry_after honoured twice"
+        "retry_after honoured twice: answered after {:?}, {:?}; log:\n{}",
+        started.elapsed(),
+        fake.counters(),
+        gw.log()
     );
     assert_eq!(fake.counters().global_rate_limited, 2);
 }
