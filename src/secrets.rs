@@ -73,6 +73,14 @@ pub fn digest(value: &str) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// The error of ref `r` that did not resolve, given why.
+fn unresolved(r: &crate::config::SecretRef) -> impl Fn(String) -> SecretError + '_ {
+    move |why| SecretError::Unresolved {
+        reference: r.to_string(),
+        why,
+    }
+}
+
 /// Resolves `value` outside a running gateway (the CLI): plaintext, env and file refs;
 /// Vault and AWS refs only through [`resolve_now`].
 pub fn resolve(
@@ -84,11 +92,8 @@ pub fn resolve(
     match value {
         SecretValue::Plain(text) => Ok(text.clone()),
         SecretValue::Ref(r) => {
-            let unresolved = |why: String| SecretError::Unresolved {
-                reference: r.to_string(),
-                why,
-            };
-            let key = refs::settle(r, config).map_err(unresolved)?;
+            let unresolved = unresolved(r);
+            let key = refs::settle(r, config).map_err(&unresolved)?;
             let http = crate::provider::http_client();
             let ctx = fetch::Ctx {
                 config,
@@ -113,11 +118,8 @@ pub async fn resolve_now(
     let SecretValue::Ref(r) = value else {
         return resolve(value, config, home, env);
     };
-    let unresolved = |why: String| SecretError::Unresolved {
-        reference: r.to_string(),
-        why,
-    };
-    let key = refs::settle(r, config).map_err(unresolved)?;
+    let unresolved = unresolved(r);
+    let key = refs::settle(r, config).map_err(&unresolved)?;
     let http = crate::provider::http_client();
     let ctx = fetch::Ctx {
         config,
