@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -70,6 +70,7 @@ pub(crate) fn spawn(
             }));
             wal.writing.store(false, Ordering::Release);
             if let Ok(checkpointer) = checkpointer {
+                checkpointer.thread().unpark();
                 let _ = checkpointer.join();
             }
             if let Err(panic) = ran {
@@ -116,6 +117,9 @@ struct Wal {
     writing: AtomicBool,
     /// The checkpointer saw the log past `fold_frames`: the writer should fold it.
     fold: AtomicBool,
+    /// Groups the writer has committed: a checkpointer that finds no new ones and copied
+    /// everything last time has nothing to do.
+    commits: AtomicU64,
 }
 
 impl Default for Wal {
@@ -123,6 +127,7 @@ impl Default for Wal {
         Self {
             writing: AtomicBool::new(true),
             fold: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
         }
     }
 }
@@ -143,25 +148,26 @@ fn spawn_checkpointer(
         .name("pincer-checkpoint".into())
         .spawn(move || {
             let mut conn: Option<Connection> = None;
-            let mut last = std::time::Instant::now();
-            let nap = policy.every.min(Duration::from_millis(25));
+            // Commits already copied, as of the last pass that copied the whole log.
+            let mut copied_up_to = None;
             while wal.writing.load(Ordering::Acquire) {
-                // Short naps, so a stopping writer is not held up by a long one.
-                std::thread::sleep(nap);
-                if last.elapsed() < policy.every {
-                    continue;
+                // The writer unparks it when it stops.
+                std::thread::park_timeout(policy.every);
+                let commits = wal.commits.load(Ordering::Acquire);
+                if copied_up_to == Some(commits) {
+                    continue; // idle: nothing new since everything was copied
                 }
-                last = std::time::Instant::now();
                 if conn.is_none() && path.exists() {
                     conn = Connection::open(&path)
                         .ok()
                         .filter(|c| c.busy_timeout(Duration::from_millis(100)).is_ok());
                 }
                 // Busy or failing: the next round tries again; the log only grows.
-                if let Some(c) = &conn
-                    && let Ok((_, log, _)) = checkpoint(c)
-                    && log >= policy.fold_frames
-                {
+                let Some(Ok((busy, log, copied))) = conn.as_ref().map(checkpoint) else {
+                    continue;
+                };
+                copied_up_to = (!busy && copied >= log).then_some(commits);
+                if log >= policy.fold_frames {
                     wal.fold.store(true, Ordering::Release);
                 }
             }
@@ -228,6 +234,7 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: 
         match conn.as_mut() {
             Some(c) => {
                 commit_batch(c, batch, path, health);
+                wal.commits.fetch_add(1, Ordering::Release);
                 if wal.fold.load(Ordering::Acquire) {
                     let asked = *fold_asked.get_or_insert_with(std::time::Instant::now);
                     if (rx.is_empty() || asked.elapsed() >= FOLD_PATIENCE) && fold(c) {
