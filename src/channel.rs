@@ -27,7 +27,8 @@ pub use outbox::{Delivery, HandedTo, Outbox, Push, Waiter};
 
 use crate::gateway::{Account, Gateway};
 use crate::router::RouterMsg;
-use crate::store::{Accepted, Inbound, InboxEntry, InboxState, StoreError};
+use crate::store::{Accepted, InboxEntry, InboxState, StoreError};
+use pincer_core::Inbound;
 
 /// Sessions one account may hold at once.
 pub const MAX_SESSIONS: usize = 100_000;
@@ -66,7 +67,7 @@ pub async fn intake(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeEr
             reply: None,
         };
         // A router that is down now finds the entry on its next sweep of the inbox.
-        if let Some(router) = gw.actor::<RouterMsg>(&crate::gateway::path("router")) {
+        if let Some(router) = gw.actor::<RouterMsg>(&pincer_core::paths::top("router")) {
             let _ = router.cast(RouterMsg::Route(Box::new(entry)));
         }
     }
@@ -126,7 +127,10 @@ pub fn give_up(gw: &Gateway, kind: &str, account: &str, why: &str) {
         "Channel account cannot run until its config changes."
     );
     gw.links().fatal(account, why);
-    gw.set_problem(&link_path(kind, account), Some(why.to_string()));
+    gw.set_problem(
+        &pincer_core::paths::link(kind, account),
+        Some(why.to_string()),
+    );
 }
 
 /// Resolves an account's bot `token`; gives up (see [`give_up`]) and returns `None` when
@@ -144,7 +148,7 @@ pub fn account_token(
         Some(Err(error @ crate::secrets::SecretError::Unresolved { .. })) => {
             let why = format!("waiting for its token: {error}");
             gw.links().fatal(account, &why);
-            gw.set_problem(&link_path(kind, account), Some(why));
+            gw.set_problem(&pincer_core::paths::link(kind, account), Some(why));
             None
         }
         Some(Err(error)) => {
@@ -191,31 +195,4 @@ pub fn restart_on_rotation(
             }
         }
     });
-}
-
-/// Reads an upstream's answer, refusing one larger than `max` bytes.
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| "answer cut short".to_string())?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(format!("answer larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// The registry path of an account's link.
-pub fn link_path(kind: &str, account: &str) -> String {
-    format!(
-        "{}/channels/channel:{kind}:{account}/link",
-        crate::gateway::ROOT
-    )
 }

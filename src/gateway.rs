@@ -19,10 +19,10 @@ use tokio::sync::watch;
 
 use crate::channel::{Links, Outbox};
 use crate::config::{Config, Sources};
-use crate::metrics::Metrics;
 use crate::provider::Pool;
 use crate::stats::Stats;
 use crate::store::Store;
+use pincer_core::metrics::Metrics;
 
 /// The root's name: every path starts with it.
 pub const ROOT: &str = "pincer";

@@ -45,7 +45,7 @@ pub fn readiness_of(gw: &Gateway, snapshot: &Snapshot) -> Readiness {
         failing.push((ROOT.to_string(), "starting".to_string()));
     }
     if let Some(reason) = gw.store().health().reason() {
-        failing.push((crate::gateway::path("store"), reason));
+        failing.push((pincer_core::paths::top("store"), reason));
     }
     failing.extend(gw.problems());
     for record in &snapshot.actors {

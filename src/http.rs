@@ -226,17 +226,11 @@ pub fn local_or_authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = 
 
 fn token_matches(gw: &Gateway, given: Option<&str>) -> bool {
     match (gw.token(), given) {
-        (Some(token), Some(given)) => constant_time_eq(token.as_bytes(), given.as_bytes()),
+        (Some(token), Some(given)) => {
+            pincer_core::net::constant_time_eq(token.as_bytes(), given.as_bytes())
+        }
         _ => false,
     }
-}
-
-/// Compares without an early exit, so timing tells nothing about where bytes differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The value of `name` in a raw query string, percent-decoded.
@@ -283,13 +277,6 @@ pub fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_compare_by_content_only() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
 
     #[test]
     fn query_values_are_decoded() {

@@ -16,7 +16,6 @@ pub mod config;
 pub mod gateway;
 pub mod health;
 pub mod http;
-pub mod metrics;
 pub mod provider;
 pub mod router;
 pub mod secrets;

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, ThinkingMode, Transport};
 use crate::gateway::Gateway;
-use crate::store::Role;
+use pincer_core::Role;
 
 pub use pool::{Lease, Pool};
 
@@ -220,11 +220,6 @@ pub fn providers_spec(gw: &Gateway) -> ChildSpec {
     spec
 }
 
-/// The registry path of provider `name`.
-pub fn provider_path(name: &str) -> String {
-    format!("{}/providers/provider:{name}", crate::gateway::ROOT)
-}
-
 /// Whether `config` has provider `name` (echo is always there).
 pub fn is_configured(config: &Config, name: &str) -> bool {
     match name {
@@ -245,7 +240,7 @@ pub async fn dispatch(
     let unavailable = || DispatchError::Unavailable(name.to_string());
     if name == echo::NAME {
         let provider = gw
-            .actor::<ProviderMsg>(&provider_path(name))
+            .actor::<ProviderMsg>(&pincer_core::paths::provider(name))
             .ok_or_else(unavailable)?;
         let msg = ProviderMsg::Stream {
             request: Box::new(request),

@@ -14,11 +14,12 @@ use std::time::Duration;
 use pincer_actors::{Scope, Timer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-pub use resolve::{Route, RouteError, Tier, resolve, session_key};
+pub use resolve::{Route, RouteError, Tier, resolve};
 
 use crate::gateway::Gateway;
 use crate::session::{self, SessionMsg};
-use crate::store::{InboxEntry, now_ms};
+use crate::store::InboxEntry;
+use pincer_core::now_ms;
 
 /// How often the inbox is swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -117,7 +118,7 @@ impl Actor for Router {
 async fn route(gw: &Gateway, entry: InboxEntry) {
     let (agent, key) = match &entry.session_key {
         // Routed before (a resumed entry): keep its session even if bindings changed.
-        Some(key) => match agent_of(key) {
+        Some(key) => match pincer_core::session_key::agent_of(key) {
             Some(agent) => (agent.to_string(), key.clone()),
             None => return,
         },
@@ -140,7 +141,7 @@ async fn route(gw: &Gateway, entry: InboxEntry) {
             let _ = store.route(id, &key).await;
         });
     }
-    let child = session::child_id(&key);
+    let child = pincer_core::session_key::child_id(&key);
     let entry = Box::new(entry);
     let entry = match account.sessions.get(&child) {
         Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry)) {
@@ -159,9 +160,4 @@ async fn route(gw: &Gateway, entry: InboxEntry) {
             tracing::warn!(session = %key, %error, "Cannot start session; the inbox entry waits for the next sweep.");
         }
     }
-}
-
-/// The agent id in a session key.
-pub fn agent_of(key: &str) -> Option<&str> {
-    key.strip_prefix("agent:")?.split(':').next()
 }

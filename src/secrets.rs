@@ -255,14 +255,14 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Asks the running watcher to reload (SIGHUP); `false` if it is not running.
 pub fn request_reload(gw: &Gateway) -> bool {
-    gw.actor::<SecretsMsg>(&crate::gateway::path("secrets"))
+    gw.actor::<SecretsMsg>(&pincer_core::paths::top("secrets"))
         .is_some_and(|a| a.cast(SecretsMsg::Reload(None)).is_ok())
 }
 
 /// Reloads through the running watcher and waits for its report.
 pub async fn reload(gw: &Gateway) -> Result<Report, String> {
     let actor = gw
-        .actor::<SecretsMsg>(&crate::gateway::path("secrets"))
+        .actor::<SecretsMsg>(&pincer_core::paths::top("secrets"))
         .ok_or("the secrets actor is not running")?;
     match actor
         .call(
@@ -844,7 +844,7 @@ apiKey = "vault:pincer/b#key"
         let provider = handle(&gw, refs::provider_owner("openai"));
         assert!(provider.get(&value("pincer/openai#key")).is_ok());
         // Tools hold no handle of their own; any path outside the config reads nothing.
-        let tools = handle(&gw, format!("{}/tools", crate::gateway::ROOT));
+        let tools = handle(&gw, format!("{}/tools", pincer_core::paths::ROOT));
         for id in ["pincer/a#key", "pincer/b#key", "pincer/openai#key"] {
             assert!(matches!(
                 tools.get(&value(id)),

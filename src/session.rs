@@ -24,7 +24,8 @@ use crate::agent::{self, TurnEvent, TurnRequest};
 use crate::channel::{Delivery, HandedTo};
 use crate::gateway::Gateway;
 use crate::provider::ChatMessage;
-use crate::store::{CommitTurn, InboxEntry, InboxState, Role, SessionRow, TranscriptEntry, now_ms};
+use crate::store::{CommitTurn, InboxEntry, InboxState, SessionRow};
+use pincer_core::{Role, TranscriptEntry, now_ms};
 
 /// Tries of one turn before the session answers with an error.
 const MAX_ATTEMPTS: u32 = 6;
@@ -103,16 +104,6 @@ struct Current {
     started: Instant,
 }
 
-/// The child id of the session with `key` (ids may not contain `/`).
-pub fn child_id(key: &str) -> String {
-    format!(
-        "session:{}",
-        key.replace('%', "%25")
-            .replace('/', "%2F")
-            .replace(|c: char| c.is_control(), "%3F")
-    )
-}
-
 /// The child spec of a session.
 pub fn spec(gw: &Gateway, key: &str, agent: &str, channel: &str, account: &str) -> ChildSpec {
     let (gw, key, agent, channel, account) = (
@@ -122,7 +113,7 @@ pub fn spec(gw: &Gateway, key: &str, agent: &str, channel: &str, account: &str) 
         channel.to_string(),
         account.to_string(),
     );
-    ChildSpec::new(child_id(&key), move |ctx| {
+    ChildSpec::new(pincer_core::session_key::child_id(&key), move |ctx| {
         let args = SessionArgs {
             gw: gw.clone(),
             key: key.clone(),

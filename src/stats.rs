@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Metrics};
+use pincer_core::metrics::{Counter, Histogram, LATENCY_BUCKETS, Metrics};
 
 /// Handles on the message-path metrics.
 #[derive(Clone, Debug)]

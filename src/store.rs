@@ -22,9 +22,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 pub use health::StoreHealth;
-pub use records::{
-    Inbound, InboxEntry, InboxState, PeerRef, Role, SessionRow, TranscriptEntry, now_ms,
-};
+use pincer_core::{Inbound, TranscriptEntry};
+pub use records::{InboxEntry, InboxState, SessionRow};
 use writer::Request;
 
 /// Requests waiting for the writer before senders wait too (back-pressure).

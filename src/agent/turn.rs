@@ -19,7 +19,7 @@ use crate::provider::{
     self, ChatMessage, DispatchError, ErrorKind, Item, ProviderError, ProviderEvent,
     ProviderRequest,
 };
-use crate::store::Role;
+use pincer_core::Role;
 
 /// What a session asks of a turn.
 #[derive(Debug, Clone)]

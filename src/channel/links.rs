@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::store::now_ms;
+use pincer_core::now_ms;
 
 /// How one account's link is doing.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

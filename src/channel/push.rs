@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::{Delivery, Push};
 use crate::gateway::Gateway;
-use crate::store::{Inbound, now_ms};
+use pincer_core::{Inbound, now_ms};
 
 /// How often answered-but-unsent replies are looked for.
 const REDELIVER_INTERVAL: Duration = Duration::from_secs(3);

@@ -20,7 +20,7 @@ use warp::ws::{Message, WebSocket};
 
 use super::{Delivery, IntakeError, intake};
 use crate::gateway::Gateway;
-use crate::store::{Inbound, PeerRef, now_ms};
+use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// Largest frame a browser may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

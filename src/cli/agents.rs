@@ -254,7 +254,7 @@ fn account_of(config: &Config, b: &Binding) -> Option<(&'static str, String)> {
 }
 
 fn link_running(tree: &Value, kind: &str, account: &str) -> bool {
-    let want = crate::channel::link_path(kind, account);
+    let want = pincer_core::paths::link(kind, account);
     fn find(node: &Value, want: &str) -> Option<bool> {
         if node["path"].as_str() == Some(want) {
             return Some(node["state"].as_str() == Some("running"));

@@ -257,7 +257,7 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
 
 /// A Unix-ms time as "N s/min/h ago".
 fn ago(ms: u64) -> String {
-    let secs = crate::store::now_ms().saturating_sub(ms) / 1000;
+    let secs = pincer_core::now_ms().saturating_sub(ms) / 1000;
     match secs {
         0..120 => format!("{secs} s ago"),
         120..7200 => format!("{} min ago", secs / 60),

@@ -329,7 +329,7 @@ async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     let mut counts = std::collections::BTreeMap::<String, (u64, u64)>::new();
     fn walk(node: &serde_json::Value, counts: &mut std::collections::BTreeMap<String, (u64, u64)>) {
         let path = node["path"].as_str().unwrap_or_default();
-        let kind = crate::http::prometheus::actor_kind(path).to_string();
+        let kind = pincer_core::paths::kind(path).to_string();
         let entry = counts.entry(kind).or_default();
         entry.0 += 1;
         entry.1 += node["restarts_total"].as_u64().unwrap_or(0);

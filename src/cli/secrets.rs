@@ -295,7 +295,7 @@ async fn access(
         Some(text) => {
             let ago = crate::config::duration::parse_duration(&text)
                 .map_err(|e| usage(anyhow!("--since {text}: {e}")))?;
-            crate::store::now_ms().saturating_sub(ago.as_millis() as u64)
+            pincer_core::now_ms().saturating_sub(ago.as_millis() as u64)
         }
         None => 0,
     };

@@ -257,7 +257,7 @@ async fn reconcile_accounts(
                 continue;
             }
             let _ = channels.terminate_child(&child).await;
-            gw.set_problem(&crate::channel::link_path(kind, id), None);
+            gw.set_problem(&pincer_core::paths::link(kind, id), None);
             // New settings may be a new bot: its old Discord session is not to be resumed.
             gw.links().forget(id);
             if gone {

@@ -123,7 +123,7 @@ fn control(path: &str, done: &str, result: Result<(), ControlError>) -> warp::re
 }
 
 async fn reload_config(gw: Gateway) -> warp::reply::Response {
-    let Some(config) = gw.actor::<ConfigMsg>(&crate::gateway::path("config")) else {
+    let Some(config) = gw.actor::<ConfigMsg>(&pincer_core::paths::top("config")) else {
         return ApiError::unavailable("the config actor is restarting").into_reply();
     };
     let outcome = config
@@ -144,7 +144,7 @@ async fn reload_config(gw: Gateway) -> warp::reply::Response {
 fn session_json(gw: &Gateway, row: &SessionRow, now: u64) -> Value {
     let running = gw.account(&row.account).is_some_and(|a| {
         a.sessions
-            .get(&crate::session::child_id(&row.key))
+            .get(&pincer_core::session_key::child_id(&row.key))
             .is_some()
     });
     json!({
@@ -165,7 +165,7 @@ fn session_json(gw: &Gateway, row: &SessionRow, now: u64) -> Value {
 async fn list_sessions(gw: Gateway) -> warp::reply::Response {
     match gw.store().sessions().await {
         Ok(rows) => {
-            let now = crate::store::now_ms();
+            let now = pincer_core::now_ms();
             let sessions: Vec<Value> = rows.iter().map(|r| session_json(&gw, r, now)).collect();
             ok(json!({"sessions": sessions}))
         }
@@ -188,7 +188,7 @@ async fn show_session(key: String, gw: Gateway) -> warp::reply::Response {
         Ok(t) => t,
         Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
     };
-    let mut body = session_json(&gw, &row, crate::store::now_ms());
+    let mut body = session_json(&gw, &row, pincer_core::now_ms());
     body["context_from"] = json!(row.context_from);
     body["transcript"] = transcript
         .into_iter()

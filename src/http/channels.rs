@@ -86,7 +86,7 @@ async fn telegram_webhook(
                 .into_reply();
         }
     };
-    let path = crate::channel::link_path("telegram", &account);
+    let path = pincer_core::paths::link("telegram", &account);
     let Some(link) = gw.actor::<TelegramLinkMsg>(&path) else {
         return ApiError::unavailable(format!("telegram account `{account}` is not running"))
             .into_reply();
@@ -129,7 +129,7 @@ pub fn channels_json(gw: &Gateway) -> Value {
         .into_iter()
         .map(|(kind, id)| {
             let local = matches!(kind, "web" | "http");
-            let path = crate::channel::link_path(kind, id);
+            let path = pincer_core::paths::link(kind, id);
             let running = gw
                 .registry()
                 .get(&path)

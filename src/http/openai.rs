@@ -19,9 +19,10 @@ use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated};
 use crate::channel::http::HttpLinkMsg;
-use crate::channel::{Delivery, IntakeError, Waiter, link_path};
+use crate::channel::{Delivery, IntakeError, Waiter};
 use crate::gateway::Gateway;
-use crate::store::{Accepted, Inbound, PeerRef, now_ms};
+use crate::store::Accepted;
+use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// How long a request waits for its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -213,7 +214,7 @@ async fn chat_completions(
 }
 
 async fn submit(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeError> {
-    let path = link_path("http", "http");
+    let path = pincer_core::paths::link("http", "http");
     let link = gw
         .actor::<HttpLinkMsg>(&path)
         .ok_or_else(|| IntakeError::LinkDown(path.clone()))?;

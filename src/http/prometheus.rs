@@ -26,7 +26,7 @@ async fn render(gw: Gateway) -> warp::reply::Response {
     let mut restarts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut actors: BTreeMap<&str, u64> = BTreeMap::new();
     for record in &snapshot.actors {
-        let kind = actor_kind(&record.path);
+        let kind = pincer_core::paths::kind(&record.path);
         *restarts.entry(kind).or_default() += record.restarts_total;
         *actors.entry(kind).or_default() += 1;
     }
@@ -61,11 +61,4 @@ async fn render(gw: Gateway) -> warp::reply::Response {
         let _ = writeln!(text, "pincer_inbox_undelivered {undelivered}");
     }
     warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
-}
-
-/// `session` for `.../session:agent:main:...`, `channel` for `channel:web:web`, the id
-/// itself for fixed actors (`router`, `store`).
-pub fn actor_kind(path: &str) -> &str {
-    let last = path.rsplit('/').next().unwrap_or(path);
-    last.split(':').next().unwrap_or(last)
 }

@@ -4,7 +4,6 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::{ApiError, Caller, caller};
-use crate::channel::link_path;
 use crate::channel::web::{MAX_FRAME_BYTES, WebLinkMsg};
 use crate::gateway::Gateway;
 
@@ -25,7 +24,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
             if !(who.local || who.authenticated) {
                 return ApiError::unauthorized().into_reply();
             }
-            let path = link_path("web", "web");
+            let path = pincer_core::paths::link("web", "web");
             let Some(link) = gw.actor::<WebLinkMsg>(&path) else {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

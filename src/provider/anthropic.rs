@@ -74,7 +74,7 @@ pub fn spec(gw: &Gateway) -> ChildSpec {
         .as_ref()
         .map_or(1, |a| a.pool_size.get());
     let paths = (0..size)
-        .map(|n| format!("{}/conn:{NAME}:{n}", super::provider_path(NAME)))
+        .map(|n| pincer_core::paths::conn(NAME, n))
         .collect();
     gw.set_pool(
         NAME,

@@ -123,7 +123,10 @@ pub async fn post(
                 (verdict, Some(status))
             }
             Err(error) => {
-                last = format!("cannot reach the API: {}", without_url(&error));
+                last = format!(
+                    "cannot reach the API: {}",
+                    pincer_core::net::without_url(&error)
+                );
                 (Verdict::Retry(None), None)
             }
         };
@@ -168,19 +171,4 @@ pub fn refused(status: Option<StatusCode>, message: String) -> ProviderError {
         _ => ErrorKind::Rejected,
     };
     ProviderError::new(kind, message)
-}
-
-/// A reqwest error's text without its URL (which may carry a token in a query).
-pub fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text.replace(url.as_str(), "<url>");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

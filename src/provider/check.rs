@@ -107,7 +107,10 @@ async fn probe(provider: &str, n: usize, request: reqwest::RequestBuilder, url: 
         }
         Err(e) => Finding {
             ok: false,
-            text: format!("{which}: unreachable: {}", super::call::without_url(&e)),
+            text: format!(
+                "{which}: unreachable: {}",
+                pincer_core::net::without_url(&e)
+            ),
         },
     }
 }

@@ -101,7 +101,7 @@ pub fn spec(gw: &Gateway) -> ChildSpec {
         .map_or(1, |o| o.pool_size.get());
     let id = format!("provider:{NAME}");
     let paths = (0..size)
-        .map(|n| format!("{}/conn:{NAME}:{n}", super::provider_path(NAME)))
+        .map(|n| pincer_core::paths::conn(NAME, n))
         .collect();
     // Over SSE only, a connection actor is a plain HTTP client and takes many calls.
     let capacity = match config.response.transport {

@@ -6,7 +6,8 @@
 //! gives must match; its most specific field decides its tier.
 
 use crate::config::{Binding, BindingMatch, Config};
-use crate::store::Inbound;
+use pincer_core::Inbound;
+use pincer_core::session_key::session_key;
 
 /// The tier a binding matched at, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -80,24 +81,6 @@ pub fn resolve(config: &Config, inbound: &Inbound) -> Result<Route, RouteError> 
     })
 }
 
-/// `agent:<agent>:<channel>:<account>:<peer kind>:<peer id>[:thread:<id>|:topic:<id>]`.
-pub fn session_key(agent: &str, inbound: &Inbound) -> String {
-    let mut key = format!(
-        "agent:{agent}:{}:{}:{}:{}",
-        inbound.channel, inbound.account, inbound.peer.kind, inbound.peer.id
-    );
-    if let Some(thread) = &inbound.thread {
-        // Telegram calls them topics (forum and DM topics), Discord threads.
-        key.push_str(if inbound.channel == "telegram" {
-            ":topic:"
-        } else {
-            ":thread:"
-        });
-        key.push_str(thread);
-    }
-    key
-}
-
 /// The first binding of the most specific tier that matches.
 fn best_binding(bindings: &[Binding], inbound: &Inbound) -> Option<(usize, Tier)> {
     bindings
@@ -153,7 +136,7 @@ fn tier_of(m: &BindingMatch, inbound: &Inbound) -> Option<Tier> {
 mod tests {
     use super::*;
     use crate::config::{Format, parse_str};
-    use crate::store::PeerRef;
+    use pincer_core::PeerRef;
 
     fn config() -> Config {
         parse_str(

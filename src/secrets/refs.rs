@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, FileMode, SecretProvider, SecretRef, SecretSource, SecretValue};
-use crate::gateway::ROOT;
+use pincer_core::paths::ROOT;
 
 /// One secret-bearing value in a config.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ pub fn gateway_owner() -> String {
 
 /// The owner of a provider's keys.
 pub fn provider_owner(name: &str) -> String {
-    crate::provider::provider_path(name)
+    pincer_core::paths::provider(name)
 }
 
 /// The owner of an agent's own key.

@@ -143,7 +143,7 @@ fn unreachable_error(address: &str, error: &reqwest::Error) -> BackendError {
 
 async fn answer(response: reqwest::Response, path: &str) -> Result<Value, BackendError> {
     let status = response.status().as_u16();
-    let body = crate::channel::read_capped(response, MAX_ANSWER)
+    let body = pincer_core::net::read_capped(response, MAX_ANSWER)
         .await
         .map_err(|e| BackendError::Unavailable(format!("Vault answer for `{path}`: {e}")))?;
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::SessionState;
 use crate::config::duration::parse_duration;
-use crate::store::now_ms;
+use pincer_core::now_ms;
 
 /// A session command.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use pincer_core::{PeerRef, Role, now_ms};
+
 use super::*;
 
 /// A database path in a directory of its own, removed with the value: the log of a busy

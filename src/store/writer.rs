@@ -24,7 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::StoreHealth;
-use super::records::{Inbound, InboxState, SessionRow, TranscriptEntry, now_ms};
+use pincer_core::{Inbound, TranscriptEntry, now_ms};
+
+use super::records::{InboxState, SessionRow};
 use super::{Accepted, CommitTurn, Committed, StoreError, schema};
 
 /// Most requests committed in one transaction.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::rest::Rest;
 use crate::channel::{IntakeError, intake};
 use crate::gateway::Gateway;
-use crate::store::{Inbound, PeerRef, now_ms};
+use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// Everything a dispatch needs from its link.
 #[derive(Debug)]

@@ -56,7 +56,7 @@ impl Actor for DiscordLink {
 
 async fn run(gw: Gateway, scope: Scope, account: String) {
     // A new start is a new try: an earlier fatal reason shows again if it still holds.
-    gw.set_problem(&crate::channel::link_path("discord", &account), None);
+    gw.set_problem(&pincer_core::paths::link("discord", &account), None);
     let Some(settings) = gw
         .config()
         .channels

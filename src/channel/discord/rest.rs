@@ -169,7 +169,7 @@ impl Rest {
             };
             let retry_header = header_secs("retry-after");
             let global_header = response.headers().get("x-ratelimit-global").is_some();
-            let bytes = crate::channel::read_capped(response, MAX_ANSWER_BYTES)
+            let bytes = pincer_core::net::read_capped(response, MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| fail(Some(status), e))?;
             let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::rest::Rest;
 use crate::channel::push::{Draft, SendError, Upstream};
 use crate::channel::split;
-use crate::store::Inbound;
+use pincer_core::Inbound;
 
 /// Discord's limit on a message's content.
 pub(crate) const MAX_CONTENT: usize = 2000;

@@ -99,7 +99,7 @@ impl Api {
             .await
             .map_err(|e| transport(describe(&e)))?;
         let status = response.status().as_u16();
-        let bytes = crate::channel::read_capped(response, MAX_ANSWER_BYTES)
+        let bytes = pincer_core::net::read_capped(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| transport(e.to_string()))?;
         let answer: Value = serde_json::from_slice(&bytes).map_err(|_| {

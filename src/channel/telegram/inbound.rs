@@ -12,7 +12,7 @@ use crate::channel::pairing::{self, Verdict};
 use crate::channel::{IntakeError, intake};
 use crate::config::{DmPolicy, TelegramConfig};
 use crate::gateway::Gateway;
-use crate::store::{Inbound, PeerRef, now_ms};
+use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// Sent to a DM without a topic when `requireTopic` is set.
 pub const NEEDS_TOPIC: &str = "Please write in a topic: this bot answers DMs only inside topics. \

@@ -128,7 +128,7 @@ impl Actor for TelegramLink {
                     return Ok(());
                 };
                 let given = secret.unwrap_or_default();
-                if !crate::http::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                if !pincer_core::net::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
                     let _ = reply.send(Err(WebhookError::Unauthorized));
                     return Ok(());
                 }
@@ -160,7 +160,7 @@ async fn run(
     else {
         return;
     };
-    let path = crate::channel::link_path("telegram", &account);
+    let path = pincer_core::paths::link("telegram", &account);
     let Some(token) =
         crate::channel::account_token(&gw, "telegram", &account, settings.token.as_ref())
     else {

@@ -13,7 +13,7 @@ use super::api::{Api, ApiError};
 use crate::channel::pace::{Pacer, Rate};
 use crate::channel::push::{Draft, SendError, Upstream};
 use crate::channel::split;
-use crate::store::Inbound;
+use pincer_core::Inbound;
 
 /// Telegram's limit on a message's text.
 pub const MAX_TEXT: usize = 4096;

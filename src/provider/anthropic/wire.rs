@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::provider::{Item, ProviderRequest, Reasoning, ToolCall, thinking};
-use crate::store::Role;
+use pincer_core::Role;
 
 /// The body of `POST /v1/messages` for `request`, streaming, with `max_tokens` (raised
 /// above the thinking budget when there is one).

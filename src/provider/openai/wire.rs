@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::provider::{Item, ProviderRequest, ToolCall, thinking};
-use crate::store::Role;
+use pincer_core::Role;
 
 /// The body of a `response.create` (WebSocket) or `POST /responses` (SSE) for
 /// `request`, sending its items from `from` on, continuing `previous` when set.

@@ -28,7 +28,7 @@
 //! ```
 //! use std::time::Instant;
 //!
-//! use pincer::metrics::{LATENCY_BUCKETS, Metrics};
+//! use pincer_core::metrics::{LATENCY_BUCKETS, Metrics};
 //!
 //! let metrics = Metrics::new();
 //! // Once, when the component starts.
