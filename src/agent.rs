@@ -9,8 +9,8 @@ use pincer_actors::{ChildSpec, Intensity, Strategy, SupervisorSpec};
 
 pub use turn::{TurnEvent, TurnRequest};
 
-use crate::config::AgentConfig;
 use crate::gateway::Gateway;
+use pincer_config::AgentConfig;
 
 /// Turns one agent runs at once.
 pub const MAX_TURNS: usize = 10_000;

@@ -139,7 +139,7 @@ pub fn account_token(
     gw: &Gateway,
     kind: &str,
     account: &str,
-    token: Option<&crate::config::SecretValue>,
+    token: Option<&pincer_config::SecretValue>,
 ) -> Option<String> {
     let secrets = crate::secrets::handle(gw, crate::secrets::refs::account_owner(kind, account));
     match token.map(|t| secrets.get(t)) {

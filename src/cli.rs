@@ -8,7 +8,6 @@ pub mod agents;
 pub mod channels;
 pub mod chaos;
 pub mod client;
-pub mod config_edit;
 pub mod doctor;
 pub mod gateway;
 pub mod secrets;

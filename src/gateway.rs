@@ -18,10 +18,10 @@ use ractor::{Actor, ActorRef, Message};
 use tokio::sync::watch;
 
 use crate::channel::{Links, Outbox};
-use crate::config::{Config, Sources};
 use crate::provider::Pool;
 use crate::stats::Stats;
 use crate::store::Store;
+use pincer_config::{Config, Sources};
 use pincer_core::metrics::Metrics;
 
 /// The root's name: every path starts with it.

@@ -12,7 +12,7 @@
 pub mod agent;
 pub mod channel;
 pub mod cli;
-pub mod config;
+pub mod config_watcher;
 pub mod gateway;
 pub mod health;
 pub mod http;

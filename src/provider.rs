@@ -24,8 +24,8 @@ use std::time::Duration;
 use pincer_actors::{ChildSpec, Intensity, Strategy, SupervisorSpec};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, ThinkingMode, Transport};
 use crate::gateway::Gateway;
+use pincer_config::{Config, ThinkingMode, Transport};
 use pincer_core::Role;
 
 pub use pool::{Lease, Pool};
@@ -321,8 +321,8 @@ pub fn http_client() -> reqwest::Client {
 pub fn resolve_keys(
     gw: &Gateway,
     name: &str,
-    first: Option<&crate::config::SecretValue>,
-    more: &[crate::config::SecretValue],
+    first: Option<&pincer_config::SecretValue>,
+    more: &[pincer_config::SecretValue],
 ) -> Vec<String> {
     let secrets = crate::secrets::handle(gw, crate::secrets::refs::provider_owner(name));
     first

@@ -37,8 +37,8 @@ pub use backend::{BackendError, Fetched};
 use refs::Key;
 use shelf::{Held, Snapshot};
 
-use crate::config::{Config, SecretProvider, SecretRef, SecretValue};
 use crate::gateway::Gateway;
+use pincer_config::{Config, SecretProvider, SecretRef, SecretValue};
 
 /// Why a secret could not be had. Never carries the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,7 +74,7 @@ pub fn digest(value: &str) -> String {
 }
 
 /// The error of ref `r` that did not resolve, given why.
-fn unresolved(r: &crate::config::SecretRef) -> impl Fn(String) -> SecretError + '_ {
+fn unresolved(r: &pincer_config::SecretRef) -> impl Fn(String) -> SecretError + '_ {
     move |why| SecretError::Unresolved {
         reference: r.to_string(),
         why,
@@ -377,7 +377,7 @@ impl WatcherState {
                 wanted(&config)
                     .0
                     .into_iter()
-                    .filter(|k| k.source == crate::config::SecretSource::File)
+                    .filter(|k| k.source == pincer_config::SecretSource::File)
                     .map(|k| k.alias),
             );
         }
@@ -763,8 +763,8 @@ pub fn utc(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Format, Sources, parse_str};
     use crate::gateway::GatewayParts;
+    use pincer_config::{Format, Sources, parse_str};
 
     fn gateway(config: &str) -> Gateway {
         let home = std::env::temp_dir().join(format!("pincer-scope-{}", uuid::Uuid::new_v4()));

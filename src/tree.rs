@@ -22,7 +22,7 @@ use pincer_actors::{
 use crate::gateway::{Gateway, ROOT};
 use crate::router::Router;
 use crate::store::StoreActor;
-use crate::{agent, channel, config, health, provider, secrets};
+use crate::{agent, channel, config_watcher, health, provider, secrets};
 
 /// The whole tree for `gw`.
 pub fn spec(gw: &Gateway) -> SupervisorSpec {
@@ -41,7 +41,7 @@ pub fn spec(gw: &Gateway) -> SupervisorSpec {
             // The writer finishes the group it holds before the store stops.
             .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
         )
-        .child(config::watcher::spec(gw))
+        .child(config_watcher::spec(gw))
         .child(secrets::spec(gw))
         .child(provider::providers_spec(gw))
         .child(agent::agents_spec(gw))

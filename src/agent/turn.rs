@@ -12,13 +12,13 @@ use pincer_actors::{ChildSpec, Restart, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
-use crate::config::TopicConfig;
-use crate::config::{AgentConfig, ModelConfig, ThinkingMode};
 use crate::gateway::Gateway;
 use crate::provider::{
     self, ChatMessage, DispatchError, ErrorKind, Item, ProviderError, ProviderEvent,
     ProviderRequest,
 };
+use pincer_config::TopicConfig;
+use pincer_config::{AgentConfig, ModelConfig, ThinkingMode};
 use pincer_core::Role;
 
 /// What a session asks of a turn.

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::discord::rest::{DEFAULT_API_BASE as DISCORD_BASE, Rest};
 use super::telegram::{Api, DEFAULT_API_BASE as TELEGRAM_BASE};
-use crate::config::{Config, SecretValue};
 use crate::provider::check::Finding;
+use pincer_config::{Config, SecretValue};
 
 /// How long one check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);

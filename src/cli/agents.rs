@@ -9,10 +9,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::client::Client;
-use super::config_edit::{self, BindTarget};
 use super::gateway::load_config;
 use super::{Failure, usage};
-use crate::config::{Binding, Config, load};
+use pincer_config::edit::BindTarget;
+use pincer_config::{Binding, Config, load};
 
 /// `pincer agents`.
 #[derive(Debug, Args)]
@@ -82,7 +82,7 @@ pub async fn run(config: Option<PathBuf>, args: AgentsArgs) -> Result<(), Failur
                 .ok_or_else(|| usage(anyhow!("give --account ACC or --bind CHANNEL[:ACCOUNT]")))?;
             edit(
                 config,
-                |text| config_edit::bind(text, &agent, &target),
+                |text| pincer_config::edit::bind(text, &agent, &target),
                 |added: bool, file| {
                     if added {
                         println!("bound {agent} → {} in {}", describe_target(&target), file);
@@ -105,7 +105,7 @@ pub async fn run(config: Option<PathBuf>, args: AgentsArgs) -> Result<(), Failur
             let agent = target.agent.clone();
             edit(
                 config,
-                |text| config_edit::unbind(text, agent.as_deref(), what.as_ref(), all),
+                |text| pincer_config::edit::unbind(text, agent.as_deref(), what.as_ref(), all),
                 |removed: usize, file| {
                     println!(
                         "removed {removed} binding{} from {file}",
@@ -131,7 +131,7 @@ fn describe_target(t: &BindTarget) -> String {
 /// `must_exist` names an agent the edit refers to.
 pub(super) fn edit<T>(
     config: Option<PathBuf>,
-    change: impl FnOnce(&str) -> Result<(String, T), config_edit::EditError>,
+    change: impl FnOnce(&str) -> Result<(String, T), pincer_config::edit::EditError>,
     report: impl FnOnce(T, &str),
     must_exist: Option<String>,
 ) -> Result<(), Failure> {
@@ -155,7 +155,7 @@ pub(super) fn edit<T>(
         .clone()
         .unwrap_or_else(|| sources.home.join("pincer.toml"));
     let before = std::fs::read_to_string(&file).ok();
-    let result = config_edit::edit_file(&file, change).map_err(usage)?;
+    let result = pincer_config::edit::edit_file(&file, change).map_err(usage)?;
     sources.file = Some(file.clone());
     if let Err(e) = load(&sources) {
         // Put the file back as it was: the CLI never leaves a config that does not load.

@@ -11,9 +11,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::client::Client;
-use super::config_edit::{self, BindTarget};
 use super::gateway::load_config;
 use super::{Failure, usage};
+use pincer_config::edit::BindTarget;
 
 /// `pincer channels`.
 #[derive(Debug, Args)]
@@ -223,11 +223,11 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
     }
     let change = |text: &str| {
         let (text, ()) =
-            config_edit::add_account(text, kind, &args.account, &args.token_ref, &extra)?;
+            pincer_config::edit::add_account(text, kind, &args.account, &args.token_ref, &extra)?;
         match &args.bind_agent {
             Some(agent) => {
                 let target = BindTarget::account(args.account.clone());
-                let (text, _) = config_edit::bind(&text, agent, &target)?;
+                let (text, _) = pincer_config::edit::bind(&text, agent, &target)?;
                 Ok((text, ()))
             }
             None => Ok((text, ())),

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::client::Client;
 use super::{Failure, usage};
-use crate::config::duration::parse_duration;
+use pincer_config::duration::parse_duration;
 
 /// `pincer chaos`.
 #[derive(Debug, Args)]

@@ -16,9 +16,9 @@ use clap::{Args, Subcommand};
 
 use super::client::Client;
 use super::{Failure, usage};
-use crate::config::{Loaded, Sources, load};
 use crate::gateway::{Gateway, GatewayParts};
 use crate::store::Store;
+use pincer_config::{Loaded, Sources, load};
 
 /// `pincer gateway`.
 #[derive(Debug, Args)]
@@ -72,8 +72,8 @@ async fn serve(
     let plaintext: Vec<String> = crate::secrets::refs::uses(&loaded.config)
         .into_iter()
         .filter_map(|u| match u.value {
-            crate::config::SecretValue::Plain(p) => Some(p),
-            crate::config::SecretValue::Ref(_) => None,
+            pincer_config::SecretValue::Plain(p) => Some(p),
+            pincer_config::SecretValue::Ref(_) => None,
         })
         .collect();
     crate::secrets::redact::set_values(plaintext.iter().map(String::as_str));

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::client::Client;
 use super::gateway::load_config;
-use super::{Failure, config_edit, usage};
-use crate::config::{Config, SecretProvider, SecretSource, SecretValue};
+use super::{Failure, usage};
 use crate::secrets::refs::{self, Use};
+use pincer_config::{Config, SecretProvider, SecretSource, SecretValue};
 
 /// `pincer secrets`.
 #[derive(Debug, Args)]
@@ -163,9 +163,9 @@ async fn audit(config: Option<PathBuf>, json_out: bool, check: bool) -> Result<(
     for u in &uses {
         match &u.value {
             SecretValue::Plain(_) => {
-                let in_file = config_edit::string_at(&text, &u.key).is_some();
-                let was_ref = config_edit::table_at(&text, &u.key)
-                    || config_edit::string_at(&text, &u.key)
+                let in_file = pincer_config::edit::string_at(&text, &u.key).is_some();
+                let was_ref = pincer_config::edit::table_at(&text, &u.key)
+                    || pincer_config::edit::string_at(&text, &u.key)
                         .is_some_and(|s| SecretValue::from_text(&s).as_ref().is_some());
                 if was_ref {
                     findings.push(Finding {
@@ -293,7 +293,7 @@ async fn access(
 ) -> Result<(), Failure> {
     let since_ms = match since {
         Some(text) => {
-            let ago = crate::config::duration::parse_duration(&text)
+            let ago = pincer_config::duration::parse_duration(&text)
                 .map_err(|e| usage(anyhow!("--since {text}: {e}")))?;
             pincer_core::now_ms().saturating_sub(ago.as_millis() as u64)
         }
@@ -369,7 +369,7 @@ async fn configure(config: Option<PathBuf>, a: ConfigureArgs) -> Result<(), Fail
             }
         }
     }
-    let change = |text: &str| config_edit::set_secrets_provider(text, &alias, &fields);
+    let change = |text: &str| pincer_config::edit::set_secrets_provider(text, &alias, &fields);
     let report = |replaced: bool, file: &str| {
         let verb = if replaced { "replaced" } else { "added" };
         println!("{verb} [secrets.providers.{alias}] (source = \"{kind}\") in {file}");
@@ -410,7 +410,7 @@ async fn apply(
         .filter_map(|u: Use| {
             // What the file itself holds at the key, when that is plaintext: a value the
             // environment overrides is still on disk, and an inherited one is not there.
-            let written = config_edit::string_at(&text, &u.key)?;
+            let written = pincer_config::edit::string_at(&text, &u.key)?;
             match SecretValue::from_text(&written) {
                 SecretValue::Plain(value) => Some(Move {
                     id: backend_id(&backend, &u.key),
@@ -453,7 +453,7 @@ async fn apply(
                 ("provider", alias.as_str()),
                 ("id", m.id.as_str()),
             ];
-            let (next, done) = config_edit::replace_with_ref(&text, &m.key, &fields)?;
+            let (next, done) = pincer_config::edit::replace_with_ref(&text, &m.key, &fields)?;
             text = next;
             n += usize::from(done);
         }
@@ -541,7 +541,7 @@ fn destination(cfg: &Config, to: Option<&str>) -> Result<(String, SecretProvider
             refs::DEFAULT_ALIAS.to_string(),
             SecretProvider::File {
                 path: None,
-                mode: crate::config::FileMode::Json,
+                mode: pincer_config::FileMode::Json,
             },
         )),
         [(alias, p)] => Ok(((*alias).clone(), (*p).clone())),
@@ -585,7 +585,7 @@ async fn store_values(
     let http = crate::provider::http_client();
     match backend {
         SecretProvider::File { path, mode } => {
-            if *mode != crate::config::FileMode::Json {
+            if *mode != pincer_config::FileMode::Json {
                 return Err(usage(anyhow!(
                     "a single-value file back end holds one secret; apply needs a json one"
                 )));
@@ -687,22 +687,13 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
     }
 }
 
-/// Writes a secrets file readable by its owner only (temp file + rename).
+/// Writes a secrets file readable by its owner only (atomically: readers never see half
+/// of it).
 fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    pincer_core::fs::write_atomic(path, text.as_bytes(), pincer_core::fs::Access::Private)?;
     Ok(())
 }
 

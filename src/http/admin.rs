@@ -10,7 +10,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated, percent_decode};
-use crate::config::watcher::ConfigMsg;
+use crate::config_watcher::ConfigMsg;
 use crate::gateway::Gateway;
 use crate::health::readiness_of;
 use crate::store::SessionRow;

@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated};
-use crate::config::SecretValue;
 use crate::gateway::Gateway;
 use crate::secrets::refs;
+use pincer_config::SecretValue;
 
 /// Most trail rows one call returns.
 const MAX_ROWS: usize = 10_000;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::config::{Config, SecretValue};
+use pincer_config::{Config, SecretValue};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use std::time::Duration;
 use pincer_actors::{ChildSpec, Intensity, Strategy, SupervisorSpec};
 
 use super::Pool;
-use crate::config::{StreamMode, Transport};
 use crate::gateway::Gateway;
+use pincer_config::{StreamMode, Transport};
 
 /// The provider's name in config.
 pub const NAME: &str = "openai";

@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use crate::config::ThinkingMode;
+use pincer_config::ThinkingMode;
 
 /// Model families that differ in how thinking is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

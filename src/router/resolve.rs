@@ -5,7 +5,7 @@
 //! agent. Within a tier the first binding in config order wins. Every field a binding
 //! gives must match; its most specific field decides its tier.
 
-use crate::config::{Binding, BindingMatch, Config};
+use pincer_config::{Binding, BindingMatch, Config};
 use pincer_core::Inbound;
 use pincer_core::session_key::session_key;
 
@@ -135,7 +135,7 @@ fn tier_of(m: &BindingMatch, inbound: &Inbound) -> Option<Tier> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Format, parse_str};
+    use pincer_config::{Format, parse_str};
     use pincer_core::PeerRef;
 
     fn config() -> Config {

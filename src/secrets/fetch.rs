@@ -7,7 +7,7 @@ use std::path::Path;
 use super::backend::{BackendError, Fetched};
 use super::refs::{self, Key};
 use super::{aws, env, file, vault};
-use crate::config::{Config, SecretProvider, SecretSource, SecretValue};
+use pincer_config::{Config, SecretProvider, SecretSource, SecretValue};
 
 /// What a pass reads with.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +151,7 @@ pub fn vault_token(ctx: Ctx<'_>, token: Option<&SecretValue>) -> Result<String, 
             // `file:/run/secrets/vault-token`: a token file of its own (checked like the
             // secrets file) rather than a pointer into `secrets.json`.
             SecretSource::File if r.provider.is_none() && Path::new(&r.id).is_file() => {
-                let contents = file::read(Path::new(&r.id), crate::config::FileMode::Single)
+                let contents = file::read(Path::new(&r.id), pincer_config::FileMode::Single)
                     .map_err(|e| BackendError::Denied(format!("Vault token `{r}`: {e}")))?;
                 file::pick(&contents, &r.id).map(|f| f.value)
             }

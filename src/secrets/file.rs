@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::backend::{BackendError, Fetched};
-use crate::config::FileMode;
+use pincer_config::FileMode;
 
 /// Larger secrets files are refused: they are not secrets files.
 const MAX_FILE: u64 = 1 << 20;

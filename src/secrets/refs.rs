@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, FileMode, SecretProvider, SecretRef, SecretSource, SecretValue};
+use pincer_config::{Config, FileMode, SecretProvider, SecretRef, SecretSource, SecretValue};
 use pincer_core::paths::ROOT;
 
 /// One secret-bearing value in a config.

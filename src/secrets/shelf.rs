@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::refs::Key;
-use crate::config::Config;
+use pincer_config::Config;
 
 /// A resolved value with the back end's version of it.
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::SessionState;
-use crate::config::duration::parse_duration;
+use pincer_config::duration::parse_duration;
 use pincer_core::now_ms;
 
 /// A session command.

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::send::{Sender, Target};
 use crate::channel::pairing::{self, Verdict};
 use crate::channel::{IntakeError, intake};
-use crate::config::{DmPolicy, TelegramConfig};
 use crate::gateway::Gateway;
+use pincer_config::{DmPolicy, TelegramConfig};
 use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// Sent to a DM without a topic when `requireTopic` is set.

@@ -12,8 +12,8 @@ use super::api::{Api, ApiError, DEFAULT_API_BASE};
 use super::inbound::Ctx;
 use super::send::Sender;
 use crate::channel::{IntakeError, push};
-use crate::config::{TelegramAccount, TelegramMode};
 use crate::gateway::Gateway;
+use pincer_config::{TelegramAccount, TelegramMode};
 
 /// Seconds a `getUpdates` long poll waits upstream.
 const POLL_TIMEOUT_SECS: u64 = 25;

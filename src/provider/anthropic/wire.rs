@@ -13,7 +13,7 @@ pub fn body(request: &ProviderRequest, max_tokens: u32) -> Map<String, Value> {
     let (model, named_adaptive) = thinking::model_id(&request.model);
     let mode = request
         .thinking
-        .or(named_adaptive.then_some(crate::config::ThinkingMode::Adaptive));
+        .or(named_adaptive.then_some(pincer_config::ThinkingMode::Adaptive));
     let think = thinking::anthropic(&model, mode);
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
@@ -225,8 +225,8 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ThinkingMode;
     use crate::provider::ChatMessage;
+    use pincer_config::ThinkingMode;
 
     fn msg(role: Role, text: &str) -> Item {
         Item::Message(ChatMessage {

@@ -13,10 +13,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
 use super::{NAME, Settings, http, socket};
-use crate::config::Transport;
 use crate::gateway::Gateway;
 use crate::provider::emit::Emitter;
 use crate::provider::{ErrorKind, Lease, ProviderError, ProviderMsg, ProviderRequest};
+use pincer_config::Transport;
 
 /// One call on its way to the socket.
 #[derive(Debug)]

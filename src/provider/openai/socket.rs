@@ -29,7 +29,6 @@ use super::conn::Job;
 use super::http::{self, Flow};
 use super::wire::{self, Decoder, Failure};
 use super::{NAME, Settings};
-use crate::config::Transport;
 use crate::gateway::Gateway;
 use crate::provider::call::{pick_key, rest_key};
 use crate::provider::emit::Gone;
@@ -37,6 +36,7 @@ use crate::provider::keys::Pick;
 use crate::provider::pool::Chain;
 use crate::provider::retry::{self, MAX_ATTEMPTS, Verdict};
 use crate::provider::{ErrorKind, ProviderError, prefix_hashes};
+use pincer_config::Transport;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -43,19 +43,16 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pincer_core::fs::Access;
 
 use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 /// The root key holding the bindings.
 const BINDINGS: &str = "bindings";
-
-/// How many temporary names [`edit_file`] tries before giving up. Names carry the process id
-/// and a counter, so only leftovers of a crashed earlier run can collide.
-const TEMP_ATTEMPTS: usize = 16;
 
 /// What a binding targets from the CLI: `--account ACC`, or `--bind CHANNEL[:ACCOUNT]`.
 ///
@@ -382,17 +379,15 @@ pub fn edit_file<T>(
         return Err(EditError::NotToml(path.to_owned()));
     }
     let path = resolve(path)?;
-    let (text, original) = match fs::read_to_string(&path) {
-        Ok(text) => {
-            let meta = fs::metadata(&path).map_err(io_error("read", &path))?;
-            (text, Some(meta))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (String::new(), None),
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io_error("read", &path)(e)),
     };
     let (new_text, out) = edit(&text)?;
     if new_text != text {
-        write_atomically(&path, &new_text, original.as_ref())?;
+        pincer_core::fs::write_atomic(&path, new_text.as_bytes(), Access::Keep)
+            .map_err(io_error("write", &path))?;
     }
     Ok(out)
 }
@@ -407,98 +402,6 @@ fn resolve(path: &Path) -> Result<PathBuf, EditError> {
     }
 }
 
-/// Writes `text` to a new file beside `path` and renames it over `path`.
-fn write_atomically(path: &Path, text: &str, original: Option<&Metadata>) -> Result<(), EditError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name() else {
-        let e = io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
-        return Err(io_error("write", path)(e));
-    };
-    let (tmp, file) = create_temp(dir, name, original.is_some())?;
-    let written = fill(file, text, original).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // Best effort: the original is untouched either way.
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error("write", path)(e));
-    }
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Creates `.NAME.PID-N.tmp` in `dir`. When it replaces an existing file it starts private
-/// (0600 on Unix) until [`fill`] gives it the original's permissions, so the text is never
-/// readable by more users than before.
-fn create_temp(dir: &Path, name: &OsStr, private: bool) -> Result<(PathBuf, File), EditError> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let mut last = None;
-    for _ in 0..TEMP_ATTEMPTS {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(
-            ".{}.{}-{n}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        #[cfg(not(unix))]
-        let _ = private;
-        match options.open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(io_error("create a temporary file in", dir)(e)),
-        }
-    }
-    let e = last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists));
-    Err(io_error("create a temporary file in", dir)(e))
-}
-
-/// Writes the text, gives the file the original's owner and permissions, and syncs it.
-fn fill(mut file: File, text: &str, original: Option<&Metadata>) -> io::Result<()> {
-    file.write_all(text.as_bytes())?;
-    if let Some(original) = original {
-        keep_owner(&file, original);
-        file.set_permissions(original.permissions())?;
-    }
-    file.sync_all()
-}
-
-/// Gives the new file the original's owner and group where the process may (root may; a
-/// user may set a group they are in). Otherwise the file stays the editing user's, as after
-/// any editor's save-by-rename.
-#[cfg(unix)]
-fn keep_owner(file: &File, original: &Metadata) {
-    use std::os::unix::fs::MetadataExt as _;
-    let owner = (original.uid(), original.gid());
-    if let Ok(now) = file.metadata()
-        && (now.uid(), now.gid()) != owner
-    {
-        let _ = std::os::unix::fs::fchown(file, Some(owner.0), Some(owner.1));
-    }
-}
-
-#[cfg(not(unix))]
-fn keep_owner(_file: &File, _original: &Metadata) {}
-
-/// Makes the rename durable. Best effort: some file systems refuse to sync a directory, and
-/// the rename has already happened.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-/// Wraps an I/O error with what was being done to which path.
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> EditError {
     let path = path.to_owned();
     move |source| EditError::Io {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::{Config, ConfigError, validate};
 
 /// The base layer, compiled in.
-pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
 
 /// The agent created when no agent is configured at all.
 pub const FALLBACK_AGENT: &str = "main";

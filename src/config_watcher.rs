@@ -15,8 +15,8 @@ use pincer_actors::{ChildSpec, Scope, SupervisorError, Timer};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
-use super::{Config, load};
 use crate::gateway::Gateway;
+use pincer_config::{Config, load};
 
 /// How often the file is looked at. Editors save in bursts; four looks a second is
 /// quick enough for "within a second" and costs one `stat`.

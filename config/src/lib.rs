@@ -8,19 +8,25 @@
 //!
 //! Every struct rejects unknown keys, so a key we forgot to model fails a test rather than
 //! being ignored; the error names the key, the file and line, and the closest valid key.
+//!
+//! The running gateway shares the config in force through [`live`]: the config watcher
+//! publishes, everything else reads a [`live::View`]. [`edit`] changes the file itself
+//! keeping its comments (what the CLI does when no gateway runs). This crate knows no
+//! actors: watching the file and applying an edit to the running tree live above it.
 
 mod agents;
 mod bindings;
 mod channels;
 pub mod duration;
+pub mod edit;
 mod errors;
 mod gateway;
+pub mod live;
 mod load;
 mod providers;
 mod secret;
 mod secrets;
 mod validate;
-pub mod watcher;
 
 use std::collections::BTreeMap;
 

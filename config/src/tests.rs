@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 
 fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
 fn load_file(path: &Path, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
