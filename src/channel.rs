@@ -27,8 +27,8 @@ pub use outbox::{Delivery, HandedTo, Outbox, Push, Waiter};
 
 use crate::gateway::{Account, Gateway};
 use crate::router::RouterMsg;
-use crate::store::{Accepted, InboxEntry, InboxState, StoreError};
 use pincer_core::Inbound;
+use pincer_store::{Accepted, InboxEntry, InboxState, StoreError};
 
 /// Sessions one account may hold at once.
 pub const MAX_SESSIONS: usize = 100_000;

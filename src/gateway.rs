@@ -20,9 +20,9 @@ use tokio::sync::watch;
 use crate::channel::{Links, Outbox};
 use crate::provider::Pool;
 use crate::stats::Stats;
-use crate::store::Store;
 use pincer_config::{Config, Sources};
 use pincer_core::metrics::Metrics;
+use pincer_store::Store;
 
 /// The root's name: every path starts with it.
 pub const ROOT: &str = "pincer";

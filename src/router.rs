@@ -18,8 +18,8 @@ pub use resolve::{Route, RouteError, Tier, resolve};
 
 use crate::gateway::Gateway;
 use crate::session::{self, SessionMsg};
-use crate::store::InboxEntry;
 use pincer_core::now_ms;
+use pincer_store::InboxEntry;
 
 /// How often the inbox is swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);

@@ -779,7 +779,7 @@ mod tests {
             },
             config_file: None,
             config,
-            store: crate::store::Store::new(home.join("pincer.db")),
+            store: pincer_store::Store::new(home.join("pincer.db")),
             listener: std::net::TcpListener::bind("127.0.0.1:0").expect("bind"),
             token: None,
         })

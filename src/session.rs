@@ -24,8 +24,8 @@ use crate::agent::{self, TurnEvent, TurnRequest};
 use crate::channel::{Delivery, HandedTo};
 use crate::gateway::Gateway;
 use crate::provider::ChatMessage;
-use crate::store::{CommitTurn, InboxEntry, InboxState, SessionRow};
 use pincer_core::{Role, TranscriptEntry, now_ms};
+use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow};
 
 /// Tries of one turn before the session answers with an error.
 const MAX_ATTEMPTS: u32 = 6;
@@ -386,7 +386,7 @@ impl SessionState {
         thinking: Option<String>,
         reply_role: Role,
         failed: bool,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), pincer_store::StoreError> {
         let Some(current) = self.current.take() else {
             return Ok(());
         };
@@ -460,7 +460,7 @@ impl SessionState {
 
     /// A store that cannot write: the entry stays pending (the sweep brings it back once
     /// the store recovers); this incarnation stops holding it.
-    fn store_failed(&mut self, error: &crate::store::StoreError) {
+    fn store_failed(&mut self, error: &pincer_store::StoreError) {
         tracing::warn!(session = %self.row.key, %error, "Cannot commit a reply; the message stays pending.");
         if let Some(current) = self.current.take() {
             self.known.remove(&current.entry.id);

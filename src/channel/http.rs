@@ -9,8 +9,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{IntakeError, intake};
 use crate::gateway::Gateway;
-use crate::store::Accepted;
 use pincer_core::Inbound;
+use pincer_store::Accepted;
 
 /// Messages of the HTTP link.
 #[derive(Debug)]

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::store::{InboxState, Store};
 use pincer_core::Inbound;
+use pincer_store::{InboxState, Store};
 
 /// How long a waiter waits for a delivery before it asks the store: a session that died
 /// between committing a reply and handing it over leaves the reply only there.
@@ -256,8 +256,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_reply_committed_but_never_handed_over_is_found_in_the_store() {
-        use crate::store::CommitTurn;
         use pincer_core::{Inbound, PeerRef, now_ms};
+        use pincer_store::CommitTurn;
         let dir = std::env::temp_dir().join(format!("pincer-outbox-{}", uuid::Uuid::new_v4()));
         let store = Store::new(dir.join("pincer.db"));
         let writer = store.start_writer().expect("writer");

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::Gateway;
-use crate::store::StoreError;
 use pincer_core::now_ms;
+use pincer_store::StoreError;
 
 /// Letters of a code: no 0/O, 1/I/L, so a code read aloud or copied by hand is right.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";

@@ -17,8 +17,8 @@ use clap::{Args, Subcommand};
 use super::client::Client;
 use super::{Failure, usage};
 use crate::gateway::{Gateway, GatewayParts};
-use crate::store::Store;
 use pincer_config::{Loaded, Sources, load};
+use pincer_store::Store;
 
 /// `pincer gateway`.
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use super::{ApiError, authenticated, percent_decode};
 use crate::config_watcher::ConfigMsg;
 use crate::gateway::Gateway;
 use crate::health::readiness_of;
-use crate::store::SessionRow;
+use pincer_store::SessionRow;
 
 /// How long a config reload may take before the caller is told it timed out.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);

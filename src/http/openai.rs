@@ -21,8 +21,8 @@ use super::{ApiError, authenticated};
 use crate::channel::http::HttpLinkMsg;
 use crate::channel::{Delivery, IntakeError, Waiter};
 use crate::gateway::Gateway;
-use crate::store::Accepted;
 use pincer_core::{Inbound, PeerRef, now_ms};
+use pincer_store::Accepted;
 
 /// How long a request waits for its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(600);

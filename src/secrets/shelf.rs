@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use pincer_store::SecretAccess;
+
 use super::refs::Key;
 use pincer_config::Config;
 
@@ -52,19 +54,6 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
-/// One row of the access trail (never a value).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Access {
-    /// Milliseconds since the epoch.
-    pub at: u64,
-    /// The actor path that asked.
-    pub actor: String,
-    /// The ref, settled (`vault:prod:app/openai#key`).
-    pub reference: String,
-    /// `ok`, `unresolved: …` or `denied: …`.
-    pub outcome: String,
-}
-
 /// The last (outcome, version) noted for one actor and key.
 type Noted = (String, String);
 
@@ -79,7 +68,7 @@ pub struct Shelf {
     /// The last outcome recorded per (actor, key): a row is written when it changes, so
     /// a key read on every call leaves one row per version, not one per call.
     seen: Mutex<HashMap<String, HashMap<Key, Noted>>>,
-    pending: Mutex<Vec<Access>>,
+    pending: Mutex<Vec<SecretAccess>>,
     /// Owners whose readiness the watcher marked, to clear them when fixed.
     pub(crate) marked: Mutex<BTreeSet<String>>,
     /// Each owner's keys for one config (recomputed when the config is replaced).
@@ -168,7 +157,7 @@ impl Shelf {
         if pending.len() >= MAX_PENDING {
             pending.remove(0);
         }
-        pending.push(Access {
+        pending.push(SecretAccess {
             at,
             actor: actor.to_string(),
             reference: key.to_string(),
@@ -177,12 +166,12 @@ impl Shelf {
     }
 
     /// Takes the rows not yet written.
-    pub fn take_pending(&self) -> Vec<Access> {
+    pub fn take_pending(&self) -> Vec<SecretAccess> {
         std::mem::take(&mut *self.pending.lock())
     }
 
     /// Puts back rows the store could not take (they go first next time).
-    pub fn requeue(&self, mut rows: Vec<Access>) {
+    pub fn requeue(&self, mut rows: Vec<SecretAccess>) {
         let mut pending = self.pending.lock();
         rows.append(&mut pending);
         rows.truncate(MAX_PENDING);

@@ -49,7 +49,7 @@ pub(crate) enum Request {
     /// (account, key, value): `None` deletes.
     PutMeta(String, String, Option<String>, Reply<()>),
     /// Rows of the secrets access trail.
-    RecordAccess(Vec<crate::secrets::shelf::Access>, Reply<()>),
+    RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
 }
 
 /// Starts the writer thread. It waits for `exclusive` first, so a replacement never

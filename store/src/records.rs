@@ -56,3 +56,17 @@ pub struct SessionRow {
     /// Turns in the current context.
     pub turns: u64,
 }
+
+/// One row of the secrets access trail: which actor asked for which ref, when, and what it
+/// got. Never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretAccess {
+    /// Milliseconds since the epoch.
+    pub at: u64,
+    /// The actor path that asked.
+    pub actor: String,
+    /// The ref, settled (`vault:prod:app/openai#key`).
+    pub reference: String,
+    /// `ok`, `unresolved: …` or `denied: …`.
+    pub outcome: String,
+}

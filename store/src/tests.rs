@@ -12,11 +12,12 @@ struct TempDb(PathBuf);
 
 impl TempDb {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "pincer-store-test-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("pincer-store-test-{}-{n}", std::process::id(),));
+        // A crashed earlier run of the same pid may have left one behind.
+        let _ = std::fs::remove_dir_all(&dir);
         Self(dir.join("pincer.db"))
     }
 

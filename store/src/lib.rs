@@ -1,0 +1,566 @@
+//! # pincer-store: inbox, sessions and transcripts in SQLite
+//!
+//! SQLite in WAL mode, one writer thread, group commit. [`Store`] is a cloneable handle
+//! used by every part on the message path. Writes go to the writer thread (the `writer`
+//! module); reads open their own connection on a blocking thread, which WAL lets run
+//! beside the writer. A store that cannot write (read-only directory, full disk) reports
+//! why through [`StoreHealth`] and keeps probing until it can.
+//!
+//! This crate knows no actors: the gateway's `store` actor owns the writer's life (it
+//! starts the thread with [`Store::start_writer`], and a restarted actor starts a new one
+//! that waits for the old one to finish its last group).
+
+mod health;
+mod records;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+pub use health::StoreHealth;
+use pincer_core::{Inbound, TranscriptEntry};
+pub use records::{InboxEntry, InboxState, SecretAccess, SessionRow};
+use writer::Request;
+
+/// Requests waiting for the writer before senders wait too (back-pressure).
+const QUEUE: usize = 8192;
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot take writes now; the text says why.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// SQLite refused a statement.
+    #[error("store error: {0}")]
+    Sqlite(String),
+    /// A record could not be encoded.
+    #[error("cannot encode record: {0}")]
+    Encode(String),
+    /// A stored record could not be decoded.
+    #[error("cannot decode stored record: {0}")]
+    Decode(String),
+    /// A row that should exist does not.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// The result of accepting an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The inbox row.
+    pub id: i64,
+    /// The same (channel, account, upstream id) was accepted before.
+    pub duplicate: bool,
+    /// The row's state (for a duplicate: how far the first delivery got).
+    pub state: InboxState,
+    /// The reply, if already answered.
+    pub reply: Option<String>,
+}
+
+/// A turn's durable outcome: the session row, new transcript entries, the inbox entry
+/// answered, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct CommitTurn {
+    /// The inbox entry answered, if the turn came from one.
+    pub inbox_id: Option<i64>,
+    /// The session as it is after the turn; `None` for a message answered without one
+    /// (it could not be routed), which then has no transcript entries.
+    pub session: Option<SessionRow>,
+    /// Entries to append (the user's message, the reply, ...).
+    pub entries: Vec<TranscriptEntry>,
+    /// The reply sent back upstream.
+    pub reply: Option<String>,
+}
+
+/// What committing a turn did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Sequence number of the first appended entry.
+    pub first_seq: Option<i64>,
+    /// The inbox entry was answered before: nothing was written, this is the reply given
+    /// then.
+    pub already_answered: Option<String>,
+}
+
+/// A handle to the store. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    sender: RwLock<Option<mpsc::Sender<Request>>>,
+    health: Arc<StoreHealth>,
+    exclusive: Arc<Mutex<()>>,
+    reader: Mutex<Option<Connection>>,
+    wal: writer::WalPolicy,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// A store at `path` (the file need not exist). No writer runs until
+    /// [`Store::start_writer`] (normally: the `store` actor).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_wal_policy(path, writer::WalPolicy::default())
+    }
+
+    /// A store whose write-ahead log is checkpointed by `wal` (tests use small logs).
+    fn with_wal_policy(path: impl Into<PathBuf>, wal: writer::WalPolicy) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path: path.into(),
+                sender: RwLock::new(None),
+                health: Arc::new(StoreHealth::default()),
+                exclusive: Arc::new(Mutex::new(())),
+                reader: Mutex::new(None),
+                wal,
+            }),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether the store can write, and why not.
+    pub fn health(&self) -> &StoreHealth {
+        &self.inner.health
+    }
+
+    /// Starts a writer thread and routes writes to it. The previous writer, if any, ends
+    /// after its queued requests; the new one starts writing only after it has ended.
+    pub fn start_writer(&self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handle = writer::spawn(
+            self.inner.path.clone(),
+            rx,
+            self.inner.health.clone(),
+            self.inner.exclusive.clone(),
+            self.inner.wal,
+        )?;
+        *self.inner.sender.write() = Some(tx);
+        Ok(handle)
+    }
+
+    /// Stops routing writes to the current writer, which ends after its queue.
+    pub fn stop_writer(&self) {
+        self.inner.sender.write().take();
+    }
+
+    /// Writes an inbound message to the inbox. A redelivery of the same (channel, account,
+    /// upstream id) is not written twice: it comes back with `duplicate = true`.
+    pub async fn accept(&self, inbound: Inbound) -> Result<Accepted, StoreError> {
+        self.request(|r| Request::Accept(Box::new(inbound), r))
+            .await
+    }
+
+    /// Records which session an inbox entry was routed to.
+    pub async fn route(&self, inbox_id: i64, session_key: &str) -> Result<(), StoreError> {
+        let key = session_key.to_string();
+        self.request(|r| Request::Route(inbox_id, key, r)).await
+    }
+
+    /// Commits a turn (see [`CommitTurn`]). Committing an inbox entry that is already
+    /// answered writes nothing and returns the earlier reply.
+    pub async fn commit_turn(&self, turn: CommitTurn) -> Result<Committed, StoreError> {
+        self.request(|r| Request::CommitTurn(Box::new(turn), r))
+            .await
+    }
+
+    /// Marks an answered inbox entry as sent upstream.
+    pub async fn mark_delivered(&self, inbox_id: i64) -> Result<(), StoreError> {
+        self.request(|r| Request::MarkDelivered(inbox_id, r)).await
+    }
+
+    /// Saves a session row (timers, context start, turns).
+    pub async fn save_session(&self, row: SessionRow) -> Result<(), StoreError> {
+        self.request(|r| Request::SaveSession(Box::new(row), r))
+            .await
+    }
+
+    /// Sets (or with `None` deletes) one remembered fact of a channel account.
+    pub async fn put_meta(
+        &self,
+        account: &str,
+        key: &str,
+        value: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (account, key) = (account.to_string(), key.to_string());
+        self.request(|r| Request::PutMeta(account, key, value, r))
+            .await
+    }
+
+    /// Appends rows to the secrets access trail.
+    pub async fn record_access(&self, rows: Vec<SecretAccess>) -> Result<(), StoreError> {
+        self.request(|r| Request::RecordAccess(rows, r)).await
+    }
+
+    /// Access trail rows at or after `since_ms`, oldest first, at most `limit`.
+    pub async fn access_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<SecretAccess>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at, actor, ref, outcome FROM secret_access
+                     WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![since_ms as i64, limit as i64], |r| {
+                    Ok(SecretAccess {
+                        at: r.get::<_, i64>(0)? as u64,
+                        actor: r.get(1)?,
+                        reference: r.get(2)?,
+                        outcome: r.get(3)?,
+                    })
+                })
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(writer::Reply<T>) -> Request,
+    ) -> Result<T, StoreError> {
+        if let Some(reason) = self.inner.health.refusal() {
+            // Fail fast while the disk refuses writes; the writer keeps probing.
+            return Err(StoreError::Unavailable(reason));
+        }
+        let sender = self
+            .inner
+            .sender
+            .read()
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("store writer is not running".into()))?;
+        let (tx, rx) = oneshot::channel();
+        sender
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    // --- reads ---
+
+    /// Inbox entries not yet delivered, oldest first: what to resume after a restart.
+    pub async fn open_inbox(&self) -> Result<Vec<InboxEntry>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, payload, state, session_key, reply FROM inbox
+                     WHERE state != 'delivered' ORDER BY id",
+                )
+                .map_err(sql)?;
+            let rows = stmt.query_map([], inbox_row).map_err(sql)?;
+            rows.map(|r| r.map_err(sql).and_then(decode_inbox))
+                .collect()
+        })
+        .await
+    }
+
+    /// Inbox entries still waiting for an answer, oldest first, received at or before
+    /// `received_before_ms`: what the router resumes.
+    pub async fn pending_inbox(
+        &self,
+        received_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let before = i64::try_from(received_before_ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, payload, state, session_key, reply FROM inbox
+                     WHERE state = 'pending' AND received_at <= ?1 ORDER BY id LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![before, limit], inbox_row)
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql).and_then(decode_inbox))
+                .collect()
+        })
+        .await
+    }
+
+    /// Answered entries of one account not yet sent upstream, oldest first, answered at
+    /// or before `answered_before_ms`: what a push channel sends again after a restart.
+    pub async fn undelivered(
+        &self,
+        channel: &str,
+        account: &str,
+        answered_before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let (c, a) = (channel.to_string(), account.to_string());
+        let before = i64::try_from(answered_before_ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, payload, state, session_key, reply FROM inbox
+                     WHERE state = 'answered' AND channel = ?1 AND account = ?2
+                       AND answered_at <= ?3
+                     ORDER BY id LIMIT ?4",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![c, a, before, limit], inbox_row)
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql).and_then(decode_inbox))
+                .collect()
+        })
+        .await
+    }
+
+    /// One remembered fact of a channel account.
+    pub async fn meta(&self, account: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let (a, k) = (account.to_string(), key.to_string());
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT value FROM channel_meta WHERE account = ?1 AND key = ?2",
+                params![a, k],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// Every remembered fact whose key starts with `prefix`, of one account or (`None`)
+    /// of all: `(account, key, value)` by account and key.
+    pub async fn meta_with_prefix(
+        &self,
+        account: Option<&str>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let account = account.map(str::to_string);
+        // LIKE would treat `_` and `%` in ids as wildcards; a range on the key does not.
+        let (from, to) = (prefix.to_string(), format!("{prefix}\u{10FFFF}"));
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT account, key, value FROM channel_meta
+                     WHERE (?1 IS NULL OR account = ?1) AND key >= ?2 AND key < ?3
+                     ORDER BY account, key",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![account, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
+    }
+
+    /// How many inbox entries wait for an answer, and how many answers wait to be sent.
+    pub async fn inbox_depth(&self) -> Result<(u64, u64), StoreError> {
+        self.read(|conn| {
+            let count = |state: &str| -> Result<u64, StoreError> {
+                conn.prepare_cached("SELECT COUNT(*) FROM inbox WHERE state = ?1")
+                    .and_then(|mut s| s.query_row(params![state], |r| r.get::<_, i64>(0)))
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .map_err(sql)
+            };
+            Ok((count("pending")?, count("answered")?))
+        })
+        .await
+    }
+
+    /// The inbox entry for an upstream id (the HTTP API's idempotency key).
+    pub async fn inbox_by_upstream(
+        &self,
+        channel: &str,
+        account: &str,
+        upstream_id: &str,
+    ) -> Result<Option<InboxEntry>, StoreError> {
+        let (c, a, u) = (
+            channel.to_string(),
+            account.to_string(),
+            upstream_id.to_string(),
+        );
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, payload, state, session_key, reply FROM inbox
+                 WHERE channel = ?1 AND account = ?2 AND upstream_id = ?3",
+                params![c, a, u],
+                inbox_row,
+            )
+            .optional()
+            .map_err(sql)?
+            .map(decode_inbox)
+            .transpose()
+        })
+        .await
+    }
+
+    /// A session row.
+    pub async fn session(&self, key: &str) -> Result<Option<SessionRow>, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("{SESSION_SELECT} WHERE key = ?1"),
+                params![key],
+                session_row,
+            )
+            .optional()
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// All session rows, by key.
+    pub async fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(&format!("{SESSION_SELECT} ORDER BY key"))
+                .map_err(sql)?;
+            let rows = stmt.query_map([], session_row).map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
+    }
+
+    /// A session's whole transcript (all contexts), with sequence numbers.
+    pub async fn transcript(&self, key: &str) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
+        self.transcript_from(key, 0).await
+    }
+
+    /// The last sequence number of a session's transcript (0 when it has none).
+    pub async fn last_seq(&self, key: &str) -> Result<i64, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)))
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// A session's transcript from sequence number `from_seq` on.
+    pub async fn transcript_from(
+        &self,
+        key: &str,
+        from_seq: i64,
+    ) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, entry FROM transcript WHERE session_key = ?1 AND seq >= ?2
+                     ORDER BY seq",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![key, from_seq], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(sql)?;
+            rows.map(|r| {
+                let (seq, blob) = r.map_err(sql)?;
+                let entry =
+                    rmp_serde::from_slice(&blob).map_err(|e| StoreError::Decode(e.to_string()))?;
+                Ok((seq, entry))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reader = inner.reader.lock();
+            if reader.is_none() {
+                if !inner.path.exists() {
+                    return Err(StoreError::Unavailable(format!(
+                        "store {} does not exist yet",
+                        inner.path.display()
+                    )));
+                }
+                let conn = Connection::open_with_flags(
+                    &inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(sql)?;
+                *reader = Some(conn);
+            }
+            match reader.as_ref() {
+                Some(conn) => f(conn),
+                None => Err(StoreError::Unavailable("no reader".into())),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store reader failed: {e}")))?
+    }
+}
+
+const SESSION_SELECT: &str = "SELECT key, agent, channel, account, created_at, last_active, \
+     idle_ms, max_age_ms, context_from, turns FROM sessions";
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(e.to_string())
+}
+
+type InboxRow = (i64, Vec<u8>, String, Option<String>, Option<String>);
+
+fn inbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn decode_inbox(
+    (id, payload, state, session_key, reply): InboxRow,
+) -> Result<InboxEntry, StoreError> {
+    Ok(InboxEntry {
+        id,
+        inbound: rmp_serde::from_slice(&payload).map_err(|e| StoreError::Decode(e.to_string()))?,
+        state: writer::parse_state(&state)?,
+        session_key,
+        reply,
+    })
+}
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    let u = |i: usize| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+    Ok(SessionRow {
+        key: r.get(0)?,
+        agent: r.get(1)?,
+        channel: r.get(2)?,
+        account: r.get(3)?,
+        created_at_ms: u(4)?,
+        last_active_ms: u(5)?,
+        idle_ms: u(6)?,
+        max_age_ms: u(7)?,
+        context_from: r.get(8)?,
+        turns: u(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;
