@@ -141,11 +141,11 @@ pub fn account_token(
     account: &str,
     token: Option<&pincer_config::SecretValue>,
 ) -> Option<String> {
-    let secrets = crate::secrets::handle(gw, crate::secrets::refs::account_owner(kind, account));
+    let secrets = gw.secret_handle(pincer_secrets::refs::account_owner(kind, account));
     match token.map(|t| secrets.get(t)) {
         Some(Ok(token)) if !token.trim().is_empty() => Some(token),
         // Not a config problem: `secrets` retries, and the link restarts when it resolves.
-        Some(Err(error @ crate::secrets::SecretError::Unresolved { .. })) => {
+        Some(Err(error @ pincer_secrets::SecretError::Unresolved { .. })) => {
             let why = format!("waiting for its token: {error}");
             gw.links().fatal(account, &why);
             gw.set_problem(&pincer_core::paths::link(kind, account), Some(why));
@@ -178,12 +178,12 @@ pub fn restart_on_rotation(
     scope.spawn(async move {
         let current = || {
             let config = gw.config();
-            let owner = crate::secrets::refs::account_owner(kind, &account);
-            let secrets = crate::secrets::handle(&gw, owner.clone());
-            crate::secrets::refs::uses(&config)
+            let owner = pincer_secrets::refs::account_owner(kind, &account);
+            let secrets = gw.secret_handle(owner.clone());
+            pincer_secrets::refs::uses(&config)
                 .into_iter()
                 .filter(|u| u.owner == owner)
-                .map(|u| secrets.get(&u.value).ok().map(|v| crate::secrets::digest(&v)))
+                .map(|u| secrets.get(&u.value).ok().map(|v| pincer_secrets::digest(&v)))
                 .collect::<Vec<_>>()
         };
         let before = current();

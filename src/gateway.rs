@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use parking_lot::RwLock;
 use pincer_actors::{ChildSpec, Registry, Scope, SupervisorHandle};
+use pincer_config::live::{Publisher, View};
+use pincer_secrets::Secrets;
 use ractor::{Actor, ActorRef, Message};
 use tokio::sync::watch;
 
@@ -23,6 +23,9 @@ use crate::stats::Stats;
 use pincer_config::{Config, Sources};
 use pincer_core::metrics::Metrics;
 use pincer_store::Store;
+
+use crate::status::Status;
+use crate::token::GatewayToken;
 
 /// The root's name: every path starts with it.
 pub const ROOT: &str = "pincer";
@@ -40,8 +43,9 @@ struct Inner {
     config_file: Option<PathBuf>,
     registry: Registry,
     store: Store,
-    config: watch::Sender<Arc<Config>>,
-    token: RwLock<Option<Arc<str>>>,
+    config: Publisher,
+    view: View,
+    token: Arc<GatewayToken>,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     metrics: Metrics,
@@ -51,11 +55,9 @@ struct Inner {
     supervisors: RwLock<HashMap<&'static str, SupervisorHandle>>,
     pools: RwLock<HashMap<&'static str, Arc<Pool>>>,
     links: Links,
-    secrets: crate::secrets::shelf::Shelf,
-    problems: RwLock<std::collections::BTreeMap<String, String>>,
-    started: AtomicBool,
-    draining: AtomicBool,
-    born: Instant,
+    secrets: Arc<Secrets>,
+    status: Arc<Status>,
+    http: reqwest::Client,
 }
 
 /// One channel account as the gateway knows it.
@@ -98,7 +100,8 @@ impl Gateway {
         let local_addr = parts.listener.local_addr()?;
         let metrics = Metrics::new();
         let stats = Stats::new(&metrics);
-        let (config, _) = watch::channel(Arc::new(parts.config));
+        let (config, view) = pincer_config::live::channel(parts.config);
+        let http = pincer_core::net::http_client().map_err(std::io::Error::other)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 home: parts.home,
@@ -107,7 +110,8 @@ impl Gateway {
                 registry: Registry::new(),
                 store: parts.store,
                 config,
-                token: RwLock::new(parts.token.map(Arc::from)),
+                view,
+                token: Arc::new(GatewayToken::new(parts.token)),
                 listener: parts.listener,
                 local_addr,
                 metrics,
@@ -117,11 +121,9 @@ impl Gateway {
                 supervisors: RwLock::default(),
                 pools: RwLock::default(),
                 links: Links::default(),
-                secrets: Default::default(),
-                problems: RwLock::default(),
-                started: AtomicBool::new(false),
-                draining: AtomicBool::new(false),
-                born: Instant::now(),
+                secrets: Arc::default(),
+                status: Arc::default(),
+                http,
             }),
         })
     }
@@ -153,27 +155,42 @@ impl Gateway {
 
     /// The config in force (a snapshot: later changes do not alter it).
     pub fn config(&self) -> Arc<Config> {
-        self.inner.config.borrow().clone()
+        self.inner.view.current()
+    }
+
+    /// A view of the config in force.
+    pub fn config_view(&self) -> &View {
+        &self.inner.view
     }
 
     /// Changes of the config in force.
     pub fn config_changes(&self) -> watch::Receiver<Arc<Config>> {
-        self.inner.config.subscribe()
+        self.inner.view.changes()
     }
 
     /// Puts a new config in force.
     pub fn set_config(&self, config: Config) {
-        self.inner.config.send_replace(Arc::new(config));
+        self.inner.config.publish(config);
     }
 
     /// The gateway token, if one is set.
     pub fn token(&self) -> Option<Arc<str>> {
-        self.inner.token.read().clone()
+        self.inner.token.get()
     }
 
-    /// Replaces the gateway token (secret rotation).
-    pub fn set_token(&self, token: Option<String>) {
-        *self.inner.token.write() = token.map(Arc::from);
+    /// The gateway token holder.
+    pub fn token_holder(&self) -> &Arc<GatewayToken> {
+        &self.inner.token
+    }
+
+    /// The gateway's status (started, draining, problems).
+    pub fn status(&self) -> &Arc<Status> {
+        &self.inner.status
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     /// A fresh handle on the listening socket (each incarnation of `health` serves on one;
@@ -200,27 +217,27 @@ impl Gateway {
 
     /// Whether the tree has started once.
     pub fn is_started(&self) -> bool {
-        self.inner.started.load(Ordering::Acquire)
+        self.inner.status.is_started()
     }
 
     /// Marks the tree as started.
     pub fn mark_started(&self) {
-        self.inner.started.store(true, Ordering::Release);
+        self.inner.status.mark_started();
     }
 
     /// Whether the gateway is shutting down (no new input).
     pub fn is_draining(&self) -> bool {
-        self.inner.draining.load(Ordering::Acquire)
+        self.inner.status.is_draining()
     }
 
     /// Stops taking input.
     pub fn start_draining(&self) {
-        self.inner.draining.store(true, Ordering::Release);
+        self.inner.status.start_draining();
     }
 
     /// Time since the context was made.
     pub fn uptime(&self) -> std::time::Duration {
-        self.inner.born.elapsed()
+        self.inner.status.uptime()
     }
 
     /// Remembers the handle of a supervisor by role (`agents`, `providers`, `channels`).
@@ -259,28 +276,38 @@ impl Gateway {
         &self.inner.links
     }
 
-    /// Resolved secrets (read them through [`crate::secrets::handle`]).
-    pub fn secrets(&self) -> &crate::secrets::shelf::Shelf {
+    /// Resolved secrets.
+    pub fn secrets(&self) -> &Arc<Secrets> {
         &self.inner.secrets
     }
 
-    /// Marks `path` not ready for `reason`, or (with `None`) clears it. For parts that run
-    /// but cannot do their job: a link whose token was revoked, a secret that is missing.
+    /// The secrets handle of `owner`.
+    pub fn secret_handle(&self, owner: impl Into<String>) -> pincer_secrets::Handle {
+        pincer_secrets::Handle::new(self.inner.secrets.clone(), self.inner.view.clone(), owner)
+    }
+
+    /// The context of the `secrets` actor.
+    pub fn secrets_ctx(&self) -> crate::secrets::SecretsCtx {
+        crate::secrets::SecretsCtx {
+            config: self.inner.view.clone(),
+            home: self.inner.home.clone(),
+            env: Arc::new(self.inner.sources.env.clone()),
+            secrets: self.inner.secrets.clone(),
+            store: self.inner.store.clone(),
+            status: self.inner.status.clone(),
+            token: self.inner.token.clone(),
+            http: self.inner.http.clone(),
+        }
+    }
+
+    /// Marks `path` not ready for `reason`, or (with `None`) clears it.
     pub fn set_problem(&self, path: &str, reason: Option<String>) {
-        let mut problems = self.inner.problems.write();
-        match reason {
-            Some(r) => problems.insert(path.to_string(), r),
-            None => problems.remove(path),
-        };
+        self.inner.status.set_problem(path, reason);
     }
 
     /// Every problem, by path.
     pub fn problems(&self) -> Vec<(String, String)> {
-        let problems = self.inner.problems.read();
-        problems
-            .iter()
-            .map(|(p, r)| (p.clone(), r.clone()))
-            .collect()
+        self.inner.status.problems()
     }
 
     /// Forgets account `id` (removed from config).
@@ -307,6 +334,11 @@ impl Gateway {
         let mut all: Vec<Account> = self.inner.accounts.read().values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// The address of the root's child `child` (`router`, `secrets`, `config`).
+    pub fn addr<M: Message>(&self, child: &str) -> pincer_actors::Addr<M> {
+        pincer_actors::Addr::new(&self.inner.registry, pincer_core::paths::top(child))
     }
 
     /// The running actor at `path`, typed. `None` while it is not running.

@@ -21,6 +21,8 @@ pub mod router;
 pub mod secrets;
 pub mod session;
 pub mod stats;
+pub mod status;
 pub mod store;
+pub mod token;
 pub mod tool;
 pub mod tree;

@@ -324,7 +324,7 @@ pub fn resolve_keys(
     first: Option<&pincer_config::SecretValue>,
     more: &[pincer_config::SecretValue],
 ) -> Vec<String> {
-    let secrets = crate::secrets::handle(gw, crate::secrets::refs::provider_owner(name));
+    let secrets = gw.secret_handle(pincer_secrets::refs::provider_owner(name));
     first
         .into_iter()
         .chain(more)

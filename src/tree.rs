@@ -42,7 +42,7 @@ pub fn spec(gw: &Gateway) -> SupervisorSpec {
             .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
         )
         .child(config_watcher::spec(gw))
-        .child(secrets::spec(gw))
+        .child(secrets::spec(gw.secrets_ctx()))
         .child(provider::providers_spec(gw))
         .child(agent::agents_spec(gw))
         .child(crate::gateway::child(gw, "router", Router))

@@ -6,8 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::moto::Moto;
-use pincer::secrets::BackendError;
-use pincer::secrets::aws::Aws;
+use pincer_secrets::BackendError;
+use pincer_secrets::aws::Aws;
 
 /// Fake keys, region us-east-1 and moto's URL; every other AWS variable of the process
 /// hidden (an empty value counts as unset), HOME at an empty directory.

@@ -16,6 +16,7 @@
 //! - [`Scope`]: the tasks, timers and children an actor owns; closed (and waited for)
 //!   before a replacement starts, so two instances never overlap.
 //! - [`Timer`]: arm, reset, extend and cancel for the price of a lock.
+//! - [`Addr`]: a typed address of whatever incarnation runs at a path.
 //!
 //! ## A tree
 //!
@@ -90,6 +91,7 @@
 //!
 //! [ractor]: https://docs.rs/ractor
 
+pub mod addr;
 pub mod backoff;
 pub mod child_spec;
 pub mod registry;
@@ -98,6 +100,7 @@ pub mod supervisor;
 pub mod testkit;
 pub mod timer;
 
+pub use addr::Addr;
 pub use backoff::Backoff;
 pub use child_spec::{
     ChildKind, ChildSpec, Restart, Shutdown, StartCtx, StartError, StartFn, Started,

@@ -155,8 +155,8 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
         // The agent's own key is for its own model; fallbacks use their providers' keys.
         let own_key = match agent.model.as_ref().and_then(|m| m.api_key.as_ref()) {
             Some(value) if n == 0 => {
-                let owner = crate::secrets::refs::agent_owner(&request.agent);
-                match crate::secrets::handle(gw, owner).get(value) {
+                let owner = pincer_secrets::refs::agent_owner(&request.agent);
+                match gw.secret_handle(owner).get(value) {
                     Ok(key) => Some(provider::ApiKey(key)),
                     Err(error) => {
                         last_error = format!("agent `{}`: {error}", request.agent);

@@ -14,7 +14,7 @@ use pincer_config::{Config, SecretValue};
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks every Telegram and Discord account of `config` (its refs resolved in `secrets`).
-pub async fn all(config: &Config, secrets: &crate::secrets::Resolved) -> Vec<Finding> {
+pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Finding> {
     let http = crate::provider::http_client();
     let mut out = Vec::new();
     let token = |value: Option<&SecretValue>| {

@@ -30,7 +30,7 @@ impl Client {
         };
         let token = match &gateway.auth.token {
             Some(value) => Some(
-                crate::secrets::resolve_now(value, &loaded.config, &sources.home, &sources.env)
+                pincer_secrets::resolve_now(value, &loaded.config, &sources.home, &sources.env)
                     .await
                     .map_err(super::usage)?,
             ),

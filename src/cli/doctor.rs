@@ -43,7 +43,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
         line(None, warning.clone());
     }
     let cfg = &loaded.config;
-    let secrets = crate::secrets::Resolved::all(cfg, &sources.home, &sources.env).await;
+    let secrets = pincer_secrets::Resolved::all(cfg, &sources.home, &sources.env).await;
     for (id, agent) in &cfg.agents {
         let provider = agent
             .model
@@ -78,7 +78,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     for finding in crate::channel::check::all(cfg, &secrets).await {
         line(Some(finding.ok), finding.text);
     }
-    for u in crate::secrets::refs::uses(cfg) {
+    for u in pincer_secrets::refs::uses(cfg) {
         match secrets.get(&u.value) {
             Ok(_) => line(Some(true), format!("secret {} resolves", u.key)),
             Err(e) => line(Some(false), format!("secret {}: {e}", u.key)),

@@ -69,14 +69,14 @@ async fn serve(
     let (sources, mut loaded) = load_config(config)?;
     // Plaintext secrets of the config are masked from the first log line on; resolved
     // refs join them as `secrets` resolves them.
-    let plaintext: Vec<String> = crate::secrets::refs::uses(&loaded.config)
+    let plaintext: Vec<String> = pincer_secrets::refs::uses(&loaded.config)
         .into_iter()
         .filter_map(|u| match u.value {
             pincer_config::SecretValue::Plain(p) => Some(p),
             pincer_config::SecretValue::Ref(_) => None,
         })
         .collect();
-    crate::secrets::redact::set_values(plaintext.iter().map(String::as_str));
+    pincer_secrets::redact::set_values(plaintext.iter().map(String::as_str));
     for warning in &loaded.warnings {
         tracing::warn!(message = %warning);
     }
@@ -101,7 +101,7 @@ async fn serve(
     // and readiness names the ref.
     let configured_token = match &gateway.auth.token {
         Some(value) => {
-            match crate::secrets::resolve_now(value, &loaded.config, &home, &sources.env).await {
+            match pincer_secrets::resolve_now(value, &loaded.config, &home, &sources.env).await {
                 Ok(token) => Some(token),
                 Err(error) => {
                     tracing::warn!(%error, "The gateway token is not resolved yet; the generated one guards the port meanwhile.");
@@ -171,7 +171,7 @@ async fn serve(
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading secrets.");
-            if !crate::secrets::request_reload(&hangups) {
+            if !crate::secrets::request_reload(&hangups.addr("secrets")) {
                 tracing::warn!(
                     "SIGHUP: the secrets actor is not running; it resolves everything when it restarts."
                 );
@@ -256,7 +256,7 @@ fn init_tracing() {
         _ => Targets::new().with_default(tracing::Level::INFO),
     };
     let format = tracing_subscriber::fmt::layer()
-        .with_writer(crate::secrets::redact::Redacting::new(std::io::stderr))
+        .with_writer(pincer_secrets::redact::Redacting::new(std::io::stderr))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = tracing_subscriber::registry()

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::client::Client;
 use super::gateway::load_config;
 use super::{Failure, usage};
-use crate::secrets::refs::{self, Use};
 use pincer_config::{Config, SecretProvider, SecretSource, SecretValue};
+use pincer_secrets::refs::{self, Use};
 
 /// `pincer secrets`.
 #[derive(Debug, Args)]
@@ -156,7 +156,7 @@ async fn audit(config: Option<PathBuf>, json_out: bool, check: bool) -> Result<(
         .as_deref()
         .and_then(|f| std::fs::read_to_string(f).ok())
         .unwrap_or_default();
-    let resolved = crate::secrets::Resolved::all(cfg, &sources.home, &sources.env).await;
+    let resolved = pincer_secrets::Resolved::all(cfg, &sources.home, &sources.env).await;
     let mut findings = Vec::new();
     let uses = refs::uses(cfg);
     let mut refs_ok = 0;
@@ -313,7 +313,7 @@ async fn access(
             "{}  {}  {}  {}",
             row["at"]
                 .as_u64()
-                .map_or_else(String::new, crate::secrets::utc),
+                .map_or_else(String::new, pincer_secrets::utc),
             row["actor"].as_str().unwrap_or_default(),
             row["reference"].as_str().unwrap_or_default(),
             row["outcome"].as_str().unwrap_or_default()
@@ -593,7 +593,7 @@ async fn store_values(
             let path = refs::file_path(home, path.as_ref());
             let mut doc: Value = match std::fs::read_to_string(&path) {
                 Ok(text) => {
-                    crate::secrets::file::read(&path, *mode).map_err(|e| anyhow!("{e}"))?;
+                    pincer_secrets::file::read(&path, *mode).map_err(|e| anyhow!("{e}"))?;
                     serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
@@ -612,15 +612,15 @@ async fn store_values(
             namespace,
             ..
         } => {
-            let ctx = crate::secrets::fetch::Ctx {
+            let ctx = pincer_secrets::fetch::Ctx {
                 config: cfg,
                 home,
                 env,
                 http: &http,
             };
-            let token = crate::secrets::fetch::vault_token(ctx, token.as_ref())
+            let token = pincer_secrets::fetch::vault_token(ctx, token.as_ref())
                 .map_err(|e| anyhow!("{e}"))?;
-            let vault = crate::secrets::vault::Vault {
+            let vault = pincer_secrets::vault::Vault {
                 address: address.clone(),
                 mount: mount.clone(),
                 namespace: namespace.clone(),
@@ -628,7 +628,7 @@ async fn store_values(
             };
             let mut by_path: BTreeMap<&str, serde_json::Map<String, Value>> = BTreeMap::new();
             for m in moves {
-                let (path, field) = crate::secrets::vault::split_id(&m.id);
+                let (path, field) = pincer_secrets::vault::split_id(&m.id);
                 by_path
                     .entry(path)
                     .or_default()
@@ -638,7 +638,7 @@ async fn store_values(
                 // Keep fields already there: a write replaces the whole secret.
                 let mut all = match vault.read(&http, path).await {
                     Ok(secret) => secret.fields,
-                    Err(crate::secrets::BackendError::NotFound(_)) => serde_json::Map::new(),
+                    Err(pincer_secrets::BackendError::NotFound(_)) => serde_json::Map::new(),
                     Err(e) => return Err(anyhow!("{e}").into()),
                 };
                 all.extend(fields);
@@ -652,7 +652,7 @@ async fn store_values(
         SecretProvider::Aws {
             region, endpoint, ..
         } => {
-            let aws = crate::secrets::aws::Aws::new(region.as_deref(), endpoint.as_deref(), env)
+            let aws = pincer_secrets::aws::Aws::new(region.as_deref(), endpoint.as_deref(), env)
                 .map_err(|e| anyhow!("{e}"))?;
             for m in moves {
                 aws.put(&http, &m.id, &m.value)

@@ -9,8 +9,8 @@ use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated};
 use crate::gateway::Gateway;
-use crate::secrets::refs;
 use pincer_config::SecretValue;
+use pincer_secrets::refs;
 
 /// Most trail rows one call returns.
 const MAX_ROWS: usize = 10_000;
@@ -37,7 +37,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::post())
         .and(with_gw.clone())
         .then(|gw: Gateway| async move {
-            match crate::secrets::reload(&gw).await {
+            match crate::secrets::reload(&gw.addr("secrets")).await {
                 Ok(report) => {
                     warp::reply::json(&json!({"ok": true, "report": report})).into_response()
                 }

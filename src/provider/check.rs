@@ -15,7 +15,7 @@ pub struct Finding {
 }
 
 /// Checks every configured provider in `config` (with its refs resolved in `secrets`).
-pub async fn all(config: &Config, secrets: &crate::secrets::Resolved) -> Vec<Finding> {
+pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Finding> {
     let client = super::http_client();
     let mut out = Vec::new();
     if let Some(openai) = &config.providers.openai {
@@ -57,7 +57,7 @@ pub async fn all(config: &Config, secrets: &crate::secrets::Resolved) -> Vec<Fin
 fn keys(
     first: Option<&SecretValue>,
     more: &[SecretValue],
-    secrets: &crate::secrets::Resolved,
+    secrets: &pincer_secrets::Resolved,
     provider: &str,
     out: &mut Vec<Finding>,
 ) -> Vec<String> {

@@ -322,7 +322,8 @@ async fn serve_webhook(
         return crate::channel::give_up(gw, "telegram", account, &why);
     };
     let secret = match settings.webhook_secret.as_ref().map(|s| {
-        crate::secrets::handle(gw, crate::secrets::refs::account_owner("telegram", account)).get(s)
+        gw.secret_handle(pincer_secrets::refs::account_owner("telegram", account))
+            .get(s)
     }) {
         Some(Ok(secret)) => secret,
         Some(Err(error)) => {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pincer_config::{Config, FileMode, SecretProvider, SecretRef, SecretSource, SecretValue};
-use pincer_core::paths::ROOT;
+use pincer_core::paths;
 
 /// One secret-bearing value in a config.
 #[derive(Debug, Clone)]
@@ -23,27 +23,27 @@ pub struct Use {
 
 /// The owner of the gateway token (the port's actor).
 pub fn gateway_owner() -> String {
-    format!("{ROOT}/health")
+    paths::top("health")
 }
 
 /// The owner of a provider's keys.
 pub fn provider_owner(name: &str) -> String {
-    pincer_core::paths::provider(name)
+    paths::provider(name)
 }
 
 /// The owner of an agent's own key.
 pub fn agent_owner(id: &str) -> String {
-    format!("{ROOT}/agents/agent:{id}")
+    paths::agent(id)
 }
 
 /// The owner of a channel account's token and webhook secret.
 pub fn account_owner(kind: &str, account: &str) -> String {
-    format!("{ROOT}/channels/channel:{kind}:{account}")
+    paths::account(kind, account)
 }
 
 /// The owner of back-end credentials (a Vault token): the watcher itself.
 pub fn secrets_owner() -> String {
-    format!("{ROOT}/secrets")
+    paths::top("secrets")
 }
 
 /// Every secret-bearing value of `config`, plaintext included.

@@ -157,7 +157,7 @@ pub fn vault_token(ctx: Ctx<'_>, token: Option<&SecretValue>) -> Result<String, 
             }
             SecretSource::Env | SecretSource::File => {
                 let key = refs::settle(r, ctx.config).map_err(BackendError::Invalid)?;
-                sync_fetch(ctx, &key)
+                sync_fetch(ctx.config, ctx.home, ctx.env, &key)
                     .map(|f| f.value)
                     .map_err(|e| BackendError::Denied(format!("Vault token `{r}`: {e}")))
             }
@@ -191,11 +191,16 @@ pub fn vault_token(ctx: Ctx<'_>, token: Option<&SecretValue>) -> Result<String, 
 }
 
 /// Resolves an env or file key without I/O beyond the file (no network).
-pub fn sync_fetch(ctx: Ctx<'_>, key: &Key) -> Result<Fetched, BackendError> {
-    match refs::provider(ctx.config, key) {
-        Some(SecretProvider::Env { allowlist }) => env::fetch(&key.id, &allowlist, ctx.env),
+pub fn sync_fetch(
+    config: &Config,
+    home: &Path,
+    env: &BTreeMap<String, String>,
+    key: &Key,
+) -> Result<Fetched, BackendError> {
+    match refs::provider(config, key) {
+        Some(SecretProvider::Env { allowlist }) => env::fetch(&key.id, &allowlist, env),
         Some(SecretProvider::File { path, mode }) => {
-            let path = refs::file_path(ctx.home, path.as_ref());
+            let path = refs::file_path(home, path.as_ref());
             file::pick(&file::read(&path, mode)?, &key.id)
         }
         Some(_) => Err(BackendError::Invalid(format!(

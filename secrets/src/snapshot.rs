@@ -2,8 +2,8 @@
 //! [`Snapshot`] (swapped whole, never edited in place), its generation for those who wait
 //! for rotations, and the access trail waiting to be written.
 //!
-//! The shelf belongs to the gateway, not to the watcher actor: a killed watcher loses
-//! nothing, and its successor starts from the last good snapshot.
+//! [`Secrets`] belongs to the running gateway, not to the watcher actor: a killed watcher
+//! loses nothing, and its successor starts from the last good snapshot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -60,9 +60,9 @@ type Noted = (String, String);
 /// Rows kept while the store cannot take them; older ones are dropped past this.
 const MAX_PENDING: usize = 10_000;
 
-/// The gateway's secrets; see the [module docs](self).
+/// The gateway's resolved secrets; see the [module docs](self).
 #[derive(Debug)]
-pub struct Shelf {
+pub struct Secrets {
     snapshot: RwLock<Arc<Snapshot>>,
     changes: watch::Sender<u64>,
     /// The last outcome recorded per (actor, key): a row is written when it changes, so
@@ -70,7 +70,7 @@ pub struct Shelf {
     seen: Mutex<HashMap<String, HashMap<Key, Noted>>>,
     pending: Mutex<Vec<SecretAccess>>,
     /// Owners whose readiness the watcher marked, to clear them when fixed.
-    pub(crate) marked: Mutex<BTreeSet<String>>,
+    marked: Mutex<BTreeSet<String>>,
     /// Each owner's keys for one config (recomputed when the config is replaced).
     scopes: RwLock<Option<(Arc<Config>, Arc<Scopes>)>>,
 }
@@ -78,7 +78,7 @@ pub struct Shelf {
 /// What each owner may read.
 pub type Scopes = BTreeMap<String, BTreeSet<Key>>;
 
-impl Default for Shelf {
+impl Default for Secrets {
     fn default() -> Self {
         Self {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
@@ -91,7 +91,7 @@ impl Default for Shelf {
     }
 }
 
-impl Shelf {
+impl Secrets {
     /// The snapshot in force.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().clone()
@@ -163,6 +163,12 @@ impl Shelf {
             reference: key.to_string(),
             outcome: outcome.to_string(),
         });
+    }
+
+    /// Replaces the owners marked not ready by the watcher; returns the previous ones (those
+    /// not marked again are to be cleared).
+    pub fn swap_marked(&self, now: BTreeSet<String>) -> BTreeSet<String> {
+        std::mem::replace(&mut *self.marked.lock(), now)
     }
 
     /// Takes the rows not yet written.
