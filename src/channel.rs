@@ -1,34 +1,38 @@
 //! Channels: each account is a supervisor of its `link` (the surface that takes messages
 //! in and sends replies out) and its `sessions` (a dynamic supervisor of `session:<key>`).
 //!
-//! Taking a message in is the same for every channel ([`intake`]): write it to the inbox,
+//! Taking a message in is the same for every channel ([`Intake`]): write it to the inbox,
 //! then hand it to the router. A reply goes out through the account's [`Outbox`]; for the
 //! channels served on the gateway's own port (web chat, HTTP API) that is whoever waits for
-//! the message's upstream id.
+//! the message's upstream id. The channels' APIs and reply sending live in
+//! `pincer_channels`; the links here run them in their scopes.
 
-pub mod check;
 pub mod discord;
 pub mod http;
-mod links;
-mod outbox;
-pub mod pace;
-pub mod pairing;
-pub mod push;
-pub mod split;
 pub mod telegram;
 pub mod web;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use pincer_actors::{Backoff, ChildSpec, Intensity, Restart, Strategy, SupervisorSpec};
-
-pub use links::{DiscordResume, LinkStatus, Links, PollSlot};
-pub use outbox::{Delivery, HandedTo, Outbox, Push, Waiter};
-
-use crate::gateway::{Account, Gateway};
-use crate::router::RouterMsg;
+use parking_lot::RwLock;
+use pincer_actors::{
+    Addr, Backoff, ChildSpec, Intensity, Restart, Scope, Strategy, SupervisorHandle, SupervisorSpec,
+};
+use pincer_config::SecretValue;
+use pincer_config::live::View;
 use pincer_core::Inbound;
-use pincer_store::{Accepted, InboxEntry, InboxState, StoreError};
+use pincer_core::metrics::catalog::Catalog;
+use pincer_core::paths;
+use pincer_secrets::{Handle, SecretError, Secrets, refs};
+use pincer_store::{Accepted, InboxEntry, InboxState, Store, StoreError};
+
+pub use pincer_channels::{Delivery, HandedTo, Links, Outbox, Waiter};
+
+use crate::readiness::Probe;
+use crate::router::RouterMsg;
+use crate::status::Status;
 
 /// Sessions one account may hold at once.
 pub const MAX_SESSIONS: usize = 100_000;
@@ -47,40 +51,155 @@ pub enum IntakeError {
     LinkDown(String),
 }
 
-/// Writes `inbound` to the inbox and, unless it was answered before, hands it to the
-/// router. Returns once the message is durable: that is when it may be acknowledged.
-pub async fn intake(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeError> {
-    if gw.is_draining() {
-        return Err(IntakeError::Draining);
-    }
-    let channel = inbound.channel.clone();
-    let accepted = gw.store().accept(inbound.clone()).await?;
-    if !accepted.duplicate {
-        gw.stats().message_in(&channel);
-    }
-    if accepted.state == InboxState::Pending {
-        let entry = InboxEntry {
-            id: accepted.id,
-            inbound,
-            state: accepted.state,
-            session_key: None,
-            reply: None,
-        };
-        // A router that is down now finds the entry on its next sweep of the inbox.
-        if let Some(router) = gw.actor::<RouterMsg>(&pincer_core::paths::top("router")) {
-            let _ = router.cast(RouterMsg::Route(Box::new(entry)));
-        }
-    }
-    Ok(accepted)
+/// Where inbound messages go: the inbox, then the router. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    /// The inbox.
+    pub store: Store,
+    /// The router, which a new entry is handed to.
+    pub router: Addr<RouterMsg>,
+    /// Whether the gateway still takes input.
+    pub status: Arc<Status>,
+    /// `pincer_messages_in_total`.
+    pub catalog: Catalog,
 }
 
-/// The child spec of account `id` of channel `kind`, registering the account in `gw`.
-pub fn account_spec(gw: &Gateway, kind: &'static str, id: &str) -> Option<ChildSpec> {
+impl Intake {
+    /// Writes `inbound` to the inbox and, unless it was answered before, hands it to the
+    /// router. Returns once the message is durable: that is when it may be acknowledged.
+    pub async fn take(&self, inbound: Inbound) -> Result<Accepted, IntakeError> {
+        if self.status.is_draining() {
+            return Err(IntakeError::Draining);
+        }
+        let channel = inbound.channel.clone();
+        let accepted = self.store.accept(inbound.clone()).await?;
+        if !accepted.duplicate
+            && let Some(metrics) = self.catalog.channel(&channel)
+        {
+            metrics.messages_in.inc();
+        }
+        if accepted.state == InboxState::Pending {
+            let entry = InboxEntry {
+                id: accepted.id,
+                inbound,
+                state: accepted.state,
+                session_key: None,
+                reply: None,
+            };
+            // A router that is down now finds the entry on its next sweep of the inbox.
+            if let Some(router) = self.router.get() {
+                let _ = router.cast(RouterMsg::Route(Box::new(entry)));
+            }
+        }
+        Ok(accepted)
+    }
+}
+
+/// One running channel account: where its sessions run and where its replies go.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Channel kind: `web`, `http`, `telegram`, `discord`.
+    pub kind: &'static str,
+    /// Account id.
+    pub id: String,
+    /// Its `sessions` supervisor.
+    pub sessions: SupervisorHandle,
+    /// Where replies for this account go.
+    pub outbox: Outbox,
+}
+
+/// The running accounts, by id. Filled by whoever starts accounts (the tree at start,
+/// reconciliation after an edit); read by the router, the routes and the links.
+#[derive(Debug, Clone, Default)]
+pub struct Accounts(Arc<RwLock<HashMap<String, Account>>>);
+
+impl Accounts {
+    /// Account `id`.
+    pub fn get(&self, id: &str) -> Option<Account> {
+        self.0.read().get(id).cloned()
+    }
+
+    /// Records `account`.
+    pub fn insert(&self, account: Account) {
+        self.0.write().insert(account.id.clone(), account);
+    }
+}
+
+/// What every account's link is built from.
+#[derive(Debug, Clone)]
+pub struct ChannelsCtx {
+    /// Where messages go in.
+    pub intake: Intake,
+    /// The config in force.
+    pub config: View,
+    /// What outlives the links.
+    pub links: Arc<Links>,
+    /// Where a link that cannot run says why.
+    pub status: Arc<Status>,
+    /// Resolved secrets (each account reads its own through its handle).
+    pub secrets: Arc<Secrets>,
+    /// The store (topics, thread parents, pairings, replies to send again).
+    pub store: Store,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// Readiness, which the web chat shows.
+    pub probe: Probe,
+}
+
+/// What one account's link works with.
+#[derive(Debug, Clone)]
+pub struct LinkCtx {
+    /// Channel kind.
+    pub kind: &'static str,
+    /// Account id.
+    pub account: String,
+    /// Where messages go in.
+    pub intake: Intake,
+    /// The config in force.
+    pub config: View,
+    /// The account's outbox.
+    pub outbox: Outbox,
+    /// What outlives the links.
+    pub links: Arc<Links>,
+    /// Where a link that cannot run says why.
+    pub status: Arc<Status>,
+    /// The account's secrets (its token, its webhook secret).
+    pub secrets: Handle,
+    /// The store.
+    pub store: Store,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// The child spec of account `id` of channel `kind`, and the account it runs (the caller
+/// records it in [`Accounts`] once it starts). `None` for an unknown kind.
+pub fn account_spec(
+    ctx: &ChannelsCtx,
+    kind: &'static str,
+    id: &str,
+) -> Option<(ChildSpec, Account)> {
+    let outbox = Outbox::default();
+    let link = LinkCtx {
+        kind,
+        account: id.to_string(),
+        intake: ctx.intake.clone(),
+        config: ctx.config.clone(),
+        outbox: outbox.clone(),
+        links: ctx.links.clone(),
+        status: ctx.status.clone(),
+        secrets: Handle::new(
+            ctx.secrets.clone(),
+            ctx.config.clone(),
+            refs::account_owner(kind, id),
+        ),
+        store: ctx.store.clone(),
+        http: ctx.http.clone(),
+    };
     let link = match kind {
-        "web" => web::link_spec(gw),
-        "http" => http::link_spec(gw),
-        "telegram" => telegram::link_spec(gw, id),
-        "discord" => discord::link_spec(gw, id),
+        "web" => web::link_spec(link, ctx.probe.clone()),
+        "http" => http::link_spec(link.intake),
+        "telegram" => telegram::link_spec(link),
+        "discord" => discord::link_spec(link),
         _ => return None,
     };
     // Sessions are independent conversations: one crashing often must not end the others,
@@ -88,12 +207,6 @@ pub fn account_spec(gw: &Gateway, kind: &'static str, id: &str) -> Option<ChildS
     let (sessions_spec, sessions) = SupervisorSpec::dynamic(MAX_SESSIONS)
         .intensity(Intensity::new(1000, Duration::from_secs(10)))
         .into_child_spec("sessions");
-    gw.set_account(Account {
-        kind,
-        id: id.to_string(),
-        sessions,
-        outbox: Outbox::default(),
-    });
     // A link that dies (a chaos kill, a panic on upstream garbage) comes back at once at
     // first, then a little later each time, so a crash loop cannot spin; the account
     // tolerates that many link restarts without restarting its sessions.
@@ -106,9 +219,16 @@ pub fn account_spec(gw: &Gateway, kind: &'static str, id: &str) -> Option<ChildS
         .intensity(Intensity::new(100, Duration::from_secs(10)))
         .child(link)
         .child(sessions_spec)
-        .into_child_spec(format!("channel:{kind}:{id}"));
+        .into_child_spec(paths::account_id(kind, id));
     // A whole account that gave up waits before its next try, so readiness shows it.
-    Some(spec.restart(Restart::Permanent).backoff(account_backoff()))
+    let spec = spec.restart(Restart::Permanent).backoff(account_backoff());
+    let account = Account {
+        kind,
+        id: id.to_string(),
+        sessions,
+        outbox,
+    };
+    Some((spec, account))
 }
 
 fn account_backoff() -> Backoff {
@@ -117,82 +237,93 @@ fn account_backoff() -> Backoff {
         .with_reset_after(Duration::from_secs(60))
 }
 
-/// A link that cannot run until its config changes (no token, a token refused, a fatal
-/// close): its status and readiness say why, and it does not retry.
-pub fn give_up(gw: &Gateway, kind: &str, account: &str, why: &str) {
-    tracing::error!(
-        account,
-        channel = kind,
-        reason = why,
-        "Channel account cannot run until its config changes."
-    );
-    gw.links().fatal(account, why);
-    gw.set_problem(
-        &pincer_core::paths::link(kind, account),
-        Some(why.to_string()),
-    );
-}
+// === impl LinkCtx ===
 
-/// Resolves an account's bot `token`; gives up (see [`give_up`]) and returns `None` when
-/// it is not set or cannot be resolved. The reason names the key or the ref, never a value.
-pub fn account_token(
-    gw: &Gateway,
-    kind: &str,
-    account: &str,
-    token: Option<&pincer_config::SecretValue>,
-) -> Option<String> {
-    let secrets = gw.secret_handle(pincer_secrets::refs::account_owner(kind, account));
-    match token.map(|t| secrets.get(t)) {
-        Some(Ok(token)) if !token.trim().is_empty() => Some(token),
-        // Not a config problem: `secrets` retries, and the link restarts when it resolves.
-        Some(Err(error @ pincer_secrets::SecretError::Unresolved { .. })) => {
-            let why = format!("waiting for its token: {error}");
-            gw.links().fatal(account, &why);
-            gw.set_problem(&pincer_core::paths::link(kind, account), Some(why));
-            None
-        }
-        Some(Err(error)) => {
-            give_up(gw, kind, account, &error.to_string());
-            None
-        }
-        _ => {
-            let why = format!("channels.{kind}.accounts.{account}.token is not set");
-            give_up(gw, kind, account, &why);
-            None
-        }
+impl LinkCtx {
+    /// The registry path of this link.
+    pub fn path(&self) -> String {
+        paths::link(self.kind, &self.account)
     }
-}
 
-/// Restarts the link `link` of an account when one of its secrets (token, webhook
-/// secret) changes value, so it reconnects with the new one; a link waiting for its
-/// token starts when the token resolves. Runs in the link's scope.
-pub fn restart_on_rotation(
-    gw: &Gateway,
-    scope: &pincer_actors::Scope,
-    link: ractor::ActorCell,
-    kind: &'static str,
-    account: &str,
-) {
-    let (gw, account) = (gw.clone(), account.to_string());
-    let mut changes = gw.secrets().changes();
-    scope.spawn(async move {
-        let current = || {
-            let config = gw.config();
-            let owner = pincer_secrets::refs::account_owner(kind, &account);
-            let secrets = gw.secret_handle(owner.clone());
-            pincer_secrets::refs::uses(&config)
-                .into_iter()
-                .filter(|u| u.owner == owner)
-                .map(|u| secrets.get(&u.value).ok().map(|v| pincer_secrets::digest(&v)))
-                .collect::<Vec<_>>()
-        };
-        let before = current();
-        while changes.changed().await.is_ok() {
-            if current() != before {
-                tracing::info!(account = %account, channel = kind, "A secret of the account changed; the link reconnects with it.");
-                link.stop(Some("secret rotated".into()));
-                return;
+    /// A link that cannot run until its config changes (no token, a token refused, a fatal
+    /// close): its status and readiness say why, and it does not retry.
+    pub fn give_up(&self, why: &str) {
+        tracing::error!(
+            account = %self.account,
+            channel = self.kind,
+            reason = why,
+            "Channel account cannot run until its config changes."
+        );
+        self.links.fatal(&self.account, why);
+        self.status.set_problem(&self.path(), Some(why.to_string()));
+    }
+
+    /// Resolves the account's bot `token`; gives up (see [`give_up`](Self::give_up)) and
+    /// returns `None` when it is not set or cannot be resolved. The reason names the key or
+    /// the ref, never a value.
+    pub fn token(&self, token: Option<&SecretValue>) -> Option<String> {
+        match token.map(|t| self.secrets.get(t)) {
+            Some(Ok(token)) if !token.trim().is_empty() => Some(token),
+            // Not a config problem: `secrets` retries, and the link restarts when it resolves.
+            Some(Err(error @ SecretError::Unresolved { .. })) => {
+                let why = format!("waiting for its token: {error}");
+                self.links.fatal(&self.account, &why);
+                self.status.set_problem(&self.path(), Some(why));
+                None
+            }
+            Some(Err(error)) => {
+                self.give_up(&error.to_string());
+                None
+            }
+            _ => {
+                let why = format!(
+                    "channels.{}.accounts.{}.token is not set",
+                    self.kind, self.account
+                );
+                self.give_up(&why);
+                None
             }
         }
-    });
+    }
+
+    /// Stops the link `link` when one of the account's secrets (token, webhook secret)
+    /// changes value, so it comes back with the new one; a link waiting for its token
+    /// starts when the token resolves. Runs in the link's scope.
+    pub fn restart_on_rotation(&self, scope: &Scope, link: ractor::ActorCell) {
+        let ctx = self.clone();
+        let mut changes = self.secrets.secrets().changes();
+        scope.spawn(async move {
+            let current = || {
+                let config = ctx.config.current();
+                let owner = ctx.secrets.owner();
+                refs::uses(&config)
+                    .into_iter()
+                    .filter(|u| u.owner == owner)
+                    .map(|u| {
+                        ctx.secrets
+                            .get(&u.value)
+                            .ok()
+                            .map(|v| pincer_secrets::digest(&v))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let before = current();
+            while changes.changed().await.is_ok() {
+                if current() != before {
+                    tracing::info!(account = %ctx.account, channel = ctx.kind, "A secret of the account changed; the link reconnects with it.");
+                    link.stop(Some("secret rotated".into()));
+                    return;
+                }
+            }
+        });
+    }
+
+    /// What sending this account's replies needs.
+    pub fn push(&self) -> pincer_channels::push::PushCtx {
+        pincer_channels::push::PushCtx {
+            store: self.store.clone(),
+            links: self.links.clone(),
+            outbox: self.outbox.clone(),
+        }
+    }
 }

@@ -24,10 +24,10 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use crate::gateway::Gateway;
+use crate::topology::Topology;
 
 /// All routes for `gw`.
-pub fn routes(gw: Gateway) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(gw: Topology) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     probes::routes(gw.clone())
         .or(admin::routes(gw.clone()))
         .or(channels::routes(gw.clone()))
@@ -176,7 +176,7 @@ pub struct Caller {
 }
 
 /// The caller of a request: its address and `Authorization` header checked.
-pub fn caller(gw: Gateway) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+pub fn caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     warp::addr::remote()
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -199,7 +199,7 @@ pub fn caller(gw: Gateway) -> impl Filter<Extract = (Caller,), Error = Rejection
 }
 
 /// Requires the bearer token.
-pub fn authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub fn authenticated(gw: Topology) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     caller(gw)
         .and_then(|c: Caller| async move {
             if c.authenticated {
@@ -212,7 +212,9 @@ pub fn authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = Rejection
 }
 
 /// Requires a loopback caller or the bearer token.
-pub fn local_or_authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub fn local_or_authenticated(
+    gw: Topology,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     caller(gw)
         .and_then(|c: Caller| async move {
             if c.local || c.authenticated {
@@ -224,8 +226,8 @@ pub fn local_or_authenticated(gw: Gateway) -> impl Filter<Extract = (), Error = 
         .untuple_one()
 }
 
-fn token_matches(gw: &Gateway, given: Option<&str>) -> bool {
-    match (gw.token(), given) {
+fn token_matches(gw: &Topology, given: Option<&str>) -> bool {
+    match (gw.token().get(), given) {
         (Some(token), Some(given)) => {
             pincer_core::net::constant_time_eq(token.as_bytes(), given.as_bytes())
         }

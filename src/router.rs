@@ -16,8 +16,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 pub use resolve::{Route, RouteError, Tier, resolve};
 
-use crate::gateway::Gateway;
-use crate::session::{self, SessionMsg};
+use std::sync::Arc;
+
+use pincer_config::live::View;
+use pincer_store::Store;
+
+use crate::channel::Accounts;
+use crate::session::{self, SessionCtx, SessionMsg};
+use crate::status::Status;
 use pincer_core::now_ms;
 use pincer_store::InboxEntry;
 
@@ -42,6 +48,21 @@ pub enum RouterMsg {
     Swept(Vec<InboxEntry>),
 }
 
+/// What the router works with.
+#[derive(Debug, Clone)]
+pub struct RouterCtx {
+    /// The inbox it sweeps and routes.
+    pub store: Store,
+    /// The config in force (bindings).
+    pub config: View,
+    /// The accounts, with their `sessions` supervisors and outboxes.
+    pub accounts: Accounts,
+    /// What the sessions it starts work with (the outbox is set per account).
+    pub sessions: SessionCtx,
+    /// Whether the tree has started (until then there is nowhere to route to).
+    pub status: Arc<Status>,
+}
+
 /// The router actor.
 #[derive(Debug, Clone, Copy)]
 pub struct Router;
@@ -49,7 +70,7 @@ pub struct Router;
 /// The router's state.
 #[derive(Debug)]
 pub struct RouterState {
-    gw: Gateway,
+    ctx: RouterCtx,
     scope: Scope,
     sweep: Timer,
     sweeping: bool,
@@ -58,18 +79,18 @@ pub struct RouterState {
 impl Actor for Router {
     type Msg = RouterMsg;
     type State = RouterState;
-    type Arguments = (Gateway, Scope);
+    type Arguments = (RouterCtx, Scope);
 
     async fn pre_start(
         &self,
         myself: ActorRef<RouterMsg>,
-        (gw, scope): (Gateway, Scope),
+        (ctx, scope): (RouterCtx, Scope),
     ) -> Result<RouterState, ActorProcessingErr> {
         let sweep = Timer::new(&scope, myself, || RouterMsg::Sweep);
         // The first sweep comes soon: after a restart, waiting entries are resumed at once.
         sweep.arm(Duration::from_millis(50));
         Ok(RouterState {
-            gw,
+            ctx,
             scope,
             sweep,
             sweeping: false,
@@ -83,13 +104,13 @@ impl Actor for Router {
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RouterMsg::Route(entry) => route(&state.gw, *entry).await,
+            RouterMsg::Route(entry) => route(&state.ctx, *entry).await,
             RouterMsg::Sweep => {
                 state.sweep.arm(SWEEP_INTERVAL);
                 // Until the channels are up there is nowhere to route to.
-                if state.gw.is_started() && !state.sweeping {
+                if state.ctx.status.is_started() && !state.sweeping {
                     state.sweeping = true;
-                    let store = state.gw.store().clone();
+                    let store = state.ctx.store.clone();
                     let before = now_ms().saturating_sub(SWEEP_MIN_AGE.as_millis() as u64);
                     state.scope.spawn(async move {
                         let found = store
@@ -106,7 +127,7 @@ impl Actor for Router {
                     tracing::debug!(entries = entries.len(), "Resuming pending inbox entries.");
                 }
                 for entry in entries {
-                    route(&state.gw, entry).await;
+                    route(&state.ctx, entry).await;
                 }
             }
         }
@@ -115,28 +136,30 @@ impl Actor for Router {
 }
 
 /// Hands `entry` to its session. On failure the entry stays pending for the next sweep.
-async fn route(gw: &Gateway, entry: InboxEntry) {
+async fn route(ctx: &RouterCtx, entry: InboxEntry) {
     let (agent, key) = match &entry.session_key {
         // Routed before (a resumed entry): keep its session even if bindings changed.
         Some(key) => match pincer_core::session_key::agent_of(key) {
             Some(agent) => (agent.to_string(), key.clone()),
             None => return,
         },
-        None => match resolve(&gw.config(), &entry.inbound) {
+        None => match resolve(&ctx.config.current(), &entry.inbound) {
             Ok(route) => (route.agent, route.session_key),
             Err(error) => {
-                session::answer_unroutable(gw, &entry, &error.to_string()).await;
+                let account = ctx.accounts.get(&entry.inbound.account);
+                let outbox = account.as_ref().map(|a| &a.outbox);
+                session::answer_unroutable(&ctx.store, outbox, &entry, &error.to_string()).await;
                 return;
             }
         },
     };
-    let Some(account) = gw.account(&entry.inbound.account) else {
+    let Some(account) = ctx.accounts.get(&entry.inbound.account) else {
         let why = format!("account `{}` is not configured", entry.inbound.account);
-        session::answer_unroutable(gw, &entry, &why).await;
+        session::answer_unroutable(&ctx.store, None, &entry, &why).await;
         return;
     };
     if entry.session_key.is_none() {
-        let (store, id, key) = (gw.store().clone(), entry.id, key.clone());
+        let (store, id, key) = (ctx.store.clone(), entry.id, key.clone());
         tokio::spawn(async move {
             let _ = store.route(id, &key).await;
         });
@@ -151,7 +174,11 @@ async fn route(gw: &Gateway, entry: InboxEntry) {
         },
         None => entry,
     };
-    let spec = || session::spec(gw, &key, &agent, &entry.inbound.channel, &account.id);
+    let sessions = SessionCtx {
+        outbox: account.outbox.clone(),
+        ..ctx.sessions.clone()
+    };
+    let spec = || session::spec(&sessions, &key, &agent, &entry.inbound.channel, &account.id);
     match account.sessions.get_or_start(&child, spec).await {
         Ok(cell) => {
             let _ = ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry));

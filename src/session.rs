@@ -20,12 +20,16 @@ use pincer_actors::{ChildSpec, Restart, Scope, Timer};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
-use crate::agent::{self, TurnEvent, TurnRequest};
-use crate::channel::{Delivery, HandedTo};
-use crate::gateway::Gateway;
-use crate::provider::ChatMessage;
+use pincer_config::live::View;
+use pincer_core::metrics::Counter;
+use pincer_core::metrics::catalog::Catalog;
 use pincer_core::{Role, TranscriptEntry, now_ms};
-use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow};
+use pincer_providers::ChatMessage;
+use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow, Store};
+
+use crate::agent::turn::TurnCtx;
+use crate::agent::{self, Agents, TurnEvent, TurnRequest};
+use crate::channel::{Delivery, HandedTo, Outbox};
 
 /// Tries of one turn before the session answers with an error.
 const MAX_ATTEMPTS: u32 = 6;
@@ -63,6 +67,24 @@ pub enum Expiry {
     MaxAge,
 }
 
+/// What a session works with: the store, the config in force, the agents it asks for
+/// turns, its account's outbox, and the metrics of replies and turns.
+#[derive(Debug, Clone)]
+pub struct SessionCtx {
+    /// Where its transcript and inbox entries are.
+    pub store: Store,
+    /// The config in force (timers, topics).
+    pub config: View,
+    /// The agents' turn supervisors.
+    pub agents: Agents,
+    /// What its turns work with.
+    pub turns: TurnCtx,
+    /// Where its replies go: its account's outbox.
+    pub outbox: Outbox,
+    /// Metrics.
+    pub catalog: Catalog,
+}
+
 /// The session actor.
 #[derive(Debug)]
 pub struct Session;
@@ -70,7 +92,7 @@ pub struct Session;
 /// What a session starts from.
 #[derive(Debug)]
 pub struct SessionArgs {
-    gw: Gateway,
+    ctx: SessionCtx,
     key: String,
     agent: String,
     channel: String,
@@ -81,8 +103,10 @@ pub struct SessionArgs {
 /// A session's state.
 #[derive(Debug)]
 pub struct SessionState {
-    gw: Gateway,
+    ctx: SessionCtx,
     scope: Scope,
+    /// `pincer_turns_total` of its agent.
+    turns_total: Counter,
     row: SessionRow,
     /// The current context, for the model.
     context: Vec<ChatMessage>,
@@ -105,22 +129,22 @@ struct Current {
 }
 
 /// The child spec of a session.
-pub fn spec(gw: &Gateway, key: &str, agent: &str, channel: &str, account: &str) -> ChildSpec {
-    let (gw, key, agent, channel, account) = (
-        gw.clone(),
+pub fn spec(ctx: &SessionCtx, key: &str, agent: &str, channel: &str, account: &str) -> ChildSpec {
+    let (session, key, agent, channel, account) = (
+        ctx.clone(),
         key.to_string(),
         agent.to_string(),
         channel.to_string(),
         account.to_string(),
     );
-    ChildSpec::new(pincer_core::session_key::child_id(&key), move |ctx| {
+    ChildSpec::new(pincer_core::session_key::child_id(&key), move |start| {
         let args = SessionArgs {
-            gw: gw.clone(),
+            ctx: session.clone(),
             key: key.clone(),
             agent: agent.clone(),
             channel: channel.clone(),
             account: account.clone(),
-            scope: ctx.scope().clone(),
+            scope: start.scope().clone(),
         };
         (Session, args)
     })
@@ -137,8 +161,8 @@ impl Actor for Session {
         myself: ActorRef<SessionMsg>,
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
-        let store = args.gw.store();
-        let limits = args.gw.config().session_limits(
+        let store = &args.ctx.store;
+        let limits = args.ctx.config.current().session_limits(
             &args.channel,
             &args.account,
             args.key.contains(":thread:"),
@@ -179,7 +203,8 @@ impl Actor for Session {
         });
         let max_age = Timer::new(&args.scope, myself, || SessionMsg::Expired(Expiry::MaxAge));
         let state = SessionState {
-            gw: args.gw,
+            turns_total: args.ctx.catalog.turns_of(&row.agent),
+            ctx: args.ctx,
             scope: args.scope,
             row,
             context,
@@ -308,16 +333,22 @@ impl SessionState {
             context: self.context.clone(),
             text: current.entry.inbound.text.clone(),
             topic: self
-                .gw
-                .config()
+                .ctx
+                .config
+                .current()
                 .topic(
                     &current.entry.inbound.channel,
                     current.entry.inbound.topic.as_deref(),
                 )
                 .cloned(),
         };
-        let configured = self.gw.config().agents.contains_key(&self.row.agent);
-        let Some(agent) = self.gw.agent(&self.row.agent).filter(|_| configured) else {
+        let configured = self
+            .ctx
+            .config
+            .current()
+            .agents
+            .contains_key(&self.row.agent);
+        let Some(agent) = self.ctx.agents.get(&self.row.agent).filter(|_| configured) else {
             let why = format!("agent `{}` is not configured", self.row.agent);
             self.finish_turn(failure_text(&why), None, true).await;
             return;
@@ -337,7 +368,7 @@ impl SessionState {
             });
         });
         if let Err(error) = agent
-            .start_child(agent::turn::spec(&self.gw, request, tx))
+            .start_child(agent::turn::spec(&self.ctx.turns, request, tx))
             .await
         {
             // The channel closed with the spec: the forwarder reports the turn lost.
@@ -357,7 +388,7 @@ impl SessionState {
             });
             return;
         }
-        self.gw.stats().turn_retried();
+        self.ctx.catalog.turns().retried.inc();
         let delay = RETRY_DELAY * 2u32.saturating_pow(attempt - 1);
         let me = myself.clone();
         self.scope.spawn(async move {
@@ -414,8 +445,8 @@ impl SessionState {
             },
         ];
         let committed = self
-            .gw
-            .store()
+            .ctx
+            .store
             .commit_turn(CommitTurn {
                 inbox_id: Some(current.entry.id),
                 session: Some(row.clone()),
@@ -446,9 +477,11 @@ impl SessionState {
                         role: Role::Assistant,
                         content: reply.clone(),
                     });
-                    self.gw.stats().turn(&row.agent, current.started.elapsed());
+                    self.turns_total.inc();
+                    let turns = self.ctx.catalog.turns();
+                    turns.seconds.observe_duration(current.started.elapsed());
                 } else if failed {
-                    self.gw.stats().turn_failed();
+                    self.ctx.catalog.turns().failed.inc();
                 }
                 self.row = row;
                 reply
@@ -475,11 +508,17 @@ impl SessionState {
         };
         let channel = &entry.inbound.channel;
         let latency = Duration::from_millis(now_ms().saturating_sub(entry.inbound.received_at_ms));
-        self.gw.stats().message_out(channel, latency);
-        if let Some(account) = self.gw.account(&entry.inbound.account)
-            && account.outbox.hand_over(entry.id, &entry.inbound, delivery) == HandedTo::Waiter
+        if let Some(metrics) = self.ctx.catalog.channel(channel) {
+            metrics.messages_out.inc();
+            metrics.reply_seconds.observe_duration(latency);
+        }
+        if self
+            .ctx
+            .outbox
+            .hand_over(entry.id, &entry.inbound, delivery)
+            == HandedTo::Waiter
         {
-            let (store, id) = (self.gw.store().clone(), entry.id);
+            let (store, id) = (self.ctx.store.clone(), entry.id);
             tokio::spawn(async move {
                 let _ = store.mark_delivered(id).await;
             });
@@ -487,11 +526,11 @@ impl SessionState {
     }
 
     fn deliver(&self, delivery: Delivery) {
-        if let Some(current) = &self.current
-            && let Some(account) = self.gw.account(&current.entry.inbound.account)
-        {
+        if let Some(current) = &self.current {
             let entry = &current.entry;
-            account.outbox.hand_over(entry.id, &entry.inbound, delivery);
+            self.ctx
+                .outbox
+                .hand_over(entry.id, &entry.inbound, delivery);
         }
     }
 
@@ -526,11 +565,15 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Answers an entry that has no session to go to (its agent or account is gone): the
-/// reply says why, and the entry is done.
-pub async fn answer_unroutable(gw: &Gateway, entry: &InboxEntry, why: &str) {
+/// reply says why, and the entry is done; `outbox` is its account's, if the account runs.
+pub async fn answer_unroutable(
+    store: &Store,
+    outbox: Option<&Outbox>,
+    entry: &InboxEntry,
+    why: &str,
+) {
     let reply = failure_text(why);
-    let committed = gw
-        .store()
+    let committed = store
         .commit_turn(CommitTurn {
             inbox_id: Some(entry.id),
             session: None,
@@ -541,13 +584,13 @@ pub async fn answer_unroutable(gw: &Gateway, entry: &InboxEntry, why: &str) {
     match committed {
         Ok(c) => {
             let reply = c.already_answered.unwrap_or(reply);
-            if let Some(account) = gw.account(&entry.inbound.account) {
+            if let Some(outbox) = outbox {
                 let done = Delivery::Done {
                     inbox_id: entry.id,
                     reply,
                     failed: true,
                 };
-                account.outbox.hand_over(entry.id, &entry.inbound, done);
+                outbox.hand_over(entry.id, &entry.inbound, done);
             }
         }
         Err(error) => {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::provider::{ToolCall, ToolSpec};
+use pincer_providers::{ToolCall, ToolSpec};
 
 /// The tools for an agent with `skills` (unknown skills are left out).
 pub fn specs(skills: &[String]) -> Vec<ToolSpec> {

@@ -12,28 +12,79 @@
 //! ├── router        bindings → sessions; sweeps the inbox
 //! └── channels      channel:<kind>:<account> → link, sessions → session:<key>
 //! ```
+//!
+//! Each child spec is built from the narrow context its actor uses, taken from the
+//! [`Topology`]; building the specs starts nothing. [`start`] records the agents and
+//! accounts the tree declares, then starts it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_actors::{
-    ChildSpec, Intensity, RootHandle, Shutdown, Strategy, SupervisorError, SupervisorSpec,
+    ChildSpec, Intensity, RootHandle, Shutdown, Strategy, SupervisorError, SupervisorHandle,
+    SupervisorSpec,
 };
+use pincer_core::paths::ROOT;
 
-use crate::gateway::{Gateway, ROOT};
+use crate::channel::{self, Account};
+use crate::config_watcher::WatcherCtx;
+use crate::reconcile::Reconciler;
 use crate::router::Router;
+use crate::server::{Serve, ServerCtx};
 use crate::store::StoreActor;
-use crate::{agent, channel, config_watcher, health, provider, secrets};
+use crate::topology::Topology;
+use crate::{agent, config_watcher, provider, secrets, server};
 
-/// The whole tree for `gw`.
-pub fn spec(gw: &Gateway) -> SupervisorSpec {
-    let store = gw.store().clone();
+/// The declared tree: its spec, and the agents and accounts in it.
+#[derive(Debug)]
+pub struct Tree {
+    /// The root's spec.
+    pub spec: SupervisorSpec,
+    /// Each agent's turn supervisor.
+    pub agents: Vec<(String, SupervisorHandle)>,
+    /// Each account.
+    pub accounts: Vec<Account>,
+}
+
+/// The whole tree of `topology`.
+pub fn spec(topology: &Topology) -> Tree {
+    let config = topology.config();
+    let (agents, agents_sup, agent_handles) =
+        agent::agents_spec(config.agents.keys().map(String::as_str));
+    let channel_ctx = topology.channels_ctx();
+    let mut channels = SupervisorSpec::new(Strategy::OneForOne).intensity(Intensity::default());
+    let mut accounts = Vec::new();
+    for (kind, id) in config.accounts() {
+        if let Some((spec, account)) = channel::account_spec(&channel_ctx, kind, id) {
+            channels = channels.child(spec);
+            accounts.push(account);
+        }
+    }
+    let (channels, channels_sup) = channels.into_child_spec("channels");
+    let reconcile = Reconciler {
+        registry: topology.registry().clone(),
+        agents: agents_sup,
+        channels: channels_sup,
+        agent_dir: topology.agents().clone(),
+        account_dir: topology.accounts().clone(),
+        channel_ctx,
+        links: topology.links().clone(),
+        status: topology.status().clone(),
+    };
+    let watcher = WatcherCtx {
+        sources: topology.sources().clone(),
+        publisher: topology.publisher().clone(),
+        reconcile: Arc::new(reconcile),
+    };
+    let store = topology.store().clone();
+    let router = topology.router_ctx();
     // The root's children are independent parts: one of them crashing often must not end
     // the process (that would be the full restart Pincer promises to avoid), so the root
     // gives up only on a storm no chaos test reaches. Each part's own supervisor keeps its
     // tighter limit, and readiness shows a part that gave up.
-    SupervisorSpec::new(Strategy::OneForOne)
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(Intensity::new(10_000, Duration::from_secs(10)))
-        .child(health::spec(gw))
+        .child(server::spec(server_ctx(topology)))
         .child(
             ChildSpec::new("store", move |ctx| {
                 (StoreActor, (store.clone(), ctx.scope().clone()))
@@ -41,29 +92,44 @@ pub fn spec(gw: &Gateway) -> SupervisorSpec {
             // The writer finishes the group it holds before the store stops.
             .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
         )
-        .child(config_watcher::spec(gw))
-        .child(secrets::spec(gw.secrets_ctx()))
-        .child(provider::providers_spec(gw))
-        .child(agent::agents_spec(gw))
-        .child(crate::gateway::child(gw, "router", Router))
-        .child(channels_spec(gw))
-}
-
-fn channels_spec(gw: &Gateway) -> ChildSpec {
-    let mut spec = SupervisorSpec::new(Strategy::OneForOne).intensity(Intensity::default());
-    for (kind, id) in gw.config().accounts() {
-        if let Some(account) = channel::account_spec(gw, kind, id) {
-            spec = spec.child(account);
-        }
+        .child(config_watcher::spec(watcher))
+        .child(secrets::spec(topology.secrets_ctx()))
+        .child(provider::providers_spec(&topology.providers_ctx()))
+        .child(agents)
+        .child(ChildSpec::new("router", move |ctx| {
+            (Router, (router.clone(), ctx.scope().clone()))
+        }))
+        .child(channels);
+    Tree {
+        spec,
+        agents: agent_handles,
+        accounts,
     }
-    let (spec, handle) = spec.into_child_spec("channels");
-    gw.set_supervisor("channels", handle);
-    spec
 }
 
-/// Starts the tree and marks the gateway started.
-pub async fn start(gw: &Gateway) -> Result<RootHandle, SupervisorError> {
-    let root = spec(gw).start_root(ROOT, gw.registry()).await?;
-    gw.mark_started();
+/// The server serves every route of `topology` on its port.
+fn server_ctx(topology: &Topology) -> ServerCtx {
+    let routes_of = topology.clone();
+    let serve: Serve = Arc::new(move |listener| {
+        let routes = crate::http::routes(routes_of.clone());
+        Box::pin(warp::serve(routes).incoming(listener).run())
+    });
+    ServerCtx {
+        listener: topology.listener().clone(),
+        serve,
+    }
+}
+
+/// Starts the tree of `topology` and marks the gateway started.
+pub async fn start(topology: &Topology) -> Result<RootHandle, SupervisorError> {
+    let tree = spec(topology);
+    for (id, handle) in tree.agents {
+        topology.agents().insert(&id, handle);
+    }
+    for account in tree.accounts {
+        topology.accounts().insert(account);
+    }
+    let root = tree.spec.start_root(ROOT, topology.registry()).await?;
+    topology.status().mark_started();
     Ok(root)
 }

@@ -18,6 +18,8 @@
 //! - [`Histogram`]: durations in seconds; [`LATENCY_BUCKETS`] fits request and provider
 //!   latency.
 //!
+//! The gateway's own families are all defined in [`catalog`], registered once at start.
+//!
 //! Names start with `pincer_` and use base units (`_seconds`, `_bytes`). Label values
 //! must come from a small, bounded set (agent, channel, reason), never from user ids or
 //! session keys: each distinct set of values is a series kept for the life of the
@@ -59,6 +61,8 @@
 //! bucket layouts is a bug in the caller. Debug builds panic; release builds keep the
 //! first registration and hand back a detached handle that counts but is never
 //! rendered, so a metrics mistake cannot take the gateway down.
+
+pub mod catalog;
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;

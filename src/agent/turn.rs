@@ -12,14 +12,15 @@ use pincer_actors::{ChildSpec, Restart, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
-use crate::gateway::Gateway;
-use crate::provider::{
-    self, ChatMessage, DispatchError, ErrorKind, Item, ProviderError, ProviderEvent,
-    ProviderRequest,
-};
+use crate::provider::{self, DispatchError, Providers};
 use pincer_config::TopicConfig;
+use pincer_config::live::View;
 use pincer_config::{AgentConfig, ModelConfig, ThinkingMode};
 use pincer_core::Role;
+use pincer_providers::{
+    ApiKey, ChatMessage, ErrorKind, Item, ProviderError, ProviderEvent, ProviderRequest,
+};
+use pincer_secrets::{Handle, Secrets};
 
 /// What a session asks of a turn.
 #[derive(Debug, Clone)]
@@ -54,6 +55,18 @@ pub enum TurnEvent {
     Failed(String),
 }
 
+/// What a turn works with: the config in force (its agent's settings), the providers it
+/// calls, and the secrets its agent's own key may come from.
+#[derive(Debug, Clone)]
+pub struct TurnCtx {
+    /// The config in force.
+    pub config: View,
+    /// Where model calls go.
+    pub providers: Providers,
+    /// Resolved secrets (read through the agent's own handle).
+    pub secrets: Arc<Secrets>,
+}
+
 /// The turn actor.
 #[derive(Debug)]
 pub struct Turn;
@@ -61,7 +74,7 @@ pub struct Turn;
 /// What a turn starts with.
 #[derive(Debug)]
 pub struct TurnArgs {
-    gw: Gateway,
+    ctx: TurnCtx,
     request: TurnRequest,
     events: mpsc::Sender<TurnEvent>,
     scope: Scope,
@@ -69,15 +82,15 @@ pub struct TurnArgs {
 
 /// The child spec of one turn. The request and the events sender move into the turn when
 /// it starts: nothing keeps the sender alive once the turn is gone.
-pub fn spec(gw: &Gateway, request: TurnRequest, events: mpsc::Sender<TurnEvent>) -> ChildSpec {
+pub fn spec(ctx: &TurnCtx, request: TurnRequest, events: mpsc::Sender<TurnEvent>) -> ChildSpec {
     let id = format!("turn:{}", uuid::Uuid::new_v4());
-    let parts = Arc::new(Mutex::new(Some((gw.clone(), request, events))));
-    ChildSpec::new(id, move |ctx| {
-        let args = parts.lock().take().map(|(gw, request, events)| TurnArgs {
-            gw,
+    let parts = Arc::new(Mutex::new(Some((ctx.clone(), request, events))));
+    ChildSpec::new(id, move |start| {
+        let args = parts.lock().take().map(|(ctx, request, events)| TurnArgs {
+            ctx,
             request,
             events,
-            scope: ctx.scope().clone(),
+            scope: start.scope().clone(),
         });
         (Turn, args)
     })
@@ -95,7 +108,7 @@ impl Actor for Turn {
         args: Option<TurnArgs>,
     ) -> Result<(), ActorProcessingErr> {
         let Some(TurnArgs {
-            gw,
+            ctx,
             request,
             events,
             scope,
@@ -104,7 +117,7 @@ impl Actor for Turn {
             return Err("a turn cannot be started twice".into());
         };
         scope.spawn(async move {
-            run(&gw, request, &events).await;
+            run(&ctx, request, &events).await;
             myself.stop(None);
         });
         Ok(())
@@ -114,8 +127,8 @@ impl Actor for Turn {
 /// Tool rounds per turn when the agent sets no `adaptiveThinking.maxSteps`.
 const DEFAULT_MAX_ROUNDS: u32 = 8;
 
-async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent>) {
-    let config = gw.config();
+async fn run(ctx: &TurnCtx, request: TurnRequest, events: &mpsc::Sender<TurnEvent>) {
+    let config = ctx.config.current();
     let Some(agent) = config.agents.get(&request.agent) else {
         let why = format!("agent `{}` is not configured", request.agent);
         let _ = events.send(TurnEvent::Failed(why)).await;
@@ -156,8 +169,9 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
         let own_key = match agent.model.as_ref().and_then(|m| m.api_key.as_ref()) {
             Some(value) if n == 0 => {
                 let owner = pincer_secrets::refs::agent_owner(&request.agent);
-                match gw.secret_handle(owner).get(value) {
-                    Ok(key) => Some(provider::ApiKey(key)),
+                let handle = Handle::new(ctx.secrets.clone(), ctx.config.clone(), owner);
+                match handle.get(value) {
+                    Ok(key) => Some(ApiKey(key)),
                     Err(error) => {
                         last_error = format!("agent `{}`: {error}", request.agent);
                         tracing::warn!(agent = %request.agent, "{last_error}");
@@ -168,7 +182,7 @@ async fn run(gw: &Gateway, request: TurnRequest, events: &mpsc::Sender<TurnEvent
             _ => None,
         };
         let call = Call {
-            gw,
+            providers: &ctx.providers,
             agent,
             provider: &provider_name,
             model: &model,
@@ -246,11 +260,11 @@ enum Outcome {
 
 /// One model's attempt at the turn, with its tool rounds.
 struct Call<'a> {
-    gw: &'a Gateway,
+    providers: &'a Providers,
     agent: &'a AgentConfig,
     provider: &'a str,
     model: &'a str,
-    own_key: Option<provider::ApiKey>,
+    own_key: Option<ApiKey>,
 }
 
 impl Call<'_> {
@@ -281,7 +295,7 @@ impl Call<'_> {
                 thinking,
                 api_key: self.own_key.clone(),
             };
-            let mut rx = match provider::dispatch(self.gw, self.provider, call).await {
+            let mut rx = match self.providers.dispatch(self.provider, call).await {
                 Ok(rx) => rx,
                 Err(DispatchError::Unavailable(_)) => return Outcome::Lost,
                 Err(e @ DispatchError::Unknown(_)) => {

@@ -1,9 +1,9 @@
 //! Discord accounts: `channel:discord:<account>/link` holds the gateway socket (hello,
 //! heartbeat with jitter, identify or resume, zombie detection) and sends replies over
-//! REST (see [`rest`]) with per-route buckets and the global limit.
+//! REST (see `pincer_channels::discord::rest`) with per-route buckets and the global limit.
 //!
 //! The session (its id, resume URL and the last sequence number whose event is durable)
-//! outlives the link in the gateway's [`Links`](crate::channel::Links): a killed or crashed
+//! outlives the link in the gateway's [`Links`](pincer_channels::Links): a killed or crashed
 //! link resumes and Discord replays what it missed; it identifies again only when Discord
 //! says the session is invalid. A MESSAGE_CREATE is durable once in the inbox, and only
 //! then does the sequence number move past it, so a resume replays every message that was
@@ -15,9 +15,6 @@
 
 mod inbound;
 mod link;
-pub mod rest;
-mod send;
-mod socket;
 
 pub use link::{DiscordLink, link_spec};
-pub use socket::INTENTS;
+pub use pincer_channels::discord::{INTENTS, rest};

@@ -7,8 +7,7 @@
 use pincer_actors::{ChildSpec, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::{IntakeError, intake};
-use crate::gateway::Gateway;
+use super::{Intake, IntakeError};
 use pincer_core::Inbound;
 use pincer_store::Accepted;
 
@@ -28,29 +27,31 @@ pub enum HttpLinkMsg {
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLink;
 
-/// Its state: the scope its intake tasks run in.
+/// Its state: where messages go in, and the scope its intake tasks run in.
 #[derive(Debug)]
 pub struct HttpLinkState {
-    gw: Gateway,
+    intake: Intake,
     scope: Scope,
 }
 
 /// The link's child spec.
-pub fn link_spec(gw: &Gateway) -> ChildSpec {
-    crate::gateway::child(gw, "link", HttpLink)
+pub fn link_spec(intake: Intake) -> ChildSpec {
+    ChildSpec::new("link", move |start| {
+        (HttpLink, (intake.clone(), start.scope().clone()))
+    })
 }
 
 impl Actor for HttpLink {
     type Msg = HttpLinkMsg;
     type State = HttpLinkState;
-    type Arguments = (Gateway, Scope);
+    type Arguments = (Intake, Scope);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<HttpLinkMsg>,
-        (gw, scope): (Gateway, Scope),
+        (intake, scope): (Intake, Scope),
     ) -> Result<HttpLinkState, ActorProcessingErr> {
-        Ok(HttpLinkState { gw, scope })
+        Ok(HttpLinkState { intake, scope })
     }
 
     async fn handle(
@@ -63,9 +64,9 @@ impl Actor for HttpLink {
             HttpLinkMsg::Submit { inbound, reply } => {
                 // Each intake waits on the store's group commit; running them as tasks lets
                 // concurrent requests share one commit.
-                let gw = state.gw.clone();
+                let intake = state.intake.clone();
                 state.scope.spawn(async move {
-                    let _ = reply.send(intake(&gw, *inbound).await);
+                    let _ = reply.send(intake.take(*inbound).await);
                 });
             }
         }

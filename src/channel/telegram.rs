@@ -1,6 +1,6 @@
 //! Telegram accounts: `channel:telegram:<account>/link` takes updates in by long polling
 //! (`getUpdates`) or by webhook (`setWebhook`, served on the gateway port at
-//! `POST /telegram/<account>`), and sends replies (see [`send`]).
+//! `POST /telegram/<account>`), and sends replies (see `pincer_channels::telegram::send`).
 //!
 //! Exactly one poller per bot token, ever: the poll runs in the link's scope, which is
 //! closed (the request dropped) before a replacement link starts, and the replacement also
@@ -12,11 +12,9 @@
 //! the inbox, so a crash anywhere loses nothing; a redelivered update hits the inbox's
 //! unique key (`<chat>:<message id>`) and is answered once.
 
-mod api;
 mod inbound;
 mod link;
-pub mod send;
 
-pub use api::{Api, ApiError, DEFAULT_API_BASE};
 pub use inbound::{NEEDS_TOPIC, Outcome};
 pub use link::{TelegramLink, TelegramLinkMsg, WebhookError, link_spec};
+pub use pincer_channels::telegram::{Api, ApiError, DEFAULT_API_BASE};

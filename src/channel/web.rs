@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use warp::ws::{Message, WebSocket};
 
-use super::{Delivery, IntakeError, intake};
-use crate::gateway::Gateway;
+use super::{Delivery, IntakeError, LinkCtx};
+use crate::readiness::Probe;
 use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// Largest frame a browser may send.
@@ -36,6 +36,16 @@ pub enum WebLinkMsg {
     Connected(Box<WebSocket>),
 }
 
+/// What the web link works with: its account's link context, and readiness for the
+/// tree frames.
+#[derive(Debug, Clone)]
+pub struct WebCtx {
+    /// The `web` account.
+    pub link: LinkCtx,
+    /// Readiness and the tree.
+    pub probe: Probe,
+}
+
 /// The web link actor.
 #[derive(Debug, Clone, Copy)]
 pub struct WebLink;
@@ -43,26 +53,29 @@ pub struct WebLink;
 /// Its state.
 #[derive(Debug)]
 pub struct WebLinkState {
-    gw: Gateway,
+    ctx: WebCtx,
     scope: Scope,
 }
 
 /// The link's child spec.
-pub fn link_spec(gw: &Gateway) -> ChildSpec {
-    crate::gateway::child(gw, "link", WebLink)
+pub fn link_spec(link: LinkCtx, probe: Probe) -> ChildSpec {
+    let ctx = WebCtx { link, probe };
+    ChildSpec::new("link", move |start| {
+        (WebLink, (ctx.clone(), start.scope().clone()))
+    })
 }
 
 impl Actor for WebLink {
     type Msg = WebLinkMsg;
     type State = WebLinkState;
-    type Arguments = (Gateway, Scope);
+    type Arguments = (WebCtx, Scope);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<WebLinkMsg>,
-        (gw, scope): (Gateway, Scope),
+        (ctx, scope): (WebCtx, Scope),
     ) -> Result<WebLinkState, ActorProcessingErr> {
-        Ok(WebLinkState { gw, scope })
+        Ok(WebLinkState { ctx, scope })
     }
 
     async fn handle(
@@ -73,12 +86,12 @@ impl Actor for WebLink {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WebLinkMsg::Connected(socket) => {
-                let gw = state.gw.clone();
+                let ctx = state.ctx.clone();
                 let conn_scope = state.scope.child();
                 let inner = conn_scope.clone();
                 state
                     .scope
-                    .spawn(async move { serve(gw, *socket, inner).await });
+                    .spawn(async move { serve(ctx, *socket, inner).await });
             }
         }
         Ok(())
@@ -98,12 +111,12 @@ enum ClientFrame {
     },
 }
 
-async fn serve(gw: Gateway, socket: WebSocket, scope: Scope) {
+async fn serve(ctx: WebCtx, socket: WebSocket, scope: Scope) {
     let (mut sink, mut stream) = socket.split();
     let (out, mut out_rx) = mpsc::unbounded_channel::<Value>();
-    let _ = out.send(agents_frame(&gw));
-    let _ = out.send(tree_frame(&gw));
-    let mut changes = gw.registry().changes();
+    let _ = out.send(agents_frame(&ctx.link.config.current()));
+    let _ = out.send(tree_frame(&ctx.probe));
+    let mut changes = ctx.probe.registry.changes();
     let mut tree_due = false;
     let mut tick = tokio::time::interval(TREE_PUSH_INTERVAL);
     loop {
@@ -113,9 +126,9 @@ async fn serve(gw: Gateway, socket: WebSocket, scope: Scope) {
                     let text = msg.to_str().unwrap_or_default();
                     match serde_json::from_str::<ClientFrame>(text) {
                         Ok(ClientFrame::Send { id, agent, session, text }) => {
-                            let (gw, out) = (gw.clone(), out.clone());
+                            let (link, out) = (ctx.link.clone(), out.clone());
                             scope.spawn(async move {
-                                send_message(gw, out, id, agent, session, text).await;
+                                send_message(link, out, id, agent, session, text).await;
                             });
                         }
                         Err(e) => {
@@ -141,7 +154,7 @@ async fn serve(gw: Gateway, socket: WebSocket, scope: Scope) {
             }
             _ = tick.tick(), if tree_due => {
                 tree_due = false;
-                let _ = out.send(tree_frame(&gw));
+                let _ = out.send(tree_frame(&ctx.probe));
             }
         }
     }
@@ -151,7 +164,7 @@ async fn serve(gw: Gateway, socket: WebSocket, scope: Scope) {
 }
 
 async fn send_message(
-    gw: Gateway,
+    link: LinkCtx,
     out: mpsc::UnboundedSender<Value>,
     id: String,
     agent: Option<String>,
@@ -166,15 +179,11 @@ async fn send_message(
         return;
     }
     if let Some(agent) = &agent
-        && !gw.config().agents.contains_key(agent)
+        && !link.config.current().agents.contains_key(agent)
     {
         let _ = out.send(error(format!("no agent `{agent}`")));
         return;
     }
-    let Some(account) = gw.account("web") else {
-        let _ = out.send(error("the web channel is disabled".into()));
-        return;
-    };
     let inbound = Inbound {
         channel: "web".into(),
         account: "web".into(),
@@ -191,8 +200,8 @@ async fn send_message(
         text,
         received_at_ms: now_ms(),
     };
-    let mut waiter = account.outbox.wait(&inbound.upstream_id);
-    let accepted = match intake(&gw, inbound).await {
+    let mut waiter = link.outbox.wait(&inbound.upstream_id);
+    let accepted = match link.intake.take(inbound).await {
         Ok(a) => a,
         Err(e) => {
             let _ = out.send(error(intake_text(&e)));
@@ -206,7 +215,7 @@ async fn send_message(
     }
     let mut attempt = 0;
     loop {
-        match waiter.next_or_stored(gw.store(), "web", "web").await {
+        match waiter.next_or_stored(&link.store, "web", "web").await {
             Delivery::Delta { attempt: a, text } => {
                 if a != attempt {
                     attempt = a;
@@ -229,8 +238,7 @@ fn intake_text(e: &IntakeError) -> String {
     format!("message not accepted: {e}")
 }
 
-fn agents_frame(gw: &Gateway) -> Value {
-    let config = gw.config();
+fn agents_frame(config: &pincer_config::Config) -> Value {
     let default = config.default_agent().map(str::to_string);
     let agents: Vec<Value> = config
         .agents
@@ -247,9 +255,9 @@ fn agents_frame(gw: &Gateway) -> Value {
 }
 
 /// The `tree` frame: readiness and the live tree.
-pub fn tree_frame(gw: &Gateway) -> Value {
-    let readiness = crate::health::readiness(gw);
-    let snapshot = gw.registry().snapshot();
+pub fn tree_frame(probe: &Probe) -> Value {
+    let snapshot = probe.registry.snapshot();
+    let readiness = probe.readiness_of(&snapshot);
     json!({
         "type": "tree",
         "ready": readiness.ready,

@@ -8,10 +8,22 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+mod channels;
+mod providers;
+
 use super::Failure;
 use super::client::Client;
 use super::gateway::load_config;
 use crate::provider;
+
+/// One finding of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Whether it is fine.
+    pub ok: bool,
+    /// What was found (never a key).
+    pub text: String,
+}
 
 /// `pincer doctor`.
 #[derive(Debug, Args)]
@@ -44,12 +56,13 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     }
     let cfg = &loaded.config;
     let secrets = pincer_secrets::Resolved::all(cfg, &sources.home, &sources.env).await;
+    let http = pincer_core::net::http_client()?;
     for (id, agent) in &cfg.agents {
         let provider = agent
             .model
             .as_ref()
             .and_then(|m| m.provider_name())
-            .unwrap_or_else(|| provider::echo::NAME.to_string());
+            .unwrap_or_else(|| pincer_providers::echo::NAME.to_string());
         if provider::is_configured(cfg, &provider) {
             line(
                 Some(true),
@@ -64,7 +77,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             );
         }
     }
-    for finding in provider::check::all(cfg, &secrets).await {
+    for finding in providers::all(cfg, &secrets, &http).await {
         line(Some(finding.ok), finding.text);
     }
     for (kind, _) in cfg.accounts() {
@@ -75,7 +88,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             );
         }
     }
-    for finding in crate::channel::check::all(cfg, &secrets).await {
+    for finding in channels::all(cfg, &secrets, &http).await {
         line(Some(finding.ok), finding.text);
     }
     for u in pincer_secrets::refs::uses(cfg) {

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 
 use super::client::Client;
 use super::{Failure, usage};
-use crate::gateway::{Gateway, GatewayParts};
+use crate::topology::{Parts, Topology};
 use pincer_config::{Loaded, Sources, load};
 use pincer_store::Store;
 
@@ -122,6 +122,9 @@ async fn serve(
         None => generated_token(&home)?,
     };
 
+    // Every upstream call goes through this client; without it nothing works, so say so
+    // before any port is bound.
+    let http = pincer_core::net::http_client().map_err(|e| anyhow!("{e}"))?;
     let addr = SocketAddr::new(ip, gateway.port);
     let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => {
@@ -143,15 +146,15 @@ async fn serve(
         .unwrap_or_else(|| home.join("pincer.db"));
     let drain = gateway.drain_timeout;
     let started_at = Instant::now();
-    let gw = Gateway::new(GatewayParts {
-        home: home.clone(),
+    let gw = Topology::new(Parts {
         sources,
         config_file: loaded.file.clone(),
         config: loaded.config,
         store: Store::new(&store_path),
         listener,
         token: Some(token),
-    })?;
+        http,
+    });
     let root = crate::tree::start(&gw)
         .await
         .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
@@ -171,7 +174,7 @@ async fn serve(
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading secrets.");
-            if !crate::secrets::request_reload(&hangups.addr("secrets")) {
+            if !crate::secrets::request_reload(&hangups.secrets_watcher()) {
                 tracing::warn!(
                     "SIGHUP: the secrets actor is not running; it resolves everything when it restarts."
                 );
@@ -188,7 +191,7 @@ async fn serve(
     if let Some(exit) = exit {
         return Err(anyhow!("the supervision tree ended: {exit:?}").into());
     }
-    gw.start_draining();
+    gw.status().start_draining();
     drain_turns(&gw, drain).await;
     let exit = root.stop().await;
     tracing::info!(?exit, "Stopped.");
@@ -196,7 +199,7 @@ async fn serve(
 }
 
 /// Waits until no turn runs, at most `limit`.
-async fn drain_turns(gw: &Gateway, limit: Duration) {
+async fn drain_turns(gw: &Topology, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         let running = gw

@@ -582,7 +582,7 @@ async fn store_values(
     backend: &SecretProvider,
     moves: &[Move],
 ) -> Result<(), Failure> {
-    let http = crate::provider::http_client();
+    let http = pincer_core::net::http_client()?;
     match backend {
         SecretProvider::File { path, mode } => {
             if *mode != pincer_config::FileMode::Json {

@@ -11,8 +11,7 @@ use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated, percent_decode};
 use crate::config_watcher::ConfigMsg;
-use crate::gateway::Gateway;
-use crate::health::readiness_of;
+use crate::topology::Topology;
 use pincer_store::SessionRow;
 
 /// How long a config reload may take before the caller is told it timed out.
@@ -24,7 +23,7 @@ struct PathBody {
 }
 
 /// The admin routes.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let admin = warp::path("admin").and(authenticated(gw.clone()));
     let with_gw = {
         let gw = gw.clone();
@@ -38,9 +37,9 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::path::end())
         .and(warp::get())
         .and(with_gw.clone())
-        .map(|gw: Gateway| {
+        .map(|gw: Topology| {
             let snapshot = gw.registry().snapshot();
-            let readiness = readiness_of(&gw, &snapshot);
+            let readiness = gw.probe().readiness_of(&snapshot);
             ok(json!({
                 "ready": readiness.ready,
                 "failing": readiness.failing_json(),
@@ -55,7 +54,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::post())
         .and(with_gw.clone())
         .and(body)
-        .map(|gw: Gateway, b: PathBody| control(&b.path, "killed", gw.registry().kill(&b.path)));
+        .map(|gw: Topology, b: PathBody| control(&b.path, "killed", gw.registry().kill(&b.path)));
 
     let stop = admin
         .clone()
@@ -63,7 +62,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::post())
         .and(with_gw.clone())
         .and(body)
-        .map(|gw: Gateway, b: PathBody| control(&b.path, "stopped", gw.registry().stop(&b.path)));
+        .map(|gw: Topology, b: PathBody| control(&b.path, "stopped", gw.registry().stop(&b.path)));
 
     let reload = admin
         .clone()
@@ -122,8 +121,8 @@ fn control(path: &str, done: &str, result: Result<(), ControlError>) -> warp::re
     }
 }
 
-async fn reload_config(gw: Gateway) -> warp::reply::Response {
-    let Some(config) = gw.actor::<ConfigMsg>(&pincer_core::paths::top("config")) else {
+async fn reload_config(gw: Topology) -> warp::reply::Response {
+    let Some(config) = gw.config_watcher().get() else {
         return ApiError::unavailable("the config actor is restarting").into_reply();
     };
     let outcome = config
@@ -141,8 +140,8 @@ async fn reload_config(gw: Gateway) -> warp::reply::Response {
     }
 }
 
-fn session_json(gw: &Gateway, row: &SessionRow, now: u64) -> Value {
-    let running = gw.account(&row.account).is_some_and(|a| {
+fn session_json(gw: &Topology, row: &SessionRow, now: u64) -> Value {
+    let running = gw.accounts().get(&row.account).is_some_and(|a| {
         a.sessions
             .get(&pincer_core::session_key::child_id(&row.key))
             .is_some()
@@ -162,7 +161,7 @@ fn session_json(gw: &Gateway, row: &SessionRow, now: u64) -> Value {
     })
 }
 
-async fn list_sessions(gw: Gateway) -> warp::reply::Response {
+async fn list_sessions(gw: Topology) -> warp::reply::Response {
     match gw.store().sessions().await {
         Ok(rows) => {
             let now = pincer_core::now_ms();
@@ -173,7 +172,7 @@ async fn list_sessions(gw: Gateway) -> warp::reply::Response {
     }
 }
 
-async fn show_session(key: String, gw: Gateway) -> warp::reply::Response {
+async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
     let key = percent_decode(&key);
     let store = gw.store();
     let row = match store.session(&key).await {

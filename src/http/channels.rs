@@ -10,9 +10,9 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated};
-use crate::channel::pairing::{self, PairingError};
 use crate::channel::telegram::{TelegramLinkMsg, WebhookError};
-use crate::gateway::Gateway;
+use crate::topology::Topology;
+use pincer_channels::pairing::{self, PairingError};
 
 /// Largest update Telegram may post (real ones are a few kB).
 const MAX_UPDATE_BYTES: u64 = 1024 * 1024;
@@ -26,7 +26,7 @@ struct CodeBody {
 }
 
 /// The channel routes.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let with_gw = {
         let gw = gw.clone();
         warp::any().map(move || gw.clone())
@@ -48,7 +48,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::path::end())
         .and(warp::get())
         .and(with_gw.clone())
-        .map(|gw: Gateway| warp::reply::json(&channels_json(&gw)).into_response());
+        .map(|gw: Topology| warp::reply::json(&channels_json(&gw)).into_response());
     let pairings = admin
         .clone()
         .and(warp::path("pairing"))
@@ -77,7 +77,7 @@ async fn telegram_webhook(
     account: String,
     secret: Option<String>,
     body: bytes::Bytes,
-    gw: Gateway,
+    gw: Topology,
 ) -> warp::reply::Response {
     let update: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
@@ -86,8 +86,7 @@ async fn telegram_webhook(
                 .into_reply();
         }
     };
-    let path = pincer_core::paths::link("telegram", &account);
-    let Some(link) = gw.actor::<TelegramLinkMsg>(&path) else {
+    let Some(link) = gw.link::<TelegramLinkMsg>("telegram", &account).get() else {
         return ApiError::unavailable(format!("telegram account `{account}` is not running"))
             .into_reply();
     };
@@ -121,7 +120,7 @@ async fn telegram_webhook(
 }
 
 /// Every account with its link's status.
-pub fn channels_json(gw: &Gateway) -> Value {
+pub fn channels_json(gw: &Topology) -> Value {
     let config = gw.config();
     let statuses = gw.links().statuses();
     let accounts: Vec<Value> = config
@@ -151,15 +150,15 @@ pub fn channels_json(gw: &Gateway) -> Value {
     json!({ "accounts": accounts })
 }
 
-async fn list_pairings(gw: Gateway) -> warp::reply::Response {
-    match pairing::list(&gw).await {
+async fn list_pairings(gw: Topology) -> warp::reply::Response {
+    match pairing::list(gw.store()).await {
         Ok(all) => warp::reply::json(&json!({ "pairings": all })).into_response(),
         Err(e) => ApiError::unavailable(e.to_string()).into_reply(),
     }
 }
 
-async fn approve_pairing(body: CodeBody, gw: Gateway) -> warp::reply::Response {
-    match pairing::approve(&gw, &body.code).await {
+async fn approve_pairing(body: CodeBody, gw: Topology) -> warp::reply::Response {
+    match pairing::approve(gw.store(), &body.code).await {
         Ok(p) => warp::reply::json(&json!({ "ok": true, "pairing": p })).into_response(),
         Err(e @ PairingError::UnknownCode(_)) => {
             ApiError::not_found(e.to_string(), "unknown_code").into_reply()

@@ -20,7 +20,7 @@ use warp::{Filter, Reply};
 use super::{ApiError, authenticated};
 use crate::channel::http::HttpLinkMsg;
 use crate::channel::{Delivery, IntakeError, Waiter};
-use crate::gateway::Gateway;
+use crate::topology::Topology;
 use pincer_core::{Inbound, PeerRef, now_ms};
 use pincer_store::Accepted;
 
@@ -31,7 +31,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 const INTAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The API routes.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let max_body = gw.config().gateway.max_body_bytes;
     let with_gw = {
         let gw = gw.clone();
@@ -45,7 +45,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::path::end())
         .and(warp::get())
         .and(with_gw.clone())
-        .map(|gw: Gateway| {
+        .map(|gw: Topology| {
             let data: Vec<Value> = gw
                 .config()
                 .agents
@@ -89,7 +89,7 @@ struct ChatRequest {
 }
 
 fn parse(
-    gw: &Gateway,
+    gw: &Topology,
     body: &Value,
     session_header: Option<String>,
 ) -> Result<ChatRequest, ApiError> {
@@ -155,7 +155,7 @@ fn content_text(content: Option<&Value>) -> Option<String> {
 }
 
 async fn chat_completions(
-    gw: Gateway,
+    gw: Topology,
     session_header: Option<String>,
     idempotency_key: Option<String>,
     body: Value,
@@ -174,7 +174,7 @@ async fn chat_completions(
         Some(key) => format!("idem:{key}"),
         None => format!("req:{}", uuid::Uuid::new_v4()),
     };
-    let Some(account) = gw.account("http") else {
+    let Some(account) = gw.accounts().get("http") else {
         return ApiError::unavailable("the http channel is disabled").into_reply();
     };
     let inbound = Inbound {
@@ -213,11 +213,11 @@ async fn chat_completions(
     }
 }
 
-async fn submit(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeError> {
-    let path = pincer_core::paths::link("http", "http");
-    let link = gw
-        .actor::<HttpLinkMsg>(&path)
-        .ok_or_else(|| IntakeError::LinkDown(path.clone()))?;
+async fn submit(gw: &Topology, inbound: Inbound) -> Result<Accepted, IntakeError> {
+    let addr = gw.link::<HttpLinkMsg>("http", "http");
+    let link = addr
+        .get()
+        .ok_or_else(|| IntakeError::LinkDown(addr.path().to_string()))?;
     let call = link
         .call(
             |reply| HttpLinkMsg::Submit {
@@ -229,7 +229,7 @@ async fn submit(gw: &Gateway, inbound: Inbound) -> Result<Accepted, IntakeError>
         .await;
     match call {
         Ok(CallResult::Success(result)) => result,
-        _ => Err(IntakeError::LinkDown(path)),
+        _ => Err(IntakeError::LinkDown(addr.path().to_string())),
     }
 }
 
@@ -261,7 +261,7 @@ fn usage(meta: &Meta, reply: &str) -> Value {
 }
 
 async fn final_reply(
-    gw: &Gateway,
+    gw: &Topology,
     accepted: &Accepted,
     waiter: &mut Waiter,
 ) -> Option<(String, bool)> {
@@ -280,7 +280,7 @@ async fn final_reply(
 }
 
 async fn complete(
-    gw: &Gateway,
+    gw: &Topology,
     meta: Meta,
     accepted: Accepted,
     mut waiter: Waiter,
@@ -340,14 +340,14 @@ fn chunk_event(meta: &Meta, choices: Value, usage: Option<Value>) -> Event {
 /// The SSE events of a streamed completion. A turn started again after a crash streams
 /// from its start; text already sent is not sent twice.
 fn sse_stream(
-    gw: Gateway,
+    gw: Topology,
     meta: Meta,
     accepted: Accepted,
     waiter: Waiter,
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     struct S {
-        gw: Gateway,
+        gw: Topology,
         meta: Meta,
         accepted: Accepted,
         waiter: Waiter,

@@ -7,11 +7,10 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::{Caller, caller, query_has};
-use crate::gateway::Gateway;
-use crate::health::readiness_of;
+use crate::topology::Topology;
 
 /// The probe routes.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let get_or_head = warp::get().or(warp::head()).unify();
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
 
@@ -29,7 +28,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::path::end())
         .and(get_or_head)
         .map(move || {
-            if gw_startup.is_started() {
+            if gw_startup.status().is_started() {
                 reply(StatusCode::OK, json!({"ok": true, "status": "started"}))
             } else {
                 reply(
@@ -52,9 +51,9 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
     health.or(startup).unify().or(ready).unify().boxed()
 }
 
-fn ready(gw: &Gateway, query: &str, who: Caller) -> warp::reply::Response {
+fn ready(gw: &Topology, query: &str, who: Caller) -> warp::reply::Response {
     let snapshot = gw.registry().snapshot();
-    let readiness = readiness_of(gw, &snapshot);
+    let readiness = gw.probe().readiness_of(&snapshot);
     let status = if readiness.ready {
         StatusCode::OK
     } else {
@@ -73,7 +72,7 @@ fn ready(gw: &Gateway, query: &str, who: Caller) -> warp::reply::Response {
         "ready": readiness.ready,
         "status": word,
         "failing": readiness.failing_json(),
-        "uptime_ms": u64::try_from(gw.uptime().as_millis()).unwrap_or(u64::MAX),
+        "uptime_ms": u64::try_from(gw.status().uptime().as_millis()).unwrap_or(u64::MAX),
         "actors": snapshot.actors.len(),
     });
     if query_has(query, "verbose") {

@@ -7,11 +7,13 @@ use std::fmt::Write;
 
 use warp::{Filter, Reply};
 
+use pincer_core::metrics::catalog::SCRAPED;
+
 use super::local_or_authenticated;
-use crate::gateway::Gateway;
+use crate::topology::Topology;
 
 /// The metrics route.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
@@ -20,8 +22,8 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .boxed()
 }
 
-async fn render(gw: Gateway) -> warp::reply::Response {
-    let mut text = gw.metrics().render();
+async fn render(gw: Topology) -> warp::reply::Response {
+    let mut text = gw.catalog().registry().render();
     let snapshot = gw.registry().snapshot();
     let mut restarts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut actors: BTreeMap<&str, u64> = BTreeMap::new();
@@ -30,35 +32,34 @@ async fn render(gw: Gateway) -> warp::reply::Response {
         *restarts.entry(kind).or_default() += record.restarts_total;
         *actors.entry(kind).or_default() += 1;
     }
-    let _ = writeln!(
-        text,
-        "# HELP pincer_actor_restarts_total Restarts, per actor kind."
-    );
-    let _ = writeln!(text, "# TYPE pincer_actor_restarts_total counter");
-    for (kind, n) in &restarts {
-        let _ = writeln!(text, "pincer_actor_restarts_total{{kind=\"{kind}\"}} {n}");
-    }
-    let _ = writeln!(
-        text,
-        "# HELP pincer_actors Actors in the registry, per kind."
-    );
-    let _ = writeln!(text, "# TYPE pincer_actors gauge");
-    for (kind, n) in &actors {
-        let _ = writeln!(text, "pincer_actors{{kind=\"{kind}\"}} {n}");
-    }
+    let [
+        restarts_family,
+        actors_family,
+        pending_family,
+        undelivered_family,
+    ] = SCRAPED;
+    family(&mut text, restarts_family, &restarts);
+    family(&mut text, actors_family, &actors);
     if let Ok((pending, undelivered)) = gw.store().inbox_depth().await {
-        let _ = writeln!(
-            text,
-            "# HELP pincer_inbox_pending Inbox entries waiting for a reply."
+        family(&mut text, pending_family, &BTreeMap::from([("", pending)]));
+        family(
+            &mut text,
+            undelivered_family,
+            &BTreeMap::from([("", undelivered)]),
         );
-        let _ = writeln!(text, "# TYPE pincer_inbox_pending gauge");
-        let _ = writeln!(text, "pincer_inbox_pending {pending}");
-        let _ = writeln!(
-            text,
-            "# HELP pincer_inbox_undelivered Replies not yet handed to their channel."
-        );
-        let _ = writeln!(text, "# TYPE pincer_inbox_undelivered gauge");
-        let _ = writeln!(text, "pincer_inbox_undelivered {undelivered}");
     }
     warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
+}
+
+/// One scrape-time family: its help and type, and a line per kind (`""`: no label).
+fn family(text: &mut String, (name, kind, help): (&str, &str, &str), values: &BTreeMap<&str, u64>) {
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} {kind}");
+    for (label, n) in values {
+        if label.is_empty() {
+            let _ = writeln!(text, "{name} {n}");
+        } else {
+            let _ = writeln!(text, "{name}{{kind=\"{label}\"}} {n}");
+        }
+    }
 }

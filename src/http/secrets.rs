@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use warp::{Filter, Reply};
 
 use super::{ApiError, authenticated};
-use crate::gateway::Gateway;
+use crate::topology::Topology;
 use pincer_config::SecretValue;
 use pincer_secrets::refs;
 
@@ -16,7 +16,7 @@ use pincer_secrets::refs;
 const MAX_ROWS: usize = 10_000;
 
 /// The secrets routes.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let with_gw = {
         let gw = gw.clone();
         warp::any().map(move || gw.clone())
@@ -29,15 +29,15 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::path::end())
         .and(warp::get())
         .and(with_gw.clone())
-        .map(|gw: Gateway| warp::reply::json(&status_json(&gw)).into_response());
+        .map(|gw: Topology| warp::reply::json(&status_json(&gw)).into_response());
     let reload = admin
         .clone()
         .and(warp::path("reload"))
         .and(warp::path::end())
         .and(warp::post())
         .and(with_gw.clone())
-        .then(|gw: Gateway| async move {
-            match crate::secrets::reload(&gw.addr("secrets")).await {
+        .then(|gw: Topology| async move {
+            match crate::secrets::reload(&gw.secrets_watcher()).await {
                 Ok(report) => {
                     warp::reply::json(&json!({"ok": true, "report": report})).into_response()
                 }
@@ -50,7 +50,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(with_gw)
-        .then(|query: HashMap<String, String>, gw: Gateway| async move {
+        .then(|query: HashMap<String, String>, gw: Topology| async move {
             let since = match query.get("since").map(|s| s.parse::<u64>()) {
                 None => 0,
                 Some(Ok(ms)) => ms,
@@ -68,7 +68,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
 }
 
 /// Every secret-bearing config value: where, whose, which ref, its state.
-pub fn status_json(gw: &Gateway) -> Value {
+pub fn status_json(gw: &Topology) -> Value {
     let config = gw.config();
     let snapshot = gw.secrets().snapshot();
     let uses: Vec<Value> = refs::uses(&config)
@@ -100,7 +100,7 @@ pub fn status_json(gw: &Gateway) -> Value {
 }
 
 /// Back ends failing as a whole (their last good values in use), for `/readyz?verbose`.
-pub fn degraded_json(gw: &Gateway) -> Value {
+pub fn degraded_json(gw: &Topology) -> Value {
     let snapshot = gw.secrets().snapshot();
     Value::Array(
         snapshot

@@ -5,13 +5,13 @@ use warp::{Filter, Reply};
 
 use super::{ApiError, Caller, caller};
 use crate::channel::web::{MAX_FRAME_BYTES, WebLinkMsg};
-use crate::gateway::Gateway;
+use crate::topology::Topology;
 
 /// The page, compiled in.
 const PAGE: &str = include_str!("webchat.html");
 
 /// The web chat routes.
-pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     let page = warp::path::end().and(warp::get()).map(|| {
         let reply = warp::reply::html(PAGE);
         warp::reply::with_header(reply, "cache-control", "no-cache").into_response()
@@ -25,7 +25,7 @@ pub fn routes(gw: Gateway) -> warp::filters::BoxedFilter<(warp::reply::Response,
                 return ApiError::unauthorized().into_reply();
             }
             let path = pincer_core::paths::link("web", "web");
-            let Some(link) = gw.actor::<WebLinkMsg>(&path) else {
+            let Some(link) = gw.link::<WebLinkMsg>("web", "web").get() else {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("channel link `{path}` is restarting"),

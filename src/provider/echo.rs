@@ -1,56 +1,44 @@
-//! `provider:echo`: the built-in offline model. It answers `echo: <the user's message>`,
-//! streamed in chunks of `[providers.echo] chunkSize` characters, each after
-//! `chunkDelayMs`. Deterministic, free, and what the gateway runs on with no API keys.
-
-use std::time::Duration;
+//! `provider:echo`: the built-in offline model (see `pincer_providers::echo`), one actor
+//! whose calls stream in its scope: killing it ends them, and their turns see their
+//! streams close.
 
 use pincer_actors::{ChildSpec, Scope};
+use pincer_config::live::View;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::mpsc;
 
-use super::{ProviderEvent, ProviderMsg, ProviderRequest};
-use crate::gateway::Gateway;
+use super::ProviderMsg;
 
-/// The provider's name in config (`provider = "echo"`).
-pub const NAME: &str = "echo";
+pub use pincer_providers::echo::NAME;
 
 /// The echo provider actor.
 #[derive(Debug, Clone, Copy)]
 pub struct Echo;
 
-/// Its state.
+/// Its state: the config it reads `[providers.echo]` from, the scope its streams run in.
 #[derive(Debug)]
 pub struct EchoState {
-    gw: Gateway,
+    config: View,
     scope: Scope,
 }
 
 /// The child spec of `provider:echo`.
-pub fn spec(gw: &Gateway) -> ChildSpec {
-    crate::gateway::child(gw, format!("provider:{NAME}"), Echo)
-}
-
-/// The reply the echo model gives to `request`.
-pub fn reply_to(request: &ProviderRequest) -> String {
-    let last = super::last_user_text(&request.items);
-    if last.trim().is_empty() {
-        "echo: (empty message)".to_string()
-    } else {
-        format!("echo: {last}")
-    }
+pub fn spec(config: View) -> ChildSpec {
+    ChildSpec::new(pincer_core::paths::provider_id(NAME), move |ctx| {
+        (Echo, (config.clone(), ctx.scope().clone()))
+    })
 }
 
 impl Actor for Echo {
     type Msg = ProviderMsg;
     type State = EchoState;
-    type Arguments = (Gateway, Scope);
+    type Arguments = (View, Scope);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<ProviderMsg>,
-        (gw, scope): (Gateway, Scope),
+        (config, scope): (View, Scope),
     ) -> Result<EchoState, ActorProcessingErr> {
-        Ok(EchoState { gw, scope })
+        Ok(EchoState { config, scope })
     }
 
     async fn handle(
@@ -63,31 +51,15 @@ impl Actor for Echo {
             ProviderMsg::Stream {
                 request, events, ..
             } => {
-                let config = state.gw.config().providers.echo.clone();
-                let reply = reply_to(&request);
+                let config = state.config.current().providers.echo.clone();
+                let reply = pincer_providers::echo::reply_to(&request);
                 let chunk = config.chunk_size.get();
                 let delay = config.chunk_delay_ms;
-                // Streaming runs in the provider's scope: killing the provider ends it, and
-                // the turn sees its stream close.
                 state
                     .scope
-                    .spawn(async move { stream(reply, chunk, delay, events).await });
+                    .spawn(pincer_providers::echo::stream(reply, chunk, delay, events));
             }
         }
         Ok(())
     }
-}
-
-async fn stream(reply: String, chunk: usize, delay: Duration, events: mpsc::Sender<ProviderEvent>) {
-    let chars: Vec<char> = reply.chars().collect();
-    for piece in chars.chunks(chunk) {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let text: String = piece.iter().collect();
-        if events.send(ProviderEvent::Delta(text)).await.is_err() {
-            return;
-        }
-    }
-    let _ = events.send(ProviderEvent::Done).await;
 }

@@ -1,134 +1,207 @@
-//! `provider:openai`: the Responses API, WebSocket first (protocols.md).
+//! `provider:openai` and its connection actors `conn:openai:<n>` (the protocol is
+//! `pincer_providers::openai`).
 //!
-//! `provider:openai` supervises `poolSize` connection actors `conn:openai:<n>` (see
-//! [`conn`]). Each keeps one socket with at most one response in flight, warms it up for
-//! the models marked in `[response.openaiWsWarmup]`, continues a session's conversation
-//! with `previous_response_id` when the session's next call lands on the socket that
-//! holds its last response, and replaces the socket before the upstream's 60-minute
-//! limit. `transport = "auto"` sends a call over SSE when the socket cannot take it
-//! (not connected, or the send failed before dispatch); `"sse"` never opens a socket.
+//! A connection actor owns a socket task (unless `transport = "sse"`) and hands it the
+//! calls its pool slot receives; calls that cannot go by the socket (`auto` with the
+//! socket down, or an overflow lease) run as SSE requests in the actor's scope. Killing
+//! the actor ends the socket and every call on it: their streams close, and the sessions
+//! try again.
 
-pub mod conn;
-pub mod http;
-pub mod socket;
-pub mod wire;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use std::time::Duration;
+use pincer_actors::{ChildSpec, Intensity, Scope, Strategy, SupervisorSpec};
+use pincer_config::live::View;
+use pincer_config::{Config, Transport};
+use pincer_core::metrics::catalog::ProviderMetrics;
+use pincer_core::paths;
+use pincer_providers::emit::Emitter;
+use pincer_providers::openai::socket::{self, SettingsSource, Slot};
+use pincer_providers::openai::{Job, Settings, http};
+use pincer_providers::{ErrorKind, Pool, ProviderError};
+use pincer_secrets::Handle;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::mpsc;
 
-use pincer_actors::{ChildSpec, Intensity, Strategy, SupervisorSpec};
+pub use pincer_providers::openai::NAME;
 
-use super::Pool;
-use crate::gateway::Gateway;
-use pincer_config::{StreamMode, Transport};
+use super::{ProviderMsg, ProvidersCtx, keys_handle, resolve_keys};
 
-/// The provider's name in config.
-pub const NAME: &str = "openai";
-
-/// Calls one WebSocket carries at once.
-const SOCKET_CAPACITY: usize = 1;
-
-/// The settings one call runs with, read from the config in force when it starts (an
-/// edited key or threshold applies from the next call).
+/// What a connection actor works with.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    /// `…/responses` over HTTP.
-    pub responses_url: String,
-    /// `ws(s)://…/responses`.
-    pub socket_url: String,
-    /// `[response] transport`.
-    pub transport: Transport,
-    /// Models to warm a new socket up for.
-    pub warmups: Vec<String>,
-    /// Tokens per pushed delta.
-    pub chunk_size: usize,
-    /// `streamOptions.latencyThreshold` (zero: off).
-    pub latency_threshold: Duration,
-    /// When an idle socket is replaced.
-    pub socket_max_age: Duration,
-    /// The API keys, resolved.
-    pub keys: Vec<String>,
+pub struct ConnCtx {
+    /// Its slot in the pool.
+    pub index: usize,
+    /// The provider's pool.
+    pub pool: Arc<Pool>,
+    /// The provider's metrics.
+    pub metrics: Arc<ProviderMetrics>,
+    /// The config in force (settings are read at each call and each connect).
+    pub config: View,
+    /// The provider's keys.
+    pub keys: Handle,
 }
 
-impl Settings {
-    /// The settings in `gw`'s current config, if `[providers.openai]` is there.
-    pub fn current(gw: &Gateway) -> Option<Self> {
-        let config = gw.config();
-        let openai = config.providers.openai.as_ref()?;
-        let base = openai.base_url.trim_end_matches('/');
-        let chunk_size = match openai.mode {
-            Some(StreamMode::Batch) => usize::MAX,
-            _ => openai.stream_options.chunk_size.get(),
-        };
-        Some(Self {
-            responses_url: format!("{base}/responses"),
-            socket_url: socket_url(base),
-            transport: config.response.transport,
-            warmups: config
-                .response
-                .openai_ws_warmup
-                .iter()
-                .filter(|(_, on)| **on)
-                .map(|(model, _)| model.clone())
-                .collect(),
-            chunk_size,
-            latency_threshold: openai.stream_options.latency_threshold,
-            socket_max_age: openai.socket_max_age,
-            keys: super::resolve_keys(gw, NAME, openai.api_key.as_ref(), &openai.api_keys),
-        })
-    }
+/// The connection actor.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn;
+
+/// Its state.
+#[derive(Debug)]
+pub struct ConnState {
+    ctx: ConnCtx,
+    scope: Scope,
+    socket: Option<mpsc::Sender<Job>>,
+    /// Whether the socket is open and ready (warm-ups done).
+    up: Arc<AtomicBool>,
 }
 
-/// The WebSocket URL for API base `base`: http becomes ws, https wss, plus `/responses`.
-pub fn socket_url(base: &str) -> String {
-    let base = base.trim_end_matches('/');
-    let socket_base = if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        base.to_string()
-    };
-    format!("{socket_base}/responses")
-}
-
-/// The child spec of `provider:openai`, registering its pool in `gw`.
-pub fn spec(gw: &Gateway) -> ChildSpec {
-    let config = gw.config();
+/// The child spec of `provider:openai` with `config`'s pool size, its connections in
+/// `pool`.
+pub fn spec(ctx: &ProvidersCtx, pool: Arc<Pool>, config: &Config) -> ChildSpec {
     let size = config
         .providers
         .openai
         .as_ref()
         .map_or(1, |o| o.pool_size.get());
-    let id = format!("provider:{NAME}");
-    let paths = (0..size)
-        .map(|n| pincer_core::paths::conn(NAME, n))
-        .collect();
-    // Over SSE only, a connection actor is a plain HTTP client and takes many calls.
-    let capacity = match config.response.transport {
-        Transport::Sse => super::HTTP_CAPACITY,
-        _ => SOCKET_CAPACITY,
-    };
-    gw.set_pool(NAME, Pool::new(paths, capacity, super::http_client()));
+    let metrics = ctx
+        .catalog
+        .provider(NAME)
+        .unwrap_or_else(|| Arc::new(ProviderMetrics::detached()));
     let mut spec = SupervisorSpec::new(Strategy::OneForOne).intensity(Intensity::default());
-    for n in 0..size {
-        spec = spec.child(conn::spec(gw, n));
+    for index in 0..size {
+        let conn = ConnCtx {
+            index,
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+            config: ctx.config.clone(),
+            keys: keys_handle(ctx, NAME),
+        };
+        spec = spec.child(ChildSpec::new(paths::conn_id(NAME, index), move |start| {
+            (Conn, (conn.clone(), start.scope().clone()))
+        }));
     }
-    spec.into_child_spec(id).0
+    spec.into_child_spec(paths::provider_id(NAME)).0
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn socket_urls_follow_the_base_url() {
-        let cases = [
-            (
-                "https://api.openai.com/v1",
-                "wss://api.openai.com/v1/responses",
-            ),
-            ("http://127.0.0.1:9/v1/", "ws://127.0.0.1:9/v1/responses"),
-        ];
-        for (base, want) in cases {
-            assert_eq!(super::socket_url(base), want);
+impl ConnCtx {
+    /// The settings in force, with the keys resolved now.
+    fn settings(&self) -> Option<Settings> {
+        settings_now(&self.config, &self.keys)
+    }
+}
+
+fn settings_now(config: &View, keys: &Handle) -> Option<Settings> {
+    let config = config.current();
+    let openai = config.providers.openai.as_ref()?;
+    let keys = resolve_keys(NAME, keys, openai.api_key.as_ref(), &openai.api_keys);
+    Settings::from_config(&config, keys)
+}
+
+impl Actor for Conn {
+    type Msg = ProviderMsg;
+    type State = ConnState;
+    type Arguments = (ConnCtx, Scope);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ProviderMsg>,
+        (ctx, scope): (ConnCtx, Scope),
+    ) -> Result<ConnState, ActorProcessingErr> {
+        let up = Arc::new(AtomicBool::new(false));
+        ctx.pool.set_chain(ctx.index, None);
+        let transport = ctx.config.current().response.transport;
+        let socket = (transport != Transport::Sse).then(|| {
+            // Room for the one call a slot holds, plus one racing a reconnect.
+            let (jobs, rx) = mpsc::channel(2);
+            let (config, keys) = (ctx.config.clone(), ctx.keys.clone());
+            let settings: SettingsSource = Arc::new(move || settings_now(&config, &keys));
+            let task = socket::Task::new(Slot {
+                index: ctx.index,
+                pool: ctx.pool.clone(),
+                metrics: ctx.metrics.clone(),
+                settings,
+                scope: scope.clone(),
+                up: Arc::clone(&up),
+            });
+            scope.spawn(task.run(rx));
+            jobs
+        });
+        Ok(ConnState {
+            ctx,
+            scope,
+            socket,
+            up,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<ProviderMsg>,
+        msg: ProviderMsg,
+        state: &mut ConnState,
+    ) -> Result<(), ActorProcessingErr> {
+        let ProviderMsg::Stream {
+            request,
+            events,
+            lease,
+        } = msg;
+        let metrics = state.ctx.metrics.clone();
+        let emitter = Emitter::new(metrics.clone(), events, NAME, &request.request_id);
+        let Some(settings) = state.ctx.settings() else {
+            let why = "[providers.openai] is not configured";
+            let error = ProviderError::new(ErrorKind::Rejected, why);
+            state
+                .scope
+                .spawn(async move { emitter.fail(error).await.map_or((), |_| ()) });
+            return Ok(());
+        };
+        let Some(lease) = lease else {
+            return Err("an openai call arrived without a pool lease".into());
+        };
+        lease.pool().keys.lock().set(settings.keys.clone());
+        let emitter = emitter.pacing(settings.chunk_size, settings.latency_threshold);
+        // Pooled sockets are opened with the provider's keys; a call with an agent's own
+        // key streams over HTTP instead of reopening a shared socket for it.
+        let own_key = request.api_key.is_some();
+        let by_socket = !own_key
+            && match settings.transport {
+                Transport::Sse => false,
+                Transport::Websocket => !lease.overflow(),
+                Transport::Auto => !lease.overflow() && state.up.load(Ordering::Acquire),
+            };
+        tracing::debug!(
+            provider = NAME,
+            request_id = %request.request_id,
+            by_socket,
+            overflow = lease.overflow(),
+            "call"
+        );
+        let job = Job {
+            request,
+            emitter,
+            lease,
+            full: false,
+            attempt: 0,
+        };
+        let job = match (by_socket, &state.socket) {
+            (true, Some(socket)) => match socket.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(e) => e.into_inner(),
+            },
+            _ => job,
+        };
+        if settings.transport == Transport::Websocket && !own_key {
+            let error = ProviderError::new(
+                ErrorKind::Exhausted,
+                "the OpenAI socket cannot take the call (transport = \"websocket\")",
+            );
+            state
+                .scope
+                .spawn(async move { job.emitter.fail(error).await.map_or((), |_| ()) });
+            return Ok(());
         }
+        state.scope.spawn(http::run(metrics, settings, job));
+        Ok(())
     }
 }

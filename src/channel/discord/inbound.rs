@@ -8,15 +8,16 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::rest::Rest;
-use crate::channel::{IntakeError, intake};
-use crate::gateway::Gateway;
+use pincer_channels::discord::rest::Rest;
+use pincer_channels::discord::socket::Dispatch;
+
+use crate::channel::{IntakeError, LinkCtx};
 use pincer_core::{Inbound, PeerRef, now_ms};
 
 /// Everything a dispatch needs from its link.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    pub(crate) gw: Gateway,
+    pub(crate) link: LinkCtx,
     pub(crate) account: String,
     pub(crate) rest: Arc<Rest>,
     /// Thread id → parent channel id, learned from THREAD_CREATE.
@@ -26,10 +27,10 @@ pub(crate) struct Ctx {
 // === impl Ctx ===
 
 impl Ctx {
-    pub(crate) fn new(gw: Gateway, account: String, rest: Arc<Rest>) -> Self {
+    pub(crate) fn new(link: LinkCtx, rest: Arc<Rest>) -> Self {
         Self {
-            gw,
-            account,
+            account: link.account.clone(),
+            link,
             rest,
             threads: Mutex::default(),
         }
@@ -48,8 +49,8 @@ impl Ctx {
             .insert(id.to_string(), parent.to_string());
         let key = format!("thread:{id}");
         if let Err(error) = self
-            .gw
-            .store()
+            .link
+            .store
             .put_meta(&self.account, &key, Some(parent.to_string()))
             .await
         {
@@ -124,7 +125,7 @@ impl Ctx {
             text,
             received_at_ms: now_ms(),
         };
-        let accepted = intake(&self.gw, inbound).await?;
+        let accepted = self.link.intake.take(inbound).await?;
         if !accepted.duplicate {
             let (rest, channel) = (self.rest.clone(), channel.to_string());
             tokio::spawn(async move { rest.typing(&channel).await });
@@ -137,11 +138,23 @@ impl Ctx {
             return Some(parent.clone());
         }
         let key = format!("thread:{channel}");
-        let parent = self.gw.store().meta(&self.account, &key).await.ok()??;
+        let parent = self.link.store.meta(&self.account, &key).await.ok()??;
         self.threads
             .lock()
             .insert(channel.to_string(), parent.clone());
         Some(parent)
+    }
+}
+
+impl Dispatch for Ctx {
+    async fn on_message(&self, d: &Value, bot_id: &str) -> Result<(), String> {
+        Ctx::on_message(self, d, bot_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn on_thread(&self, d: &Value) {
+        Ctx::on_thread(self, d).await;
     }
 }
 

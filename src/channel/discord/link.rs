@@ -8,57 +8,51 @@ use std::time::Duration;
 use pincer_actors::{Backoff, ChildSpec, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use pincer_channels::discord::rest::{DEFAULT_API_BASE, Rest};
+use pincer_channels::discord::send::Sender;
+use pincer_channels::discord::socket::{self, End};
+use pincer_channels::push;
+
 use super::inbound::Ctx;
-use super::rest::{DEFAULT_API_BASE, Rest};
-use super::send::Sender;
-use super::socket::{self, End};
-use crate::channel::push;
-use crate::gateway::Gateway;
+use crate::channel::LinkCtx;
 
 /// The link actor.
-#[derive(Debug, Clone)]
-pub struct DiscordLink {
-    account: String,
-}
+#[derive(Debug, Clone, Copy)]
+pub struct DiscordLink;
 
 /// The link's child spec.
-pub fn link_spec(gw: &Gateway, account: &str) -> ChildSpec {
-    let link = DiscordLink {
-        account: account.to_string(),
-    };
-    crate::gateway::child(gw, "link", link)
+pub fn link_spec(ctx: LinkCtx) -> ChildSpec {
+    ChildSpec::new("link", move |start| {
+        (DiscordLink, (ctx.clone(), start.scope().clone()))
+    })
 }
 
 impl Actor for DiscordLink {
     type Msg = ();
     type State = ();
-    type Arguments = (Gateway, Scope);
+    type Arguments = (LinkCtx, Scope);
 
     async fn pre_start(
         &self,
         myself: ActorRef<()>,
-        (gw, scope): (Gateway, Scope),
+        (ctx, scope): (LinkCtx, Scope),
     ) -> Result<(), ActorProcessingErr> {
-        crate::channel::restart_on_rotation(
-            &gw,
-            &scope,
-            myself.get_cell(),
-            "discord",
-            &self.account,
-        );
+        ctx.restart_on_rotation(&scope, myself.get_cell());
         // The socket runs in the scope: it ends (dropped, no close frame, so the session
         // stays resumable) before any replacement link starts.
-        let (account, inner) = (self.account.clone(), scope.clone());
-        scope.spawn(async move { run(gw, inner, account).await });
+        let inner = scope.clone();
+        scope.spawn(async move { run(ctx, inner).await });
         Ok(())
     }
 }
 
-async fn run(gw: Gateway, scope: Scope, account: String) {
+async fn run(link: LinkCtx, scope: Scope) {
+    let account = link.account.clone();
     // A new start is a new try: an earlier fatal reason shows again if it still holds.
-    gw.set_problem(&pincer_core::paths::link("discord", &account), None);
-    let Some(settings) = gw
-        .config()
+    link.status.set_problem(&link.path(), None);
+    let Some(settings) = link
+        .config
+        .current()
         .channels
         .discord
         .as_ref()
@@ -67,38 +61,27 @@ async fn run(gw: Gateway, scope: Scope, account: String) {
     else {
         return;
     };
-    let Some(token) =
-        crate::channel::account_token(&gw, "discord", &account, settings.token.as_ref())
-    else {
+    let Some(token) = link.token(settings.token.as_ref()) else {
         return;
     };
     let base = settings.api_base.as_deref().unwrap_or(DEFAULT_API_BASE);
-    let rest = Arc::new(Rest::new(crate::provider::http_client(), base, &token));
-    push::start(
-        &gw,
-        &scope,
-        "discord",
-        &account,
-        Sender { rest: rest.clone() },
-    );
-    let ctx = Ctx::new(gw.clone(), account.clone(), rest.clone());
+    let rest = Arc::new(Rest::new(link.http.clone(), base, &token));
+    let sender = Sender { rest: rest.clone() };
+    push::start(link.push(), &scope, "discord", &account, sender);
+    let links = link.links.clone();
+    let ctx = Ctx::new(link, rest.clone());
     let mut attempt = 0u32;
     loop {
-        let resume = gw.links().resume(&account);
+        let resume = links.resume(&account);
         let url = match &resume {
             Some(r) if !r.resume_url.is_empty() => r.resume_url.clone(),
             _ => match rest.gateway_url().await {
                 Ok(url) => url,
                 Err(error) if error.status == Some(401) => {
-                    return crate::channel::give_up(
-                        &gw,
-                        "discord",
-                        &account,
-                        &format!("bot token refused: {error}"),
-                    );
+                    return ctx.link.give_up(&format!("bot token refused: {error}"));
                 }
                 Err(error) => {
-                    gw.links().disconnected(&account, &error.to_string());
+                    links.disconnected(&account, &error.to_string());
                     attempt += 1;
                     tokio::time::sleep(backoff().delay(attempt)).await;
                     continue;
@@ -106,13 +89,13 @@ async fn run(gw: Gateway, scope: Scope, account: String) {
             },
         };
         let started = tokio::time::Instant::now();
-        match socket::connect(&ctx, &token, &url).await {
-            End::Fatal(why) => return crate::channel::give_up(&gw, "discord", &account, &why),
+        match socket::connect(&ctx, &links, &account, &token, &url).await {
+            End::Fatal(why) => return ctx.link.give_up(&why),
             End::Reconnect { resume, why } => {
                 tracing::info!(account = %account, reason = %why, resume, "Discord gateway connection ended.");
-                gw.links().disconnected(&account, &why);
+                links.disconnected(&account, &why);
                 if !resume {
-                    gw.links().set_resume(&account, None);
+                    links.set_resume(&account, None);
                 }
                 // A connection that lived a while starts the backoff over.
                 if started.elapsed() > Duration::from_secs(60) {

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::send::{Sender, Target};
-use crate::channel::pairing::{self, Verdict};
-use crate::channel::{IntakeError, intake};
-use crate::gateway::Gateway;
+use pincer_channels::pairing::{self, Verdict};
+use pincer_channels::telegram::send::{Sender, Target};
+
+use crate::channel::{IntakeError, LinkCtx};
 use pincer_config::{DmPolicy, TelegramConfig};
 use pincer_core::{Inbound, PeerRef, now_ms};
 
@@ -21,8 +21,8 @@ pub const NEEDS_TOPIC: &str = "Please write in a topic: this bot answers DMs onl
 /// Everything an update needs from its link.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    /// The gateway.
-    pub(crate) gw: Gateway,
+    /// The account's link context.
+    pub(crate) link: LinkCtx,
     /// Account id.
     pub(crate) account: String,
     /// The bot's user id.
@@ -50,16 +50,10 @@ pub enum Outcome {
 
 impl Ctx {
     /// A context for `account`'s bot.
-    pub(crate) fn new(
-        gw: Gateway,
-        account: String,
-        bot_id: i64,
-        bot_username: String,
-        sender: Sender,
-    ) -> Self {
+    pub(crate) fn new(link: LinkCtx, bot_id: i64, bot_username: String, sender: Sender) -> Self {
         Self {
-            gw,
-            account,
+            account: link.account.clone(),
+            link,
             bot_id,
             bot_username,
             sender,
@@ -105,7 +99,7 @@ impl Ctx {
             .and_then(|f| f.get("id"))
             .and_then(Value::as_i64)
             .unwrap_or(chat);
-        let config = self.gw.config();
+        let config = self.link.config.current();
         let telegram = config.channels.telegram.clone().unwrap_or_default();
         let target = Target {
             chat,
@@ -158,7 +152,7 @@ impl Ctx {
             text,
             received_at_ms: now_ms(),
         };
-        let accepted = intake(&self.gw, inbound).await?;
+        let accepted = self.link.intake.take(inbound).await?;
         if !accepted.duplicate {
             let sender = self.sender.clone();
             tokio::spawn(async move { sender.typing(target).await });
@@ -185,7 +179,9 @@ impl Ctx {
             DmPolicy::Allowlist => Ok(listed),
             DmPolicy::Pairing if listed => Ok(true),
             DmPolicy::Pairing => {
-                match pairing::check(&self.gw, &self.account, &user.to_string(), name).await? {
+                match pairing::check(&self.link.store, &self.account, &user.to_string(), name)
+                    .await?
+                {
                     Verdict::Approved => Ok(true),
                     Verdict::Pending(code) => {
                         let text = format!(
@@ -211,8 +207,8 @@ impl Ctx {
         self.topics.lock().insert((chat, thread), name.to_string());
         let key = format!("topic:{chat}:{thread}");
         if let Err(error) = self
-            .gw
-            .store()
+            .link
+            .store
             .put_meta(&self.account, &key, Some(name.to_string()))
             .await
         {
@@ -232,7 +228,7 @@ impl Ctx {
             Some(name) => name,
             None => {
                 let key = format!("topic:{chat}:{thread}");
-                let name = self.gw.store().meta(&self.account, &key).await.ok()??;
+                let name = self.link.store.meta(&self.account, &key).await.ok()??;
                 self.topics.lock().insert((chat, thread), name.clone());
                 name
             }

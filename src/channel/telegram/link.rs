@@ -8,12 +8,13 @@ use pincer_actors::{Backoff, ChildSpec, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
 
-use super::api::{Api, ApiError, DEFAULT_API_BASE};
-use super::inbound::Ctx;
-use super::send::Sender;
-use crate::channel::{IntakeError, push};
-use crate::gateway::Gateway;
+use pincer_channels::push;
+use pincer_channels::telegram::send::Sender;
+use pincer_channels::telegram::{Api, ApiError, DEFAULT_API_BASE};
 use pincer_config::{TelegramAccount, TelegramMode};
+
+use super::inbound::Ctx;
+use crate::channel::{IntakeError, LinkCtx};
 
 /// Seconds a `getUpdates` long poll waits upstream.
 const POLL_TIMEOUT_SECS: u64 = 25;
@@ -60,10 +61,8 @@ pub enum WebhookError {
 }
 
 /// The link actor.
-#[derive(Debug, Clone)]
-pub struct TelegramLink {
-    account: String,
-}
+#[derive(Debug, Clone, Copy)]
+pub struct TelegramLink;
 
 /// Its state.
 #[derive(Debug)]
@@ -75,39 +74,33 @@ pub struct TelegramLinkState {
 }
 
 /// The link's child spec.
-pub fn link_spec(gw: &Gateway, account: &str) -> ChildSpec {
-    let link = TelegramLink {
-        account: account.to_string(),
-    };
-    crate::gateway::child(gw, "link", link)
+pub fn link_spec(ctx: LinkCtx) -> ChildSpec {
+    ChildSpec::new("link", move |start| {
+        (TelegramLink, (ctx.clone(), start.scope().clone()))
+    })
 }
 
 impl Actor for TelegramLink {
     type Msg = TelegramLinkMsg;
     type State = TelegramLinkState;
-    type Arguments = (Gateway, Scope);
+    type Arguments = (LinkCtx, Scope);
 
     async fn pre_start(
         &self,
         myself: ActorRef<TelegramLinkMsg>,
-        (gw, scope): (Gateway, Scope),
+        (ctx, scope): (LinkCtx, Scope),
     ) -> Result<TelegramLinkState, ActorProcessingErr> {
-        crate::channel::restart_on_rotation(
-            &gw,
-            &scope,
-            myself.get_cell(),
-            "telegram",
-            &self.account,
-        );
+        ctx.restart_on_rotation(&scope, myself.get_cell());
         let webhook: Arc<OnceLock<(Arc<Ctx>, String)>> = Arc::default();
         // Everything that touches the network runs in the scope, supervised by this
         // actor's life: the start stays light and cannot fail on the upstream.
-        let (account, hook, inner) = (self.account.clone(), webhook.clone(), scope.clone());
-        scope.spawn(async move { run(gw, inner, account, hook).await });
+        let account = ctx.account.clone();
+        let (hook, inner) = (webhook.clone(), scope.clone());
+        scope.spawn(async move { run(ctx, inner, hook).await });
         Ok(TelegramLinkState {
             scope,
             webhook,
-            account: self.account.clone(),
+            account,
         })
     }
 
@@ -144,13 +137,9 @@ impl Actor for TelegramLink {
 }
 
 /// The link's life: set up, then poll or serve the webhook until the scope closes.
-async fn run(
-    gw: Gateway,
-    scope: Scope,
-    account: String,
-    webhook: Arc<OnceLock<(Arc<Ctx>, String)>>,
-) {
-    let config = gw.config();
+async fn run(link: LinkCtx, scope: Scope, webhook: Arc<OnceLock<(Arc<Ctx>, String)>>) {
+    let account = link.account.clone();
+    let config = link.config.current();
     let Some(settings) = config
         .channels
         .telegram
@@ -160,26 +149,17 @@ async fn run(
     else {
         return;
     };
-    let path = pincer_core::paths::link("telegram", &account);
-    let Some(token) =
-        crate::channel::account_token(&gw, "telegram", &account, settings.token.as_ref())
-    else {
+    let Some(token) = link.token(settings.token.as_ref()) else {
         return;
     };
     let base = settings.api_base.as_deref().unwrap_or(DEFAULT_API_BASE);
-    let api = Api::new(crate::provider::http_client(), base, &token);
-    let Some((bot_id, username)) = who_am_i(&gw, &account, &path, &api).await else {
+    let api = Api::new(link.http.clone(), base, &token);
+    let Some((bot_id, username)) = who_am_i(&link, &api).await else {
         return;
     };
     let sender = Sender::new(api.clone(), PREVIEW_EVERY);
-    push::start(&gw, &scope, "telegram", &account, sender.clone());
-    let ctx = Arc::new(Ctx::new(
-        gw.clone(),
-        account.clone(),
-        bot_id,
-        username,
-        sender,
-    ));
+    push::start(link.push(), &scope, "telegram", &account, sender.clone());
+    let ctx = Arc::new(Ctx::new(link, bot_id, username, sender));
     match settings.mode {
         TelegramMode::Poll => poll(&ctx, &api, bot_id).await,
         TelegramMode::Webhook => serve_webhook(&ctx, &api, &settings, &webhook).await,
@@ -188,7 +168,8 @@ async fn run(
 
 /// `getMe`, retried with backoff. `None` when the token is refused (the link then waits
 /// for a config change).
-async fn who_am_i(gw: &Gateway, account: &str, path: &str, api: &Api) -> Option<(i64, String)> {
+async fn who_am_i(link: &LinkCtx, api: &Api) -> Option<(i64, String)> {
+    let account = link.account.as_str();
     let mut attempt = 0;
     loop {
         match api.call("getMe", &json!({}), CALL_TIMEOUT).await {
@@ -199,7 +180,7 @@ async fn who_am_i(gw: &Gateway, account: &str, path: &str, api: &Api) -> Option<
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                gw.set_problem(path, None);
+                link.status.set_problem(&link.path(), None);
                 return Some((id, username));
             }
             Err(
@@ -207,16 +188,11 @@ async fn who_am_i(gw: &Gateway, account: &str, path: &str, api: &Api) -> Option<
                     code: 401 | 404, ..
                 },
             ) => {
-                crate::channel::give_up(
-                    gw,
-                    "telegram",
-                    account,
-                    &format!("bot token refused ({e})"),
-                );
+                link.give_up(&format!("bot token refused ({e})"));
                 return None;
             }
             Err(error) => {
-                gw.links().disconnected(account, &error.to_string());
+                link.links.disconnected(account, &error.to_string());
                 attempt += 1;
                 tokio::time::sleep(backoff().delay(attempt)).await;
             }
@@ -226,8 +202,8 @@ async fn who_am_i(gw: &Gateway, account: &str, path: &str, api: &Api) -> Option<
 
 /// Long polling, as the token's only poller.
 async fn poll(ctx: &Ctx, api: &Api, bot_id: i64) {
-    let (gw, account) = (&ctx.gw, ctx.account.as_str());
-    let slot = gw.links().poll_slot(&bot_id.to_string());
+    let (links, account) = (&ctx.link.links, ctx.account.as_str());
+    let slot = links.poll_slot(&bot_id.to_string());
     let mut slot = slot.lock().await;
     if slot.cut_off {
         tokio::time::sleep(CUT_OFF_GRACE).await;
@@ -263,7 +239,7 @@ async fn poll(ctx: &Ctx, api: &Api, bot_id: i64) {
         let pause = match polled {
             Ok(updates) => {
                 attempt = 0;
-                gw.links().connected(account, "poll");
+                links.connected(account, "poll");
                 let updates = updates.as_array().cloned().unwrap_or_default();
                 for update in &updates {
                     let Some(id) = update.get("update_id").and_then(Value::as_i64) else {
@@ -288,8 +264,7 @@ async fn poll(ctx: &Ctx, api: &Api, bot_id: i64) {
                     code: 401 | 404, ..
                 },
             ) => {
-                gw.links()
-                    .fatal(account, &format!("bot token refused ({e})"));
+                links.fatal(account, &format!("bot token refused ({e})"));
                 Duration::from_secs(60)
             }
             Err(error) => {
@@ -298,7 +273,7 @@ async fn poll(ctx: &Ctx, api: &Api, bot_id: i64) {
                 } else {
                     tracing::warn!(account, %error, "getUpdates failed; backing off.");
                 }
-                gw.links().disconnected(account, &error.to_string());
+                links.disconnected(account, &error.to_string());
                 attempt += 1;
                 backoff().delay(attempt)
             }
@@ -314,21 +289,20 @@ async fn serve_webhook(
     settings: &TelegramAccount,
     webhook: &OnceLock<(Arc<Ctx>, String)>,
 ) {
-    let (gw, account) = (&ctx.gw, ctx.account.as_str());
+    let (link, account) = (&ctx.link, ctx.account.as_str());
     let Some(url) = settings.webhook_url.clone() else {
         let why = format!(
             "channels.telegram.accounts.{account}.webhookUrl is not set (mode = \"webhook\")"
         );
-        return crate::channel::give_up(gw, "telegram", account, &why);
+        return link.give_up(&why);
     };
-    let secret = match settings.webhook_secret.as_ref().map(|s| {
-        gw.secret_handle(pincer_secrets::refs::account_owner("telegram", account))
-            .get(s)
-    }) {
+    let secret = match settings
+        .webhook_secret
+        .as_ref()
+        .map(|s| link.secrets.get(s))
+    {
         Some(Ok(secret)) => secret,
-        Some(Err(error)) => {
-            return crate::channel::give_up(gw, "telegram", account, &error.to_string());
-        }
+        Some(Err(error)) => return link.give_up(&error.to_string()),
         // Telegram echoes the secret on every POST; without one configured, a fresh one
         // per link start is as good (setWebhook tells Telegram the new one).
         None => uuid::Uuid::new_v4().simple().to_string(),
@@ -339,14 +313,14 @@ async fn serve_webhook(
         match api.call("setWebhook", &body, CALL_TIMEOUT).await {
             Ok(_) => break,
             Err(error) => {
-                gw.links().disconnected(account, &error.to_string());
+                link.links.disconnected(account, &error.to_string());
                 attempt += 1;
                 tokio::time::sleep(backoff().delay(attempt)).await;
             }
         }
     }
     let _ = webhook.set((ctx.clone(), secret));
-    gw.links().connected(account, "webhook");
+    link.links.connected(account, "webhook");
     std::future::pending::<()>().await;
 }
 

@@ -6,22 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::rest::Rest;
-use crate::channel::push::{Draft, SendError, Upstream};
-use crate::channel::split;
+use crate::push::{Draft, SendError, Upstream};
+use crate::split;
 use pincer_core::Inbound;
 
 /// Discord's limit on a message's content.
-pub(crate) const MAX_CONTENT: usize = 2000;
+pub const MAX_CONTENT: usize = 2000;
 
 /// The sending side of one bot.
 #[derive(Debug, Clone)]
-pub(crate) struct Sender {
+pub struct Sender {
     /// The REST client.
-    pub(crate) rest: Arc<Rest>,
+    pub rest: Arc<Rest>,
 }
 
 /// `(channel, message)` of a message from its upstream id `<channel>:<message>`.
-pub(crate) fn target(inbound: &Inbound) -> Option<(&str, &str)> {
+pub fn target(inbound: &Inbound) -> Option<(&str, &str)> {
     inbound.upstream_id.split_once(':')
 }
 

@@ -1,11 +1,18 @@
-//! Server-sent events, read from an HTTP response body.
+//! Server-sent events, read from an HTTP response body, and the one streamed model call
+//! both SSE providers make ([`stream`]).
 //!
 //! Our own small reader rather than `reqwest-eventsource`: a model call must never be
 //! re-sent by a transport on its own (that would be a second turn), and the status and
 //! headers of an error reply must be read before any streaming starts (retry hints).
 
+use std::future::Future;
+
 use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::emit::{Emitter, Gone};
+use crate::{ErrorKind, ProviderError};
 
 /// The most one event may hold; an upstream sending more is broken, not chatty.
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -92,7 +99,7 @@ where
         &mut self,
         provider: &str,
         request_id: &str,
-    ) -> Result<Option<serde_json::Value>, crate::provider::ProviderError> {
+    ) -> Result<Option<Value>, ProviderError> {
         let event = match self.next().await {
             Ok(Some(event)) => event,
             Ok(None) => return Ok(None),
@@ -106,7 +113,7 @@ where
                 "upstream sent an event that is not JSON: {:.80}",
                 event.data
             );
-            crate::provider::ProviderError::new(crate::provider::ErrorKind::Broken, why)
+            ProviderError::new(ErrorKind::Broken, why)
         })
     }
 
@@ -150,6 +157,82 @@ where
             _ => {}
         }
         None
+    }
+}
+
+/// What one decoded event means for the call.
+#[derive(Debug)]
+pub enum Flow {
+    /// Read on.
+    More,
+    /// The reply is complete.
+    Done,
+    /// The call failed.
+    Failed(ProviderError),
+}
+
+/// A provider's reading of its events.
+pub trait Decode: Send {
+    /// Passes one event's output to `emitter` and says what it means for the call.
+    fn event(
+        &mut self,
+        event: &Value,
+        emitter: &mut Emitter,
+    ) -> impl Future<Output = Result<Flow, Gone>> + Send;
+
+    /// The failure to report when the body ends without a final event, if the events so
+    /// far imply one; `None` ends the stream without a final event (the turn is tried
+    /// again).
+    fn ended(&mut self, started: bool) -> Option<ProviderError> {
+        let _ = started;
+        None
+    }
+}
+
+/// Streams a model call: `sent` is the outcome of the POST (after its retries); its body's
+/// events go through `decoder` to `emitter` until the reply is done, fails, or the turn
+/// stops listening.
+pub async fn stream(
+    sent: Result<reqwest::Response, ProviderError>,
+    mut decoder: impl Decode,
+    mut emitter: Emitter,
+    provider: &str,
+    request_id: &str,
+) {
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            let _ = emitter.fail(error).await;
+            return;
+        }
+    };
+    let mut reader = Reader::new(response.bytes_stream());
+    loop {
+        let value = match reader.next_json(provider, request_id).await {
+            Ok(Some(value)) => value,
+            Ok(None) => {
+                if let Some(error) = decoder.ended(emitter.started()) {
+                    let _ = emitter.fail(error).await;
+                }
+                return;
+            }
+            Err(error) => {
+                let _ = emitter.fail(error).await;
+                return;
+            }
+        };
+        match decoder.event(&value, &mut emitter).await {
+            Ok(Flow::More) => {}
+            Ok(Flow::Done) => {
+                let _ = emitter.done().await;
+                return;
+            }
+            Ok(Flow::Failed(error)) => {
+                let _ = emitter.fail(error).await;
+                return;
+            }
+            Err(Gone) => return,
+        }
     }
 }
 

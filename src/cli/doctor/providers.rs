@@ -1,22 +1,19 @@
-//! Provider checks for `pincer doctor`: reachability and each API key, by listing
-//! models (a free call), never by generating anything.
+//! `pincer doctor`'s provider checks: reachability and each API key, by listing models
+//! (a free call), never by generating anything.
 
 use serde_json::Value;
 
 use pincer_config::{Config, SecretValue};
+use pincer_providers::{anthropic, openai};
 
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// Whether it is fine.
-    pub ok: bool,
-    /// What was found (never a key).
-    pub text: String,
-}
+use super::Finding;
 
 /// Checks every configured provider in `config` (with its refs resolved in `secrets`).
-pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Finding> {
-    let client = super::http_client();
+pub(super) async fn all(
+    config: &Config,
+    secrets: &pincer_secrets::Resolved,
+    client: &reqwest::Client,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(openai) = &config.providers.openai {
         let url = format!("{}/models", openai.base_url.trim_end_matches('/'));
@@ -24,12 +21,12 @@ pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Fin
             openai.api_key.as_ref(),
             &openai.api_keys,
             secrets,
-            super::openai::NAME,
+            openai::NAME,
             &mut out,
         );
         for (n, key) in keys.iter().enumerate() {
             let request = client.get(&url).bearer_auth(key);
-            out.push(probe(super::openai::NAME, n, request, &url).await);
+            out.push(probe(openai::NAME, n, request, &url).await);
         }
     }
     if let Some(anthropic) = &config.providers.anthropic {
@@ -38,7 +35,7 @@ pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Fin
             anthropic.api_key.as_ref(),
             &anthropic.api_keys,
             secrets,
-            super::anthropic::NAME,
+            anthropic::NAME,
             &mut out,
         );
         for (n, key) in keys.iter().enumerate() {
@@ -46,7 +43,7 @@ pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Fin
                 .get(&url)
                 .header("x-api-key", key)
                 .header("anthropic-version", &anthropic.version);
-            out.push(probe(super::anthropic::NAME, n, request, &url).await);
+            out.push(probe(anthropic::NAME, n, request, &url).await);
         }
     }
     out
@@ -94,7 +91,7 @@ async fn probe(provider: &str, n: usize, request: reqwest::RequestBuilder, url: 
         Ok(response) => {
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            let detail = super::call::error_message(&body).unwrap_or_default();
+            let detail = pincer_providers::call::error_message(&body).unwrap_or_default();
             let what = match status.as_u16() {
                 401 | 403 => "key rejected",
                 429 => "rate limited (the key works)",

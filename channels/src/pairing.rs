@@ -4,9 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::Gateway;
 use pincer_core::now_ms;
-use pincer_store::StoreError;
+use pincer_store::{Store, StoreError};
 
 /// Letters of a code: no 0/O, 1/I/L, so a code read aloud or copied by hand is right.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -57,13 +56,12 @@ pub enum PairingError {
 
 /// The verdict for `user` of `account`, issuing a code on first contact.
 pub async fn check(
-    gw: &Gateway,
+    store: &Store,
     account: &str,
     user: &str,
     name: &str,
 ) -> Result<Verdict, StoreError> {
     let key = format!("{PREFIX}{user}");
-    let store = gw.store();
     if let Some(found) = store.meta(account, &key).await?
         && let Ok(p) = serde_json::from_str::<Pairing>(&found)
     {
@@ -87,8 +85,8 @@ pub async fn check(
 }
 
 /// Every pairing, pending and approved, by account.
-pub async fn list(gw: &Gateway) -> Result<Vec<Pairing>, StoreError> {
-    let rows = gw.store().meta_with_prefix(None, PREFIX).await?;
+pub async fn list(store: &Store) -> Result<Vec<Pairing>, StoreError> {
+    let rows = store.meta_with_prefix(None, PREFIX).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(account, _, value)| {
@@ -100,9 +98,9 @@ pub async fn list(gw: &Gateway) -> Result<Vec<Pairing>, StoreError> {
 }
 
 /// Approves the pending pairing with `code` (case-insensitive).
-pub async fn approve(gw: &Gateway, code: &str) -> Result<Pairing, PairingError> {
+pub async fn approve(store: &Store, code: &str) -> Result<Pairing, PairingError> {
     let wanted = code.trim().to_ascii_uppercase();
-    let found = list(gw)
+    let found = list(store)
         .await?
         .into_iter()
         .find(|p| p.approved_at_ms.is_none() && p.code == wanted)
@@ -112,7 +110,7 @@ pub async fn approve(gw: &Gateway, code: &str) -> Result<Pairing, PairingError> 
         ..found
     };
     let value = serde_json::to_string(&approved).map_err(|e| StoreError::Decode(e.to_string()))?;
-    gw.store()
+    store
         .put_meta(
             &approved.account,
             &format!("{PREFIX}{}", approved.user),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::provider::{Item, ProviderRequest, ToolCall, thinking};
+use crate::{Item, ProviderRequest, ToolCall, thinking};
 use pincer_core::Role;
 
 /// The body of a `response.create` (WebSocket) or `POST /responses` (SSE) for
@@ -233,7 +233,7 @@ impl Decoder {
     pub fn output_items(&self) -> Vec<Item> {
         let mut items = Vec::new();
         if !self.text.is_empty() {
-            items.push(Item::Message(crate::provider::ChatMessage {
+            items.push(Item::Message(crate::ChatMessage {
                 role: Role::Assistant,
                 content: self.text.clone(),
             }));
@@ -246,7 +246,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::ChatMessage;
+    use crate::ChatMessage;
 
     #[test]
     fn a_text_reply_and_a_tool_call() {

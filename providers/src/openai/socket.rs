@@ -25,18 +25,19 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::conn::Job;
+use pincer_config::Transport;
+use pincer_core::metrics::catalog::{self, ProviderMetrics};
+
 use super::http::{self, Flow};
 use super::wire::{self, Decoder, Failure};
-use super::{NAME, Settings};
-use crate::gateway::Gateway;
-use crate::provider::call::{pick_key, rest_key};
-use crate::provider::emit::Gone;
-use crate::provider::keys::Pick;
-use crate::provider::pool::Chain;
-use crate::provider::retry::{self, MAX_ATTEMPTS, Verdict};
-use crate::provider::{ErrorKind, ProviderError, prefix_hashes};
-use pincer_config::Transport;
+use super::{Job, NAME, Settings};
+use crate::Pool;
+use crate::call::{pick_key, rest_key};
+use crate::emit::Gone;
+use crate::keys::Pick;
+use crate::pool::Chain;
+use crate::retry::{self, MAX_ATTEMPTS, Verdict};
+use crate::{ErrorKind, ProviderError, prefix_hashes};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -53,13 +54,37 @@ const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
 /// Largest frame accepted from the upstream.
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// Where a socket task reads its settings: the config in force, with the provider's keys
+/// resolved, when it (re)connects; `None` once `[providers.openai]` is gone.
+pub type SettingsSource = Arc<dyn Fn() -> Option<Settings> + Send + Sync>;
+
+/// What a socket task works with.
+#[derive(Clone)]
+pub struct Slot {
+    /// The slot's index in its pool.
+    pub index: usize,
+    /// The provider's pool: keys, HTTP client, chains.
+    pub pool: Arc<Pool>,
+    /// The provider's metrics.
+    pub metrics: Arc<ProviderMetrics>,
+    /// Its settings.
+    pub settings: SettingsSource,
+    /// Where calls that go over SSE run (the connection actor's scope: they end with it).
+    pub scope: Scope,
+    /// Tells the connection actor when calls may use the socket.
+    pub up: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("index", &self.index).finish()
+    }
+}
+
 /// The socket task's state.
 #[derive(Debug)]
 pub struct Task {
-    gw: Gateway,
-    scope: Scope,
-    index: usize,
-    up: Arc<AtomicBool>,
+    slot: Slot,
     /// The last response this socket produced: its id and where it left the conversation.
     latest: Option<(String, Chain)>,
     /// The key this socket opened with.
@@ -91,13 +116,10 @@ struct ConnectError {
 }
 
 impl Task {
-    /// The task of slot `index`; `up` tells the actor when calls may use the socket.
-    pub fn new(gw: Gateway, scope: Scope, index: usize, up: Arc<AtomicBool>) -> Self {
+    /// The task of `slot`.
+    pub fn new(slot: Slot) -> Self {
         Self {
-            gw,
-            scope,
-            index,
-            up,
+            slot,
             latest: None,
             key: None,
         }
@@ -108,7 +130,7 @@ impl Task {
         let mut failures: u32 = 0;
         let mut carry: Option<Job> = None;
         loop {
-            let Some(settings) = Settings::current(&self.gw) else {
+            let Some(settings) = (self.slot.settings)() else {
                 return;
             };
             match self.connect(&settings).await {
@@ -133,7 +155,7 @@ impl Task {
                     }
                     tracing::warn!(
                         provider = NAME,
-                        conn = self.index,
+                        conn = self.slot.index,
                         "socket connect failed (retry in {} s): {}",
                         backoff.as_secs(),
                         error.message
@@ -161,12 +183,8 @@ impl Task {
     /// Marks the socket ready for calls (or not), in the actor and in
     /// `pincer_provider_sockets_ready`.
     fn set_up(&self, up: bool) {
-        if self.up.swap(up, Ordering::AcqRel) != up {
-            let ready = self.gw.metrics().gauge(
-                "pincer_provider_sockets_ready",
-                "Provider WebSockets open and warmed up, ready for calls.",
-                &[("provider", NAME)],
-            );
+        if self.slot.up.swap(up, Ordering::AcqRel) != up {
+            let ready = &self.slot.metrics.sockets_ready;
             if up { ready.inc() } else { ready.dec() }
         }
     }
@@ -174,14 +192,17 @@ impl Task {
     /// A call that cannot use the socket: SSE under `auto`, an error under `websocket`.
     fn without_socket(&self, settings: &Settings, job: Job, why: &str) {
         if settings.transport == Transport::Auto {
-            self.scope
-                .spawn(http::run(self.gw.clone(), settings.clone(), job));
+            let metrics = self.slot.metrics.clone();
+            self.slot
+                .scope
+                .spawn(http::run(metrics, settings.clone(), job));
         } else {
             let error = ProviderError::new(
                 ErrorKind::Exhausted,
                 format!("the OpenAI socket is unavailable: {why}"),
             );
-            self.scope
+            self.slot
+                .scope
                 .spawn(async move { job.emitter.fail(error).await.map_or((), |_| ()) });
         }
     }
@@ -189,11 +210,8 @@ impl Task {
     async fn connect(&mut self, settings: &Settings) -> Result<Socket, ConnectError> {
         self.set_up(false);
         self.latest = None;
-        let pool = self.gw.pool(NAME).ok_or_else(|| ConnectError {
-            message: "no pool".into(),
-            status: None,
-        })?;
-        pool.set_chain(self.index, None);
+        let pool = self.slot.pool.clone();
+        pool.set_chain(self.slot.index, None);
         pool.keys.lock().set(settings.keys.clone());
         let key = pick_key(&pool, NAME).await.map_err(|e| ConnectError {
             message: e.message,
@@ -239,7 +257,7 @@ impl Task {
                     .unwrap_or_default();
                 let detail = serde_json::from_str::<Value>(&body)
                     .ok()
-                    .and_then(|b| crate::provider::call::error_message(&b))
+                    .and_then(|b| crate::call::error_message(&b))
                     .unwrap_or_default();
                 return Err(ConnectError {
                     message: format!("upgrade refused with {status} {detail}"),
@@ -254,19 +272,14 @@ impl Task {
             }
             Ok(Ok(connected)) => connected,
         };
-        let opened = self.gw.metrics().counter(
-            "pincer_provider_sockets_opened_total",
-            "Provider WebSockets opened.",
-            &[("provider", NAME)],
-        );
-        opened.inc();
+        self.slot.metrics.sockets_opened.inc();
         for model in &settings.warmups {
             if let Err(why) = self.warm_up(&mut socket, model).await {
-                tracing::warn!(provider = NAME, conn = self.index, model = %model, "warm-up skipped: {why}");
+                tracing::warn!(provider = NAME, conn = self.slot.index, model = %model, "warm-up skipped: {why}");
             }
         }
         self.set_up(true);
-        tracing::debug!(provider = NAME, conn = self.index, "socket ready");
+        tracing::debug!(provider = NAME, conn = self.slot.index, "socket ready");
         Ok(socket)
     }
 
@@ -296,14 +309,7 @@ impl Task {
             };
             match decoder.step(&value) {
                 wire::Step::Completed => {
-                    self.gw
-                        .metrics()
-                        .counter(
-                            "pincer_provider_warmups_total",
-                            "Sockets warmed up for a model (generate:false).",
-                            &[("provider", NAME)],
-                        )
-                        .inc();
+                    self.slot.metrics.warmups.inc();
                     return Ok(());
                 }
                 wire::Step::Failed(f) => return Err(f.message),
@@ -329,14 +335,14 @@ impl Task {
                     job = jobs.recv() => job?,
                     frame = socket.next() => match frame {
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            tracing::info!(provider = NAME, conn = self.index, "socket closed while idle; reconnecting");
+                            tracing::info!(provider = NAME, conn = self.slot.index, "socket closed while idle; reconnecting");
                             return Some(None);
                         }
                         // Pings are answered by the library; stray frames are not ours.
                         Some(Ok(_)) => continue,
                     },
                     () = tokio::time::sleep_until(retire_at) => {
-                        tracing::info!(provider = NAME, conn = self.index, "replacing the socket before the 60-minute limit");
+                        tracing::info!(provider = NAME, conn = self.slot.index, "replacing the socket before the 60-minute limit");
                         let _ = socket.close(None).await;
                         return Some(None);
                     }
@@ -351,7 +357,7 @@ impl Task {
             if rotated {
                 tracing::info!(
                     provider = NAME,
-                    conn = self.index,
+                    conn = self.slot.index,
                     "API key rotated; reopening the socket with the new key"
                 );
                 let _ = socket.close(None).await;
@@ -370,7 +376,7 @@ impl Task {
     /// Runs one call on the socket.
     async fn call(&mut self, socket: &mut Socket, settings: &Settings, mut job: Job) -> End {
         let pool = Arc::clone(job.lease.pool());
-        job.emitter.transport("websocket");
+        job.emitter.transport(catalog::Transport::Websocket);
         loop {
             job.attempt += 1;
             let continued = self
@@ -391,7 +397,7 @@ impl Task {
                 // Not dispatched: safe to send another way.
                 tracing::info!(
                     provider = NAME,
-                    conn = self.index,
+                    conn = self.slot.index,
                     "socket send failed: {error}"
                 );
                 self.set_up(false);
@@ -399,14 +405,7 @@ impl Task {
                 return End::Reconnect(None);
             }
             if continued.is_some() {
-                self.gw
-                    .metrics()
-                    .counter(
-                        "pincer_provider_continuations_total",
-                        "Calls sent as a continuation (previous_response_id) on a socket.",
-                        &[("provider", NAME)],
-                    )
-                    .inc();
+                self.slot.metrics.continuations.inc();
             }
             let mut decoder = Decoder::default();
             let mut listening = true;
@@ -414,7 +413,7 @@ impl Task {
                 let frame = match tokio::time::timeout(SILENCE, socket.next()).await {
                     Ok(Some(Ok(frame))) => frame,
                     Ok(Some(Err(_)) | None) | Err(_) => {
-                        tracing::warn!(provider = NAME, conn = self.index, request_id = %job.request.request_id, "socket broke mid-reply");
+                        tracing::warn!(provider = NAME, conn = self.slot.index, request_id = %job.request.request_id, "socket broke mid-reply");
                         return End::Reconnect(None);
                     }
                 };
@@ -424,7 +423,7 @@ impl Task {
                         let code = close.map(|c| u16::from(c.code));
                         tracing::warn!(
                             provider = NAME,
-                            conn = self.index,
+                            conn = self.slot.index,
                             ?code,
                             "socket closed mid-reply"
                         );
@@ -464,7 +463,7 @@ impl Task {
             };
             // A failure ends this socket's chain.
             self.latest = None;
-            pool.set_chain(self.index, None);
+            pool.set_chain(self.slot.index, None);
             match failure.code.as_deref() {
                 Some("previous_response_not_found") if !job.full => {
                     job.full = true;
@@ -491,12 +490,7 @@ impl Task {
     /// Whether and where a refused call is tried again. A rate-limited key rests, and
     /// with another key to use the call moves to a new socket (a socket is bound to the
     /// key it opened with); other retryable refusals wait and go again here.
-    async fn plan_retry(
-        &self,
-        job: &Job,
-        failure: &Failure,
-        pool: &crate::provider::Pool,
-    ) -> Retry {
+    async fn plan_retry(&self, job: &Job, failure: &Failure, pool: &Pool) -> Retry {
         if !failure.refused || job.attempt >= MAX_ATTEMPTS {
             return Retry::No;
         }
@@ -520,7 +514,7 @@ impl Task {
     }
 
     /// Records where the socket's conversation now ends.
-    fn completed(&mut self, job: &Job, decoder: &Decoder, pool: &crate::provider::Pool) {
+    fn completed(&mut self, job: &Job, decoder: &Decoder, pool: &Pool) {
         let Some(id) = decoder.response_id() else {
             return;
         };
@@ -532,7 +526,7 @@ impl Task {
             len: request.items.len(),
         };
         self.latest = Some((id.to_string(), chain));
-        pool.set_chain(self.index, Some(chain));
+        pool.set_chain(self.slot.index, Some(chain));
     }
 }
 

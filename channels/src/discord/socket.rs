@@ -1,6 +1,7 @@
 //! One gateway connection: hello, identify or resume, heartbeats, dispatches, and why it
 //! ended (which decides what the link does next).
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -10,8 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::inbound::Ctx;
-use crate::channel::DiscordResume;
+use crate::{DiscordResume, Links};
 
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
 pub const INTENTS: u64 = 1 | (1 << 9) | (1 << 12) | (1 << 15);
@@ -22,9 +22,24 @@ const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Time to connect and get Hello.
 const HELLO_WAIT: Duration = Duration::from_secs(15);
 
+/// What a link does with the dispatches that matter.
+pub trait Dispatch: Sync {
+    /// MESSAGE_CREATE (`bot_id` is the bot's own user id). An error means it was not taken
+    /// in: its sequence number does not move past it, and the connection resumes so
+    /// Discord replays it.
+    fn on_message(
+        &self,
+        d: &Value,
+        bot_id: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// THREAD_CREATE.
+    fn on_thread(&self, d: &Value) -> impl Future<Output = ()> + Send;
+}
+
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum End {
+pub enum End {
     /// Reconnect; resume the session if `resume`, else identify anew.
     Reconnect {
         /// Whether the session can be resumed.
@@ -36,8 +51,15 @@ pub(crate) enum End {
     Fatal(String),
 }
 
-/// Runs one connection to `url` until it ends.
-pub(crate) async fn connect(ctx: &Ctx, token: &str, url: &str) -> End {
+/// Runs one connection of `account` to `url` until it ends, with the session kept in
+/// `links` and dispatches handed to `dispatch`.
+pub async fn connect(
+    dispatch: &impl Dispatch,
+    links: &Links,
+    account: &str,
+    token: &str,
+    url: &str,
+) -> End {
     let reconnect = |why: String| End::Reconnect { resume: true, why };
     let base = url.trim_end_matches('/').to_string();
     let url = format!("{base}/?v=10&encoding=json");
@@ -61,8 +83,6 @@ pub(crate) async fn connect(ctx: &Ctx, token: &str, url: &str) -> End {
         return reconnect("no Hello from the gateway".into());
     };
     let interval = Duration::from_millis(interval.max(100));
-    let account = ctx.account.as_str();
-    let links = ctx.gw.links();
     let resume = links.resume(account);
     let opening = match &resume {
         Some(r) => {
@@ -155,7 +175,7 @@ pub(crate) async fn connect(ctx: &Ctx, token: &str, url: &str) -> End {
                         tracing::info!(account, "Discord session resumed.");
                     }
                     "MESSAGE_CREATE" => {
-                        if let Err(error) = ctx.on_message(&d, &bot_id).await {
+                        if let Err(error) = dispatch.on_message(&d, &bot_id).await {
                             // Not durable: leave the sequence number before it, and resume
                             // later so Discord replays it.
                             tracing::warn!(account, %error, "Cannot take a message in; resuming to get it again.");
@@ -163,7 +183,7 @@ pub(crate) async fn connect(ctx: &Ctx, token: &str, url: &str) -> End {
                             return reconnect(format!("intake failed: {error}"));
                         }
                     }
-                    "THREAD_CREATE" => ctx.on_thread(&d).await,
+                    "THREAD_CREATE" => dispatch.on_thread(&d).await,
                     _ => {}
                 }
                 if let Some(seq) = seq {

@@ -1,5 +1,5 @@
 //! Which connection takes a call. One [`Pool`] per provider outlives its connection
-//! actors (it sits in the [`Gateway`](crate::gateway::Gateway)), so a restarted connection
+//! actors (the gateway keeps it beside them), so a restarted connection
 //! finds its slot, and the provider's API keys keep their cooldowns.
 //!
 //! A slot holds at most `capacity` calls: 1 for an OpenAI WebSocket (one response in

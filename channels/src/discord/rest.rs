@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::channel::pace::{Pacer, Rate};
-use crate::channel::push::SendError;
+use crate::pace::{Pacer, Rate};
+use crate::push::SendError;
 
 /// Default REST base.
 pub const DEFAULT_API_BASE: &str = "https://discord.com/api/v10";

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::keys::{AUTH_COOLDOWN, NoKey, Pick, RATE_COOLDOWN};
 use super::retry::{self, MAX_ATTEMPTS, MAX_DELAY, Verdict};
 use super::{ErrorKind, Pool, ProviderError};
-use crate::gateway::Gateway;
+use pincer_core::metrics::catalog::ProviderMetrics;
 
 /// What differs between providers' error bodies.
 #[derive(Debug, Clone, Copy)]
@@ -70,22 +70,36 @@ pub fn rest_key(pool: &Pool, pick: &Pick, status: u16, hint: Option<std::time::D
     true
 }
 
-/// Sends `build(key)` until it succeeds or the rules say stop. The response returned has
-/// a success status; its body is not read.
+/// The provider a call goes to: its name, error shape, connection pool (with its keys and
+/// HTTP client) and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The provider's name, in logs.
+    pub provider: &'static str,
+    /// How its error bodies carry their code.
+    pub shape: ErrorShape,
+    /// Its pool: API keys and the HTTP client.
+    pub pool: &'a Pool,
+    /// Its metrics.
+    pub metrics: &'a ProviderMetrics,
+}
+
+/// Sends `build(key)` to `target` until it succeeds or the rules say stop; `own_key` (an
+/// agent's own key) is used instead of the pool's keys. The response returned has a
+/// success status; its body is not read.
 pub async fn post(
-    gw: &Gateway,
-    pool: &Pool,
-    provider: &'static str,
+    target: Target<'_>,
     request_id: &str,
-    shape: ErrorShape,
     own_key: Option<&str>,
     build: impl Fn(&str) -> RequestBuilder,
 ) -> Result<Response, ProviderError> {
-    let retries = gw.metrics().counter(
-        "pincer_provider_retries_total",
-        "Model calls sent again after a retryable failure.",
-        &[("provider", provider)],
-    );
+    let Target {
+        provider,
+        shape,
+        pool,
+        metrics,
+    } = target;
+    let retries = &metrics.retries;
     let mut last = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
         // An agent's own key is its only key: nothing to rest or rotate to.

@@ -10,7 +10,7 @@
 //! sweep sends it again. The final send of a reply runs in a task of its own that a link
 //! kill does not cut short (it is bounded by the send's timeouts): a reply that was on its
 //! way when its link died is finished and marked, not sent again by the next link, which
-//! skips whatever [`Links`](crate::channel::Links) says is being sent or was just sent.
+//! skips whatever [`Links`] says is being sent or was just sent.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use pincer_actors::Scope;
 use tokio::sync::mpsc;
 
-use super::{Delivery, Push};
-use crate::gateway::Gateway;
+use pincer_store::Store;
+
+use crate::{Delivery, Links, Outbox, Push};
 use pincer_core::{Inbound, now_ms};
 
 /// How often answered-but-unsent replies are looked for.
@@ -100,18 +101,28 @@ pub trait Upstream: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
+/// What sending replies of one account needs: the store (undelivered replies, delivered
+/// marks), what outlives its links, and the account's outbox.
+#[derive(Debug, Clone)]
+pub struct PushCtx {
+    /// Where replies are marked delivered and looked for again.
+    pub store: Store,
+    /// Which sends are under way or done, across link restarts.
+    pub links: Arc<Links>,
+    /// The account's outbox, whose sink the link attaches.
+    pub outbox: Outbox,
+}
+
 /// Attaches `account`'s sink and sends its deliveries through `upstream`, in tasks of
 /// `scope` (they end with the link).
-pub fn start<U: Upstream>(gw: &Gateway, scope: &Scope, kind: &'static str, account: &str, up: U) {
-    let Some(acct) = gw.account(account) else {
-        return;
-    };
-    let mut sink = acct.outbox.attach();
+pub fn start<U: Upstream>(ctx: PushCtx, scope: &Scope, kind: &'static str, account: &str, up: U) {
+    let mut sink = ctx.outbox.attach();
     let up = Arc::new(up);
     let (again_tx, mut again_rx) = mpsc::unbounded_channel::<Push>();
 
     // Dispatcher: one lane per conversation.
-    let (gw2, scope2, up2, account2) = (gw.clone(), scope.clone(), up.clone(), account.to_string());
+    let (push2, scope2, up2, account2) =
+        (ctx.clone(), scope.clone(), up.clone(), account.to_string());
     scope.spawn(async move {
         let mut lanes: HashMap<String, mpsc::UnboundedSender<Push>> = HashMap::new();
         loop {
@@ -133,7 +144,7 @@ pub fn start<U: Upstream>(gw: &Gateway, scope: &Scope, kind: &'static str, accou
             let _ = tx.send(push);
             lanes.insert(lane, tx);
             let ctx = LaneCtx {
-                gw: gw2.clone(),
+                push: push2.clone(),
                 up: up2.clone(),
                 account: account2.clone(),
             };
@@ -142,7 +153,7 @@ pub fn start<U: Upstream>(gw: &Gateway, scope: &Scope, kind: &'static str, accou
     });
 
     // Redelivery of replies answered while no link was there to send them.
-    let (gw, account) = (gw.clone(), account.to_string());
+    let (store, account) = (ctx.store.clone(), account.to_string());
     scope.spawn(async move {
         let mut first = true;
         loop {
@@ -154,7 +165,7 @@ pub fn start<U: Upstream>(gw: &Gateway, scope: &Scope, kind: &'static str, accou
             first = false;
             tokio::time::sleep(pause).await;
             let before = now_ms().saturating_sub(REDELIVER_MIN_AGE.as_millis() as u64);
-            let Ok(entries) = gw.store().undelivered(kind, &account, before, 200).await else {
+            let Ok(entries) = store.undelivered(kind, &account, before, 200).await else {
                 continue;
             };
             for entry in entries {
@@ -176,7 +187,7 @@ pub fn start<U: Upstream>(gw: &Gateway, scope: &Scope, kind: &'static str, accou
 }
 
 struct LaneCtx<U> {
-    gw: Gateway,
+    push: PushCtx,
     up: Arc<U>,
     account: String,
 }
@@ -221,7 +232,7 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<
         }
         for (inbox_id, inbound, reply) in finished {
             // Claimed only here, by the task that will end the claim whatever happens.
-            if !ctx.gw.links().begin_send(&ctx.account, inbox_id) {
+            if !ctx.push.links.begin_send(&ctx.account, inbox_id) {
                 drafts.remove(&inbox_id);
                 continue; // on its way, or sent just now
             }
@@ -233,9 +244,9 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<
                     ..Draft::default()
                 });
             // Its own task: a link killed mid-send does not cut the reply short.
-            let (gw, up, account) = (ctx.gw.clone(), ctx.up.clone(), ctx.account.clone());
+            let (push, up, account) = (ctx.push.clone(), ctx.up.clone(), ctx.account.clone());
             let sending = tokio::spawn(async move {
-                finish(&gw, up.as_ref(), &account, &inbound, &mut draft, &reply).await;
+                finish(&push, up.as_ref(), &account, &inbound, &mut draft, &reply).await;
             });
             let _ = sending.await;
         }
@@ -271,7 +282,7 @@ fn next_preview<U: Upstream>(
 }
 
 async fn finish<U: Upstream>(
-    gw: &Gateway,
+    ctx: &PushCtx,
     up: &U,
     account: &str,
     inbound: &Inbound,
@@ -283,17 +294,17 @@ async fn finish<U: Upstream>(
         Ok(()) => true,
         Err(SendError::Permanent(error)) => {
             tracing::warn!(account, inbox = inbox_id, %error, "Reply cannot be sent; dropping it.");
-            gw.links().error(account, &error);
+            ctx.links.error(account, &error);
             true
         }
         Err(SendError::Transient(error)) => {
             tracing::warn!(account, inbox = inbox_id, %error, "Reply not sent; it will be sent again.");
-            gw.links().error(account, &error);
+            ctx.links.error(account, &error);
             false
         }
     };
-    if delivered && let Err(error) = gw.store().mark_delivered(inbox_id).await {
+    if delivered && let Err(error) = ctx.store.mark_delivered(inbox_id).await {
         tracing::warn!(account, inbox = inbox_id, %error, "Cannot mark a reply sent.");
     }
-    gw.links().end_send(account, inbox_id, delivered);
+    ctx.links.end_send(account, inbox_id, delivered);
 }

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use pincer_core::metrics::catalog::{ProviderMetrics, Transport};
+
 use super::{ProviderError, ProviderEvent, Reasoning, ToolCall};
-use crate::gateway::Gateway;
 
 /// Where a call's events go.
 #[derive(Debug)]
@@ -26,9 +29,9 @@ pub struct Emitter {
 
 #[derive(Debug)]
 struct Labels {
-    gw: Gateway,
+    metrics: Arc<ProviderMetrics>,
     provider: &'static str,
-    transport: &'static str,
+    transport: Transport,
     request_id: String,
 }
 
@@ -37,9 +40,10 @@ struct Labels {
 pub struct Gone;
 
 impl Emitter {
-    /// An emitter for call `request_id` of `provider` over `transport`, timed from now.
+    /// An emitter for call `request_id` of `provider` (counted in `metrics`), over SSE
+    /// until told otherwise, timed from now.
     pub fn new(
-        gw: &Gateway,
+        metrics: Arc<ProviderMetrics>,
         events: mpsc::Sender<ProviderEvent>,
         provider: &'static str,
         request_id: &str,
@@ -53,9 +57,9 @@ impl Emitter {
             last: Instant::now(),
             first_seen: false,
             labels: Labels {
-                gw: gw.clone(),
+                metrics,
                 provider,
-                transport: "sse",
+                transport: Transport::Sse,
                 request_id: request_id.to_string(),
             },
         }
@@ -70,7 +74,7 @@ impl Emitter {
 
     /// Names the transport in logs and metrics; restarts the clock (a call that moved
     /// from one transport to another is timed from the move).
-    pub fn transport(&mut self, transport: &'static str) {
+    pub fn transport(&mut self, transport: Transport) {
         self.labels.transport = transport;
         self.last = Instant::now();
     }
@@ -157,14 +161,7 @@ impl Emitter {
         if !self.first_seen {
             self.first_seen = true;
             let l = &self.labels;
-            l.gw.metrics()
-                .histogram(
-                    "pincer_provider_first_token_seconds",
-                    "Time from sending a model call to its first token.",
-                    &[("provider", l.provider), ("transport", l.transport)],
-                    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-                )
-                .observe_duration(waited);
+            l.metrics.first_token(l.transport).observe_duration(waited);
         }
         if self.threshold.is_zero() || waited <= self.threshold {
             return;
@@ -172,18 +169,16 @@ impl Emitter {
         let l = &self.labels;
         tracing::warn!(
             provider = l.provider,
-            transport = l.transport,
+            transport = l.transport.name(),
             request_id = %l.request_id,
             "slow stream: {kind} took {} ms (latencyThreshold {} ms)",
             waited.as_millis(),
             self.threshold.as_millis()
         );
-        l.gw.metrics()
-            .counter(
-                "pincer_provider_slow_total",
-                "Times to first token or gaps between tokens above streamOptions.latencyThreshold.",
-                &[("provider", l.provider), ("kind", kind)],
-            )
-            .inc();
+        if kind == "first_token" {
+            l.metrics.slow_first_token.inc();
+        } else {
+            l.metrics.slow_gap.inc();
+        }
     }
 }

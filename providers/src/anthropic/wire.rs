@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::provider::{Item, ProviderRequest, Reasoning, ToolCall, thinking};
+use crate::{Item, ProviderRequest, Reasoning, ToolCall, thinking};
 use pincer_core::Role;
 
 /// The body of `POST /v1/messages` for `request`, streaming, with `max_tokens` (raised
@@ -225,7 +225,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::ChatMessage;
+    use crate::ChatMessage;
     use pincer_config::ThinkingMode;
 
     fn msg(role: Role, text: &str) -> Item {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::api::{Api, ApiError};
-use crate::channel::pace::{Pacer, Rate};
-use crate::channel::push::{Draft, SendError, Upstream};
-use crate::channel::split;
+use crate::pace::{Pacer, Rate};
+use crate::push::{Draft, SendError, Upstream};
+use crate::split;
 use pincer_core::Inbound;
 
 /// Telegram's limit on a message's text.

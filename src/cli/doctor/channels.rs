@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::discord::rest::{DEFAULT_API_BASE as DISCORD_BASE, Rest};
-use super::telegram::{Api, DEFAULT_API_BASE as TELEGRAM_BASE};
-use crate::provider::check::Finding;
+use super::Finding;
+use crate::channel::discord::rest::{DEFAULT_API_BASE as DISCORD_BASE, Rest};
+use crate::channel::telegram::{Api, DEFAULT_API_BASE as TELEGRAM_BASE};
 use pincer_config::{Config, SecretValue};
 
 /// How long one check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks every Telegram and Discord account of `config` (its refs resolved in `secrets`).
-pub async fn all(config: &Config, secrets: &pincer_secrets::Resolved) -> Vec<Finding> {
-    let http = crate::provider::http_client();
+pub(super) async fn all(
+    config: &Config,
+    secrets: &pincer_secrets::Resolved,
+    http: &reqwest::Client,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let token = |value: Option<&SecretValue>| {
         value

@@ -2,17 +2,18 @@
 //! the shared rules before the stream starts; the events then go through the same
 //! [`Decoder`] as the socket's.
 
+use std::sync::Arc;
+
+use pincer_core::metrics::catalog::{ProviderMetrics, Transport};
 use serde_json::{Value, json};
 
-use super::conn::Job;
 use super::wire::{self, Decoder, Failure, Step};
-use super::{NAME, Settings};
-use crate::gateway::Gateway;
-use crate::provider::call::{self, ErrorShape};
-use crate::provider::emit::{Emitter, Gone};
-use crate::provider::retry::{self, Verdict};
-use crate::provider::sse::Reader;
-use crate::provider::{ErrorKind, ProviderError};
+use super::{Job, NAME, Settings};
+use crate::call::{self, ErrorShape, Target};
+use crate::emit::{Emitter, Gone};
+use crate::retry::{self, Verdict};
+use crate::sse;
+use crate::{ErrorKind, ProviderError};
 
 /// OpenAI error bodies carry their code at `error.code`.
 pub const SHAPE: ErrorShape = ErrorShape {
@@ -23,71 +24,62 @@ pub const SHAPE: ErrorShape = ErrorShape {
     },
 };
 
-/// Runs `job` over SSE to the end of its stream.
-pub async fn run(gw: Gateway, settings: Settings, job: Job) {
+/// Runs `job` over SSE to the end of its stream (`metrics` counts its retries and pace).
+pub async fn run(metrics: Arc<ProviderMetrics>, settings: Settings, job: Job) {
     let Job {
         request,
         mut emitter,
         lease,
         ..
     } = job;
-    emitter.transport("sse");
+    emitter.transport(Transport::Sse);
     let mut body = wire::body(&request, 0, None);
     body.insert("stream".into(), json!(true));
     let pool = lease.pool();
     let own_key = request.api_key.as_ref().map(|k| k.0.as_str());
-    let sent = call::post(
-        &gw,
+    let target = Target {
+        provider: NAME,
+        shape: SHAPE,
         pool,
+        metrics: &metrics,
+    };
+    let sent = call::post(target, &request.request_id, own_key, |key| {
+        pool.http
+            .post(&settings.responses_url)
+            .bearer_auth(key)
+            .header("x-client-request-id", &request.request_id)
+            .json(&body)
+    })
+    .await;
+    sse::stream(
+        sent,
+        SseDecoder::default(),
+        emitter,
         NAME,
         &request.request_id,
-        SHAPE,
-        own_key,
-        |key| {
-            pool.http
-                .post(&settings.responses_url)
-                .bearer_auth(key)
-                .header("x-client-request-id", &request.request_id)
-                .json(&body)
-        },
     )
     .await;
-    let response = match sent {
-        Ok(response) => response,
-        Err(error) => {
-            let _ = emitter.fail(error).await;
-            return;
-        }
-    };
-    let mut reader = Reader::new(response.bytes_stream());
-    let mut decoder = Decoder::default();
-    loop {
-        let value = match reader.next_json(NAME, &request.request_id).await {
-            Ok(Some(value)) => value,
-            Ok(None) => {
-                if let Some(failure) = decoder.pending_failure() {
-                    let _ = emitter.fail(failed(&failure, true)).await;
-                }
-                return;
-            }
-            Err(error) => {
-                let _ = emitter.fail(error).await;
-                return;
-            }
-        };
-        match forward(&mut emitter, decoder.step(&value)).await {
-            Ok(Flow::More) => {}
-            Ok(Flow::Completed) => {
-                let _ = emitter.done().await;
-                return;
-            }
-            Ok(Flow::Failed(failure)) => {
-                let started = emitter.started();
-                let _ = emitter.fail(failed(&failure, started)).await;
-                return;
-            }
-            Err(Gone) => return,
-        }
+}
+
+/// The Responses events of an SSE body, through the socket's [`Decoder`].
+#[derive(Debug, Default)]
+struct SseDecoder(Decoder);
+
+impl sse::Decode for SseDecoder {
+    async fn event(&mut self, event: &Value, emitter: &mut Emitter) -> Result<sse::Flow, Gone> {
+        Ok(match forward(emitter, self.0.step(event)).await? {
+            Flow::More => sse::Flow::More,
+            Flow::Completed => sse::Flow::Done,
+            Flow::Failed(failure) => sse::Flow::Failed(failed(&failure, emitter.started())),
+        })
+    }
+
+    fn ended(&mut self, _started: bool) -> Option<ProviderError> {
+        // A body cut after `response.failed` still failed; cut anywhere else, the turn is
+        // tried again.
+        self.0
+            .pending_failure()
+            .map(|failure| failed(&failure, true))
     }
 }
 

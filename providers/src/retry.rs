@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use pincer_actors::Backoff;
 use reqwest::header::HeaderMap;
 
 /// Tries per call, the first included.
@@ -68,27 +69,28 @@ pub fn hint(headers: &HeaderMap) -> Option<Duration> {
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    let after = header(headers, "retry-after")?;
+    let after = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = after.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
-    let at = httpdate(&after)?;
+    let at = httpdate::parse_http_date(after).ok()?;
     Some(
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
 }
 
-/// How long to wait before try `attempt` (1 = the first retry): the server's hint, or
-/// `BASE · 2^(attempt-1)` with full jitter; `None` when that exceeds [`MAX_DELAY`].
+/// The backoff between tries without a hint: `BASE · 2^(attempt-1)` up to [`MAX_DELAY`],
+/// with full jitter (anywhere from zero to that), so clients that failed together do not
+/// come back together.
+fn backoff() -> Backoff {
+    Backoff::exponential(BASE_DELAY, MAX_DELAY, 2.0).with_jitter(1.0)
+}
+
+/// How long to wait before try `attempt` (1 = the first retry): the server's hint, or the
+/// [`backoff`]; `None` when the hint exceeds [`MAX_DELAY`].
 pub fn delay(attempt: u32, hint: Option<Duration>) -> Option<Duration> {
-    let wait = match hint {
-        Some(hint) => hint,
-        None => {
-            let ceiling = BASE_DELAY.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
-            ceiling.min(MAX_DELAY).mul_f64(fastrand::f64())
-        }
-    };
+    let wait = hint.unwrap_or_else(|| backoff().delay(attempt));
     (wait <= MAX_DELAY).then_some(wait)
 }
 
@@ -97,41 +99,6 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase())
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form servers send.
-fn httpdate(text: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, month, year, time, zone] = parts.as_slice() else {
-        return None;
-    };
-    if !zone.eq_ignore_ascii_case("gmt") {
-        return None;
-    }
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    let month = MONTHS.iter().position(|m| month.eq_ignore_ascii_case(m))? as i64 + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, s] = hms.as_slice() else {
-        return None;
-    };
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
 
 #[cfg(test)]
@@ -191,9 +158,11 @@ mod tests {
         );
         let past = headers(&[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")]);
         assert_eq!(hint(&past), Some(Duration::ZERO));
-        assert_eq!(
-            httpdate("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(20));
+        let waited = hint(&headers(&[("retry-after", future.as_str())])).expect("a date");
+        assert!(
+            waited > Duration::from_secs(18) && waited <= Duration::from_secs(20),
+            "{waited:?}"
         );
         assert_eq!(hint(&headers(&[("retry-after", "soon")])), None);
     }

@@ -1,0 +1,252 @@
+//! # pincer-providers: model providers' wire formats and calls, without actors
+//!
+//! What a turn asks of a model ([`ProviderRequest`]: a conversation of [`Item`]s, tools,
+//! a thinking mode) and what comes back ([`ProviderEvent`]s: text, thinking, tool calls,
+//! the end or an error), and everything needed to make the call:
+//!
+//! - [`openai`]: the Responses API over WebSocket ([`openai::socket`]: warm-up,
+//!   `previous_response_id` continuation, reconnects) and over SSE ([`openai::http`]);
+//! - [`anthropic`]: the Messages API over SSE, with adaptive thinking;
+//! - [`echo`]: the built-in offline model's reply;
+//! - what both HTTP providers share: [`call`] (one call with retries and API keys),
+//!   [`retry`] (when and how long), [`keys`] (auth profiles resting after 429/401),
+//!   [`sse`] (the event reader and the one streamed call), [`emit`] (chunking and pace of
+//!   the stream), [`pool`] (which connection takes a call), [`thinking`].
+//!
+//! This crate knows no actors: the gateway's `provider:*` and `conn:*` actors own the
+//! connections' lives, read settings and keys from the config in force, and hand each call
+//! here. Anything here can be built and driven in a test without a gateway.
+
+pub mod anthropic;
+pub mod call;
+pub mod echo;
+pub mod emit;
+pub mod keys;
+pub mod openai;
+pub mod pool;
+pub mod retry;
+pub mod sse;
+pub mod thinking;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use pincer_config::ThinkingMode;
+use pincer_core::Role;
+
+pub use pool::{Chain, Lease, Pool};
+
+/// One model call.
+#[derive(Debug, Clone)]
+pub struct ProviderRequest {
+    /// Id carried in logs (and upstream request headers).
+    pub request_id: String,
+    /// Model name at the provider.
+    pub model: String,
+    /// The agent's system prompt.
+    pub system_prompt: Option<String>,
+    /// The conversation, oldest first: messages, then this turn's tool calls and outputs.
+    pub items: Vec<Item>,
+    /// Tools the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// The agent's thinking mode; `None` means the model family's default.
+    pub thinking: Option<ThinkingMode>,
+    /// The agent's own key, used instead of the provider's keys.
+    pub api_key: Option<ApiKey>,
+}
+
+/// An API key carried with a call; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// One entry of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Item {
+    /// A message.
+    Message(ChatMessage),
+    /// A tool call the model made.
+    ToolCall(ToolCall),
+    /// A thinking block the provider needs back (Anthropic, during tool rounds).
+    Reasoning(Reasoning),
+    /// What a tool answered.
+    ToolOutput {
+        /// The call answered.
+        call_id: String,
+        /// The tool's output.
+        output: String,
+    },
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChatMessage {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub content: String,
+}
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ToolCall {
+    /// The provider's id of the call, echoed with the output.
+    pub call_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments, a JSON text.
+    pub arguments: String,
+}
+
+/// A thinking block as the provider sent it, signature included, so that it can be sent
+/// back unchanged (Anthropic requires that of the assistant turn before a tool result).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reasoning {
+    /// The thinking text (empty when redacted).
+    pub text: String,
+    /// The provider's signature, or the encrypted data of a redacted block.
+    pub signature: String,
+    /// A `redacted_thinking` block.
+    pub redacted: bool,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// Name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON schema of its arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// What a provider streams back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderEvent {
+    /// Reply text.
+    Delta(String),
+    /// Thinking text (kept in the transcript, not sent to chat users).
+    Thinking(String),
+    /// The model asks for a tool; more may follow before [`ProviderEvent::Done`].
+    ToolCall(ToolCall),
+    /// A complete thinking block, to be sent back with the tool results.
+    Reasoning(Reasoning),
+    /// The reply (or this tool round) is complete.
+    Done,
+    /// The call failed for good (after the provider's own retries).
+    Error(ProviderError),
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// What happened, without secrets.
+    pub message: String,
+    /// Whether another model may do better (see [`ErrorKind`]).
+    pub kind: ErrorKind,
+}
+
+/// Classes of failure, for the fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// This model cannot answer now (retries spent, quota, every key cooling down, the
+    /// upstream down): try the next model in the chain.
+    Exhausted,
+    /// The request itself was refused (bad request, model unknown): another model may
+    /// still take it.
+    Rejected,
+    /// Failed mid-reply; trying another model would repeat what the user already saw.
+    Broken,
+}
+
+impl ProviderError {
+    /// A failure of kind `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            kind,
+        }
+    }
+}
+
+/// `hashes[i]` fingerprints the request's model, instructions, tools and first `i`
+/// items: a connection whose last response ended at a fingerprint in this list can
+/// continue from it (see [`pool::Chain`]).
+pub fn prefix_hashes(request: &ProviderRequest) -> Vec<u64> {
+    let mut hasher = DefaultHasher::new();
+    request.model.hash(&mut hasher);
+    request.system_prompt.hash(&mut hasher);
+    for tool in &request.tools {
+        tool.name.hash(&mut hasher);
+        tool.description.hash(&mut hasher);
+        tool.parameters.to_string().hash(&mut hasher);
+    }
+    let mut hashes = Vec::with_capacity(request.items.len() + 1);
+    hashes.push(hasher.finish());
+    for item in &request.items {
+        item.hash(&mut hasher);
+        hashes.push(hasher.finish());
+    }
+    hashes
+}
+
+/// The text of the last user message of `items`.
+pub fn last_user_text(items: &[Item]) -> &str {
+    items
+        .iter()
+        .rev()
+        .find_map(|item| match item {
+            Item::Message(m) if m.role == Role::User => Some(m.content.as_str()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(items: Vec<Item>) -> ProviderRequest {
+        ProviderRequest {
+            request_id: "r".into(),
+            model: "m".into(),
+            system_prompt: None,
+            items,
+            tools: Vec::new(),
+            thinking: None,
+            api_key: None,
+        }
+    }
+
+    fn user(text: &str) -> Item {
+        Item::Message(ChatMessage {
+            role: Role::User,
+            content: text.into(),
+        })
+    }
+
+    #[test]
+    fn prefixes_of_a_longer_conversation_match_the_shorter_one() {
+        let short = prefix_hashes(&request(vec![user("a")]));
+        let long = prefix_hashes(&request(vec![user("a"), user("b")]));
+        assert_eq!(short.len(), 2);
+        assert_eq!(long[..2], short[..]);
+        let other = prefix_hashes(&request(vec![user("x"), user("b")]));
+        assert_ne!(other[1], short[1]);
+    }
+
+    #[test]
+    fn a_different_model_changes_every_prefix() {
+        let a = prefix_hashes(&request(vec![user("a")]));
+        let mut r = request(vec![user("a")]);
+        r.model = "n".into();
+        let b = prefix_hashes(&r);
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+    }
+}
