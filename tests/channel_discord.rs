@@ -35,7 +35,7 @@ async fn replies(gw: &Gw, fake: &DiscordFake, channel: &str, n: usize) -> Vec<Bo
         &format!("{n} bot messages in {channel}"),
         gw,
         Duration::from_secs(20),
-        || {
+        async || {
             let m = fake.messages(channel);
             (m.len() >= n).then_some(m)
         },
@@ -48,7 +48,7 @@ async fn connected(gw: &Gw, fake: &DiscordFake) {
         "a live gateway session",
         gw,
         Duration::from_secs(10),
-        || {
+        async || {
             let c = fake.counters();
             (c.live_connections == 1 && (c.identifies > 0)).then_some(())
         },
@@ -95,7 +95,7 @@ async fn a_guild_message_is_answered_in_its_channel_with_heartbeats_acknowledged
         "two acknowledged heartbeats",
         &gw,
         Duration::from_secs(5),
-        || (fake.counters().acks >= 2).then_some(()),
+        async || (fake.counters().acks >= 2).then_some(()),
     )
     .await;
     let (status, _) = gw.get("/readyz").await;
@@ -134,9 +134,12 @@ async fn a_killed_link_resumes_gets_the_missed_messages_replayed_and_leaves_sess
             bob(),
             &format!("while down {round}"),
         ));
-        until("a resumed session", &gw, Duration::from_secs(10), || {
-            (fake.counters().successful_resumes > round).then_some(())
-        })
+        until(
+            "a resumed session",
+            &gw,
+            Duration::from_secs(10),
+            async || (fake.counters().successful_resumes > round).then_some(()),
+        )
         .await;
     }
     let got = replies(&gw, &fake, GENERAL, 6).await;
@@ -185,16 +188,21 @@ async fn reconnect_and_invalid_session_ops_and_a_zombie_link_are_handled() {
     let gw = Gw::start(home.path(), Some(&config(&fake, ""))).await;
     connected(&gw, &fake).await;
     fake.send_reconnect();
-    until("resume after op 7", &gw, Duration::from_secs(10), || {
-        (fake.counters().successful_resumes >= 1).then_some(())
-    })
+    until(
+        "resume after op 7",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.counters().successful_resumes >= 1).then_some(()),
+    )
     .await;
     fake.invalidate_session(false);
     until(
         "identify after op 9 false",
         &gw,
         Duration::from_secs(15),
-        || (fake.counters().identifies >= 2 && fake.counters().live_connections == 1).then_some(()),
+        async || {
+            (fake.counters().identifies >= 2 && fake.counters().live_connections == 1).then_some(())
+        },
     )
     .await;
     // A server that stops acknowledging: the link sees a zombie and resumes elsewhere.
@@ -204,7 +212,7 @@ async fn reconnect_and_invalid_session_ops_and_a_zombie_link_are_handled() {
         "a resume after missed ACKs",
         &gw,
         Duration::from_secs(10),
-        || (fake.counters().resumes > resumes).then_some(()),
+        async || (fake.counters().resumes > resumes).then_some(()),
     )
     .await;
     fake.set(|k| k.ack_heartbeats = true);
@@ -391,7 +399,7 @@ async fn a_long_reply_is_split_at_2000_within_the_route_bucket_and_429s_are_hono
         .collect();
     let started = Instant::now();
     fake.post(Incoming::guild(GENERAL, GUILD, bob(), &text));
-    let got = until("seven parts", &gw, Duration::from_secs(30), || {
+    let got = until("seven parts", &gw, Duration::from_secs(30), async || {
         let m = fake.messages(GENERAL);
         (m.len() >= 7).then_some(m)
     })

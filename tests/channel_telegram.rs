@@ -29,7 +29,7 @@ async fn replies(gw: &Gw, fake: &TelegramFake, chat: i64, n: usize) -> Vec<BotMe
         &format!("{n} bot messages in chat {chat}"),
         gw,
         Duration::from_secs(20),
-        || {
+        async || {
             let m = fake.messages(TEST_TOKEN, chat);
             (m.len() >= n).then_some(m)
         },
@@ -55,9 +55,12 @@ async fn an_open_dm_is_answered_once_as_a_reply_and_its_update_confirmed() {
     assert_eq!(got[0].text, "echo: hello there");
     assert!(got[0].reply_to.is_some(), "the reply quotes the message");
     // Confirmed by the next poll's offset, once the message is in the inbox.
-    until("the update confirmed", &gw, Duration::from_secs(10), || {
-        (fake.pending_updates(TEST_TOKEN) == 0).then_some(())
-    })
+    until(
+        "the update confirmed",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.pending_updates(TEST_TOKEN) == 0).then_some(()),
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1, "answered once");
@@ -169,9 +172,12 @@ async fn allowlist_and_disabled_policies_let_only_who_they_say_in() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1);
-    until("the update confirmed", &gw, Duration::from_secs(10), || {
-        (fake.pending_updates(TEST_TOKEN) == 0).then_some(())
-    })
+    until(
+        "the update confirmed",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.pending_updates(TEST_TOKEN) == 0).then_some(()),
+    )
     .await;
 }
 
@@ -266,7 +272,7 @@ async fn a_long_reply_is_split_and_paced_within_the_chat_limit_and_429_is_honour
     fake.inject_429("sendMessage", 1, 1);
     let started = Instant::now();
     fake.send_text(TEST_TOKEN, Incoming::new(&Chat::private(&a), &a, &text));
-    let got = until("four parts", &gw, Duration::from_secs(30), || {
+    let got = until("four parts", &gw, Duration::from_secs(30), async || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() >= 4).then_some(m)
     })
@@ -326,7 +332,7 @@ async fn a_slow_reply_streams_a_preview_then_the_final_text() {
     );
     let got = replies(&gw, &fake, 42, 1).await;
     let final_text = format!("echo: {}", text.trim());
-    until("the final text", &gw, Duration::from_secs(20), || {
+    until("the final text", &gw, Duration::from_secs(20), async || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() == 1 && m[0].text == final_text).then_some(())
     })
@@ -409,9 +415,12 @@ async fn webhook_mode_sets_the_webhook_with_a_secret_and_checks_it_on_every_post
     );
     let gw = Gw::spawn(home.path(), Some(&cfg), port);
     gw.wait_ready(Duration::from_secs(20)).await;
-    until("the webhook set", &gw, Duration::from_secs(10), || {
-        fake.webhook(TEST_TOKEN)
-    })
+    until(
+        "the webhook set",
+        &gw,
+        Duration::from_secs(10),
+        async || fake.webhook(TEST_TOKEN),
+    )
     .await;
     let hook = fake.webhook(TEST_TOKEN).expect("webhook");
     assert_eq!(hook.secret_token.as_deref(), Some("s3cret-hook"));
@@ -690,9 +699,12 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
     let fake = TelegramFake::start();
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some(&config(&fake, "dmPolicy = \"open\"", ""))).await;
-    until("the link polling", &gw, Duration::from_secs(10), || {
-        (fake.counters().get_updates_active == 1).then_some(())
-    })
+    until(
+        "the link polling",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.counters().get_updates_active == 1).then_some(()),
+    )
     .await;
     // Someone else (an old deployment) polls the same token, again and again for 3 s.
     let url = format!("{}/bot{TEST_TOKEN}/getUpdates", fake.base_url());
@@ -731,7 +743,7 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
         "an answer after the other poller left",
         &gw,
         Duration::from_secs(40),
-        || {
+        async || {
             let m = fake.messages(TEST_TOKEN, 42);
             (!m.is_empty()).then_some(m)
         },
@@ -760,7 +772,7 @@ async fn without_drafts_a_slow_reply_is_previewed_by_editing_one_message() {
         Incoming::new(&Chat::private(&a), &a, text.trim()),
     );
     let final_text = format!("echo: {}", text.trim());
-    let got = until("the final text", &gw, Duration::from_secs(20), || {
+    let got = until("the final text", &gw, Duration::from_secs(20), async || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() == 1 && m[0].text == final_text).then_some(m)
     })

@@ -179,7 +179,7 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
         "the long turn to reach the model",
         &gw,
         Duration::from_secs(10),
-        || (fake.requests().len() > frames).then_some(()),
+        async || (fake.requests().len() > frames).then_some(()),
     )
     .await;
     vault.put("secret/pincer/openai", json!({"key": two}));
@@ -301,7 +301,7 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
         "the provider to be reported",
         &gw,
         Duration::from_secs(10),
-        || {
+        async || {
             let gw = &gw;
             let body = futures_lite_get(gw, "/readyz");
             // (The store's first seconds may show too; wait for the provider alone.)
@@ -408,9 +408,12 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
             "down" => vault.set_down(true),
             _ => vault.seal(),
         }
-        let shown = until("degraded to show", &gw, Duration::from_secs(10), || {
-            degraded(&gw).filter(|(_, d)| !d.is_empty())
-        })
+        let shown = until(
+            "degraded to show",
+            &gw,
+            Duration::from_secs(10),
+            async || degraded(&gw).filter(|(_, d)| !d.is_empty()),
+        )
         .await;
         // Degraded, not unready: the last good key serves.
         assert_eq!(shown.0, 200, "{shown:?}");
@@ -420,9 +423,12 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
             "down" => vault.set_down(false),
             _ => vault.unseal(),
         }
-        until("degraded to clear", &gw, Duration::from_secs(15), || {
-            degraded(&gw).filter(|(_, d)| d.is_empty())
-        })
+        until(
+            "degraded to clear",
+            &gw,
+            Duration::from_secs(15),
+            async || degraded(&gw).filter(|(_, d)| d.is_empty()),
+        )
         .await;
     }
     let (_, status) = gw.get("/admin/secrets").await;
@@ -495,7 +501,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "the account to be reported",
         &gw,
         Duration::from_secs(10),
-        || {
+        async || {
             futures_lite_get(&gw, "/readyz")
                 .filter(|(_, b)| b["failing"].as_array().is_some_and(|f| !f.is_empty()))
         },
@@ -526,7 +532,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         token,
         Incoming::new(&Chat::private(&alice), &alice, "hello bot"),
     );
-    until("the reply", &gw, Duration::from_secs(10), || {
+    until("the reply", &gw, Duration::from_secs(10), async || {
         tg.messages(token, 42).first().map(|m| m.text.clone())
     })
     .await;
@@ -545,7 +551,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "polls with the new token",
         &gw,
         Duration::from_secs(10),
-        || {
+        async || {
             tg.requests()
                 .iter()
                 .any(|r| r.token == second && r.method_is("getUpdates"))
@@ -561,7 +567,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "the reply from the new bot",
         &gw,
         Duration::from_secs(10),
-        || tg.messages(second, 42).first().map(|m| m.text.clone()),
+        async || tg.messages(second, 42).first().map(|m| m.text.clone()),
     )
     .await;
     let after = restarts(&gw).await;
