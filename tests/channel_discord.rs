@@ -43,6 +43,35 @@ async fn replies(gw: &Gw, fake: &DiscordFake, channel: &str, n: usize) -> Vec<Bo
     .await
 }
 
+/// Opens a thread under `GENERAL` and waits until the link has taken its THREAD_CREATE in:
+/// a heartbeat it sends when asked carries that event's sequence number or a later one.
+async fn open_thread(gw: &Gw, fake: &DiscordFake, name: &str) -> String {
+    let thread = fake.create_thread(GENERAL, GUILD, name);
+    // One gateway session so far: its sequence numbers are the dispatches counted.
+    let seq = fake.counters().dispatched;
+    fake.request_heartbeat();
+    until(
+        &format!("the link to learn thread {name}"),
+        gw,
+        Duration::from_secs(10),
+        async || {
+            let acked = fake
+                .frames()
+                .iter()
+                .filter(|f| f.op == 1)
+                .filter_map(|f| f.d.as_u64())
+                .max();
+            if acked >= Some(seq) {
+                Ok(())
+            } else {
+                Err(format!("heartbeat seq {acked:?}, THREAD_CREATE is {seq}"))
+            }
+        },
+    )
+    .await;
+    thread
+}
+
 async fn connected(gw: &Gw, fake: &DiscordFake) {
     until(
         "a live gateway session",
@@ -100,7 +129,8 @@ async fn a_guild_message_is_answered_in_its_channel_with_heartbeats_acknowledged
     .await;
     let (status, _) = gw.get("/readyz").await;
     assert_eq!(status.as_u16(), 200);
-    // The bot's own message came back as MESSAGE_CREATE and was not answered.
+    // The bot's own message came back as MESSAGE_CREATE and was not answered: nothing
+    // more within half a second (a negative check: only time can show it).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.messages(GENERAL).len(), 1);
     assert_eq!(
@@ -143,6 +173,7 @@ async fn a_killed_link_resumes_gets_the_missed_messages_replayed_and_leaves_sess
         .await;
     }
     let got = replies(&gw, &fake, GENERAL, 6).await;
+    // No second answer to any of them within 800 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(800)).await;
     let got_now = fake.messages(GENERAL);
     assert_eq!(got_now.len(), 6, "each message answered once: {got_now:?}");
@@ -241,6 +272,7 @@ async fn fatal_close_codes_and_a_refused_token_show_on_readiness_and_stop_reconn
         "{failing}"
     );
     let connections = fake.counters().connections;
+    // No reconnect within 2 s, past the link's backoff (a negative check).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         fake.counters().connections,
@@ -254,15 +286,20 @@ async fn fatal_close_codes_and_a_refused_token_show_on_readiness_and_stop_reconn
     // A token the upstream refuses: a clear reason, no crash loop.
     let bad = config(&fake, "").replace(TEST_TOKEN, "wrong-token");
     std::fs::write(home.path().join("pincer.toml"), bad).expect("edit");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, ready) = gw.get("/readyz").await;
-        if ready["failing"].to_string().contains("token refused") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{ready}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        "the refusal on /readyz",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let (_, ready) = gw.get("/readyz").await;
+            if ready["failing"].to_string().contains("token refused") {
+                Ok(())
+            } else {
+                Err(ready)
+            }
+        },
+    )
+    .await;
     // Fixed in config: ready again without a restart.
     std::fs::write(home.path().join("pincer.toml"), config(&fake, "")).expect("edit");
     assert!(
@@ -281,8 +318,7 @@ async fn threads_have_their_own_sessions_bindings_by_parent_and_session_commands
     );
     let gw = Gw::start(home.path(), Some(&config(&fake, &extra))).await;
     connected(&gw, &fake).await;
-    let thread = fake.create_thread(GENERAL, GUILD, "incident");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let thread = open_thread(&gw, &fake, "incident").await;
     fake.post(Incoming::guild(&thread, GUILD, bob(), "in the thread"));
     let got = replies(&gw, &fake, &thread, 1).await;
     assert_eq!(got[0].content, "echo: in the thread");
@@ -321,8 +357,7 @@ async fn thread_sessions_expire_when_idle_and_at_their_max_age() {
     let extra = "[channels.discord.threads]\nidleHours = \"2s\"\nmaxAgeHours = \"5s\"\n";
     let gw = Gw::start(home.path(), Some(&config(&fake, extra))).await;
     connected(&gw, &fake).await;
-    let thread = fake.create_thread(GENERAL, GUILD, "short");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let thread = open_thread(&gw, &fake, "short").await;
     let key = format!("agent:main:discord:dc:channel:{GENERAL}:thread:{thread}");
     let session = |gw: &Gw| {
         let key = key.clone();
@@ -339,12 +374,26 @@ async fn thread_sessions_expire_when_idle_and_at_their_max_age() {
         }
     };
     // Idle: one message, then silence past idleHours.
+    let sent = Instant::now();
     fake.post(Incoming::guild(&thread, GUILD, bob(), "first"));
     replies(&gw, &fake, &thread, 1).await;
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    let s = session(&gw).await;
+    let s = until(
+        "the idle thread session to stop",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let s = session(&gw).await;
+            if s["running"] == false { Ok(s) } else { Err(s) }
+        },
+    )
+    .await;
+    // Idle from its last activity, which came after `sent`: never sooner than 2 s.
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "stopped before its idle time: {:?} after the message",
+        sent.elapsed()
+    );
     assert_eq!(s["expired"], true, "idle expiry: {s}");
-    assert_eq!(s["running"], false, "the actor stopped: {s}");
     // Max age: a message every 700 ms keeps it from idling, but the cap ends it.
     let started = Instant::now();
     let mut n = 1;
@@ -356,7 +405,7 @@ async fn thread_sessions_expire_when_idle_and_at_their_max_age() {
             &format!("keepalive {n}"),
         ));
         n += 1;
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await; // the pace of the activity
     }
     replies(&gw, &fake, &thread, n).await;
     let transcript = session(&gw).await["transcript"]
