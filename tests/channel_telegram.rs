@@ -62,6 +62,7 @@ async fn an_open_dm_is_answered_once_as_a_reply_and_its_update_confirmed() {
         async || (fake.pending_updates(TEST_TOKEN) == 0).then_some(()),
     )
     .await;
+    // No second answer within half a second (a negative check: only time can show it).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1, "answered once");
     let typing = fake
@@ -156,6 +157,7 @@ async fn allowlist_and_disabled_policies_let_only_who_they_say_in() {
         replies(&gw, &fake, 77, 1).await[0].text,
         "echo: hi from bob"
     );
+    // Mallory was first in line, and gets nothing within 800 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         fake.messages(TEST_TOKEN, 99).is_empty(),
@@ -163,15 +165,20 @@ async fn allowlist_and_disabled_policies_let_only_who_they_say_in() {
     );
 
     // Switched to disabled while running: nobody gets a turn any more.
+    let reloads = gw.reloads();
     let text = config(&fake, "dmPolicy = \"disabled\"", "");
     std::fs::write(home.path().join("pincer.toml"), text).expect("edit config");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until(
+        "the edit in force",
+        &gw,
+        Duration::from_secs(10),
+        async || (gw.reloads() > reloads).then_some(()),
+    )
+    .await;
     fake.send_text(
         TEST_TOKEN,
         Incoming::new(&Chat::private(&a), &a, "still there?"),
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1);
     until(
         "the update confirmed",
         &gw,
@@ -179,6 +186,9 @@ async fn allowlist_and_disabled_policies_let_only_who_they_say_in() {
         async || (fake.pending_updates(TEST_TOKEN) == 0).then_some(()),
     )
     .await;
+    // Taken in, and no answer within 1.5 s (a negative check).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1);
 }
 
 #[tokio::test]
@@ -305,6 +315,7 @@ async fn a_long_reply_is_split_and_paced_within_the_chat_limit_and_429_is_honour
             );
         }
     }
+    // No further request is refused within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         fake.counters().rate_limited,
@@ -379,6 +390,8 @@ async fn a_group_needs_a_mention_and_each_forum_topic_is_its_own_session() {
         .expect("reply in the topic");
     assert_eq!(in_topic.text, "echo: status please");
     assert!(got.iter().any(|m| m.text == "echo: in general"));
+    // The message without a mention came first, and gets nothing within 800 ms (a
+    // negative check).
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         fake.messages(TEST_TOKEN, -1001234).len(),
@@ -451,6 +464,7 @@ async fn webhook_mode_sets_the_webhook_with_a_secret_and_checks_it_on_every_post
         .await
         .expect("post");
     assert_eq!(garbage.status().as_u16(), 400);
+    // No turn within half a second (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         fake.messages(TEST_TOKEN, 42).len(),
@@ -493,7 +507,7 @@ async fn a_hundred_link_kills_under_load_never_make_two_pollers_nor_lose_or_repe
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // the pace of the kills
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while fake.all_messages(TEST_TOKEN).len() < sent && Instant::now() < deadline {
@@ -516,6 +530,7 @@ async fn a_hundred_link_kills_under_load_never_make_two_pollers_nor_lose_or_repe
             fake.counters()
         );
     }
+    // Every message answered; no second answer within 2 s (a negative check).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = fake.all_messages(TEST_TOKEN);
     assert_eq!(
@@ -719,13 +734,27 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
                 .await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (status, out, err) = run_cli(home.path(), &["channels", "list"], Some(gw.port));
-    assert_eq!(status, 0, "{err}");
-    assert!(
-        out.contains("409"),
-        "the conflict shows in channels list: {out}"
-    );
+    until(
+        "the conflict to show in channels list",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            // Off the runtime, so the other poller keeps polling meanwhile.
+            let (home, port) = (home.path().to_path_buf(), gw.port);
+            let (status, out, err) = tokio::task::spawn_blocking(move || {
+                run_cli(&home, &["channels", "list"], Some(port))
+            })
+            .await
+            .expect("cli");
+            assert_eq!(status, 0, "{err}");
+            if out.contains("409") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
     let _ = rogue.await;
     // Backing off, the link made few attempts while the other poller ran.
     let during: usize = fake
@@ -783,6 +812,7 @@ async fn without_drafts_a_slow_reply_is_previewed_by_editing_one_message() {
     );
     assert!(got[0].edits <= 5, "edits are throttled: {}", got[0].edits);
     assert!(fake.drafts(TEST_TOKEN, 42).is_empty());
+    // No further message within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         fake.messages(TEST_TOKEN, 42).len(),
