@@ -118,7 +118,7 @@ async fn ask_until_key(
         if keys_since(mark).iter().any(|k| k == want) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // between attempts
     }
     panic!(
         "{what}: the new key never reached a request; log:\n{}",
@@ -302,8 +302,7 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
         &gw,
         Duration::from_secs(10),
         async || {
-            let gw = &gw;
-            let body = futures_lite_get(gw, "/readyz");
+            let body = try_get(&gw, "/readyz").await;
             // (The store's first seconds may show too; wait for the provider alone.)
             body.filter(|(_, b)| {
                 b["failing"].to_string().contains("chmod 600")
@@ -360,22 +359,30 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     assert_log_clean(&gw, &[one, two]);
 }
 
-/// `GET path` with the token, blocking the current (multi-thread) runtime thread briefly.
-fn futures_lite_get(gw: &Gw, path: &str) -> Option<(u16, Value)> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| {
-        handle.block_on(async {
-            let token = std::fs::read_to_string(gw.home.join("gateway.token")).ok()?;
-            let r = gw
-                .http
-                .get(gw.url(path))
-                .bearer_auth(token.trim())
-                .send()
-                .await
-                .ok()?;
-            let status = r.status().as_u16();
-            Some((status, r.json().await.unwrap_or(Value::Null)))
-        })
+/// `GET path` with the token; `None` when the gateway does not answer (yet).
+async fn try_get(gw: &Gw, path: &str) -> Option<(u16, Value)> {
+    let token = std::fs::read_to_string(gw.home.join("gateway.token")).ok()?;
+    let r = gw
+        .http
+        .get(gw.url(path))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// `/readyz?verbose`: its status and the secrets it shows degraded.
+async fn degraded(gw: &Gw) -> Option<(u16, Vec<Value>)> {
+    try_get(gw, "/readyz?verbose").await.map(|(status, body)| {
+        (
+            status,
+            body["secrets"]["degraded"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
     })
 }
 
@@ -392,17 +399,6 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
     let (_home, gw) = vault_gateway(&vault, &fake, "\n[response]\ntransport = \"sse\"", POLL).await;
     assert_eq!(gw.ask("main", "u1", "a").await, (200, "openai: a".into()));
 
-    let degraded = |gw: &Gw| {
-        futures_lite_get(gw, "/readyz?verbose").map(|(status, body)| {
-            (
-                status,
-                body["secrets"]["degraded"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            )
-        })
-    };
     for outage in ["down", "sealed"] {
         match outage {
             "down" => vault.set_down(true),
@@ -412,7 +408,7 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
             "degraded to show",
             &gw,
             Duration::from_secs(10),
-            async || degraded(&gw).filter(|(_, d)| !d.is_empty()),
+            async || degraded(&gw).await.filter(|(_, d)| !d.is_empty()),
         )
         .await;
         // Degraded, not unready: the last good key serves.
@@ -427,7 +423,7 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
             "degraded to clear",
             &gw,
             Duration::from_secs(15),
-            async || degraded(&gw).filter(|(_, d)| d.is_empty()),
+            async || degraded(&gw).await.filter(|(_, d)| d.is_empty()),
         )
         .await;
     }
@@ -502,7 +498,8 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         &gw,
         Duration::from_secs(10),
         async || {
-            futures_lite_get(&gw, "/readyz")
+            try_get(&gw, "/readyz")
+                .await
                 .filter(|(_, b)| b["failing"].as_array().is_some_and(|f| !f.is_empty()))
         },
     )
@@ -581,7 +578,9 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         vec!["pincer/channels/channel:telegram:tg/link"],
         "{after:?}"
     );
-    // The old poller is gone: no poll with the first token after the switch settles.
+    // The old poller is gone: no poll with the first token after the switch settles. A
+    // negative check, so time it is: requests already under way may still land during the
+    // first half second, none may start in the next.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mark = tg.requests().len();
     tokio::time::sleep(Duration::from_millis(500)).await;
