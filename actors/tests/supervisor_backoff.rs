@@ -221,11 +221,7 @@ async fn stop_during_a_backoff_cancels_the_restart() {
     .await;
     let started = Instant::now();
     assert_eq!(root.stop().await, RootExit::Normal);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "the stop waited");
     assert_eq!(common::state_of(&registry, "r/b"), "stopped");
     // Past the whole backoff (at once, on the paused clock): no restart ever came.
     tokio::time::sleep(Duration::from_secs(3)).await;
