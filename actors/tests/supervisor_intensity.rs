@@ -32,8 +32,8 @@ async fn crash_and_wait(registry: &Registry, path: &str) {
 }
 
 /// Two levels: `r` (1 restart allowed) → `r/mid` (2 allowed) → `x`, `y`, `w`; `y` keeps
-/// failing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// failing. On tokio's paused clock, so mid's 300 ms backoff passes at once.
+#[tokio::test(start_paused = true)]
 async fn escalates_through_two_levels_to_the_root() {
     common::quiet_panics();
     let log = Log::new();
@@ -257,8 +257,9 @@ async fn restarts_outside_the_window_do_not_count() {
 }
 
 /// A restarted child whose `pre_start` fails on its 2nd and 3rd calls: each failure counts
-/// as a restart and is retried (after its backoff); the 4th start succeeds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// as a restart and is retried (after its backoff); the 4th start succeeds. On tokio's
+/// paused clock, so the backoffs (100, 200 and 400 ms) pass at once.
+#[tokio::test(start_paused = true)]
 async fn failing_restart_is_retried_and_counted() {
     let log = Log::new();
     let registry = Registry::new();
