@@ -104,28 +104,24 @@ async fn messages_accepted_before_a_crash_are_answered_after_restart_without_a_r
     )
     .expect("config");
     let gw = Gw::start(home.path(), None).await;
-    let mut answered = false;
-    for _ in 0..100 {
-        let (_, session) = gw
-            .get(&format!(
-                "/admin/sessions/{}",
-                common::encode(&http_session("crash"))
-            ))
-            .await;
-        if session["transcript"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|e| e["content"] == "echo: slow one"))
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        answered,
-        "the pending message was resumed; log:\n{}",
-        gw.log()
-    );
+    until(
+        "the pending message to be resumed and answered",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let path = format!("/admin/sessions/{}", common::encode(&http_session("crash")));
+            let (_, session) = gw.get(&path).await;
+            if session["transcript"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|e| e["content"] == "echo: slow one"))
+            {
+                Ok(())
+            } else {
+                Err(session)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
