@@ -35,7 +35,7 @@ async fn replies(gw: &Gw, fake: &DiscordFake, channel: &str, n: usize) -> Vec<Bo
         &format!("{n} bot messages in {channel}"),
         gw,
         Duration::from_secs(20),
-        || {
+        async || {
             let m = fake.messages(channel);
             (m.len() >= n).then_some(m)
         },
@@ -43,12 +43,41 @@ async fn replies(gw: &Gw, fake: &DiscordFake, channel: &str, n: usize) -> Vec<Bo
     .await
 }
 
+/// Opens a thread under `GENERAL` and waits until the link has taken its THREAD_CREATE in:
+/// a heartbeat it sends when asked carries that event's sequence number or a later one.
+async fn open_thread(gw: &Gw, fake: &DiscordFake, name: &str) -> String {
+    let thread = fake.create_thread(GENERAL, GUILD, name);
+    // One gateway session so far: its sequence numbers are the dispatches counted.
+    let seq = fake.counters().dispatched;
+    fake.request_heartbeat();
+    until(
+        &format!("the link to learn thread {name}"),
+        gw,
+        Duration::from_secs(10),
+        async || {
+            let acked = fake
+                .frames()
+                .iter()
+                .filter(|f| f.op == 1)
+                .filter_map(|f| f.d.as_u64())
+                .max();
+            if acked >= Some(seq) {
+                Ok(())
+            } else {
+                Err(format!("heartbeat seq {acked:?}, THREAD_CREATE is {seq}"))
+            }
+        },
+    )
+    .await;
+    thread
+}
+
 async fn connected(gw: &Gw, fake: &DiscordFake) {
     until(
         "a live gateway session",
         gw,
         Duration::from_secs(10),
-        || {
+        async || {
             let c = fake.counters();
             (c.live_connections == 1 && (c.identifies > 0)).then_some(())
         },
@@ -95,12 +124,13 @@ async fn a_guild_message_is_answered_in_its_channel_with_heartbeats_acknowledged
         "two acknowledged heartbeats",
         &gw,
         Duration::from_secs(5),
-        || (fake.counters().acks >= 2).then_some(()),
+        async || (fake.counters().acks >= 2).then_some(()),
     )
     .await;
     let (status, _) = gw.get("/readyz").await;
     assert_eq!(status.as_u16(), 200);
-    // The bot's own message came back as MESSAGE_CREATE and was not answered.
+    // The bot's own message came back as MESSAGE_CREATE and was not answered: nothing
+    // more within half a second (a negative check: only time can show it).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.messages(GENERAL).len(), 1);
     assert_eq!(
@@ -134,12 +164,16 @@ async fn a_killed_link_resumes_gets_the_missed_messages_replayed_and_leaves_sess
             bob(),
             &format!("while down {round}"),
         ));
-        until("a resumed session", &gw, Duration::from_secs(10), || {
-            (fake.counters().successful_resumes > round).then_some(())
-        })
+        until(
+            "a resumed session",
+            &gw,
+            Duration::from_secs(10),
+            async || (fake.counters().successful_resumes > round).then_some(()),
+        )
         .await;
     }
     let got = replies(&gw, &fake, GENERAL, 6).await;
+    // No second answer to any of them within 800 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(800)).await;
     let got_now = fake.messages(GENERAL);
     assert_eq!(got_now.len(), 6, "each message answered once: {got_now:?}");
@@ -185,16 +219,21 @@ async fn reconnect_and_invalid_session_ops_and_a_zombie_link_are_handled() {
     let gw = Gw::start(home.path(), Some(&config(&fake, ""))).await;
     connected(&gw, &fake).await;
     fake.send_reconnect();
-    until("resume after op 7", &gw, Duration::from_secs(10), || {
-        (fake.counters().successful_resumes >= 1).then_some(())
-    })
+    until(
+        "resume after op 7",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.counters().successful_resumes >= 1).then_some(()),
+    )
     .await;
     fake.invalidate_session(false);
     until(
         "identify after op 9 false",
         &gw,
         Duration::from_secs(15),
-        || (fake.counters().identifies >= 2 && fake.counters().live_connections == 1).then_some(()),
+        async || {
+            (fake.counters().identifies >= 2 && fake.counters().live_connections == 1).then_some(())
+        },
     )
     .await;
     // A server that stops acknowledging: the link sees a zombie and resumes elsewhere.
@@ -204,7 +243,7 @@ async fn reconnect_and_invalid_session_ops_and_a_zombie_link_are_handled() {
         "a resume after missed ACKs",
         &gw,
         Duration::from_secs(10),
-        || (fake.counters().resumes > resumes).then_some(()),
+        async || (fake.counters().resumes > resumes).then_some(()),
     )
     .await;
     fake.set(|k| k.ack_heartbeats = true);
@@ -233,6 +272,7 @@ async fn fatal_close_codes_and_a_refused_token_show_on_readiness_and_stop_reconn
         "{failing}"
     );
     let connections = fake.counters().connections;
+    // No reconnect within 2 s, past the link's backoff (a negative check).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         fake.counters().connections,
@@ -246,15 +286,20 @@ async fn fatal_close_codes_and_a_refused_token_show_on_readiness_and_stop_reconn
     // A token the upstream refuses: a clear reason, no crash loop.
     let bad = config(&fake, "").replace(TEST_TOKEN, "wrong-token");
     std::fs::write(home.path().join("pincer.toml"), bad).expect("edit");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, ready) = gw.get("/readyz").await;
-        if ready["failing"].to_string().contains("token refused") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{ready}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        "the refusal on /readyz",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let (_, ready) = gw.get("/readyz").await;
+            if ready["failing"].to_string().contains("token refused") {
+                Ok(())
+            } else {
+                Err(ready)
+            }
+        },
+    )
+    .await;
     // Fixed in config: ready again without a restart.
     std::fs::write(home.path().join("pincer.toml"), config(&fake, "")).expect("edit");
     assert!(
@@ -273,8 +318,7 @@ async fn threads_have_their_own_sessions_bindings_by_parent_and_session_commands
     );
     let gw = Gw::start(home.path(), Some(&config(&fake, &extra))).await;
     connected(&gw, &fake).await;
-    let thread = fake.create_thread(GENERAL, GUILD, "incident");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let thread = open_thread(&gw, &fake, "incident").await;
     fake.post(Incoming::guild(&thread, GUILD, bob(), "in the thread"));
     let got = replies(&gw, &fake, &thread, 1).await;
     assert_eq!(got[0].content, "echo: in the thread");
@@ -313,8 +357,7 @@ async fn thread_sessions_expire_when_idle_and_at_their_max_age() {
     let extra = "[channels.discord.threads]\nidleHours = \"2s\"\nmaxAgeHours = \"5s\"\n";
     let gw = Gw::start(home.path(), Some(&config(&fake, extra))).await;
     connected(&gw, &fake).await;
-    let thread = fake.create_thread(GENERAL, GUILD, "short");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let thread = open_thread(&gw, &fake, "short").await;
     let key = format!("agent:main:discord:dc:channel:{GENERAL}:thread:{thread}");
     let session = |gw: &Gw| {
         let key = key.clone();
@@ -331,12 +374,26 @@ async fn thread_sessions_expire_when_idle_and_at_their_max_age() {
         }
     };
     // Idle: one message, then silence past idleHours.
+    let sent = Instant::now();
     fake.post(Incoming::guild(&thread, GUILD, bob(), "first"));
     replies(&gw, &fake, &thread, 1).await;
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    let s = session(&gw).await;
+    let s = until(
+        "the idle thread session to stop",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let s = session(&gw).await;
+            if s["running"] == false { Ok(s) } else { Err(s) }
+        },
+    )
+    .await;
+    // Idle from its last activity, which came after `sent`: never sooner than 2 s.
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "stopped before its idle time: {:?} after the message",
+        sent.elapsed()
+    );
     assert_eq!(s["expired"], true, "idle expiry: {s}");
-    assert_eq!(s["running"], false, "the actor stopped: {s}");
     // Max age: a message every 700 ms keeps it from idling, but the cap ends it.
     let started = Instant::now();
     let mut n = 1;
@@ -348,7 +405,7 @@ async fn thread_sessions_expire_when_idle_and_at_their_max_age() {
             &format!("keepalive {n}"),
         ));
         n += 1;
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await; // the pace of the activity
     }
     replies(&gw, &fake, &thread, n).await;
     let transcript = session(&gw).await["transcript"]
@@ -391,7 +448,7 @@ async fn a_long_reply_is_split_at_2000_within_the_route_bucket_and_429s_are_hono
         .collect();
     let started = Instant::now();
     fake.post(Incoming::guild(GENERAL, GUILD, bob(), &text));
-    let got = until("seven parts", &gw, Duration::from_secs(30), || {
+    let got = until("seven parts", &gw, Duration::from_secs(30), async || {
         let m = fake.messages(GENERAL);
         (m.len() >= 7).then_some(m)
     })

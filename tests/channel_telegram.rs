@@ -29,7 +29,7 @@ async fn replies(gw: &Gw, fake: &TelegramFake, chat: i64, n: usize) -> Vec<BotMe
         &format!("{n} bot messages in chat {chat}"),
         gw,
         Duration::from_secs(20),
-        || {
+        async || {
             let m = fake.messages(TEST_TOKEN, chat);
             (m.len() >= n).then_some(m)
         },
@@ -55,10 +55,14 @@ async fn an_open_dm_is_answered_once_as_a_reply_and_its_update_confirmed() {
     assert_eq!(got[0].text, "echo: hello there");
     assert!(got[0].reply_to.is_some(), "the reply quotes the message");
     // Confirmed by the next poll's offset, once the message is in the inbox.
-    until("the update confirmed", &gw, Duration::from_secs(10), || {
-        (fake.pending_updates(TEST_TOKEN) == 0).then_some(())
-    })
+    until(
+        "the update confirmed",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.pending_updates(TEST_TOKEN) == 0).then_some(()),
+    )
     .await;
+    // No second answer within half a second (a negative check: only time can show it).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1, "answered once");
     let typing = fake
@@ -153,6 +157,7 @@ async fn allowlist_and_disabled_policies_let_only_who_they_say_in() {
         replies(&gw, &fake, 77, 1).await[0].text,
         "echo: hi from bob"
     );
+    // Mallory was first in line, and gets nothing within 800 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         fake.messages(TEST_TOKEN, 99).is_empty(),
@@ -160,19 +165,30 @@ async fn allowlist_and_disabled_policies_let_only_who_they_say_in() {
     );
 
     // Switched to disabled while running: nobody gets a turn any more.
+    let reloads = gw.reloads();
     let text = config(&fake, "dmPolicy = \"disabled\"", "");
     std::fs::write(home.path().join("pincer.toml"), text).expect("edit config");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until(
+        "the edit in force",
+        &gw,
+        Duration::from_secs(10),
+        async || (gw.reloads() > reloads).then_some(()),
+    )
+    .await;
     fake.send_text(
         TEST_TOKEN,
         Incoming::new(&Chat::private(&a), &a, "still there?"),
     );
+    until(
+        "the update confirmed",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.pending_updates(TEST_TOKEN) == 0).then_some(()),
+    )
+    .await;
+    // Taken in, and no answer within 1.5 s (a negative check).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.messages(TEST_TOKEN, 42).len(), 1);
-    until("the update confirmed", &gw, Duration::from_secs(10), || {
-        (fake.pending_updates(TEST_TOKEN) == 0).then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -266,7 +282,7 @@ async fn a_long_reply_is_split_and_paced_within_the_chat_limit_and_429_is_honour
     fake.inject_429("sendMessage", 1, 1);
     let started = Instant::now();
     fake.send_text(TEST_TOKEN, Incoming::new(&Chat::private(&a), &a, &text));
-    let got = until("four parts", &gw, Duration::from_secs(30), || {
+    let got = until("four parts", &gw, Duration::from_secs(30), async || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() >= 4).then_some(m)
     })
@@ -299,6 +315,7 @@ async fn a_long_reply_is_split_and_paced_within_the_chat_limit_and_429_is_honour
             );
         }
     }
+    // No further request is refused within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         fake.counters().rate_limited,
@@ -326,7 +343,7 @@ async fn a_slow_reply_streams_a_preview_then_the_final_text() {
     );
     let got = replies(&gw, &fake, 42, 1).await;
     let final_text = format!("echo: {}", text.trim());
-    until("the final text", &gw, Duration::from_secs(20), || {
+    until("the final text", &gw, Duration::from_secs(20), async || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() == 1 && m[0].text == final_text).then_some(())
     })
@@ -373,6 +390,8 @@ async fn a_group_needs_a_mention_and_each_forum_topic_is_its_own_session() {
         .expect("reply in the topic");
     assert_eq!(in_topic.text, "echo: status please");
     assert!(got.iter().any(|m| m.text == "echo: in general"));
+    // The message without a mention came first, and gets nothing within 800 ms (a
+    // negative check).
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         fake.messages(TEST_TOKEN, -1001234).len(),
@@ -409,9 +428,12 @@ async fn webhook_mode_sets_the_webhook_with_a_secret_and_checks_it_on_every_post
     );
     let gw = Gw::spawn(home.path(), Some(&cfg), port);
     gw.wait_ready(Duration::from_secs(20)).await;
-    until("the webhook set", &gw, Duration::from_secs(10), || {
-        fake.webhook(TEST_TOKEN)
-    })
+    until(
+        "the webhook set",
+        &gw,
+        Duration::from_secs(10),
+        async || fake.webhook(TEST_TOKEN),
+    )
     .await;
     let hook = fake.webhook(TEST_TOKEN).expect("webhook");
     assert_eq!(hook.secret_token.as_deref(), Some("s3cret-hook"));
@@ -442,6 +464,7 @@ async fn webhook_mode_sets_the_webhook_with_a_secret_and_checks_it_on_every_post
         .await
         .expect("post");
     assert_eq!(garbage.status().as_u16(), 400);
+    // No turn within half a second (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         fake.messages(TEST_TOKEN, 42).len(),
@@ -484,7 +507,7 @@ async fn a_hundred_link_kills_under_load_never_make_two_pollers_nor_lose_or_repe
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // the pace of the kills
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while fake.all_messages(TEST_TOKEN).len() < sent && Instant::now() < deadline {
@@ -507,6 +530,7 @@ async fn a_hundred_link_kills_under_load_never_make_two_pollers_nor_lose_or_repe
             fake.counters()
         );
     }
+    // Every message answered; no second answer within 2 s (a negative check).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = fake.all_messages(TEST_TOKEN);
     assert_eq!(
@@ -690,9 +714,12 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
     let fake = TelegramFake::start();
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some(&config(&fake, "dmPolicy = \"open\"", ""))).await;
-    until("the link polling", &gw, Duration::from_secs(10), || {
-        (fake.counters().get_updates_active == 1).then_some(())
-    })
+    until(
+        "the link polling",
+        &gw,
+        Duration::from_secs(10),
+        async || (fake.counters().get_updates_active == 1).then_some(()),
+    )
     .await;
     // Someone else (an old deployment) polls the same token, again and again for 3 s.
     let url = format!("{}/bot{TEST_TOKEN}/getUpdates", fake.base_url());
@@ -707,13 +734,27 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
                 .await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (status, out, err) = run_cli(home.path(), &["channels", "list"], Some(gw.port));
-    assert_eq!(status, 0, "{err}");
-    assert!(
-        out.contains("409"),
-        "the conflict shows in channels list: {out}"
-    );
+    until(
+        "the conflict to show in channels list",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            // Off the runtime, so the other poller keeps polling meanwhile.
+            let (home, port) = (home.path().to_path_buf(), gw.port);
+            let (status, out, err) = tokio::task::spawn_blocking(move || {
+                run_cli(&home, &["channels", "list"], Some(port))
+            })
+            .await
+            .expect("cli");
+            assert_eq!(status, 0, "{err}");
+            if out.contains("409") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
     let _ = rogue.await;
     // Backing off, the link made few attempts while the other poller ran.
     let during: usize = fake
@@ -731,7 +772,7 @@ async fn another_poller_on_the_token_makes_the_link_back_off_not_fight() {
         "an answer after the other poller left",
         &gw,
         Duration::from_secs(40),
-        || {
+        async || {
             let m = fake.messages(TEST_TOKEN, 42);
             (!m.is_empty()).then_some(m)
         },
@@ -760,7 +801,7 @@ async fn without_drafts_a_slow_reply_is_previewed_by_editing_one_message() {
         Incoming::new(&Chat::private(&a), &a, text.trim()),
     );
     let final_text = format!("echo: {}", text.trim());
-    let got = until("the final text", &gw, Duration::from_secs(20), || {
+    let got = until("the final text", &gw, Duration::from_secs(20), async || {
         let m = fake.messages(TEST_TOKEN, 42);
         (m.len() == 1 && m[0].text == final_text).then_some(m)
     })
@@ -771,6 +812,7 @@ async fn without_drafts_a_slow_reply_is_previewed_by_editing_one_message() {
     );
     assert!(got[0].edits <= 5, "edits are throttled: {}", got[0].edits);
     assert!(fake.drafts(TEST_TOKEN, 42).is_empty());
+    // No further message within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         fake.messages(TEST_TOKEN, 42).len(),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Gw, TempDir, answers_per_inbox, free_port, http_session, run_cli};
+use common::{Gw, TempDir, answers_per_inbox, free_port, http_session, run_cli, until};
 
 #[tokio::test]
 async fn sigkill_under_load_then_restart_answers_every_accepted_message_exactly_once() {
@@ -25,7 +25,25 @@ async fn sigkill_under_load_then_restart_answers_every_accepted_message_exactly_
         }
     }
     // Let some be answered and some be mid-turn, then kill the process outright.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    until(
+        "some replies in and a turn running",
+        &gw,
+        Duration::from_secs(20),
+        async || {
+            let answered = clients.iter().filter(|c| c.is_finished()).count();
+            let turn = gw
+                .running_paths()
+                .await
+                .iter()
+                .any(|p| p.contains("/turn:"));
+            if answered > 0 && turn {
+                Ok(())
+            } else {
+                Err(format!("{answered} replies, a turn running: {turn}"))
+            }
+        },
+    )
+    .await;
     let mut gw = gw;
     gw.signal("KILL");
     assert!(gw.wait_exit(Duration::from_secs(5)).is_some());
@@ -86,28 +104,24 @@ async fn messages_accepted_before_a_crash_are_answered_after_restart_without_a_r
     )
     .expect("config");
     let gw = Gw::start(home.path(), None).await;
-    let mut answered = false;
-    for _ in 0..100 {
-        let (_, session) = gw
-            .get(&format!(
-                "/admin/sessions/{}",
-                common::encode(&http_session("crash"))
-            ))
-            .await;
-        if session["transcript"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|e| e["content"] == "echo: slow one"))
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        answered,
-        "the pending message was resumed; log:\n{}",
-        gw.log()
-    );
+    until(
+        "the pending message to be resumed and answered",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let path = format!("/admin/sessions/{}", common::encode(&http_session("crash")));
+            let (_, session) = gw.get(&path).await;
+            if session["transcript"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|e| e["content"] == "echo: slow one"))
+            {
+                Ok(())
+            } else {
+                Err(session)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -193,6 +207,7 @@ async fn quick_link_kills_neither_make_the_account_give_up_nor_touch_readiness()
     let link = "pincer/channels/channel:http:http/link";
     let account = "pincer/channels/channel:http:http";
     for _ in 0..4 {
+        // A link that is restarting cannot be killed: wait (briefly) until it runs again.
         for _ in 0..100 {
             if gw.running_paths().await.iter().any(|p| p == link) {
                 break;
@@ -232,35 +247,45 @@ async fn a_read_only_data_dir_is_503_with_the_reason_and_recovers() {
             .args(["-o", "remount,ro,bind", &path, &path])
             .status()
             .is_ok_and(|s| s.success());
+    let unmount = Unmount(path.clone());
     if !mounted {
-        let _ = Command::new("umount").args(["-l", &path]).status();
+        drop(unmount);
         eprintln!("skipped: this machine does not allow a read-only bind mount");
         return;
     }
     let config = format!("[store]\npath = \"{}\"\n", data.join("pincer.db").display());
     let gw = Gw::spawn(home.path(), Some(&config), free_port());
     let not_ready = gw.wait_readyz(false, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let body: serde_json::Value = match gw.http.get(gw.url("/readyz")).send().await {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => serde_json::Value::Null,
-    };
+    // The first 503 may come before the store has said why (still starting): wait for it.
+    until(
+        "the store's reason on /readyz",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let body: serde_json::Value = match gw.http.get(gw.url("/readyz")).send().await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            let failing = body["failing"].to_string();
+            if failing.contains("pincer/store") && failing.to_lowercase().contains("read") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
     let alive = gw
         .http
         .get(gw.url("/healthz"))
         .send()
         .await
         .is_ok_and(|r| r.status() == 200);
-    let _ = Command::new("umount").args(["-l", &path]).status();
+    drop(unmount);
     assert!(
         not_ready && alive,
         "alive but not ready while the data dir is read-only; log:\n{}",
         gw.log()
-    );
-    let failing = body["failing"].to_string();
-    assert!(
-        failing.contains("pincer/store") && failing.to_lowercase().contains("read"),
-        "{body}"
     );
     assert!(
         gw.wait_readyz(true, Duration::from_secs(10)).await,
@@ -269,4 +294,13 @@ async fn a_read_only_data_dir_is_503_with_the_reason_and_recovers() {
     );
     let (status, reply) = gw.chat("ro", "writable again", None).await.expect("chat");
     assert_eq!(status, 200, "{reply}");
+}
+
+/// Lifts the bind mount at its path when dropped, so a failed assertion leaves none behind.
+struct Unmount(String);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", &self.0]).status();
+    }
 }

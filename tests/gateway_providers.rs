@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Gw, TempDir, http_session, run_cli};
+use common::{Gw, TempDir, http_session, run_cli, until};
 use pincer_fakes::anthropic::{self, AnthropicFake};
 use pincer_fakes::openai::{self, OpenAiFake, Script};
 use serde_json::{Value, json};
@@ -21,24 +21,34 @@ fn openai_config(fake: &OpenAiFake, model: &str, extra: &str) -> String {
 
 /// Waits until the gateway has `n` OpenAI sockets open and warmed up.
 async fn sockets_ready(gw: &Gw, n: usize) {
-    let want = format!("pincer_provider_sockets_ready{{provider=\"openai\"}} {n}\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gw.get_text("/metrics").await.contains(&want) {
-        assert!(Instant::now() < deadline, "no {want}; log:\n{}", gw.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let want = format!("pincer_provider_sockets_ready{{provider=\"openai\"}} {n}");
+    until(&want, gw, Duration::from_secs(10), async || {
+        let metrics = gw.get_text("/metrics").await;
+        let sockets: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("pincer_provider_sockets"))
+            .collect();
+        if sockets.contains(&want.as_str()) {
+            Ok(())
+        } else {
+            Err(sockets.join("; "))
+        }
+    })
+    .await;
 }
 
-async fn wait_until(gw: &Gw, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The OpenAI calls whose first token reached the gateway (the first-token histogram's
+/// count, over its transports).
+async fn first_tokens(gw: &Gw) -> u64 {
+    gw.get_text("/metrics")
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("pincer_provider_first_token_seconds_count{")
+                && l.contains("provider=\"openai\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn generating(fake: &OpenAiFake) -> Vec<openai::Recorded> {
@@ -200,8 +210,13 @@ async fn sockets_come_back_after_1006_and_at_the_age_limit() {
     sockets_ready(&gw, 1).await;
     fake.drop_all_sockets();
     // Backoff starts at one second.
-    wait_until(&gw, "a new socket", Duration::from_secs(10), || {
-        fake.counters().sockets_opened == 2
+    until("a new socket", &gw, Duration::from_secs(10), async || {
+        let c = fake.counters();
+        if c.sockets_opened == 2 {
+            Ok(())
+        } else {
+            Err(format!("{c:?}"))
+        }
     })
     .await;
     sockets_ready(&gw, 1).await;
@@ -210,15 +225,27 @@ async fn sockets_come_back_after_1006_and_at_the_age_limit() {
         (200, "openai: after the drop".into())
     );
     // socketMaxAge replaces the idle socket before the upstream's limit.
-    wait_until(&gw, "a replaced socket", Duration::from_secs(10), || {
-        fake.counters().sockets_opened >= 3
-    })
+    until(
+        "a replaced socket",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let c = fake.counters();
+            if c.sockets_opened >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{c:?}"))
+            }
+        },
+    )
     .await;
     assert_eq!(fake.counters().sockets_open, 1);
 
     // The upstream's own limit: its error frame, then a new socket with the full context.
     fake.set(|k| k.max_connection_age = Some(Duration::from_millis(300)));
     assert_eq!(gw.ask("main", "u", "first").await.0, 200);
+    // Time itself is the condition: the socket that answered is now past the upstream's
+    // 300 ms, so the next call meets the limit (its error frame, or the idle expiry).
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         gw.ask("main", "u", "second").await,
@@ -649,14 +676,35 @@ async fn a_connection_killed_mid_stream_gives_exactly_one_reply() {
                 .to_string()
         })
     };
-    wait_until(
-        &gw,
+    until(
         "the call on the first socket",
+        &gw,
         Duration::from_secs(10),
-        || fake.counters().ws_requests == 1,
+        async || {
+            let c = fake.counters();
+            if c.ws_requests == 1 {
+                Ok(())
+            } else {
+                Err(format!("{c:?}"))
+            }
+        },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Mid-stream: its first token is in (ten words 60 ms apart, so most are still to come).
+    until(
+        "the first token",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let n = first_tokens(&gw).await;
+            if n >= 1 {
+                Ok(())
+            } else {
+                Err(format!("{n} calls with a first token"))
+            }
+        },
+    )
+    .await;
     let path = "pincer/providers/provider:openai/conn:openai:0";
     assert_eq!(gw.kill(path).await, 200);
     let reply = chat.await.expect("chat task");

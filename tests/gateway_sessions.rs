@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Gw, TempDir, http_session};
+use common::{Gw, TempDir, http_session, until};
 use serde_json::Value;
 
 async fn say(gw: &Gw, user: &str, text: &str) -> String {
@@ -22,6 +22,20 @@ async fn session(gw: &Gw, user: &str) -> Value {
         .as_array()
         .and_then(|s| s.iter().find(|s| s["key"] == http_session(user)).cloned())
         .unwrap_or(Value::Null)
+}
+
+/// Waits until `user`'s session is no longer running; its record.
+async fn stopped(gw: &Gw, user: &str) -> Value {
+    until(
+        &format!("the session of {user} to stop"),
+        gw,
+        Duration::from_secs(10),
+        async || {
+            let s = session(gw, user).await;
+            if s["running"] == false { Ok(s) } else { Err(s) }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -72,11 +86,16 @@ async fn session_commands_are_answered_by_the_session_itself() {
 async fn an_idle_session_ends_its_context_but_keeps_its_transcript() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some("[channels.http]\nidleHours = \"1s\"\n")).await;
+    let sent = Instant::now();
     say(&gw, "idle", "remember me").await;
     assert_eq!(session(&gw, "idle").await["running"], true);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let s = session(&gw, "idle").await;
-    assert_eq!(s["running"], false, "stopped after its idle time: {s}");
+    let s = stopped(&gw, "idle").await;
+    // Idle from its last activity, which came after `sent`: never sooner than 1 s.
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "stopped before its idle time: {:?} after the message",
+        sent.elapsed()
+    );
     assert_eq!(s["expired"], true);
     let status = say(&gw, "idle", "/session status").await;
     assert!(status.contains("turns: 0"), "a fresh context: {status}");
@@ -87,14 +106,28 @@ async fn an_idle_session_ends_its_context_but_keeps_its_transcript() {
 async fn max_age_ends_a_busy_session_too() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some("[sessions]\nmaxAgeHours = \"2s\"\n")).await;
+    let created = Instant::now();
     say(&gw, "old", "one").await;
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        say(&gw, "old", "still here").await; // activity does not reset max age
+    // Busy for its first 1.5 s, a message every 300 ms: activity does not reset max age.
+    let mut last = created;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await; // the pace of the activity
+        if created.elapsed() >= Duration::from_millis(1500) {
+            break;
+        }
+        last = Instant::now();
+        say(&gw, "old", "still here").await;
     }
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let s = session(&gw, "old").await;
-    assert_eq!(s["running"], false, "{s}");
+    stopped(&gw, "old").await;
+    let (lived, idle) = (created.elapsed(), last.elapsed());
+    assert!(
+        lived >= Duration::from_secs(2),
+        "stopped before its max age: {lived:?} after the first message"
+    );
+    assert!(
+        idle < Duration::from_secs(2),
+        "ended {idle:?} after the last message, {lived:?} after the first: activity reset max age"
+    );
     let status = say(&gw, "old", "/session status").await;
     assert!(status.contains("turns: 0"), "{status}");
 }
@@ -141,8 +174,14 @@ async fn a_config_edit_takes_effect_within_a_second_and_a_bad_edit_changes_nothi
         format!("{added}\n[agents.broken]\nmodle = 1\n"),
     )
     .expect("edit");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(gw.log().contains("Config edit rejected"), "{}", gw.log());
+    // Noticed within a second, like a good edit.
+    until(
+        "the bad edit to be rejected",
+        &gw,
+        Duration::from_millis(1500),
+        async || gw.log().contains("Config edit rejected").then_some(()),
+    )
+    .await;
     assert_eq!(model_ids(&gw).await, ["pincer:main", "pincer:third"]);
     let (status, body) = gw.post("/admin/config/reload", serde_json::json!({})).await;
     assert_eq!(status, 400, "{body}");

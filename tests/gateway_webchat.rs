@@ -143,8 +143,15 @@ async fn bindings_edited_live_route_the_next_message_to_the_new_agent() {
     let bound = format!(
         "{base}\n# web goes to the helper\n[[bindings]]\nagent = \"helper\"\nmatch = {{ channel = \"web\" }}\n"
     );
+    let reloads = gw.reloads();
     std::fs::write(home.path().join("pincer.toml"), bound).expect("edit");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    common::until(
+        "the edited bindings in force",
+        &gw,
+        Duration::from_secs(10),
+        async || (gw.reloads() > reloads).then_some(()),
+    )
+    .await;
     send(
         &mut ws,
         json!({"type": "send", "id": "b", "session": "s", "text": "and now"}),

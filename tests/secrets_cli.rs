@@ -629,7 +629,7 @@ async fn access_trail_via_cli() {
     let reference = "file:default:/openai/key";
     let args = ["secrets", "audit", "--access", "--since", "1h"];
     // Trail rows reach the store on the secrets actor's next tick.
-    let out = until("the access row", &gw, Duration::from_secs(10), || {
+    let out = until("the access row", &gw, Duration::from_secs(10), async || {
         let (code, out, err) = run_cli(h, &args, Some(gw.port));
         assert_eq!(code, 0, "{out}{err}");
         out.lines()

@@ -118,7 +118,7 @@ async fn ask_until_key(
         if keys_since(mark).iter().any(|k| k == want) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // between attempts
     }
     panic!(
         "{what}: the new key never reached a request; log:\n{}",
@@ -179,7 +179,7 @@ async fn vault_rotation_reaches_the_socket_after_the_streamed_turn_ends_on_the_o
         "the long turn to reach the model",
         &gw,
         Duration::from_secs(10),
-        || (fake.requests().len() > frames).then_some(()),
+        async || (fake.requests().len() > frames).then_some(()),
     )
     .await;
     vault.put("secret/pincer/openai", json!({"key": two}));
@@ -301,9 +301,8 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
         "the provider to be reported",
         &gw,
         Duration::from_secs(10),
-        || {
-            let gw = &gw;
-            let body = futures_lite_get(gw, "/readyz");
+        async || {
+            let body = try_get(&gw, "/readyz").await;
             // (The store's first seconds may show too; wait for the provider alone.)
             body.filter(|(_, b)| {
                 b["failing"].to_string().contains("chmod 600")
@@ -360,22 +359,30 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     assert_log_clean(&gw, &[one, two]);
 }
 
-/// `GET path` with the token, blocking the current (multi-thread) runtime thread briefly.
-fn futures_lite_get(gw: &Gw, path: &str) -> Option<(u16, Value)> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| {
-        handle.block_on(async {
-            let token = std::fs::read_to_string(gw.home.join("gateway.token")).ok()?;
-            let r = gw
-                .http
-                .get(gw.url(path))
-                .bearer_auth(token.trim())
-                .send()
-                .await
-                .ok()?;
-            let status = r.status().as_u16();
-            Some((status, r.json().await.unwrap_or(Value::Null)))
-        })
+/// `GET path` with the token; `None` when the gateway does not answer (yet).
+async fn try_get(gw: &Gw, path: &str) -> Option<(u16, Value)> {
+    let token = std::fs::read_to_string(gw.home.join("gateway.token")).ok()?;
+    let r = gw
+        .http
+        .get(gw.url(path))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// `/readyz?verbose`: its status and the secrets it shows degraded.
+async fn degraded(gw: &Gw) -> Option<(u16, Vec<Value>)> {
+    try_get(gw, "/readyz?verbose").await.map(|(status, body)| {
+        (
+            status,
+            body["secrets"]["degraded"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
     })
 }
 
@@ -392,25 +399,17 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
     let (_home, gw) = vault_gateway(&vault, &fake, "\n[response]\ntransport = \"sse\"", POLL).await;
     assert_eq!(gw.ask("main", "u1", "a").await, (200, "openai: a".into()));
 
-    let degraded = |gw: &Gw| {
-        futures_lite_get(gw, "/readyz?verbose").map(|(status, body)| {
-            (
-                status,
-                body["secrets"]["degraded"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            )
-        })
-    };
     for outage in ["down", "sealed"] {
         match outage {
             "down" => vault.set_down(true),
             _ => vault.seal(),
         }
-        let shown = until("degraded to show", &gw, Duration::from_secs(10), || {
-            degraded(&gw).filter(|(_, d)| !d.is_empty())
-        })
+        let shown = until(
+            "degraded to show",
+            &gw,
+            Duration::from_secs(10),
+            async || degraded(&gw).await.filter(|(_, d)| !d.is_empty()),
+        )
         .await;
         // Degraded, not unready: the last good key serves.
         assert_eq!(shown.0, 200, "{shown:?}");
@@ -420,9 +419,12 @@ async fn vault_down_keeps_the_last_good_key_and_shows_degraded_until_it_recovers
             "down" => vault.set_down(false),
             _ => vault.unseal(),
         }
-        until("degraded to clear", &gw, Duration::from_secs(15), || {
-            degraded(&gw).filter(|(_, d)| d.is_empty())
-        })
+        until(
+            "degraded to clear",
+            &gw,
+            Duration::from_secs(15),
+            async || degraded(&gw).await.filter(|(_, d)| d.is_empty()),
+        )
         .await;
     }
     let (_, status) = gw.get("/admin/secrets").await;
@@ -495,8 +497,9 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "the account to be reported",
         &gw,
         Duration::from_secs(10),
-        || {
-            futures_lite_get(&gw, "/readyz")
+        async || {
+            try_get(&gw, "/readyz")
+                .await
                 .filter(|(_, b)| b["failing"].as_array().is_some_and(|f| !f.is_empty()))
         },
     )
@@ -526,7 +529,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         token,
         Incoming::new(&Chat::private(&alice), &alice, "hello bot"),
     );
-    until("the reply", &gw, Duration::from_secs(10), || {
+    until("the reply", &gw, Duration::from_secs(10), async || {
         tg.messages(token, 42).first().map(|m| m.text.clone())
     })
     .await;
@@ -545,7 +548,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "polls with the new token",
         &gw,
         Duration::from_secs(10),
-        || {
+        async || {
             tg.requests()
                 .iter()
                 .any(|r| r.token == second && r.method_is("getUpdates"))
@@ -561,7 +564,7 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         "the reply from the new bot",
         &gw,
         Duration::from_secs(10),
-        || tg.messages(second, 42).first().map(|m| m.text.clone()),
+        async || tg.messages(second, 42).first().map(|m| m.text.clone()),
     )
     .await;
     let after = restarts(&gw).await;
@@ -575,7 +578,9 @@ async fn an_unresolved_ref_at_start_marks_only_its_dependants_and_is_retried() {
         vec!["pincer/channels/channel:telegram:tg/link"],
         "{after:?}"
     );
-    // The old poller is gone: no poll with the first token after the switch settles.
+    // The old poller is gone: no poll with the first token after the switch settles. A
+    // negative check, so time it is: requests already under way may still land during the
+    // first half second, none may start in the next.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mark = tg.requests().len();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -110,6 +110,12 @@ impl Gw {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How many times the gateway has put an edited config in force: an edit of the file
+    /// is in force once this has grown.
+    pub fn reloads(&self) -> usize {
+        self.log().matches("Config reloaded.").count()
+    }
+
     /// Waits for `/readyz` 200 and reads the token.
     pub async fn wait_ready(&self, limit: Duration) {
         let ready = self.wait_readyz(true, limit).await;
@@ -403,21 +409,47 @@ pub fn run_cli_env(
     )
 }
 
-/// Polls `probe` until it gives a value; fails after `limit` naming `what`, with the log.
-pub async fn until<T>(
+/// What a probe of [`until`] gives: `Some(v)` or `Ok(v)` ends the wait with `v`; `None`
+/// or `Err(seen)` polls again, `seen` being what the probe found instead (shown when the
+/// wait times out).
+pub trait Probe {
+    type Value;
+    fn ready(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl<T> Probe for Option<T> {
+    type Value = T;
+    fn ready(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Probe for Result<T, E> {
+    type Value = T;
+    fn ready(self) -> Result<T, Option<String>> {
+        self.map_err(|seen| Some(seen.to_string()))
+    }
+}
+
+/// Polls `probe` (every 20 ms) until it gives a value, and returns it; fails after `limit`
+/// naming `what`, what the probe saw last and the gateway's log. Tests wait with this
+/// rather than sleeping: a passing run waits only as long as needed.
+pub async fn until<P: Probe>(
     what: &str,
     gw: &Gw,
     limit: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-) -> T {
+    mut probe: impl AsyncFnMut() -> P,
+) -> P::Value {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(v) = probe() {
-            return v;
-        }
+        let seen = match probe().await.ready() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
+            "timed out after {limit:?} waiting for {what}; last seen: {}; log:\n{}",
+            seen.as_deref().unwrap_or("(nothing)"),
             gw.log()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

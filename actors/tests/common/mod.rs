@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use pincer_actors::{
@@ -123,8 +123,8 @@ pub(crate) struct ProbeCfg {
     pub(crate) start_delay: Option<Duration>,
     pub(crate) fail_start: Option<FailStart>,
     pub(crate) post_stop: PostStop,
-    /// When each `pre_start` began.
-    pub(crate) start_times: Arc<Mutex<Vec<Instant>>>,
+    /// When each `pre_start` began, on tokio's clock (so paused time shows in it).
+    pub(crate) start_times: Arc<Mutex<Vec<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for ProbeCfg {
@@ -170,7 +170,7 @@ impl ProbeCfg {
     }
 
     /// When the `n`th (1-based) `pre_start` began.
-    pub(crate) fn start_time(&self, n: usize) -> Instant {
+    pub(crate) fn start_time(&self, n: usize) -> tokio::time::Instant {
         self.start_times.lock()[n - 1]
     }
 
@@ -198,7 +198,7 @@ impl Actor for Probe {
         _myself: ActorRef<Cmd>,
         cfg: ProbeCfg,
     ) -> Result<ProbeCfg, ActorProcessingErr> {
-        cfg.start_times.lock().push(Instant::now());
+        cfg.start_times.lock().push(tokio::time::Instant::now());
         let n = cfg.starts.fetch_add(1, Ordering::SeqCst) + 1;
         cfg.log.push(format!("start:{}", cfg.name));
         if let Some(delay) = cfg.start_delay {
