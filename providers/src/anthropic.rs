@@ -87,11 +87,20 @@ pub async fn run(
             .json(&body)
     })
     .await;
+    stream_reply(sent, emitter, &request.request_id).await;
+}
+
+/// Streams the reply of a sent call (`sent`: the POST's outcome) to `emitter`.
+pub async fn stream_reply(
+    sent: Result<reqwest::Response, ProviderError>,
+    emitter: Emitter,
+    request_id: &str,
+) {
     let decoder = SseDecoder {
         decoder: Decoder::default(),
-        request_id: request.request_id.clone(),
+        request_id: request_id.to_string(),
     };
-    sse::stream(sent, decoder, emitter, NAME, &request.request_id).await;
+    sse::stream(sent, decoder, emitter, NAME, request_id).await;
 }
 
 /// Messages events, as the turn needs them.
@@ -136,4 +145,83 @@ fn stream_error(kind: &str, message: &str, started: bool) -> ProviderError {
         ErrorKind::Rejected
     };
     ProviderError::new(kind_of, format!("{kind}: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pincer_core::metrics::catalog::Transport;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::ProviderEvent;
+
+    /// A Messages stream as protocols.md gives it, split across chunks anywhere.
+    const STREAM: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n\
+        event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+        event: ping\ndata: {\"type\":\"ping\"}\n\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" there\"}}\n\n\
+        event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+        event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n\
+        event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    /// The client side of a call, built from parts alone: no gateway, no listener, no
+    /// socket (the upstream's answer is a canned response).
+    #[tokio::test]
+    async fn a_reply_streams_from_a_canned_answer_without_a_gateway() {
+        let metrics = Arc::new(ProviderMetrics::detached());
+        let (events, mut rx) = mpsc::channel(16);
+        let emitter =
+            Emitter::new(metrics.clone(), events, NAME, "req-1").pacing(1, Duration::ZERO);
+        let answer = http::Response::builder()
+            .status(200)
+            .header("content-type", "text/event-stream")
+            .body(STREAM)
+            .expect("a response");
+        stream_reply(Ok(reqwest::Response::from(answer)), emitter, "req-1").await;
+        let mut got = Vec::new();
+        while let Some(event) = rx.recv().await {
+            got.push(event);
+        }
+        assert_eq!(
+            got,
+            vec![
+                ProviderEvent::Delta("Hello".into()),
+                ProviderEvent::Delta(" there".into()),
+                ProviderEvent::Done,
+            ]
+        );
+        assert_eq!(metrics.first_token(Transport::Sse).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_error_event_fails_the_call_and_a_cut_stream_ends_without_a_final_event() {
+        let run = |body: &'static str| async move {
+            let (events, mut rx) = mpsc::channel(16);
+            let emitter = Emitter::new(Arc::new(ProviderMetrics::detached()), events, NAME, "r");
+            let answer = http::Response::builder()
+                .status(200)
+                .body(body)
+                .expect("response");
+            stream_reply(Ok(reqwest::Response::from(answer)), emitter, "r").await;
+            let mut got = Vec::new();
+            while let Some(event) = rx.recv().await {
+                got.push(event);
+            }
+            got
+        };
+        let overloaded = run("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n").await;
+        assert_eq!(
+            overloaded,
+            vec![ProviderEvent::Error(ProviderError::new(
+                ErrorKind::Exhausted,
+                "overloaded_error: Overloaded"
+            ))]
+        );
+        // Cut after a delta: no Done, no Error (the session tries the turn again).
+        let cut = run("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n").await;
+        assert_eq!(cut, vec![ProviderEvent::Delta("Hel".into())]);
+    }
 }

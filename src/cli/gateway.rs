@@ -6,7 +6,6 @@
 //! (what is left stays pending in the inbox for the next start), stop the tree bottom to
 //! top, exit 0.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -294,15 +293,9 @@ fn generated_token(home: &Path) -> Result<String, Failure> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
+    let text = format!("{token}\n");
+    pincer_core::fs::write_atomic(&path, text.as_bytes(), pincer_core::fs::Access::Private)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(file, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(path = %path.display(), "Generated a gateway token (mode 0600); the CLI and API clients read it from there.");
     Ok(token)
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use pincer_actors::Scope;
+use pincer_actors::{Backoff, Scope};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -47,8 +47,11 @@ const WARMUP_WAIT: Duration = Duration::from_secs(8);
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Silence mid-reply after which the socket counts as dead.
 const SILENCE: Duration = Duration::from_secs(120);
-/// Longest pause between reconnects.
-const MAX_BACKOFF: Duration = Duration::from_secs(16);
+/// Pauses between reconnects: 1 s doubling to 16 s. No jitter: one socket per slot, and
+/// a refused upgrade waits [`REFUSED_BACKOFF`] anyway.
+fn reconnect_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_secs(1), Duration::from_secs(16), 2.0).with_jitter(0.0)
+}
 /// Pause after an upgrade refused for good (a 4xx other than auth and rate limits).
 const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
 /// Largest frame accepted from the upstream.
@@ -143,8 +146,7 @@ impl Task {
                 }
                 Err(error) => {
                     failures += 1;
-                    let mut backoff =
-                        Duration::from_secs(1 << (failures - 1).min(4)).min(MAX_BACKOFF);
+                    let mut backoff = reconnect_backoff().delay(failures);
                     // A proxy that refuses upgrades will not change its mind soon; SSE
                     // carries the calls meanwhile.
                     if error
