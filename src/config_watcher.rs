@@ -96,9 +96,7 @@ pub struct ConfigState {
 
 /// The child spec of `config`.
 pub fn spec(ctx: WatcherCtx) -> ChildSpec {
-    ChildSpec::new("config", move |start| {
-        (ConfigWatcher, (ctx.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("config", ConfigWatcher, ctx)
 }
 
 impl Actor for ConfigWatcher {

@@ -82,9 +82,7 @@ pub struct WatcherState {
 
 /// The child spec of `secrets`.
 pub fn spec(ctx: SecretsCtx) -> ChildSpec {
-    ChildSpec::new("secrets", move |start| {
-        (Watcher, (ctx.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("secrets", Watcher, ctx)
 }
 
 /// How long start-up waits for the first resolution pass.

@@ -39,9 +39,7 @@ pub struct Server;
 
 /// The child spec of `health`.
 pub fn spec(ctx: ServerCtx) -> ChildSpec {
-    ChildSpec::new("health", move |start| {
-        (Server, (ctx.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("health", Server, ctx)
 }
 
 impl Actor for Server {

@@ -86,19 +86,15 @@ pub fn spec(topology: &Topology) -> Tree {
         .intensity(Intensity::new(10_000, Duration::from_secs(10)))
         .child(server::spec(server_ctx(topology)))
         .child(
-            ChildSpec::new("store", move |ctx| {
-                (StoreActor, (store.clone(), ctx.scope().clone()))
-            })
-            // The writer finishes the group it holds before the store stops.
-            .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
+            ChildSpec::scoped("store", StoreActor, store)
+                // The writer finishes the group it holds before the store stops.
+                .shutdown(Shutdown::Timeout(Duration::from_secs(10))),
         )
         .child(config_watcher::spec(watcher))
         .child(secrets::spec(topology.secrets_ctx()))
         .child(provider::providers_spec(&topology.providers_ctx()))
         .child(agents)
-        .child(ChildSpec::new("router", move |ctx| {
-            (Router, (router.clone(), ctx.scope().clone()))
-        }))
+        .child(ChildSpec::scoped("router", Router, router))
         .child(channels);
     Tree {
         spec,

@@ -120,6 +120,21 @@ impl ChildSpec {
         )
     }
 
+    /// A permanent worker whose actor starts from a copy of `args` and the [`Scope`] it owns
+    /// (`Arguments = (T, Scope)`): the shape most actors have, given the context they
+    /// work with.
+    ///
+    /// [`Scope`]: crate::Scope
+    pub fn scoped<A, T>(id: impl Into<String>, actor: A, args: T) -> Self
+    where
+        A: Actor<Arguments = (T, crate::Scope)> + Clone + Sync,
+        T: Clone + Send + Sync + 'static,
+    {
+        Self::new(id, move |ctx| {
+            (actor.clone(), (args.clone(), ctx.scope().clone()))
+        })
+    }
+
     /// A permanent worker with a hand-written start function, which must start exactly one
     /// actor through [`StartCtx::spawn`].
     pub fn from_start_fn(id: impl Into<String>, start: StartFn) -> Self {

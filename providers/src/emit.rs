@@ -131,6 +131,14 @@ impl Emitter {
         self.send(ProviderEvent::Error(error)).await
     }
 
+    /// Fails the call from a task of `scope`, so that an actor's handler does not wait for
+    /// the turn to read the error.
+    pub fn fail_in(self, scope: &pincer_actors::Scope, error: ProviderError) {
+        scope.spawn(async move {
+            let _ = self.fail(error).await;
+        });
+    }
+
     /// Whether the turn is still listening.
     pub fn is_closed(&self) -> bool {
         self.events.is_closed()

@@ -36,9 +36,7 @@ pub struct HttpLinkState {
 
 /// The link's child spec.
 pub fn link_spec(intake: Intake) -> ChildSpec {
-    ChildSpec::new("link", move |start| {
-        (HttpLink, (intake.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("link", HttpLink, intake)
 }
 
 impl Actor for HttpLink {

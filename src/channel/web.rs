@@ -60,9 +60,7 @@ pub struct WebLinkState {
 /// The link's child spec.
 pub fn link_spec(link: LinkCtx, probe: Probe) -> ChildSpec {
     let ctx = WebCtx { link, probe };
-    ChildSpec::new("link", move |start| {
-        (WebLink, (ctx.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("link", WebLink, ctx)
 }
 
 impl Actor for WebLink {

@@ -59,10 +59,11 @@ pub fn spec(ctx: &ProvidersCtx, config: &Config) -> ChildSpec {
     };
     let mut spec = SupervisorSpec::new(Strategy::OneForOne).intensity(Intensity::default());
     for n in 0..size {
-        let conn = conn.clone();
-        spec = spec.child(ChildSpec::new(paths::conn_id(NAME, n), move |start| {
-            (Conn, (conn.clone(), start.scope().clone()))
-        }));
+        spec = spec.child(ChildSpec::scoped(
+            paths::conn_id(NAME, n),
+            Conn,
+            conn.clone(),
+        ));
     }
     spec.into_child_spec(paths::provider_id(NAME)).0
 }
@@ -103,9 +104,7 @@ impl Actor for Conn {
                 ErrorKind::Rejected,
                 "[providers.anthropic] is not configured",
             );
-            state
-                .scope
-                .spawn(async move { emitter.fail(error).await.map_or((), |_| ()) });
+            emitter.fail_in(&state.scope, error);
             return Ok(());
         };
         lease.pool().keys.lock().set(settings.keys.clone());

@@ -23,9 +23,7 @@ pub struct EchoState {
 
 /// The child spec of `provider:echo`.
 pub fn spec(config: View) -> ChildSpec {
-    ChildSpec::new(pincer_core::paths::provider_id(NAME), move |ctx| {
-        (Echo, (config.clone(), ctx.scope().clone()))
-    })
+    ChildSpec::scoped(pincer_core::paths::provider_id(NAME), Echo, config)
 }
 
 impl Actor for Echo {

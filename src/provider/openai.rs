@@ -77,9 +77,7 @@ pub fn spec(ctx: &ProvidersCtx, pool: Arc<Pool>, config: &Config) -> ChildSpec {
             config: ctx.config.clone(),
             keys: keys_handle(ctx, NAME),
         };
-        spec = spec.child(ChildSpec::new(paths::conn_id(NAME, index), move |start| {
-            (Conn, (conn.clone(), start.scope().clone()))
-        }));
+        spec = spec.child(ChildSpec::scoped(paths::conn_id(NAME, index), Conn, conn));
     }
     spec.into_child_spec(paths::provider_id(NAME)).0
 }
@@ -151,9 +149,7 @@ impl Actor for Conn {
         let Some(settings) = state.ctx.settings() else {
             let why = "[providers.openai] is not configured";
             let error = ProviderError::new(ErrorKind::Rejected, why);
-            state
-                .scope
-                .spawn(async move { emitter.fail(error).await.map_or((), |_| ()) });
+            emitter.fail_in(&state.scope, error);
             return Ok(());
         };
         let Some(lease) = lease else {
@@ -196,9 +192,7 @@ impl Actor for Conn {
                 ErrorKind::Exhausted,
                 "the OpenAI socket cannot take the call (transport = \"websocket\")",
             );
-            state
-                .scope
-                .spawn(async move { job.emitter.fail(error).await.map_or((), |_| ()) });
+            job.emitter.fail_in(&state.scope, error);
             return Ok(());
         }
         state.scope.spawn(http::run(metrics, settings, job));

@@ -203,9 +203,7 @@ impl Task {
                 ErrorKind::Exhausted,
                 format!("the OpenAI socket is unavailable: {why}"),
             );
-            self.slot
-                .scope
-                .spawn(async move { job.emitter.fail(error).await.map_or((), |_| ()) });
+            job.emitter.fail_in(&self.slot.scope, error);
         }
     }
 

@@ -22,9 +22,7 @@ pub struct DiscordLink;
 
 /// The link's child spec.
 pub fn link_spec(ctx: LinkCtx) -> ChildSpec {
-    ChildSpec::new("link", move |start| {
-        (DiscordLink, (ctx.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("link", DiscordLink, ctx)
 }
 
 impl Actor for DiscordLink {

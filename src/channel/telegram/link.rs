@@ -75,9 +75,7 @@ pub struct TelegramLinkState {
 
 /// The link's child spec.
 pub fn link_spec(ctx: LinkCtx) -> ChildSpec {
-    ChildSpec::new("link", move |start| {
-        (TelegramLink, (ctx.clone(), start.scope().clone()))
-    })
+    ChildSpec::scoped("link", TelegramLink, ctx)
 }
 
 impl Actor for TelegramLink {
