@@ -6,7 +6,6 @@
 //! Building one binds nothing and starts nothing: the port is bound by the caller (and
 //! handed in), and the tree starts with [`crate::tree::start`].
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -154,11 +153,6 @@ impl Topology {
     /// The bound gateway port.
     pub fn listener(&self) -> &Arc<std::net::TcpListener> {
         &self.inner.listener
-    }
-
-    /// The address the gateway listens on.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.listener.local_addr()
     }
 
     /// Metrics.

@@ -4,11 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde_json::Value;
 
 use super::Failure;
 use super::gateway::load_config;
+
+/// How long the gateway may take to answer a command.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An admin API client.
 #[derive(Debug, Clone)]
@@ -41,10 +44,7 @@ impl Client {
         Ok(Self {
             base: format!("http://{host}:{}", gateway.port),
             token,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .context("cannot build an HTTP client")?,
+            http: pincer_core::net::http_client()?,
         })
     }
 
@@ -54,7 +54,10 @@ impl Client {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(ANSWER_TIMEOUT);
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
