@@ -29,6 +29,17 @@ pub struct AgentConfig {
     /// default: thinking is kept in the transcript only.
     #[serde(default)]
     pub show_thinking: bool,
+    /// How long a whole turn may take (every model of the chain, every tool round) before
+    /// the user gets an error reply naming the model and the timeout. Default 10 min.
+    #[serde(
+        default = "ten_minutes",
+        deserialize_with = "crate::duration::seconds::deserialize"
+    )]
+    pub turn_timeout: std::time::Duration,
+}
+
+fn ten_minutes() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
 }
 
 /// `[agents.<id>.model]`, or its string form.

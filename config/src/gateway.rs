@@ -1,9 +1,11 @@
 //! `[gateway]`, `[store]` and `[sessions]`: the listener, the data directory, session timers.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use super::duration;
 use super::secret::SecretValue;
@@ -27,6 +29,22 @@ pub struct GatewayConfig {
     pub drain_timeout: Duration,
     /// Largest request body accepted, in bytes. Default 1 MiB.
     pub max_body_bytes: u64,
+    /// Origins (`https://chat.example.org`) allowed to open the web chat's socket besides
+    /// the gateway's own. Default none.
+    pub allowed_origins: Vec<String>,
+    /// Host names (`chat.example.org`, `pincer.internal:18789`) requests may carry besides
+    /// loopback names and the bind address; other hosts need the token. Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Open connections at most; beyond, the oldest idle ones are closed first. Default
+    /// 4096. Not reloadable.
+    pub max_connections: NonZeroUsize,
+    /// How long a client may take to send a request's headers. Default 10 s. Not
+    /// reloadable.
+    #[serde(deserialize_with = "duration::seconds::deserialize")]
+    pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection stays open. Default 75 s. Not reloadable.
+    #[serde(deserialize_with = "duration::seconds::deserialize")]
+    pub idle_timeout: Duration,
 }
 
 /// `[gateway.auth]`.
@@ -46,6 +64,11 @@ impl Default for GatewayConfig {
             auth: AuthConfig::default(),
             drain_timeout: Duration::from_secs(10),
             max_body_bytes: 1024 * 1024,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_connections: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -56,6 +79,49 @@ impl Default for GatewayConfig {
 pub struct StoreConfig {
     /// SQLite file. Default `$PINCER_HOME/pincer.db`. Not reloadable.
     pub path: Option<PathBuf>,
+    /// `[store.retention]`: how long answered records are kept.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `[store.retention]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Retention {
+    /// Inbox rows answered and delivered, kept this long. Default 7 days.
+    pub inbox: Keep,
+    /// Transcript entries, kept this long. Default: kept for ever.
+    pub transcripts: Keep,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            inbox: Keep::For(Duration::from_secs(7 * 86_400)),
+            transcripts: Keep::Forever,
+        }
+    }
+}
+
+/// How long something is kept: `"keep"` (for ever) or a duration (`"7d"`, `"12h"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Never pruned.
+    Forever,
+    /// Pruned once this old.
+    For(Duration),
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim().eq_ignore_ascii_case("keep") {
+            return Ok(Self::Forever);
+        }
+        duration::parse_duration(&text)
+            .map(Self::For)
+            .map_err(|why| de::Error::custom(format!("{why} (or \"keep\")")))
+    }
 }
 
 /// Session timers, as `[sessions]` defaults or per channel and account.

@@ -42,7 +42,8 @@ pub use channels::{
 };
 pub use errors::ConfigError;
 pub use gateway::{
-    AuthConfig, DEFAULT_PORT, GatewayConfig, SessionDefaults, SessionOverrides, StoreConfig,
+    AuthConfig, DEFAULT_PORT, GatewayConfig, Keep, Retention, SessionDefaults, SessionOverrides,
+    StoreConfig,
 };
 pub use load::{DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, Sources, load, parse_str};
 pub use providers::{

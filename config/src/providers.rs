@@ -70,6 +70,13 @@ pub struct OpenAiConfig {
         deserialize_with = "duration::seconds::deserialize"
     )]
     pub socket_max_age: Duration,
+    /// How long a reply may go without a byte from the upstream before the call counts as
+    /// stalled. Default 120 s.
+    #[serde(
+        default = "two_minutes",
+        deserialize_with = "duration::seconds::deserialize"
+    )]
+    pub read_timeout: Duration,
 }
 
 /// `[providers.anthropic]`.
@@ -96,6 +103,13 @@ pub struct AnthropicConfig {
     /// The seed's `streamOptions`.
     #[serde(default)]
     pub stream_options: StreamOptions,
+    /// How long a reply may go without a byte from the upstream before the call counts as
+    /// stalled. Default 120 s.
+    #[serde(
+        default = "two_minutes",
+        deserialize_with = "duration::seconds::deserialize"
+    )]
+    pub read_timeout: Duration,
 }
 
 /// How replies are delivered.
@@ -165,6 +179,9 @@ fn anthropic_version() -> String {
 }
 fn fifty_five_minutes() -> Duration {
     Duration::from_secs(55 * 60)
+}
+fn two_minutes() -> Duration {
+    Duration::from_secs(120)
 }
 fn max_tokens() -> u32 {
     8192

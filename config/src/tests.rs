@@ -339,6 +339,43 @@ fn secret_refs_in_examples_are_refs() {
     assert_eq!(c.agents.len(), 4);
 }
 
+#[test]
+fn hardening_keys_have_their_defaults_and_read_durations() {
+    let c = toml("").expect("defaults");
+    assert_eq!(c.gateway.max_connections.get(), 4096);
+    assert_eq!(
+        c.gateway.header_read_timeout,
+        std::time::Duration::from_secs(10)
+    );
+    assert_eq!(c.gateway.idle_timeout, std::time::Duration::from_secs(75));
+    assert!(c.gateway.allowed_origins.is_empty() && c.gateway.allowed_hosts.is_empty());
+    assert_eq!(c.store.retention, crate::Retention::default());
+    assert_eq!(
+        c.agents["main"].turn_timeout,
+        std::time::Duration::from_secs(600)
+    );
+    let c = toml(
+        "[gateway]\nallowedOrigins = [\"https://chat.example.org\"]\nidleTimeout = 30\n\n[store.retention]\ninbox = \"keep\"\ntranscripts = \"365d\"\n\n[providers.openai]\nreadTimeout = \"45s\"\n\n[agents.main]\nturnTimeout = \"2m\"\n",
+    )
+    .expect("loads");
+    assert_eq!(c.gateway.allowed_origins, vec!["https://chat.example.org"]);
+    assert_eq!(c.gateway.idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(c.store.retention.inbox, crate::Keep::Forever);
+    assert_eq!(
+        c.store.retention.transcripts,
+        crate::Keep::For(std::time::Duration::from_secs(365 * 86_400))
+    );
+    let openai = c.providers.openai.expect("openai");
+    assert_eq!(openai.read_timeout, std::time::Duration::from_secs(45));
+    assert_eq!(
+        c.agents["main"].turn_timeout,
+        std::time::Duration::from_secs(120)
+    );
+    let bad = toml("[store.retention]\ninbox = \"a week\"\n").expect_err("not a duration");
+    assert!(bad.to_string().contains("store.retention.inbox"), "{bad}");
+    assert!(bad.to_string().contains("\"keep\""), "{bad}");
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "pincer-config-test-{}-{}",
