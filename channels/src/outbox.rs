@@ -276,6 +276,7 @@ mod tests {
             topic: None,
             text: "hi".into(),
             received_at_ms: now_ms(),
+            fingerprint: None,
         };
         let outbox = Outbox::default();
         let mut waiter = outbox.wait("idem:k");

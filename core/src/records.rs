@@ -38,6 +38,10 @@ pub struct Inbound {
     pub text: String,
     /// When it was accepted, ms since the Unix epoch.
     pub received_at_ms: u64,
+    /// A digest of the request that carried it, when its upstream id is a client's
+    /// idempotency key: a retry with that key must carry the same request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A peer in a channel.

@@ -197,6 +197,7 @@ async fn send_message(
         topic: None,
         text,
         received_at_ms: now_ms(),
+        fingerprint: None,
     };
     let mut waiter = link.outbox.wait(&inbound.upstream_id);
     let accepted = match link.intake.take(inbound).await {

@@ -5,7 +5,11 @@
 //! - The session is the header `x-pincer-session`, else the body's `user`, else
 //!   `anonymous`; the session keeps the conversation, so only the last user message of
 //!   `messages` is new input.
-//! - `Idempotency-Key`: a retry with the same key gets the same reply, never a second turn.
+//! - `Idempotency-Key`: a retry with the same key (in the same session, with the same
+//!   request) gets the same reply, never a second turn; the same key with a different
+//!   request is refused (422 `idempotency_key_reused`).
+//! - A turn that fails mid-stream ends the stream with an OpenAI streaming error event
+//!   (`data: {"error": {...}}`), not with its message as text.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -138,6 +142,13 @@ fn parse(
     })
 }
 
+/// A digest of a request body (SHA-256 of its JSON with keys in order), so that a retry
+/// with the same idempotency key can be told from a different request.
+fn fingerprint(body: &Value) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.to_string().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A message's text: a string, or the text parts of a content array.
 fn content_text(content: Option<&Value>) -> Option<String> {
     match content? {
@@ -170,10 +181,13 @@ async fn chat_completions(
     {
         return ApiError::bad_request("Idempotency-Key must be 1 to 256 bytes").into_reply();
     }
+    // A key belongs to its caller's session: another caller's key is another message. The
+    // session's length keeps `a:b` + `c` apart from `a` + `b:c`.
     let upstream_id = match &idempotency_key {
-        Some(key) => format!("idem:{key}"),
+        Some(key) => format!("idem:{}:{}:{key}", request.session.len(), request.session),
         None => format!("req:{}", uuid::Uuid::new_v4()),
     };
+    let fingerprint = idempotency_key.as_ref().map(|_| fingerprint(&body));
     let Some(account) = gw.accounts().get("http") else {
         return ApiError::unavailable("the http channel is disabled").into_reply();
     };
@@ -192,6 +206,7 @@ async fn chat_completions(
         topic: None,
         text: request.text.clone(),
         received_at_ms: now_ms(),
+        fingerprint: fingerprint.clone(),
     };
     // Wait before submitting: a fast reply cannot slip past.
     let waiter = account.outbox.wait(&upstream_id);
@@ -199,6 +214,29 @@ async fn chat_completions(
         Ok(a) => a,
         Err(e) => return intake_error(e).into_reply(),
     };
+    if accepted.duplicate
+        && let (Some(key), Some(fingerprint)) = (&idempotency_key, &fingerprint)
+    {
+        match gw
+            .store()
+            .inbox_by_upstream("http", "http", &upstream_id)
+            .await
+        {
+            Ok(Some(first)) if first.inbound.fingerprint.as_ref() != Some(fingerprint) => {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "Idempotency-Key `{key}` was already used in this session for a different request; a retry must send the same request, a new request needs a new key"
+                    ),
+                    "invalid_request_error",
+                    "idempotency_key_reused",
+                )
+                .into_reply();
+            }
+            Ok(_) => {}
+            Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
+        }
+    }
     let meta = Meta {
         id: format!("chatcmpl-pincer-{}", accepted.id),
         created: now_ms() / 1000,
@@ -415,6 +453,17 @@ fn sse_stream(
                         s.queue
                             .push_back(chunk(&s.meta, json!({"content": new}), None));
                     }
+                }
+                Ok(Some(Delivery::Done {
+                    reply,
+                    failed: true,
+                    ..
+                })) => {
+                    // No model answered: an error event as OpenAI streams one, not text.
+                    let error = json!({"error": {"message": reply, "type": "server_error", "code": "turn_failed"}});
+                    s.queue.push_back(Event::default().data(error.to_string()));
+                    s.queue.push_back(Event::default().data("[DONE]"));
+                    s.finished = true;
                 }
                 Ok(Some(Delivery::Done { reply, .. })) => {
                     // Whatever the deltas missed (a reply answered before this stream

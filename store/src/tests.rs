@@ -50,6 +50,7 @@ fn inbound(upstream_id: &str, text: &str) -> Inbound {
         topic: None,
         text: text.into(),
         received_at_ms: now_ms(),
+        fingerprint: None,
     }
 }
 

@@ -151,6 +151,7 @@ impl Ctx {
             topic,
             text,
             received_at_ms: now_ms(),
+            fingerprint: None,
         };
         let accepted = self.link.intake.take(inbound).await?;
         if !accepted.duplicate {
