@@ -114,7 +114,10 @@ impl ApiError {
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         let headers = response.headers_mut();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             headers.insert("retry-after", warp::http::HeaderValue::from_static("1"));
         }
         // The refused body is left unread on the socket: close it, so the client does not

@@ -31,6 +31,11 @@ use crate::agent::turn::TurnCtx;
 use crate::agent::{self, Agents, TurnEvent, TurnRequest};
 use crate::channel::{Delivery, HandedTo, Outbox};
 
+/// New messages a session holds behind the one it answers; more are refused ("busy, try
+/// again"): a session answers one message at a time, so a deeper queue only means longer
+/// waits for everyone behind.
+pub const MAX_QUEUE: usize = 64;
+
 /// Tries of one turn before the session answers with an error.
 const MAX_ATTEMPTS: u32 = 6;
 
@@ -227,6 +232,14 @@ impl Actor for Session {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Deliver(entry) => {
+                // A new message beyond the queue's bound is refused: its sender hears
+                // "busy" and may try again. Messages resumed from the inbox (routed
+                // before) always queue: they were taken in long ago.
+                let fresh = entry.session_key.is_none() && entry.state == InboxState::Pending;
+                if fresh && state.queue.len() >= MAX_QUEUE && !state.known.contains(&entry.id) {
+                    state.refuse(*entry).await;
+                    return Ok(());
+                }
                 if state.known.insert(entry.id) {
                     state.queue.push_back(*entry);
                     state.row.last_active_ms = now_ms();
@@ -296,6 +309,12 @@ impl SessionState {
                 let reply = entry.reply.clone().unwrap_or_default();
                 self.send_done(&entry, reply, false);
                 self.known.remove(&entry.id);
+                continue;
+            }
+            if let Some(reason) = self.ctx.store.health().refusal() {
+                // No reply could be saved: spend nothing on a model. The entry stays
+                // pending; the router's sweep brings it back once the store writes.
+                self.unavailable(&entry, &reason);
                 continue;
             }
             self.current = Some(Current {
@@ -496,7 +515,48 @@ impl SessionState {
     fn store_failed(&mut self, error: &pincer_store::StoreError) {
         tracing::warn!(session = %self.row.key, %error, "Cannot commit a reply; the message stays pending.");
         if let Some(current) = self.current.take() {
-            self.known.remove(&current.entry.id);
+            self.unavailable(&current.entry, &error.to_string());
+        }
+    }
+
+    /// `entry` cannot be answered now (the store refuses writes): its waiter, if any,
+    /// hears so at once; the entry stays pending for the router's sweep.
+    fn unavailable(&mut self, entry: &InboxEntry, reason: &str) {
+        self.known.remove(&entry.id);
+        let delivery = Delivery::Unavailable {
+            inbox_id: entry.id,
+            reason: format!("the reply cannot be saved now ({reason})"),
+        };
+        self.ctx
+            .outbox
+            .hand_over(entry.id, &entry.inbound, delivery);
+    }
+
+    /// Refuses a new message while [`MAX_QUEUE`] wait: its inbox row is removed (nothing of
+    /// it is kept) and its sender is told to try again.
+    async fn refuse(&mut self, entry: InboxEntry) {
+        let reason = format!(
+            "this conversation is busy ({} messages are waiting); try again in a moment",
+            self.queue.len()
+        );
+        match self.ctx.store.refuse(entry.id).await {
+            Ok(()) => {
+                tracing::info!(session = %self.row.key, inbox = entry.id, "Session busy; a new message was refused.");
+                let delivery = Delivery::Refused {
+                    inbox_id: entry.id,
+                    reason,
+                };
+                self.ctx
+                    .outbox
+                    .hand_over(entry.id, &entry.inbound, delivery);
+            }
+            // Cannot remove it: better late than never, it waits its turn.
+            Err(error) => {
+                tracing::warn!(session = %self.row.key, %error, "Cannot refuse a message; it waits its turn.");
+                if self.known.insert(entry.id) {
+                    self.queue.push_back(entry);
+                }
+            }
         }
     }
 

@@ -7,13 +7,18 @@
 //! no waiter takes goes there as a [`Push`] with the message it answers (the link needs
 //! its chat and thread to reply). A reply the sink did not take stays "answered, not
 //! delivered" in the store, and the link sends it when it is back.
+//!
+//! Nothing here grows with a slow reader: a waiter holds at most [`MAX_WAITER_BYTES`] of
+//! streamed text (past that it drops the rest of the deltas: the final delivery carries
+//! the whole reply), and the sink holds at most [`SINK_CAPACITY`] pushes (a reply it
+//! cannot take stays in the store for redelivery).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use pincer_core::Inbound;
 use pincer_store::{InboxState, Store};
@@ -21,6 +26,13 @@ use pincer_store::{InboxState, Store};
 /// How long a waiter waits for a delivery before it asks the store: a session that died
 /// between committing a reply and handing it over leaves the reply only there.
 const STORE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Streamed text a waiter holds for a consumer that has not taken it. A reply longer than
+/// this, to a consumer that lags by all of it, arrives whole with its final delivery.
+pub const MAX_WAITER_BYTES: usize = 256 * 1024;
+
+/// Pushes the sink of a push channel holds for its link.
+pub const SINK_CAPACITY: usize = 1024;
 
 /// One piece of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +54,34 @@ pub enum Delivery {
         /// The reply reports a failure (no model answered).
         failed: bool,
     },
+    /// The message was not taken after all (its session is busy): nothing of it is kept,
+    /// and the sender should try again later. The last delivery for a message.
+    Refused {
+        /// Inbox row the message had.
+        inbox_id: i64,
+        /// Why, for the sender.
+        reason: String,
+    },
+    /// Its reply could not be committed (the store refuses writes): the message stays
+    /// pending and is answered once the store recovers; a caller may retry with the same
+    /// key to get that answer. The last delivery a waiter gets for now.
+    Unavailable {
+        /// Inbox row of the message.
+        inbox_id: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Delivery {
+    /// Bytes of text it carries.
+    fn size(&self) -> usize {
+        match self {
+            Self::Delta { text, .. } => text.len(),
+            Self::Done { reply, .. } => reply.len(),
+            Self::Refused { reason, .. } | Self::Unavailable { reason, .. } => reason.len(),
+        }
+    }
 }
 
 /// Who took a delivery.
@@ -65,7 +105,7 @@ pub struct Outbox {
 struct Inner {
     next: AtomicU64,
     waiters: Mutex<HashMap<String, Vec<Entry>>>,
-    sink: Mutex<Option<mpsc::UnboundedSender<Push>>>,
+    sink: Mutex<Option<mpsc::Sender<Push>>>,
 }
 
 /// A delivery for a push channel's link.
@@ -79,8 +119,23 @@ pub struct Push {
     pub delivery: Delivery,
 }
 
-/// One waiter: its id (to forget it on drop) and its channel.
-type Entry = (u64, mpsc::UnboundedSender<Delivery>);
+/// One waiter: its id (to forget it on drop) and its mailbox.
+type Entry = (u64, Arc<Mailbox>);
+
+/// What a waiter has not taken yet, bounded by [`MAX_WAITER_BYTES`] of deltas.
+#[derive(Debug, Default)]
+struct Mailbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Delivery>,
+    bytes: usize,
+    /// Deltas were dropped: later ones are too (they would not join up), until the end.
+    skipping: bool,
+}
 
 /// Receives the deliveries of one upstream id; stops waiting when dropped.
 #[derive(Debug)]
@@ -88,7 +143,7 @@ pub struct Waiter {
     outbox: Outbox,
     key: String,
     id: u64,
-    rx: mpsc::UnboundedReceiver<Delivery>,
+    mailbox: Arc<Mailbox>,
 }
 
 // === impl Outbox ===
@@ -97,18 +152,18 @@ impl Outbox {
     /// Waits for the deliveries of `upstream_id`.
     pub fn wait(&self, upstream_id: &str) -> Waiter {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let mailbox = Arc::new(Mailbox::default());
         self.inner
             .waiters
             .lock()
             .entry(upstream_id.to_string())
             .or_default()
-            .push((id, tx));
+            .push((id, mailbox.clone()));
         Waiter {
             outbox: self.clone(),
             key: upstream_id.to_string(),
             id,
-            rx,
+            mailbox,
         }
     }
 
@@ -118,18 +173,16 @@ impl Outbox {
         let Some(list) = waiters.get_mut(upstream_id) else {
             return 0;
         };
-        list.retain(|(_, tx)| tx.send(delivery.clone()).is_ok());
-        let taken = list.len();
-        if list.is_empty() {
-            waiters.remove(upstream_id);
+        for (_, mailbox) in list.iter() {
+            mailbox.put(delivery.clone());
         }
-        taken
+        list.len()
     }
 
     /// Attaches a push sink (replacing any earlier one): deliveries no waiter takes go to
-    /// the returned receiver until it is dropped.
-    pub fn attach(&self) -> mpsc::UnboundedReceiver<Push> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// the returned receiver until it is dropped, at most [`SINK_CAPACITY`] at a time.
+    pub fn attach(&self) -> mpsc::Receiver<Push> {
+        let (tx, rx) = mpsc::channel(SINK_CAPACITY);
         *self.inner.sink.lock() = Some(tx);
         rx
     }
@@ -155,7 +208,9 @@ impl Outbox {
             inbound: Arc::new(inbound.clone()),
             delivery,
         };
-        match sink.as_ref().map(|s| s.send(push)) {
+        // A full sink drops a delta (the reply comes whole at the end) and leaves a reply
+        // undelivered in the store, where the link's redelivery finds it.
+        match sink.as_ref().map(|s| s.try_send(push)) {
             Some(Ok(())) => HandedTo::Sink,
             _ => HandedTo::Nobody,
         }
@@ -182,9 +237,49 @@ impl Outbox {
     }
 }
 
+// === impl Mailbox ===
+
+impl Mailbox {
+    fn put(&self, delivery: Delivery) {
+        {
+            let mut queue = self.queue.lock();
+            if let Delivery::Delta { .. } = delivery {
+                if queue.skipping || queue.bytes + delivery.size() > MAX_WAITER_BYTES {
+                    queue.skipping = true;
+                    return;
+                }
+            } else {
+                queue.skipping = false;
+            }
+            queue.bytes += delivery.size();
+            queue.items.push_back(delivery);
+        }
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<Delivery> {
+        let mut queue = self.queue.lock();
+        let delivery = queue.items.pop_front()?;
+        queue.bytes -= delivery.size();
+        Some(delivery)
+    }
+}
+
 // === impl Waiter ===
 
 impl Waiter {
+    /// The next delivery (waits for it).
+    pub async fn recv(&mut self) -> Delivery {
+        loop {
+            if let Some(delivery) = self.mailbox.take() {
+                return delivery;
+            }
+            // `notify_one` keeps a permit when no one waits: a put between `take` and
+            // here is not missed.
+            self.mailbox.ready.notified().await;
+        }
+    }
+
     /// The next delivery, or the reply found in the store when none came for a while.
     pub async fn next_or_stored(
         &mut self,
@@ -193,9 +288,8 @@ impl Waiter {
         account: &str,
     ) -> Delivery {
         loop {
-            match tokio::time::timeout(STORE_CHECK, self.rx.recv()).await {
-                Ok(Some(delivery)) => return delivery,
-                Ok(None) => std::future::pending::<()>().await,
+            match tokio::time::timeout(STORE_CHECK, self.recv()).await {
+                Ok(delivery) => return delivery,
                 Err(_) => {
                     let found = store.inbox_by_upstream(channel, account, &self.key).await;
                     if let Ok(Some(entry)) = found
@@ -239,7 +333,7 @@ mod tests {
             failed: false,
         };
         assert_eq!(outbox.deliver("u1", done.clone()), 1);
-        assert_eq!(w.rx.recv().await, Some(done));
+        assert_eq!(w.recv().await, done);
         drop(w);
         assert!(outbox.is_empty());
         assert_eq!(
@@ -251,6 +345,45 @@ mod tests {
                 }
             ),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_is_not_read_holds_a_bounded_amount_and_still_gets_the_end() {
+        let outbox = Outbox::default();
+        let mut w = outbox.wait("slow");
+        let piece = "x".repeat(1024);
+        for _ in 0..2 * MAX_WAITER_BYTES / 1024 {
+            outbox.deliver(
+                "slow",
+                Delivery::Delta {
+                    attempt: 1,
+                    text: piece.clone(),
+                },
+            );
+        }
+        let held = w.mailbox.queue.lock().bytes;
+        assert!(held <= MAX_WAITER_BYTES, "holds {held} bytes");
+        let done = Delivery::Done {
+            inbox_id: 7,
+            reply: "the whole reply".into(),
+            failed: false,
+        };
+        outbox.deliver("slow", done.clone());
+        let mut deltas = 0;
+        loop {
+            match w.recv().await {
+                Delivery::Delta { .. } => deltas += 1,
+                other => {
+                    assert_eq!(other, done);
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            deltas,
+            MAX_WAITER_BYTES / 1024,
+            "the deltas that fit, in order, then the end"
         );
     }
 

@@ -35,6 +35,9 @@ const REDELIVER_MIN_AGE: Duration = Duration::from_secs(2);
 /// A lane with nothing to do for this long ends (the next delivery starts it again).
 const LANE_IDLE: Duration = Duration::from_secs(30);
 
+/// Deliveries a lane holds while it sends (a chat paced to one message a second).
+const LANE_CAPACITY: usize = 256;
+
 /// Why a send failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
@@ -124,7 +127,7 @@ pub fn start<U: Upstream>(ctx: PushCtx, scope: &Scope, kind: &'static str, accou
     let (push2, scope2, up2, account2) =
         (ctx.clone(), scope.clone(), up.clone(), account.to_string());
     scope.spawn(async move {
-        let mut lanes: HashMap<String, mpsc::UnboundedSender<Push>> = HashMap::new();
+        let mut lanes: HashMap<String, mpsc::Sender<Push>> = HashMap::new();
         loop {
             let push = tokio::select! {
                 Some(p) = sink.recv() => p,
@@ -133,15 +136,21 @@ pub fn start<U: Upstream>(ctx: PushCtx, scope: &Scope, kind: &'static str, accou
             };
             let lane = up2.lane(&push.inbound);
             let push = match lanes.get(&lane) {
-                Some(tx) => match tx.send(push) {
+                Some(tx) => match tx.try_send(push) {
                     Ok(()) => continue,
-                    Err(mpsc::error::SendError(p)) => p,
+                    // A lane that far behind loses deltas (the reply is sent whole) and,
+                    // for a reply, leaves it to the redelivery below.
+                    Err(mpsc::error::TrySendError::Full(p)) => {
+                        tracing::debug!(account = %account2, inbox = p.inbox_id, "Lane full; the delivery waits for redelivery.");
+                        continue;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(p)) => p,
                 },
                 None => push,
             };
             lanes.retain(|_, tx| !tx.is_closed());
-            let (tx, rx) = mpsc::unbounded_channel();
-            let _ = tx.send(push);
+            let (tx, rx) = mpsc::channel(LANE_CAPACITY);
+            let _ = tx.try_send(push);
             lanes.insert(lane, tx);
             let ctx = LaneCtx {
                 push: push2.clone(),
@@ -193,7 +202,7 @@ struct LaneCtx<U> {
 }
 
 /// One lane: sends in order, folding deltas that queued up while it was busy.
-async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<Push>) {
+async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::Receiver<Push>) {
     let mut drafts: HashMap<i64, (Arc<Inbound>, Draft)> = HashMap::new();
     loop {
         let wait = next_preview(&ctx, &drafts).unwrap_or(LANE_IDLE);
@@ -228,6 +237,15 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::UnboundedReceiver<
                     draft.text.push_str(&text);
                 }
                 Delivery::Done { reply, .. } => finished.push((push.inbox_id, push.inbound, reply)),
+                // The message was not taken: the sender hears why (nothing to mark: its
+                // inbox row is gone).
+                Delivery::Refused { reason, .. } => {
+                    finished.push((push.inbox_id, push.inbound, reason))
+                }
+                // The reply could not be committed: it comes later, from the redelivery.
+                Delivery::Unavailable { .. } => {
+                    drafts.remove(&push.inbox_id);
+                }
             }
         }
         for (inbox_id, inbound, reply) in finished {

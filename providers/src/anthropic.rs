@@ -41,6 +41,8 @@ pub struct Settings {
     pub chunk_size: usize,
     /// `streamOptions.latencyThreshold`.
     pub latency_threshold: Duration,
+    /// How long a reply may go without a byte (`readTimeout`).
+    pub read_timeout: Duration,
     /// The API keys, resolved.
     pub keys: Vec<String>,
 }
@@ -56,6 +58,7 @@ impl Settings {
             max_tokens: a.max_tokens,
             chunk_size: a.stream_options.chunk_size.get(),
             latency_threshold: a.stream_options.latency_threshold,
+            read_timeout: a.read_timeout,
             keys,
         })
     }
@@ -77,6 +80,7 @@ pub async fn run(
         shape: SHAPE,
         pool,
         metrics: &metrics,
+        read_timeout: settings.read_timeout,
     };
     let sent = call::post(target, &request.request_id, own_key, |key| {
         pool.http
@@ -87,20 +91,22 @@ pub async fn run(
             .json(&body)
     })
     .await;
-    stream_reply(sent, emitter, &request.request_id).await;
+    stream_reply(sent, emitter, settings.read_timeout, &request.request_id).await;
 }
 
-/// Streams the reply of a sent call (`sent`: the POST's outcome) to `emitter`.
+/// Streams the reply of a sent call (`sent`: the POST's outcome) to `emitter`, giving up
+/// after `read_timeout` without a byte.
 pub async fn stream_reply(
     sent: Result<reqwest::Response, ProviderError>,
     emitter: Emitter,
+    read_timeout: Duration,
     request_id: &str,
 ) {
     let decoder = SseDecoder {
         decoder: Decoder::default(),
         request_id: request_id.to_string(),
     };
-    sse::stream(sent, decoder, emitter, NAME, request_id).await;
+    sse::stream(sent, decoder, emitter, read_timeout, NAME, request_id).await;
 }
 
 /// Messages events, as the turn needs them.
@@ -180,7 +186,13 @@ mod tests {
             .header("content-type", "text/event-stream")
             .body(STREAM)
             .expect("a response");
-        stream_reply(Ok(reqwest::Response::from(answer)), emitter, "req-1").await;
+        stream_reply(
+            Ok(reqwest::Response::from(answer)),
+            emitter,
+            Duration::from_secs(5),
+            "req-1",
+        )
+        .await;
         let mut got = Vec::new();
         while let Some(event) = rx.recv().await {
             got.push(event);
@@ -205,7 +217,13 @@ mod tests {
                 .status(200)
                 .body(body)
                 .expect("response");
-            stream_reply(Ok(reqwest::Response::from(answer)), emitter, "r").await;
+            stream_reply(
+                Ok(reqwest::Response::from(answer)),
+                emitter,
+                Duration::from_secs(5),
+                "r",
+            )
+            .await;
             let mut got = Vec::new();
             while let Some(event) = rx.recv().await {
                 got.push(event);

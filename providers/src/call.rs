@@ -3,7 +3,7 @@
 //! try uses another; other retryable failures wait (the server's hint, or jittered
 //! backoff) and try again, at most [`MAX_ATTEMPTS`] times in all.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::Value;
@@ -12,6 +12,9 @@ use super::keys::{AUTH_COOLDOWN, NoKey, Pick, RATE_COOLDOWN};
 use super::retry::{self, MAX_ATTEMPTS, MAX_DELAY, Verdict};
 use super::{ErrorKind, Pool, ProviderError};
 use pincer_core::metrics::catalog::ProviderMetrics;
+
+/// The most of an error body that is read (its message is all that is wanted).
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// What differs between providers' error bodies.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +85,8 @@ pub struct Target<'a> {
     pub pool: &'a Pool,
     /// Its metrics.
     pub metrics: &'a ProviderMetrics,
+    /// How long the upstream may take to send a byte (`providers.<name>.readTimeout`).
+    pub read_timeout: Duration,
 }
 
 /// Sends `build(key)` to `target` until it succeeds or the rules say stop; `own_key` (an
@@ -98,6 +103,7 @@ pub async fn post(
         shape,
         pool,
         metrics,
+        read_timeout,
     } = target;
     let retries = &metrics.retries;
     let mut last = String::new();
@@ -110,12 +116,31 @@ pub async fn post(
             },
             None => pick_key(pool, provider).await?,
         };
-        let (verdict, status) = match build(&key.value).send().await {
+        let Ok(sent) = tokio::time::timeout(read_timeout, build(&key.value).send()).await else {
+            // A stalled upstream: another try would stall as long; the next model in the
+            // chain may do better.
+            return Err(ProviderError::new(
+                ErrorKind::Exhausted,
+                format!(
+                    "{provider} did not answer within {} s (providers.{provider}.readTimeout)",
+                    read_timeout.as_secs()
+                ),
+            ));
+        };
+        let (verdict, status) = match sent {
             Ok(response) if response.status().is_success() => return Ok(response),
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers().clone();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
+                let body: Value = tokio::time::timeout(
+                    read_timeout,
+                    pincer_core::net::read_capped(response, MAX_ERROR_BODY),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or(Value::Null);
                 let code = (shape.code)(&body);
                 let message = error_message(&body)
                     .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());

@@ -43,6 +43,8 @@ pub struct Settings {
     pub latency_threshold: Duration,
     /// When an idle socket is replaced.
     pub socket_max_age: Duration,
+    /// How long a reply may go without a byte (`readTimeout`).
+    pub read_timeout: Duration,
     /// The API keys, resolved.
     pub keys: Vec<String>,
 }
@@ -71,6 +73,7 @@ impl Settings {
             chunk_size,
             latency_threshold: openai.stream_options.latency_threshold,
             socket_max_age: openai.socket_max_age,
+            read_timeout: openai.read_timeout,
             keys,
         })
     }

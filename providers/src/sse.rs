@@ -6,6 +6,7 @@
 //! headers of an error reply must be read before any streaming starts (retry hints).
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
@@ -35,6 +36,9 @@ pub enum SseError {
     /// An event was larger than [`MAX_EVENT_BYTES`].
     #[error("an event exceeded {MAX_EVENT_BYTES} bytes")]
     TooLarge,
+    /// No byte came for this long.
+    #[error("no data for {} s", .0.as_secs())]
+    Stalled(Duration),
 }
 
 /// Reads events from a response body.
@@ -45,6 +49,7 @@ pub struct Reader<S> {
     name: Option<String>,
     data: Option<String>,
     done: bool,
+    read_timeout: Option<Duration>,
 }
 
 impl<S> Reader<S>
@@ -59,7 +64,14 @@ where
             name: None,
             data: None,
             done: false,
+            read_timeout: None,
         }
+    }
+
+    /// Gives up with [`SseError::Stalled`] when no byte comes for `limit`.
+    pub fn read_timeout(mut self, limit: Duration) -> Self {
+        self.read_timeout = Some(limit);
+        self
     }
 
     /// The next event; `Ok(None)` when the body ended.
@@ -73,7 +85,13 @@ where
             if self.done {
                 return Ok(None);
             }
-            match self.body.next().await {
+            let chunk = match self.read_timeout {
+                Some(limit) => tokio::time::timeout(limit, self.body.next())
+                    .await
+                    .map_err(|_| SseError::Stalled(limit))?,
+                None => self.body.next().await,
+            };
+            match chunk {
                 Some(chunk) => {
                     self.buf.extend_from_slice(&chunk?);
                     let pending = self.data.as_ref().map_or(0, String::len);
@@ -103,6 +121,15 @@ where
         let event = match self.next().await {
             Ok(Some(event)) => event,
             Ok(None) => return Ok(None),
+            // A stall is the upstream's failure, not the connection's: the caller says so
+            // (and the fallback chain may take over) rather than trying the turn again.
+            Err(SseError::Stalled(limit)) => {
+                let why = format!(
+                    "{provider} sent no data for {} s (providers.{provider}.readTimeout)",
+                    limit.as_secs()
+                );
+                return Err(ProviderError::new(ErrorKind::Exhausted, why));
+            }
             Err(error) => {
                 tracing::warn!(provider, request_id, "SSE stream ended: {error}");
                 return Ok(None);
@@ -190,12 +217,13 @@ pub trait Decode: Send {
 }
 
 /// Streams a model call: `sent` is the outcome of the POST (after its retries); its body's
-/// events go through `decoder` to `emitter` until the reply is done, fails, or the turn
-/// stops listening.
+/// events go through `decoder` to `emitter` until the reply is done, fails, goes
+/// `read_timeout` without a byte, or the turn stops listening.
 pub async fn stream(
     sent: Result<reqwest::Response, ProviderError>,
     mut decoder: impl Decode,
     mut emitter: Emitter,
+    read_timeout: Duration,
     provider: &str,
     request_id: &str,
 ) {
@@ -206,7 +234,7 @@ pub async fn stream(
             return;
         }
     };
-    let mut reader = Reader::new(response.bytes_stream());
+    let mut reader = Reader::new(response.bytes_stream()).read_timeout(read_timeout);
     loop {
         let value = match reader.next_json(provider, request_id).await {
             Ok(Some(value)) => value,
@@ -216,7 +244,11 @@ pub async fn stream(
                 }
                 return;
             }
-            Err(error) => {
+            Err(mut error) => {
+                if emitter.started() {
+                    // Text went out: another model would repeat it.
+                    error.kind = ErrorKind::Broken;
+                }
                 let _ = emitter.fail(error).await;
                 return;
             }

@@ -117,7 +117,7 @@ impl Actor for Turn {
             return Err("a turn cannot be started twice".into());
         };
         scope.spawn(async move {
-            run(&ctx, request, &events).await;
+            run_within_deadline(&ctx, request, &events).await;
             myself.stop(None);
         });
         Ok(())
@@ -127,7 +127,39 @@ impl Actor for Turn {
 /// Tool rounds per turn when the agent sets no `adaptiveThinking.maxSteps`.
 const DEFAULT_MAX_ROUNDS: u32 = 8;
 
-async fn run(ctx: &TurnCtx, request: TurnRequest, events: &mpsc::Sender<TurnEvent>) {
+/// Runs the turn within its agent's `turnTimeout`: past it, the user gets an error reply
+/// naming the model being tried and the timeout, and the session moves on.
+async fn run_within_deadline(
+    ctx: &TurnCtx,
+    request: TurnRequest,
+    events: &mpsc::Sender<TurnEvent>,
+) {
+    let config = ctx.config.current();
+    let Some(limit) = config.agents.get(&request.agent).map(|a| a.turn_timeout) else {
+        return run(ctx, request, events, &Mutex::default()).await;
+    };
+    let agent = request.agent.clone();
+    let trying = Mutex::new(String::new());
+    if tokio::time::timeout(limit, run(ctx, request, events, &trying))
+        .await
+        .is_err()
+    {
+        let model = std::mem::take(&mut *trying.lock());
+        let why = format!(
+            "{model} did not answer within {} (agents.{agent}.turnTimeout)",
+            pincer_config::duration::format_duration(limit)
+        );
+        tracing::warn!(agent = %agent, "{why}");
+        let _ = events.send(TurnEvent::Failed(why)).await;
+    }
+}
+
+async fn run(
+    ctx: &TurnCtx,
+    request: TurnRequest,
+    events: &mpsc::Sender<TurnEvent>,
+    trying: &Mutex<String>,
+) {
     let config = ctx.config.current();
     let Some(agent) = config.agents.get(&request.agent) else {
         let why = format!("agent `{}` is not configured", request.agent);
@@ -157,6 +189,7 @@ async fn run(ctx: &TurnCtx, request: TurnRequest, events: &mpsc::Sender<TurnEven
     let mut turn = Reply::default();
     let mut last_error = String::from("no model is configured");
     for (n, (provider_name, model)) in models(agent).into_iter().enumerate() {
+        *trying.lock() = format!("{provider_name}/{model}");
         if !provider::is_configured(&config, &provider_name) {
             last_error = format!(
                 "provider `{provider_name}` of agent `{}` is not configured",

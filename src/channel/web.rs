@@ -229,6 +229,10 @@ async fn send_message(
                 let _ = out.send(json!({"type": "done", "id": id, "text": reply}));
                 return;
             }
+            Delivery::Refused { reason, .. } | Delivery::Unavailable { reason, .. } => {
+                let _ = out.send(error(reason));
+                return;
+            }
         }
     }
 }

@@ -244,11 +244,52 @@ async fn chat_completions(
         prompt_tokens: tokens(&request.text),
     };
     if request.stream {
-        let stream = sse_stream(gw.clone(), meta, accepted, waiter, request.include_usage);
+        let mut waiter = waiter;
+        // A message its session refuses (busy) is refused at once: look at the first
+        // delivery before the 200 goes out, briefly.
+        let first = match accepted.reply {
+            Some(_) => None,
+            None => tokio::time::timeout(PEEK, waiter.recv()).await.ok(),
+        };
+        match first {
+            Some(Delivery::Refused { reason, .. }) => return busy(reason).into_reply(),
+            Some(Delivery::Unavailable { reason, .. }) => {
+                return unavailable_reply(reason).into_reply();
+            }
+            _ => {}
+        }
+        let stream = sse_stream(
+            gw.clone(),
+            meta,
+            accepted,
+            waiter,
+            first,
+            request.include_usage,
+        );
         warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
     } else {
         complete(&gw, meta, accepted, waiter).await
     }
+}
+
+/// How long a streamed request waits for its first delivery before its 200 goes out.
+const PEEK: Duration = Duration::from_millis(100);
+
+/// 429: the session is busy; try again later.
+fn busy(reason: String) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        reason,
+        "rate_limit_error",
+        "session_busy",
+    )
+}
+
+/// 503: the reply could not be saved; the same key gets it once the store recovers.
+fn unavailable_reply(reason: String) -> ApiError {
+    ApiError::unavailable(format!(
+        "{reason}; the message stays queued: retry with the same Idempotency-Key to get its reply"
+    ))
 }
 
 async fn submit(gw: &Topology, inbound: Inbound) -> Result<Accepted, IntakeError> {
@@ -298,19 +339,27 @@ fn usage(meta: &Meta, reply: &str) -> Value {
     })
 }
 
-async fn final_reply(
-    gw: &Topology,
-    accepted: &Accepted,
-    waiter: &mut Waiter,
-) -> Option<(String, bool)> {
+/// How a non-streamed request ends.
+enum Final {
+    /// The reply; `true` when it reports a failure.
+    Reply(String, bool),
+    /// The session refused the message.
+    Refused(String),
+    /// The reply could not be committed.
+    Unavailable(String),
+}
+
+async fn final_reply(gw: &Topology, accepted: &Accepted, waiter: &mut Waiter) -> Option<Final> {
     if let Some(reply) = &accepted.reply {
-        return Some((reply.clone(), false));
+        return Some(Final::Reply(reply.clone(), false));
     }
     let wait = async {
         loop {
-            let delivery = waiter.next_or_stored(gw.store(), "http", "http").await;
-            if let Delivery::Done { reply, failed, .. } = delivery {
-                return (reply, failed);
+            match waiter.next_or_stored(gw.store(), "http", "http").await {
+                Delivery::Done { reply, failed, .. } => return Final::Reply(reply, failed),
+                Delivery::Refused { reason, .. } => return Final::Refused(reason),
+                Delivery::Unavailable { reason, .. } => return Final::Unavailable(reason),
+                Delivery::Delta { .. } => {}
             }
         }
     };
@@ -324,7 +373,9 @@ async fn complete(
     mut waiter: Waiter,
 ) -> warp::reply::Response {
     match final_reply(gw, &accepted, &mut waiter).await {
-        Some((reply, false)) => warp::reply::json(&json!({
+        Some(Final::Refused(reason)) => busy(reason).into_reply(),
+        Some(Final::Unavailable(reason)) => unavailable_reply(reason).into_reply(),
+        Some(Final::Reply(reply, false)) => warp::reply::json(&json!({
             "id": meta.id,
             "object": "chat.completion",
             "created": meta.created,
@@ -339,7 +390,7 @@ async fn complete(
             "system_fingerprint": null,
         }))
         .into_response(),
-        Some((reply, true)) => {
+        Some(Final::Reply(reply, true)) => {
             ApiError::new(StatusCode::BAD_GATEWAY, reply, "server_error", "turn_failed").into_reply()
         }
         None => ApiError::new(
@@ -382,6 +433,7 @@ fn sse_stream(
     meta: Meta,
     accepted: Accepted,
     waiter: Waiter,
+    first: Option<Delivery>,
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     struct S {
@@ -389,6 +441,7 @@ fn sse_stream(
         meta: Meta,
         accepted: Accepted,
         waiter: Waiter,
+        first: Option<Delivery>,
         include_usage: bool,
         started: bool,
         sent: usize,
@@ -402,6 +455,7 @@ fn sse_stream(
         meta,
         accepted,
         waiter,
+        first,
         include_usage,
         started: false,
         sent: 0,
@@ -431,13 +485,18 @@ fn sse_stream(
                 }
                 continue;
             }
-            let store = s.gw.store().clone();
-            let next = tokio::time::timeout(
-                REPLY_TIMEOUT,
-                s.waiter.next_or_stored(&store, "http", "http"),
-            )
-            .await
-            .map(Some);
+            let next = match s.first.take() {
+                Some(first) => Ok(Some(first)),
+                None => {
+                    let store = s.gw.store().clone();
+                    tokio::time::timeout(
+                        REPLY_TIMEOUT,
+                        s.waiter.next_or_stored(&store, "http", "http"),
+                    )
+                    .await
+                    .map(Some)
+                }
+            };
             match next {
                 Ok(Some(Delivery::Delta { attempt, text })) => {
                     if attempt != s.attempt {
@@ -461,6 +520,21 @@ fn sse_stream(
                 })) => {
                     // No model answered: an error event as OpenAI streams one, not text.
                     let error = json!({"error": {"message": reply, "type": "server_error", "code": "turn_failed"}});
+                    s.queue.push_back(Event::default().data(error.to_string()));
+                    s.queue.push_back(Event::default().data("[DONE]"));
+                    s.finished = true;
+                }
+                Ok(Some(Delivery::Refused { reason, .. })) => {
+                    let error = json!({"error": {"message": reason, "type": "rate_limit_error", "code": "session_busy"}});
+                    s.queue.push_back(Event::default().data(error.to_string()));
+                    s.queue.push_back(Event::default().data("[DONE]"));
+                    s.finished = true;
+                }
+                Ok(Some(Delivery::Unavailable { reason, .. })) => {
+                    let message = format!(
+                        "{reason}; the message stays queued: retry with the same Idempotency-Key to get its reply"
+                    );
+                    let error = json!({"error": {"message": message, "type": "server_error", "code": "unavailable"}});
                     s.queue.push_back(Event::default().data(error.to_string()));
                     s.queue.push_back(Event::default().data("[DONE]"));
                     s.finished = true;

@@ -182,6 +182,12 @@ impl Store {
         self.request(|r| Request::MarkDelivered(inbox_id, r)).await
     }
 
+    /// Removes an inbox entry that is still pending: its session refused it (busy), and its
+    /// sender was told to try again. An entry answered meanwhile stays.
+    pub async fn refuse(&self, inbox_id: i64) -> Result<(), StoreError> {
+        self.request(|r| Request::Refuse(inbox_id, r)).await
+    }
+
     /// Saves a session row (timers, context start, turns).
     pub async fn save_session(&self, row: SessionRow) -> Result<(), StoreError> {
         self.request(|r| Request::SaveSession(Box::new(row), r))

@@ -45,6 +45,8 @@ pub(crate) enum Request {
     Route(i64, String, Reply<()>),
     CommitTurn(Box<CommitTurn>, Reply<Committed>),
     MarkDelivered(i64, Reply<()>),
+    /// Removes a pending entry its session refused.
+    Refuse(i64, Reply<()>),
     SaveSession(Box<SessionRow>, Reply<()>),
     /// (account, key, value): `None` deletes.
     PutMeta(String, String, Option<String>, Reply<()>),
@@ -452,6 +454,15 @@ impl Request {
                 .map_err(sql)?;
                 Ok(Outcome::Done)
             }
+            Self::Refuse(id, _) => {
+                exec(
+                    tx,
+                    "DELETE FROM inbox WHERE id = ?1 AND state = 'pending'",
+                    params![id],
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Done)
+            }
             Self::SaveSession(row, _) => {
                 save_session(tx, row)?;
                 Ok(Outcome::Done)
@@ -500,6 +511,7 @@ impl Request {
             (
                 Self::Route(_, _, r)
                 | Self::MarkDelivered(_, r)
+                | Self::Refuse(_, r)
                 | Self::SaveSession(_, r)
                 | Self::PutMeta(_, _, _, r)
                 | Self::RecordAccess(_, r),
@@ -518,6 +530,7 @@ impl Request {
             Self::CommitTurn(_, r) => drop(r.send(Err(error))),
             Self::Route(_, _, r)
             | Self::MarkDelivered(_, r)
+            | Self::Refuse(_, r)
             | Self::SaveSession(_, r)
             | Self::PutMeta(_, _, _, r)
             | Self::RecordAccess(_, r) => drop(r.send(Err(error))),

@@ -42,6 +42,7 @@ pub async fn run(metrics: Arc<ProviderMetrics>, settings: Settings, job: Job) {
         shape: SHAPE,
         pool,
         metrics: &metrics,
+        read_timeout: settings.read_timeout,
     };
     let sent = call::post(target, &request.request_id, own_key, |key| {
         pool.http
@@ -51,10 +52,12 @@ pub async fn run(metrics: Arc<ProviderMetrics>, settings: Settings, job: Job) {
             .json(&body)
     })
     .await;
+    let decoder = SseDecoder::default();
     sse::stream(
         sent,
-        SseDecoder::default(),
+        decoder,
         emitter,
+        settings.read_timeout,
         NAME,
         &request.request_id,
     )

@@ -45,8 +45,6 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const WARMUP_WAIT: Duration = Duration::from_secs(8);
 /// How long a connect (TCP, TLS, upgrade) may take.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
-/// Silence mid-reply after which the socket counts as dead.
-const SILENCE: Duration = Duration::from_secs(120);
 /// Pauses between reconnects: 1 s doubling to 16 s. No jitter: one socket per slot, and
 /// a refused upgrade waits [`REFUSED_BACKOFF`] anyway.
 fn reconnect_backoff() -> Backoff {
@@ -410,10 +408,26 @@ impl Task {
             let mut decoder = Decoder::default();
             let mut listening = true;
             let failure = loop {
-                let frame = match tokio::time::timeout(SILENCE, socket.next()).await {
+                let frame = match tokio::time::timeout(settings.read_timeout, socket.next()).await {
                     Ok(Some(Ok(frame))) => frame,
-                    Ok(Some(Err(_)) | None) | Err(_) => {
+                    Ok(Some(Err(_)) | None) => {
                         tracing::warn!(provider = NAME, conn = self.slot.index, request_id = %job.request.request_id, "socket broke mid-reply");
+                        return End::Reconnect(None);
+                    }
+                    Err(_) => {
+                        // A stalled upstream fails the call (the fallback chain may take it,
+                        // or the user hears why) and the socket is replaced.
+                        let limit = settings.read_timeout.as_secs();
+                        tracing::warn!(provider = NAME, conn = self.slot.index, request_id = %job.request.request_id, "no data on the socket for {limit} s");
+                        let kind = if job.emitter.started() {
+                            ErrorKind::Broken
+                        } else {
+                            ErrorKind::Exhausted
+                        };
+                        let why = format!(
+                            "{NAME} sent no data for {limit} s (providers.{NAME}.readTimeout)"
+                        );
+                        let _ = job.emitter.fail(ProviderError::new(kind, why)).await;
                         return End::Reconnect(None);
                     }
                 };
