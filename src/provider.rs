@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pincer_actors::{Addr, ChildSpec, Intensity, Registry, Strategy, SupervisorSpec};
+use pincer_actors::{Addr, ChildSpec, Intensity, Registry, Scope, Strategy, SupervisorSpec};
 use pincer_config::live::View;
 use pincer_config::{Config, SecretValue, Transport};
 use pincer_core::metrics::catalog::Catalog;
@@ -120,8 +120,8 @@ pub fn providers_spec(ctx: &ProvidersCtx) -> ChildSpec {
     if let Some(pool) = ctx.pools.get(openai::NAME) {
         spec = spec.child(openai::spec(ctx, pool, &config));
     }
-    if ctx.pools.get(anthropic::NAME).is_some() {
-        spec = spec.child(anthropic::spec(ctx, &config));
+    if let Some(pool) = ctx.pools.get(anthropic::NAME) {
+        spec = spec.child(anthropic::spec(ctx, pool, &config));
     }
     spec.into_child_spec("providers").0
 }
@@ -205,6 +205,52 @@ fn keys_handle(ctx: &ProvidersCtx, name: &str) -> Handle {
         ctx.config.clone(),
         refs::provider_owner(name),
     )
+}
+
+/// The configured keys of provider `name` in `config`: `apiKey`, then `apiKeys`.
+fn configured_keys<'a>(
+    config: &'a Config,
+    name: &str,
+) -> (Option<&'a SecretValue>, &'a [SecretValue]) {
+    match name {
+        openai::NAME => config
+            .providers
+            .openai
+            .as_ref()
+            .map_or((None, &[][..]), |o| (o.api_key.as_ref(), &o.api_keys[..])),
+        anthropic::NAME => config
+            .providers
+            .anthropic
+            .as_ref()
+            .map_or((None, &[][..]), |a| (a.api_key.as_ref(), &a.api_keys[..])),
+        _ => (None, &[]),
+    }
+}
+
+/// Keeps `pool`'s keys in line with the config and the secrets in force, from now on, in
+/// a task of `scope`: a rotated or fixed key replaces a refused one even when no call
+/// comes (readiness reads the ring).
+fn keep_keys_fresh(scope: &Scope, pool: Arc<Pool>, config: View, keys: Handle, name: &'static str) {
+    let resolve = {
+        let (config, keys) = (config.clone(), keys.clone());
+        move || {
+            let current = config.current();
+            let (first, more) = configured_keys(&current, name);
+            resolve_keys(name, &keys, first, more)
+        }
+    };
+    pool.keys.lock().set(resolve());
+    let mut secrets = keys.secrets().changes();
+    let mut configs = config.changes();
+    scope.spawn(async move {
+        loop {
+            tokio::select! {
+                changed = secrets.changed() => if changed.is_err() { return },
+                changed = configs.changed() => if changed.is_err() { return },
+            }
+            pool.keys.lock().set(resolve());
+        }
+    });
 }
 
 /// The resolved API keys of a provider: `apiKey` first, then `apiKeys`. A key that cannot

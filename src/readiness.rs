@@ -3,17 +3,23 @@
 //! actors are.
 //!
 //! Ready means: the tree has started once, the store can write, no part reports a problem,
-//! no actor has failed for good, and no supervisor is waiting to restart after giving up
-//! (its restart intensity was exceeded). Workers restarting within their backoff do not make
-//! the gateway unready.
+//! every agent can answer (some model of its chain has a configured provider with a key the
+//! upstream has not refused), no actor has failed for good, and no supervisor is waiting to
+//! restart after giving up (its restart intensity was exceeded). Workers restarting within
+//! their backoff do not make the gateway unready.
 
 use std::sync::Arc;
 
 use pincer_actors::{ActorState, ChildKind, Registry, Restart, Snapshot};
+use pincer_config::live::View;
+use pincer_config::{AgentConfig, Config};
 use pincer_core::paths::{self, ROOT};
+use pincer_providers::keys::Unusable;
 use pincer_store::Store;
 use serde_json::{Value, json};
 
+use crate::agent::turn::models;
+use crate::provider::{self, Pools};
 use crate::status::Status;
 
 /// Readiness, with the reasons when not ready.
@@ -34,6 +40,10 @@ pub struct Probe {
     pub status: Arc<Status>,
     /// The store, whose writability counts.
     pub store: Store,
+    /// The config in force (each agent's chain of models).
+    pub config: View,
+    /// The providers' pools (whether their keys were refused).
+    pub pools: Pools,
 }
 
 impl Readiness {
@@ -64,6 +74,15 @@ impl Probe {
             failing.push((paths::top("store"), reason));
         }
         failing.extend(self.status.problems());
+        let config = self.config.current();
+        for (id, agent) in &config.agents {
+            if let Some(why) = cannot_answer(&config, &self.pools, agent) {
+                failing.push((
+                    paths::agent(id),
+                    format!("agent `{id}` cannot answer: {why}"),
+                ));
+            }
+        }
         for record in &snapshot.actors {
             if record.restart == Some(Restart::Temporary) {
                 continue; // turns come and go; a crashed one is retried by its session
@@ -91,4 +110,37 @@ impl Probe {
             failing,
         }
     }
+}
+
+/// Why no model of `agent`'s chain can answer, if none can; the reasons of each model
+/// otherwise are joined.
+fn cannot_answer(config: &Config, pools: &Pools, agent: &AgentConfig) -> Option<String> {
+    let own_key = agent.model.as_ref().is_some_and(|m| m.api_key.is_some());
+    let mut reasons = Vec::new();
+    for (n, (name, model)) in models(agent).into_iter().enumerate() {
+        let why = if name == provider::echo::NAME || (n == 0 && own_key) {
+            None
+        } else if !provider::is_configured(config, &name) {
+            Some(format!(
+                "provider `{name}` is not configured (add [providers.{name}])"
+            ))
+        } else {
+            match pools.get(&name).map(|p| p.keys.lock().usable()) {
+                // Added to the config after start: a restart brings it up.
+                None => Some(format!("provider `{name}` starts with the next restart")),
+                Some(Ok(())) => None,
+                Some(Err(Unusable::NoKeys)) => Some(format!(
+                    "provider `{name}` has no API key (set providers.{name}.apiKey)"
+                )),
+                Some(Err(Unusable::Rejected(reason))) => {
+                    Some(format!("the API key of `{name}` was rejected ({reason})"))
+                }
+            }
+        };
+        match why {
+            None => return None,
+            Some(why) => reasons.push(format!("{name}/{model}: {why}")),
+        }
+    }
+    Some(reasons.join("; "))
 }

@@ -218,6 +218,8 @@ impl Topology {
             registry: self.inner.registry.clone(),
             status: self.inner.status.clone(),
             store: self.inner.store.clone(),
+            config: self.inner.config.clone(),
+            pools: self.inner.pools.clone(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
-use super::keys::{AUTH_COOLDOWN, NoKey, Pick, RATE_COOLDOWN};
+use super::keys::{AUTH_COOLDOWN, NoKey, Pick, RATE_COOLDOWN, Unusable};
 use super::retry::{self, MAX_ATTEMPTS, MAX_DELAY, Verdict};
 use super::{ErrorKind, Pool, ProviderError};
 use pincer_core::metrics::catalog::ProviderMetrics;
@@ -43,6 +43,19 @@ pub async fn pick_key(pool: &Pool, provider: &str) -> Result<Pick, ProviderError
                     format!("provider `{provider}` has no API key (set apiKey or apiKeys)"),
                 ));
             }
+            Err(NoKey::Resting(_)) if pool.keys.lock().usable().is_err() => {
+                // Every key was refused: say so, not that they rest.
+                let why = match pool.keys.lock().usable() {
+                    Err(Unusable::Rejected(reason)) => reason,
+                    _ => String::new(),
+                };
+                return Err(ProviderError::new(
+                    ErrorKind::Exhausted,
+                    format!(
+                        "the API key of `{provider}` was rejected ({why}); set a valid providers.{provider}.apiKey"
+                    ),
+                ));
+            }
             Err(NoKey::Resting(wait)) if wait <= MAX_DELAY => tokio::time::sleep(wait).await,
             Err(NoKey::Resting(wait)) => {
                 return Err(ProviderError::new(
@@ -57,18 +70,25 @@ pub async fn pick_key(pool: &Pool, provider: &str) -> Result<Pick, ProviderError
     }
 }
 
-/// Rests key `pick` after a failure with `status` (429: the hint or
-/// [`RATE_COOLDOWN`]; 401/403: [`AUTH_COOLDOWN`]). Returns whether it did.
-pub fn rest_key(pool: &Pool, pick: &Pick, status: u16, hint: Option<std::time::Duration>) -> bool {
-    let how_long = match status {
-        429 => hint.unwrap_or(RATE_COOLDOWN),
-        401 | 403 => AUTH_COOLDOWN,
-        _ => return false,
-    };
+/// Rests key `pick` after a failure with `status` (429: the hint or [`RATE_COOLDOWN`];
+/// 401/403: [`AUTH_COOLDOWN`], and the key counts as rejected, for `why`). Returns whether
+/// it did.
+pub fn rest_key(
+    pool: &Pool,
+    pick: &Pick,
+    status: u16,
+    hint: Option<std::time::Duration>,
+    why: &str,
+) -> bool {
     let mut keys = pool.keys.lock();
-    // A single key resting for a hint would only delay the retry twice over.
-    if keys.len() > 1 || status != 429 {
-        keys.rest(pick.index, how_long, Instant::now());
+    match status {
+        // A single key resting for a hint would only delay the retry twice over.
+        429 if keys.len() > 1 => {
+            keys.rest(pick.index, hint.unwrap_or(RATE_COOLDOWN), Instant::now())
+        }
+        429 => {}
+        401 | 403 => keys.reject(pick.index, why, AUTH_COOLDOWN, Instant::now()),
+        _ => return false,
     }
     true
 }
@@ -128,7 +148,12 @@ pub async fn post(
             ));
         };
         let (verdict, status) = match sent {
-            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) if response.status().is_success() => {
+                if own_key.is_none() {
+                    pool.keys.lock().accepted(key.index);
+                }
+                return Ok(response);
+            }
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers().clone();
@@ -153,7 +178,8 @@ pub async fn post(
                     message
                 );
                 let hint = retry::hint(&headers);
-                let rested = own_key.is_none() && rest_key(pool, &key, status.as_u16(), hint);
+                let rested =
+                    own_key.is_none() && rest_key(pool, &key, status.as_u16(), hint, &last);
                 let mut verdict = retry::verdict(status.as_u16(), &headers, code.as_deref());
                 // An auth error is final for this key, not for the others.
                 if rested && verdict == Verdict::Stop && pool.keys.lock().len() > 1 {
@@ -171,6 +197,15 @@ pub async fn post(
         };
         tracing::info!(provider, request_id, attempt, "model call failed: {last}");
         let hint = match verdict {
+            Verdict::Stop if matches!(status.map(|s| s.as_u16()), Some(401 | 403)) => {
+                let why = match own_key {
+                    Some(_) => format!("the agent's own API key was rejected ({last})"),
+                    None => format!(
+                        "the API key of `{provider}` was rejected ({last}); set a valid providers.{provider}.apiKey"
+                    ),
+                };
+                return Err(refused(status, why));
+            }
             Verdict::Stop => return Err(refused(status, last)),
             Verdict::Retry(hint) => hint,
         };

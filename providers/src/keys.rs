@@ -23,6 +23,18 @@ pub struct KeyRing {
 struct Key {
     value: String,
     resting_until: Option<Instant>,
+    /// The upstream refused it (401/403), saying this; cleared when a call with it
+    /// succeeds or the key is replaced.
+    rejected: Option<String>,
+}
+
+/// Why no call can be made with a provider's keys, whatever the wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// None configured (or none resolved).
+    NoKeys,
+    /// Every key was refused by the upstream; the last reason it gave.
+    Rejected(String),
 }
 
 /// Which key a call uses.
@@ -56,13 +68,11 @@ impl KeyRing {
         self.keys = values
             .into_iter()
             .map(|value| {
-                let resting_until = old
-                    .iter()
-                    .find(|k| k.value == value)
-                    .and_then(|k| k.resting_until);
+                let kept = old.iter().find(|k| k.value == value);
                 Key {
+                    resting_until: kept.and_then(|k| k.resting_until),
+                    rejected: kept.and_then(|k| k.rejected.clone()),
                     value,
-                    resting_until,
                 }
             })
             .collect();
@@ -106,6 +116,42 @@ impl KeyRing {
         }
     }
 
+    /// Key `index` was refused by the upstream (`why`: its status and message); it rests
+    /// for `how_long`, and counts as rejected until a call with it succeeds.
+    pub fn reject(&mut self, index: usize, why: &str, how_long: Duration, now: Instant) {
+        if let Some(key) = self.keys.get_mut(index) {
+            key.rejected = Some(why.to_string());
+        }
+        self.rest(index, how_long, now);
+    }
+
+    /// A call with key `index` succeeded: it is not rejected.
+    pub fn accepted(&mut self, index: usize) {
+        if let Some(key) = self.keys.get_mut(index) {
+            key.rejected = None;
+        }
+    }
+
+    /// Whether a call can be made at all: `Err` when there is no key, or when every key
+    /// was refused (a key resting after a rate limit still counts as usable).
+    pub fn usable(&self) -> Result<(), Unusable> {
+        if self.keys.is_empty() {
+            return Err(Unusable::NoKeys);
+        }
+        match self
+            .keys
+            .iter()
+            .map(|k| k.rejected.as_ref())
+            .collect::<Option<Vec<_>>>()
+        {
+            // The first key's: the one configured as `apiKey`.
+            Some(reasons) => Err(Unusable::Rejected(
+                reasons.first().map(|r| r.to_string()).unwrap_or_default(),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -139,6 +185,28 @@ mod tests {
         assert_eq!(ring.pick(t0), Err(NoKey::Resting(Duration::from_secs(10))));
         let later = t0 + Duration::from_secs(11);
         assert_eq!(ring.pick(later).map(|p| p.value), Ok("a".into()));
+    }
+
+    #[test]
+    fn a_ring_whose_keys_were_all_refused_is_unusable_until_one_works_or_changes() {
+        let mut ring = KeyRing::default();
+        assert_eq!(ring.usable(), Err(Unusable::NoKeys));
+        ring.set(vec!["a".into(), "b".into()]);
+        assert_eq!(ring.usable(), Ok(()));
+        let t0 = Instant::now();
+        ring.rest(0, Duration::from_secs(30), t0); // a rate limit is not a refusal
+        ring.reject(1, "401 invalid_api_key: bad", Duration::from_secs(600), t0);
+        assert_eq!(ring.usable(), Ok(()));
+        ring.reject(0, "403 forbidden", Duration::from_secs(600), t0);
+        assert_eq!(
+            ring.usable(),
+            Err(Unusable::Rejected("403 forbidden".into()))
+        );
+        ring.accepted(0);
+        assert_eq!(ring.usable(), Ok(()));
+        ring.reject(0, "401 invalid_api_key: bad", Duration::from_secs(600), t0);
+        ring.set(vec!["c".into()]);
+        assert_eq!(ring.usable(), Ok(()), "a new key is not rejected");
     }
 
     #[test]

@@ -249,7 +249,7 @@ async fn run(
 }
 
 /// The agent's model, then its fallbacks, as `(provider, model)`.
-fn models(agent: &AgentConfig) -> Vec<(String, String)> {
+pub fn models(agent: &AgentConfig) -> Vec<(String, String)> {
     let primary = agent.model.clone().unwrap_or_default();
     let fallbacks = primary.fallbacks.iter().map(|f| ModelConfig::from_text(f));
     std::iter::once(primary.clone())

@@ -142,10 +142,19 @@ fn parse(
     })
 }
 
-/// A digest of a request body (SHA-256 of its JSON with keys in order), so that a retry
-/// with the same idempotency key can be told from a different request.
-fn fingerprint(body: &Value) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, body.to_string().as_bytes());
+/// A digest of what a request asks (SHA-256 of its JSON with keys in order), so that a
+/// retry with the same idempotency key can be told from a different request. How it
+/// travels is left out: the model's spelling (`pincer:main` or `main`: the agent is what
+/// counts), `stream` and `stream_options`, and `user` (the key is the session's already).
+fn fingerprint(body: &Value, agent: &str) -> String {
+    let mut asked = body.clone();
+    if let Some(fields) = asked.as_object_mut() {
+        fields.insert("model".into(), Value::from(agent));
+        for travel in ["stream", "stream_options", "user"] {
+            fields.remove(travel);
+        }
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, asked.to_string().as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -187,7 +196,9 @@ async fn chat_completions(
         Some(key) => format!("idem:{}:{}:{key}", request.session.len(), request.session),
         None => format!("req:{}", uuid::Uuid::new_v4()),
     };
-    let fingerprint = idempotency_key.as_ref().map(|_| fingerprint(&body));
+    let fingerprint = idempotency_key
+        .as_ref()
+        .map(|_| fingerprint(&body, &request.agent));
     let Some(account) = gw.accounts().get("http") else {
         return ApiError::unavailable("the http channel is disabled").into_reply();
     };

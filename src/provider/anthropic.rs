@@ -11,17 +11,19 @@ use pincer_core::metrics::catalog::ProviderMetrics;
 use pincer_core::paths;
 use pincer_providers::anthropic::{self, Settings};
 use pincer_providers::emit::Emitter;
-use pincer_providers::{ErrorKind, ProviderError};
+use pincer_providers::{ErrorKind, Pool, ProviderError};
 use pincer_secrets::Handle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 pub use pincer_providers::anthropic::NAME;
 
-use super::{ProviderMsg, ProvidersCtx, keys_handle, resolve_keys};
+use super::{ProviderMsg, ProvidersCtx, keep_keys_fresh, keys_handle, resolve_keys};
 
 /// What a connection actor works with.
 #[derive(Debug, Clone)]
 pub struct ConnCtx {
+    /// The provider's pool (its keys).
+    pub pool: Arc<Pool>,
     /// The provider's metrics.
     pub metrics: Arc<ProviderMetrics>,
     /// The config in force (settings are read at each call).
@@ -41,15 +43,16 @@ pub struct ConnState {
     scope: Scope,
 }
 
-/// The child spec of `provider:anthropic` with `config`'s pool size (the dispatcher holds
-/// the pool their calls come through).
-pub fn spec(ctx: &ProvidersCtx, config: &Config) -> ChildSpec {
+/// The child spec of `provider:anthropic` with `config`'s pool size; calls come to its
+/// connections through `pool`.
+pub fn spec(ctx: &ProvidersCtx, pool: Arc<Pool>, config: &Config) -> ChildSpec {
     let size = config
         .providers
         .anthropic
         .as_ref()
         .map_or(1, |a| a.pool_size.get());
     let conn = ConnCtx {
+        pool,
         metrics: ctx
             .catalog
             .provider(NAME)
@@ -78,6 +81,13 @@ impl Actor for Conn {
         _myself: ActorRef<ProviderMsg>,
         (ctx, scope): (ConnCtx, Scope),
     ) -> Result<ConnState, ActorProcessingErr> {
+        keep_keys_fresh(
+            &scope,
+            ctx.pool.clone(),
+            ctx.config.clone(),
+            ctx.keys.clone(),
+            NAME,
+        );
         Ok(ConnState { ctx, scope })
     }
 

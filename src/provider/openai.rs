@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 pub use pincer_providers::openai::NAME;
 
-use super::{ProviderMsg, ProvidersCtx, keys_handle, resolve_keys};
+use super::{ProviderMsg, ProvidersCtx, keep_keys_fresh, keys_handle, resolve_keys};
 
 /// What a connection actor works with.
 #[derive(Debug, Clone)]
@@ -108,6 +108,13 @@ impl Actor for Conn {
     ) -> Result<ConnState, ActorProcessingErr> {
         let up = Arc::new(AtomicBool::new(false));
         ctx.pool.set_chain(ctx.index, None);
+        keep_keys_fresh(
+            &scope,
+            ctx.pool.clone(),
+            ctx.config.clone(),
+            ctx.keys.clone(),
+            NAME,
+        );
         let transport = ctx.config.current().response.transport;
         let socket = (transport != Transport::Sse).then(|| {
             // Room for the one call a slot holds, plus one racing a reconnect.

@@ -245,18 +245,26 @@ impl Task {
                 let status = response.status().as_u16();
                 // Only these say something about the key; a 403 or 426 may come from a
                 // proxy that refuses upgrades.
-                if matches!(status, 401 | 429) {
-                    rest_key(&pool, &key, status, retry::hint(response.headers()));
-                }
                 let body = response
                     .body()
                     .as_deref()
                     .map(String::from_utf8_lossy)
                     .unwrap_or_default();
-                let detail = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|b| crate::call::error_message(&b))
+                let parsed = serde_json::from_str::<Value>(&body).ok();
+                let detail = parsed
+                    .as_ref()
+                    .and_then(crate::call::error_message)
                     .unwrap_or_default();
+                if matches!(status, 401 | 429) {
+                    let code = parsed
+                        .as_ref()
+                        .and_then(|b| (super::http::SHAPE.code)(b))
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default();
+                    let why = format!("{status} {code}{detail}");
+                    let hint = retry::hint(response.headers());
+                    rest_key(&pool, &key, status, hint, &why);
+                }
                 return Err(ConnectError {
                     message: format!("upgrade refused with {status} {detail}"),
                     status: Some(status),
@@ -271,6 +279,7 @@ impl Task {
             Ok(Ok(connected)) => connected,
         };
         self.slot.metrics.sockets_opened.inc();
+        pool.keys.lock().accepted(key.index);
         for model in &settings.warmups {
             if let Err(why) = self.warm_up(&mut socket, model).await {
                 tracing::warn!(provider = NAME, conn = self.slot.index, model = %model, "warm-up skipped: {why}");
@@ -514,7 +523,7 @@ impl Task {
         };
         if failure.status == Some(429) && pool.keys.lock().len() > 1 {
             if let Some(key) = &self.key {
-                rest_key(pool, key, 429, hint);
+                rest_key(pool, key, 429, hint, "429 rate limited");
             }
             return Retry::NewSocket;
         }
