@@ -341,9 +341,45 @@ fn probe(conn: Option<&mut Connection>, path: &Path, health: &StoreHealth) {
         tx.commit()
     });
     match result {
-        Ok(()) => health.set_writable(),
+        Ok(()) => wrote(path, health),
         Err(e) => health.set_unwritable(format!("store {} cannot write: {e}", path.display())),
     }
+}
+
+/// A write went through. After a refusal that alone does not make the store writable
+/// again: a small write fits in pages the log already holds while a message does not (on a
+/// full disk the probe succeeded between refused messages, and readiness flapped). It is
+/// writable again once its disk has room.
+fn wrote(path: &Path, health: &StoreHealth) {
+    if health.refusal().is_some()
+        && let Some(short) = short_of_room(path)
+    {
+        health.set_unwritable(short);
+        return;
+    }
+    health.set_writable();
+}
+
+/// Free space a store that could not write needs before it writes again: 16 MB, or an
+/// eighth of a small disk.
+const ROOM: u64 = 16 * 1024 * 1024;
+
+/// Why the disk holding `path` is too full to write on, if it is.
+fn short_of_room(path: &Path) -> Option<String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    let (free, size) = (
+        stat.f_bavail.saturating_mul(stat.f_frsize),
+        stat.f_blocks.saturating_mul(stat.f_frsize),
+    );
+    let need = ROOM.min(size / 8);
+    (free < need).then(|| {
+        format!(
+            "the disk holding {} is full: writes resume once {} kB are free",
+            dir.display(),
+            need / 1024
+        )
+    })
 }
 
 pub(super) fn commit_batch(
@@ -380,12 +416,20 @@ pub(super) fn commit_batch(
         }
         match tx.commit() {
             Ok(()) => {
-                health.set_writable();
+                wrote(path, health);
                 break outcomes;
             }
             Err(e) => return refuse(batch, &e, path, health),
         }
     };
+    // A request that failed for want of storage (a full disk inside a statement, not at
+    // the commit) says the store cannot write, as a failed commit does.
+    if let Some(Err(StoreError::Unavailable(why))) = outcomes
+        .iter()
+        .find(|o| matches!(o, Err(StoreError::Unavailable(_))))
+    {
+        health.set_unwritable(format!("store {} cannot write: {why}", path.display()));
+    }
     for (request, outcome) in batch.into_iter().zip(outcomes) {
         request.finish(outcome);
     }
@@ -539,7 +583,14 @@ impl Request {
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::Sqlite(e.to_string())
+    use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+    match e.sqlite_error_code() {
+        // Storage, not the statement: the store cannot write now.
+        Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Sqlite(e.to_string()),
+    }
 }
 
 fn accept(tx: &Connection, inbound: &Inbound) -> Result<Accepted, StoreError> {
