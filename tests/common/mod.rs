@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod moto;
+pub mod start;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
