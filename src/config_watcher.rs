@@ -173,6 +173,8 @@ async fn reload(ctx: &WatcherCtx) -> Result<ReloadOutcome, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    // An empty or short token is never put in force: the one in force stays.
+    loaded.check_gateway_token().map_err(|e| e.to_string())?;
     let view = ctx.publisher.view();
     let old = view.current();
     let mut warnings = loaded.warnings.clone();

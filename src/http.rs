@@ -7,7 +7,10 @@
 //! | `/telegram/<account>` | [`channels`] | the webhook's secret header |
 //! | `/metrics` | [`prometheus`] | loopback or bearer token |
 //! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
-//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token |
+//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token (also `?token=`) |
+//!
+//! The token is read from `Authorization: Bearer <token>` (the scheme in any case), and
+//! from `?token=` on the socket only.
 
 pub mod admin;
 pub mod channels;
@@ -36,6 +39,11 @@ pub fn routes(gw: Topology) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(openai::routes(gw.clone()))
         .or(webchat::routes(gw))
         .recover(recover)
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
 /// An error answered as `{"error": {"message", "type", "code"}}` (the OpenAI shape, which
@@ -175,27 +183,38 @@ pub struct Caller {
     pub authenticated: bool,
 }
 
-/// The caller of a request: its address and `Authorization` header checked.
+/// The caller of a request: its address and `Authorization` header checked. A token in
+/// the query string counts on the web chat's socket only ([`socket_caller`]): elsewhere it
+/// would end up in logs, browser history and `Referer` headers.
 pub fn caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     warp::addr::remote()
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(
-            move |addr: Option<SocketAddr>, auth: Option<String>, query: String| {
-                let given = auth
-                    .as_deref()
-                    .and_then(|h| {
-                        h.strip_prefix("Bearer ")
-                            .or_else(|| h.strip_prefix("bearer "))
-                    })
-                    .map(str::to_string)
-                    .or_else(|| query_param(&query, "token"));
-                Caller {
-                    local: addr.is_some_and(|a| a.ip().is_loopback()),
-                    authenticated: token_matches(&gw, given.as_deref()),
-                }
+            move |addr: Option<SocketAddr>, auth: Option<String>| Caller {
+                local: addr.is_some_and(|a| a.ip().is_loopback()),
+                authenticated: token_matches(&gw, auth.as_deref().and_then(bearer_token)),
             },
         )
+}
+
+/// [`caller`] for the web chat's socket, which also takes the token as `?token=`: a
+/// browser cannot set headers on a WebSocket.
+pub fn socket_caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    caller(gw.clone())
+        .and(raw_query())
+        .map(move |who: Caller, query: String| Caller {
+            authenticated: who.authenticated
+                || token_matches(&gw, query_param(&query, "token").as_deref()),
+            ..who
+        })
+}
+
+/// The token of an `Authorization` header in the `Bearer` scheme, its name in any case
+/// (RFC 7235): `Bearer t`, `bearer t`, `BEARER t`.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Requires the bearer token.
@@ -226,9 +245,11 @@ pub fn local_or_authenticated(
         .untuple_one()
 }
 
+/// Whether `given` is the token in force. An empty token never matches, whatever is in
+/// force (none can be: start-up, reloads and rotation refuse short tokens).
 fn token_matches(gw: &Topology, given: Option<&str>) -> bool {
-    match (gw.token().get(), given) {
-        (Some(token), Some(given)) => {
+    match (gw.token().get(), given.filter(|g| !g.is_empty())) {
+        (Some(token), Some(given)) if !token.is_empty() => {
             pincer_core::net::constant_time_eq(token.as_bytes(), given.as_bytes())
         }
         _ => false,
@@ -291,5 +312,15 @@ mod tests {
         assert!(query_has("a=1&verbose=1", "verbose"));
         assert_eq!(percent_decode("a%3Ab%2"), "a:b%2");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "  BeArEr \tabc  "] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header:?}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
     }
 }

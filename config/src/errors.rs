@@ -159,7 +159,7 @@ fn strip_position(message: &str) -> String {
 
 /// Where the key at `segments` was written: the file (with line), an environment
 /// variable, or nowhere we can tell.
-fn locate(
+pub(super) fn locate(
     segments: &[String],
     file: Option<(&Path, &str)>,
     env: &BTreeMap<String, String>,

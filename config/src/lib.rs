@@ -26,6 +26,7 @@ mod load;
 mod providers;
 mod secret;
 mod secrets;
+mod token;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ pub use providers::{
 };
 pub use secret::{SecretRef, SecretSource, SecretValue};
 pub use secrets::{FileMode, SecretProvider, SecretsConfig};
+pub use token::{MIN_TOKEN_CHARS, token_problem};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

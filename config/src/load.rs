@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Config, ConfigError, validate};
+use super::{Config, ConfigError, SecretValue, validate};
 
 /// The base layer, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
@@ -37,6 +37,36 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// Things worth a log line that do not stop the gateway.
     pub warnings: Vec<String>,
+    /// Where `gateway.auth.token` was written (`file:line`, an environment variable),
+    /// for [`Loaded::check_gateway_token`].
+    token_origin: Option<String>,
+}
+
+/// The variable that sets the gateway token.
+const TOKEN_ENV: &str = "PINCER_GATEWAY_TOKEN";
+
+impl Loaded {
+    /// Checks a gateway token written in the config as plaintext against
+    /// [`token_problem`](crate::token_problem), naming where it was written. A ref is
+    /// checked once resolved, by whoever resolves it.
+    ///
+    /// Not part of [`load`]: commands other than the gateway read configs with any token
+    /// (the CLI only sends it).
+    pub fn check_gateway_token(&self) -> Result<(), ConfigError> {
+        let Some(SecretValue::Plain(token)) = &self.config.gateway.auth.token else {
+            return Ok(());
+        };
+        match crate::token_problem(token) {
+            None => Ok(()),
+            Some(problem) => Err(ConfigError::InvalidValue {
+                key: "gateway.auth.token".to_string(),
+                location: self.token_origin.clone(),
+                reason: format!(
+                    "{problem} (without a token set, the gateway generates one into $PINCER_HOME/gateway.token)"
+                ),
+            }),
+        }
+    }
 }
 
 /// Config file formats, by extension.
@@ -122,10 +152,22 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
         &sources.env,
     )?;
+    let token_origin = match &config.gateway.auth.token {
+        Some(_) if sources.env.contains_key(TOKEN_ENV) => {
+            Some(format!("environment variable {TOKEN_ENV}"))
+        }
+        Some(_) => super::errors::locate(
+            &["gateway".into(), "auth".into(), "token".into()],
+            file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+            &sources.env,
+        ),
+        None => None,
+    };
     Ok(Loaded {
         config,
         file: file.map(|(p, _)| p),
         warnings,
+        token_origin,
     })
 }
 
@@ -189,10 +231,10 @@ fn build(
             .set_override("gateway.port", i64::from(port))
             .map_err(|e| env_error("PINCER_GATEWAY_PORT", e))?;
     }
-    if let Some(token) = env.get("PINCER_GATEWAY_TOKEN") {
+    if let Some(token) = env.get(TOKEN_ENV) {
         builder = builder
             .set_override("gateway.auth.token", token.clone())
-            .map_err(|e| env_error("PINCER_GATEWAY_TOKEN", e))?;
+            .map_err(|e| env_error(TOKEN_ENV, e))?;
     }
     let layered = builder.build().map_err(|e| ConfigError::Env {
         var: "PINCER__*".to_string(),

@@ -376,6 +376,39 @@ fn hardening_keys_have_their_defaults_and_read_durations() {
     assert!(bad.to_string().contains("\"keep\""), "{bad}");
 }
 
+#[test]
+fn a_short_gateway_token_is_named_where_it_was_written() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nport = 1000\n\n[gateway.auth]\ntoken = \"\"\n",
+    )
+    .expect("write");
+    // Loading takes any token (the CLI only sends it); the gateway checks it.
+    let loaded = load_file(&path, &[]).expect("loads");
+    let err = loaded.check_gateway_token().expect_err("empty").to_string();
+    assert!(
+        err.starts_with("config key `gateway.auth.token`")
+            && err.contains(&format!("{}:5", path.display()))
+            && err.contains("is empty")
+            && err.contains("16 characters"),
+        "{err}"
+    );
+
+    let loaded = load_file(&path, &[("PINCER_GATEWAY_TOKEN", " \t ")]).expect("loads");
+    let err = loaded.check_gateway_token().expect_err("blank").to_string();
+    assert!(
+        err.contains("environment variable PINCER_GATEWAY_TOKEN") && err.contains("is blank"),
+        "{err}"
+    );
+
+    for token in ["0123456789abcdef", "env:SET_LATER"] {
+        let loaded = load_file(&path, &[("PINCER_GATEWAY_TOKEN", token)]).expect("loads");
+        assert_eq!(loaded.check_gateway_token(), Ok(()), "{token}");
+    }
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "pincer-config-test-{}-{}",

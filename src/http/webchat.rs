@@ -1,9 +1,10 @@
-//! The web chat: the page at `/` and its WebSocket at `/ws`, handed to the web link.
+//! The web chat: the page at `/` and its WebSocket at `/ws`, handed to the web link. The
+//! socket takes loopback callers and the token (`?token=` too).
 
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-use super::{ApiError, Caller, caller};
+use super::{ApiError, Caller, socket_caller};
 use crate::channel::web::{MAX_FRAME_BYTES, WebLinkMsg};
 use crate::topology::Topology;
 
@@ -18,7 +19,7 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
     });
     let socket = warp::path("ws")
         .and(warp::path::end())
-        .and(caller(gw.clone()))
+        .and(socket_caller(gw.clone()))
         .and(warp::ws())
         .map(move |who: Caller, ws: warp::ws::Ws| {
             if !(who.local || who.authenticated) {
