@@ -7,13 +7,16 @@
 //! | `/telegram/<account>` | [`channels`] | the webhook's secret header |
 //! | `/metrics` | [`prometheus`] | loopback or bearer token |
 //! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
-//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token (also `?token=`) |
+//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token (also `?token=`), and the page's own origin or one in `gateway.allowedOrigins` |
 //!
+//! Before any route, [`host_guard`] refuses a request whose `Host` is not one of the
+//! gateway's names ([`hosts`]) unless it carries the token; plain probes answer any `Host`.
 //! The token is read from `Authorization: Bearer <token>` (the scheme in any case), and
 //! from `?token=` on the socket only.
 
 pub mod admin;
 pub mod channels;
+pub mod hosts;
 pub mod openai;
 pub mod probes;
 pub mod prometheus;
@@ -29,16 +32,87 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::topology::Topology;
 
-/// All routes for `gw`.
+/// All routes for `gw`, behind the [`host_guard`].
 pub fn routes(gw: Topology) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    probes::routes(gw.clone())
+    let routes = probes::routes(gw.clone())
         .or(admin::routes(gw.clone()))
         .or(channels::routes(gw.clone()))
         .or(secrets::routes(gw.clone()))
         .or(prometheus::routes(gw.clone()))
         .or(openai::routes(gw.clone()))
-        .or(webchat::routes(gw))
-        .recover(recover)
+        .or(webchat::routes(gw.clone()));
+    host_guard(gw).and(routes).recover(recover)
+}
+
+/// The probes a kubelet or load balancer sends by address (the pod's IP, whatever it is):
+/// they answer any `Host`. With `verbose` they show the tree, and are guarded.
+const PLAIN_PROBES: [&str; 6] = [
+    "/healthz",
+    "/health",
+    "/readyz",
+    "/ready",
+    "/startupz",
+    "/startup",
+];
+
+/// Refuses (421) a request whose `Host` is not one of the gateway's names (see [`hosts`])
+/// and that does not carry the token: what a page reaches through DNS rebinding. Plain
+/// probes pass whatever their `Host`; a request without one (HTTP/1.0) is no browser's.
+pub fn host_guard(gw: Topology) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::host::optional()
+        .and(warp::path::full())
+        .and(raw_query())
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            move |host: Option<warp::host::Authority>,
+                  path: warp::path::FullPath,
+                  query: String,
+                  auth: Option<String>| {
+                let verdict = check_host(&gw, host.as_ref(), path.as_str(), &query, auth);
+                async move { verdict.map_err(warp::reject::custom) }
+            },
+        )
+        .untuple_one()
+}
+
+fn check_host(
+    gw: &Topology,
+    host: Option<&warp::host::Authority>,
+    path: &str,
+    query: &str,
+    auth: Option<String>,
+) -> Result<(), ApiError> {
+    let Some(host) = host else {
+        return Ok(());
+    };
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    if PLAIN_PROBES.contains(&path) && !query_has(query, "verbose") {
+        return Ok(());
+    }
+    if hosts::host_allowed(host, &gw.config()) {
+        return Ok(());
+    }
+    // The socket's token may come in the query, as on the route itself.
+    let in_query = if path == "/ws" {
+        query_param(query, "token")
+    } else {
+        None
+    };
+    let given = auth.as_deref().and_then(bearer_token);
+    if token_matches(gw, given) || token_matches(gw, in_query.as_deref()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "Host `{host}` is not a name of this gateway: add it to gateway.allowedHosts, or send the bearer token (loopback names and addresses and the bind address need neither)"
+        ),
+        "permission_error",
+        "host_not_allowed",
+    ))
 }
 
 /// The raw query string, empty when there is none.
