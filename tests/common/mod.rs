@@ -256,8 +256,10 @@ impl Gw {
         (status, text)
     }
 
+    /// Kills the actor at `path`, the protected ones (`pincer`, `pincer/health`) too:
+    /// chaos tests kill whatever they pick.
     pub async fn kill(&self, path: &str) -> StatusCode {
-        self.post("/admin/actors/kill", json!({"path": path}))
+        self.post("/admin/actors/kill", json!({"path": path, "force": true}))
             .await
             .0
     }
