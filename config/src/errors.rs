@@ -17,6 +17,40 @@ pub enum ConfigError {
         /// What went wrong.
         error: String,
     },
+    /// The config path names something other than a regular file: a FIFO, a device, a
+    /// directory (it is not opened for reading: a FIFO would block, a device never end).
+    #[error("config file {} is not a regular file but {kind}", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is: `a FIFO`, `a device`, `a directory`, `a socket`.
+        kind: String,
+    },
+    /// The config file is larger than any config.
+    #[error(
+        "config file {} has {size} bytes, more than the {max} bytes (4 MB) a config file may have",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The cap, [`MAX_CONFIG_BYTES`](crate::MAX_CONFIG_BYTES).
+        max: u64,
+    },
+    /// The config path is a symbolic link to nothing (a config moved or deleted).
+    #[error(
+        "config file {} is a symbolic link to {}, which does not exist",
+        path.display(),
+        target.display()
+    )]
+    DanglingLink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// The file is not valid TOML / JSON.
     #[error("cannot parse config file {}: {error}", path.display())]
     Parse {

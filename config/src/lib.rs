@@ -46,7 +46,10 @@ pub use gateway::{
     AuthConfig, DEFAULT_PORT, GatewayConfig, Keep, Retention, SessionDefaults, SessionOverrides,
     StoreConfig,
 };
-pub use load::{DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, Sources, load, parse_str};
+pub use load::{
+    DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, MAX_CONFIG_BYTES, Sources, load, load_from,
+    parse_str, read_file,
+};
 pub use providers::{
     AnthropicConfig, EchoConfig, OpenAiConfig, ProvidersConfig, ResponseConfig, StreamMode,
     StreamOptions, Transport,

@@ -409,6 +409,75 @@ fn a_short_gateway_token_is_named_where_it_was_written() {
     }
 }
 
+#[test]
+fn only_a_regular_file_of_at_most_4_mb_is_read() {
+    let dir = tempdir();
+    let err = read_file(Path::new("/dev/null"), true).expect_err("a device");
+    assert_eq!(
+        err.to_string(),
+        "config file /dev/null is not a regular file but a device"
+    );
+    let err = read_file(&dir, true).expect_err("a directory");
+    assert!(
+        err.to_string()
+            .ends_with("is not a regular file but a directory"),
+        "{err}"
+    );
+
+    let fifo = dir.join("fifo.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        // Refused by its metadata: opening it for reading would block this test.
+        let err = read_file(&fifo, true).expect_err("a FIFO");
+        assert!(
+            err.to_string()
+                .ends_with("is not a regular file but a FIFO"),
+            "{err}"
+        );
+    }
+
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).expect("write");
+    assert_eq!(
+        read_file(&big, true),
+        Err(ConfigError::TooLarge {
+            path: big.clone(),
+            size: MAX_CONFIG_BYTES + 1,
+            max: MAX_CONFIG_BYTES
+        })
+    );
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize]).expect("write");
+    assert!(matches!(read_file(&big, true), Ok(Some(t)) if t.len() == MAX_CONFIG_BYTES as usize));
+
+    let link = dir.join("pincer.toml");
+    std::os::unix::fs::symlink("gone.toml", &link).expect("symlink");
+    let err = read_file(&link, false).expect_err("dangling");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "config file {} is a symbolic link to {}, which does not exist",
+            link.display(),
+            dir.join("gone.toml").display()
+        )
+    );
+    // Found at the default path, rather than silently skipped.
+    let sources = Sources {
+        home: dir.clone(),
+        ..Sources::default()
+    };
+    assert_eq!(
+        load(&Sources {
+            file: Some(link.clone()),
+            ..sources
+        })
+        .map(|l| l.file),
+        Err(err)
+    );
+
+    assert_eq!(read_file(&dir.join("absent.toml"), false), Ok(None));
+    assert!(read_file(&dir.join("absent.toml"), true).is_err());
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "pincer-config-test-{}-{}",
