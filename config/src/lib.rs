@@ -23,6 +23,7 @@ mod errors;
 mod gateway;
 pub mod live;
 mod load;
+mod overrides;
 mod providers;
 mod secret;
 mod secrets;
@@ -50,6 +51,7 @@ pub use load::{
     DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, MAX_CONFIG_BYTES, Sources, load, load_from,
     parse_str, read_file,
 };
+pub use overrides::Overrides;
 pub use providers::{
     AnthropicConfig, EchoConfig, OpenAiConfig, ProvidersConfig, ResponseConfig, StreamMode,
     StreamOptions, Transport,

@@ -81,12 +81,9 @@ async fn serve(
     for warning in &loaded.warnings {
         tracing::warn!(message = %warning);
     }
-    if let Some(port) = port {
-        loaded.config.gateway.port = port;
-    }
-    if let Some(bind) = bind {
-        loaded.config.gateway.bind = bind;
-    }
+    // The flags sit over the config, at start and after every reload.
+    let overrides = pincer_config::Overrides { port, bind };
+    overrides.apply(&mut loaded.config);
     let gateway = &loaded.config.gateway;
     let ip: IpAddr = gateway.bind.parse().map_err(|_| {
         usage(anyhow!(
@@ -160,6 +157,7 @@ async fn serve(
     let started_at = Instant::now();
     let gw = Topology::new(Parts {
         sources,
+        overrides,
         config_file: loaded.file.clone(),
         config: loaded.config,
         store: Store::new(&store_path),
