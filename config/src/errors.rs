@@ -161,7 +161,7 @@ fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
-fn closest(name: &str, candidates: &[String]) -> Option<String> {
+pub(super) fn closest(name: &str, candidates: &[String]) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     candidates
         .iter()

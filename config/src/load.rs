@@ -344,7 +344,7 @@ fn build(
 
     let config: Config = serde_path_to_error::deserialize(&value)
         .map_err(|e| super::errors::explain(e, file, env))?;
-    let warnings = validate::validate(&config).map_err(ConfigError::Invalid)?;
+    let warnings = validate::validate(&config, file, env).map_err(ConfigError::Invalid)?;
     Ok((config, warnings))
 }
 

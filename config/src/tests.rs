@@ -478,6 +478,53 @@ fn only_a_regular_file_of_at_most_4_mb_is_read() {
     assert!(read_file(&dir.join("absent.toml"), true).is_err());
 }
 
+#[test]
+fn an_unknown_provider_is_an_error_with_the_closest_one() {
+    for (text, wanted) in [
+        (
+            "[agents.main.model]\nprovider = \"opneai\"\nname = \"gpt-5\"\n",
+            "agents.main.model.provider = \"opneai\" (at pincer.toml:2): is not a provider (echo, openai, anthropic); did you mean `openai`?",
+        ),
+        (
+            "[agents.main]\nmodel = \"antropic/claude-sonnet-4-6\"\n",
+            "agents.main.model.provider = \"antropic\" (at pincer.toml:2): is not a provider (echo, openai, anthropic); did you mean `anthropic`?",
+        ),
+        (
+            "[agents.main.model]\nprovider = \"echo\"\nfallbacks = [\"openai/gpt-5\", \"ecko/echo\"]\n",
+            "agents.main.model.fallbacks[1] = \"ecko/echo\" (at pincer.toml:3): `ecko` is not a provider (echo, openai, anthropic); did you mean `echo`?",
+        ),
+        (
+            "[agents.main.model]\nprovider = \"mistral\"\n",
+            "agents.main.model.provider = \"mistral\" (at pincer.toml:2): is not a provider (echo, openai, anthropic)",
+        ),
+        (
+            "[agents.main.model]\nprovider = \"echo\"\nfallbacks = [\"llama3\"]\n",
+            "agents.main.model.fallbacks[0] = \"llama3\" (at pincer.toml:3): cannot tell the provider of model `llama3`; write it as `provider/name` (echo, openai, anthropic)",
+        ),
+    ] {
+        match toml(text) {
+            Err(ConfigError::Invalid(problems)) => {
+                assert_eq!(problems, vec![wanted.to_string()], "{text}")
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // Inherited from `default`: reported there, once.
+    let inherited = "[agents.default.model]\nprovider = \"opneai\"\nfallbacks = [\"ecko/x\"]\n\n[agents.a]\nsystemPrompt = \"a\"\n";
+    match toml(inherited) {
+        Err(ConfigError::Invalid(problems)) => {
+            assert_eq!(problems.len(), 2, "{problems:?}");
+            assert!(
+                problems.iter().all(|p| p.starts_with("agents.default.")),
+                "{problems:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let fine = "[agents.main.model]\nprovider = \"anthropic\"\nname = \"claude-opus-4-6\"\nfallbacks = [\"openai/gpt-5\", \"gpt-5-mini\", \"echo\"]\n";
+    assert!(toml(fine).is_ok());
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "pincer-config-test-{}-{}",
