@@ -41,22 +41,24 @@ pub fn host_allowed(host: &Authority, config: &Config) -> bool {
         return true;
     }
     if let Some(ip) = ip_of(&name) {
-        if ip.is_loopback() || ip.to_canonical().is_loopback() {
+        // `to_canonical`: `[::ffff:127.0.0.1]` is loopback too.
+        if ip.to_canonical().is_loopback() {
             return true;
         }
-        match config.gateway.bind.parse::<IpAddr>() {
-            Ok(bind) if bind.is_unspecified() || bind == ip => return true,
-            _ => {}
+        if let Ok(bind) = config.gateway.bind.parse::<IpAddr>()
+            && (bind.is_unspecified() || bind == ip)
+        {
+            return true;
         }
     }
     let port = host.port_u16().unwrap_or(80);
-    let webhooks = config.channels.telegram.iter().flat_map(|t| {
+    let mut webhooks = config.channels.telegram.iter().flat_map(|t| {
         t.accounts
             .values()
             .filter_map(|a| a.webhook_url.as_deref())
             .filter_map(|url| reqwest::Url::parse(url).ok()?.host_str().map(normalize))
     });
-    if webhooks.into_iter().any(|h| h == name) {
+    if webhooks.any(|h| h == name) {
         return true;
     }
     config.gateway.allowed_hosts.iter().any(|entry| {
