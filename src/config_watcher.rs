@@ -5,20 +5,24 @@
 //!
 //! It polls the file's size and modification time (cheap, and immune to editors that
 //! replace the file instead of writing it). An edit that does not load is logged with the
-//! reason and the config in force stays. A valid one is published to every config view;
-//! the router and new turns use it from their next message. The gateway's port, bind
-//! address and store path are not reloadable: a change to them is logged and waits for a
-//! restart.
+//! reason and the config in force stays; so does a file that is not a regular file of at
+//! most 4 MB, or a dangling link (the rules of a start, [`pincer_config::read_file`]). A
+//! file emptied (or left blank) or, when one was in use, deleted is an edit in progress
+//! (editors truncate or replace before they write): logged, and the config in force
+//! stays until the file holds a config again. A valid edit is published to every config
+//! view, with the command-line flags (`--port`, `--bind`) applied on top as at start; the
+//! router and new turns use it from their next message. The gateway's port, bind address
+//! and store path are not reloadable: a change to them is logged and waits for a restart.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use pincer_actors::{ChildSpec, Scope, Timer};
 use pincer_config::live::Publisher;
-use pincer_config::{Config, Sources, load};
+use pincer_config::{Config, Overrides, Sources, load_from, read_file};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
@@ -75,6 +79,8 @@ pub trait Reconcile: Send + Sync + fmt::Debug + 'static {
 pub struct WatcherCtx {
     /// Where config is loaded from.
     pub sources: Arc<Sources>,
+    /// The command-line flags, applied after every load as at start.
+    pub overrides: Overrides,
     /// Where a valid config is put in force.
     pub publisher: Arc<Publisher>,
     /// What brings the running tree in line.
@@ -92,6 +98,18 @@ pub struct ConfigState {
     poll: Timer,
     /// Size and mtime of the file as last loaded (or rejected).
     seen: Option<(u64, SystemTime)>,
+    /// Whether the config in force was read from a file: that file vanishing is then an
+    /// edit in progress, not a return to the defaults.
+    from_file: bool,
+}
+
+/// Why a reload put nothing in force.
+#[derive(Debug)]
+enum Refused {
+    /// The file is being written (emptied, or gone for a moment): not a config yet.
+    InProgress(String),
+    /// The file does not load, or what it says cannot be put in force.
+    Rejected(String),
 }
 
 /// The child spec of `config`.
@@ -112,7 +130,13 @@ impl Actor for ConfigWatcher {
         let poll = Timer::new(&scope, myself, || ConfigMsg::Poll);
         poll.arm(POLL_INTERVAL);
         let seen = stamp(&watched_file(&ctx.sources));
-        Ok(ConfigState { ctx, poll, seen })
+        let from_file = ctx.sources.file.is_some();
+        Ok(ConfigState {
+            ctx,
+            poll,
+            seen,
+            from_file,
+        })
     }
 
     async fn handle(
@@ -127,8 +151,14 @@ impl Actor for ConfigWatcher {
                 let now = stamp(&watched_file(&state.ctx.sources));
                 if now != state.seen {
                     state.seen = now;
-                    if let Err(error) = reload(&state.ctx).await {
-                        tracing::error!(%error, "Config edit rejected; the config in force stays.");
+                    match reload(&state.ctx, &mut state.from_file).await {
+                        Ok(_) => {}
+                        Err(Refused::InProgress(why)) => {
+                            tracing::warn!(reason = %why, "Config file edit in progress; the config in force stays.");
+                        }
+                        Err(Refused::Rejected(error)) => {
+                            tracing::error!(%error, "Config edit rejected; the config in force stays.");
+                        }
                     }
                 }
                 let current = state.ctx.publisher.view().current();
@@ -136,10 +166,17 @@ impl Actor for ConfigWatcher {
             }
             ConfigMsg::Reload(reply) => {
                 state.seen = stamp(&watched_file(&state.ctx.sources));
-                let outcome = reload(&state.ctx).await;
-                if let Err(error) = &outcome {
-                    tracing::error!(%error, "Config reload rejected; the config in force stays.");
-                }
+                let outcome = match reload(&state.ctx, &mut state.from_file).await {
+                    Ok(outcome) => Ok(outcome),
+                    Err(Refused::InProgress(why)) => {
+                        tracing::warn!(reason = %why, "Config reload asked while a config file edit is in progress; the config in force stays.");
+                        Err(why)
+                    }
+                    Err(Refused::Rejected(error)) => {
+                        tracing::error!(%error, "Config reload rejected; the config in force stays.");
+                        Err(error)
+                    }
+                };
                 if let Some(reply) = reply {
                     let _ = reply.send(outcome);
                 }
@@ -162,17 +199,24 @@ fn stamp(path: &PathBuf) -> Option<(u64, SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// Loads the config again and puts it in force if it is valid.
-async fn reload(ctx: &WatcherCtx) -> Result<ReloadOutcome, String> {
-    let mut sources = (*ctx.sources).clone();
-    let file = watched_file(&ctx.sources);
-    if file.exists() {
-        sources.file = Some(file);
-    }
-    let loaded = tokio::task::spawn_blocking(move || load(&sources))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+/// Loads the config again and puts it in force if it is valid; `from_file` says whether
+/// the config in force came from a file, and is kept up to date.
+async fn reload(ctx: &WatcherCtx, from_file: &mut bool) -> Result<ReloadOutcome, Refused> {
+    let path = watched_file(&ctx.sources);
+    let sources = ctx.sources.clone();
+    let in_use = *from_file;
+    let mut loaded = tokio::task::spawn_blocking(move || {
+        let file = read_watched(&path, in_use)?;
+        load_from(&sources, file).map_err(|e| Refused::Rejected(e.to_string()))
+    })
+    .await
+    .map_err(|e| Refused::Rejected(e.to_string()))??;
+    ctx.overrides.apply(&mut loaded.config);
+    // An empty or short token is never put in force: the one in force stays.
+    loaded
+        .check_gateway_token()
+        .map_err(|e| Refused::Rejected(e.to_string()))?;
+    *from_file = loaded.file.is_some();
     let view = ctx.publisher.view();
     let old = view.current();
     let mut warnings = loaded.warnings.clone();
@@ -199,6 +243,27 @@ async fn reload(ctx: &WatcherCtx) -> Result<ReloadOutcome, String> {
         "Config reloaded."
     );
     Ok(outcome)
+}
+
+/// Reads the watched file for a reload, with the rules of a start (a regular file of at
+/// most 4 MB, no dangling link): `None` when there is none and none was `in_use`. An
+/// empty or blank file, or one gone while in use, is an edit in progress.
+fn read_watched(path: &Path, in_use: bool) -> Result<Option<(PathBuf, String)>, Refused> {
+    let shown = path.display();
+    let gone = || {
+        Refused::InProgress(format!(
+            "config file {shown} no longer exists: taken as an edit in progress (editors replace files); the config in force stays until it is back (to run on the defaults, leave a file with a comment)"
+        ))
+    };
+    match read_file(path, false) {
+        Ok(Some(text)) if text.trim().is_empty() => Err(Refused::InProgress(format!(
+            "config file {shown} is empty: taken as an edit in progress (editors truncate before they write); the config in force stays until it holds a config"
+        ))),
+        Ok(Some(text)) => Ok(Some((path.to_path_buf(), text))),
+        Ok(None) if in_use => Err(gone()),
+        Ok(None) => Ok(None),
+        Err(e) => Err(Refused::Rejected(e.to_string())),
+    }
 }
 
 fn not_reloadable(old: &Config, new: &Config) -> Vec<String> {

@@ -7,10 +7,16 @@
 //! | `/telegram/<account>` | [`channels`] | the webhook's secret header |
 //! | `/metrics` | [`prometheus`] | loopback or bearer token |
 //! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
-//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token |
+//! | `/`, `/ws` | [`webchat`] | page: none; socket: loopback or token (also `?token=`), and the page's own origin or one in `gateway.allowedOrigins` |
+//!
+//! Before any route, [`host_guard`] refuses a request whose `Host` is not one of the
+//! gateway's names ([`hosts`]) unless it carries the token; plain probes answer any `Host`.
+//! The token is read from `Authorization: Bearer <token>` (the scheme in any case), and
+//! from `?token=` on the socket only.
 
 pub mod admin;
 pub mod channels;
+pub mod hosts;
 pub mod openai;
 pub mod probes;
 pub mod prometheus;
@@ -26,16 +32,92 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::topology::Topology;
 
-/// All routes for `gw`.
+/// All routes for `gw`, behind the [`host_guard`].
 pub fn routes(gw: Topology) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    probes::routes(gw.clone())
+    let routes = probes::routes(gw.clone())
         .or(admin::routes(gw.clone()))
         .or(channels::routes(gw.clone()))
         .or(secrets::routes(gw.clone()))
         .or(prometheus::routes(gw.clone()))
         .or(openai::routes(gw.clone()))
-        .or(webchat::routes(gw))
-        .recover(recover)
+        .or(webchat::routes(gw.clone()));
+    host_guard(gw).and(routes).recover(recover)
+}
+
+/// The probes a kubelet or load balancer sends by address (the pod's IP, whatever it is):
+/// they answer any `Host`. With `verbose` they show the tree, and are guarded.
+const PLAIN_PROBES: [&str; 6] = [
+    "/healthz",
+    "/health",
+    "/readyz",
+    "/ready",
+    "/startupz",
+    "/startup",
+];
+
+/// Refuses (421) a request whose `Host` is not one of the gateway's names (see [`hosts`])
+/// and that does not carry the token: what a page reaches through DNS rebinding. Plain
+/// probes pass whatever their `Host`; a request without one (HTTP/1.0) is no browser's.
+pub fn host_guard(gw: Topology) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::host::optional()
+        .and(warp::path::full())
+        .and(raw_query())
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            move |host: Option<warp::host::Authority>,
+                  path: warp::path::FullPath,
+                  query: String,
+                  auth: Option<String>| {
+                let verdict = check_host(&gw, host.as_ref(), path.as_str(), &query, auth);
+                async move { verdict.map_err(warp::reject::custom) }
+            },
+        )
+        .untuple_one()
+}
+
+fn check_host(
+    gw: &Topology,
+    host: Option<&warp::host::Authority>,
+    path: &str,
+    query: &str,
+    auth: Option<String>,
+) -> Result<(), ApiError> {
+    let Some(host) = host else {
+        return Ok(());
+    };
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    if PLAIN_PROBES.contains(&path) && !query_has(query, "verbose") {
+        return Ok(());
+    }
+    if hosts::host_allowed(host, &gw.config()) {
+        return Ok(());
+    }
+    // The socket's token may come in the query, as on the route itself.
+    let in_query = if path == "/ws" {
+        query_param(query, "token")
+    } else {
+        None
+    };
+    let given = auth.as_deref().and_then(bearer_token);
+    if token_matches(gw, given) || token_matches(gw, in_query.as_deref()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "Host `{host}` is not a name of this gateway: add it to gateway.allowedHosts, or send the bearer token (loopback names and addresses and the bind address need neither)"
+        ),
+        "permission_error",
+        "host_not_allowed",
+    ))
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
 /// An error answered as `{"error": {"message", "type", "code"}}` (the OpenAI shape, which
@@ -178,27 +260,38 @@ pub struct Caller {
     pub authenticated: bool,
 }
 
-/// The caller of a request: its address and `Authorization` header checked.
+/// The caller of a request: its address and `Authorization` header checked. A token in
+/// the query string counts on the web chat's socket only ([`socket_caller`]): elsewhere it
+/// would end up in logs, browser history and `Referer` headers.
 pub fn caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     warp::addr::remote()
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(
-            move |addr: Option<SocketAddr>, auth: Option<String>, query: String| {
-                let given = auth
-                    .as_deref()
-                    .and_then(|h| {
-                        h.strip_prefix("Bearer ")
-                            .or_else(|| h.strip_prefix("bearer "))
-                    })
-                    .map(str::to_string)
-                    .or_else(|| query_param(&query, "token"));
-                Caller {
-                    local: addr.is_some_and(|a| a.ip().is_loopback()),
-                    authenticated: token_matches(&gw, given.as_deref()),
-                }
+            move |addr: Option<SocketAddr>, auth: Option<String>| Caller {
+                local: addr.is_some_and(|a| a.ip().is_loopback()),
+                authenticated: token_matches(&gw, auth.as_deref().and_then(bearer_token)),
             },
         )
+}
+
+/// [`caller`] for the web chat's socket, which also takes the token as `?token=`: a
+/// browser cannot set headers on a WebSocket.
+pub fn socket_caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    caller(gw.clone())
+        .and(raw_query())
+        .map(move |who: Caller, query: String| Caller {
+            authenticated: who.authenticated
+                || token_matches(&gw, query_param(&query, "token").as_deref()),
+            ..who
+        })
+}
+
+/// The token of an `Authorization` header in the `Bearer` scheme, its name in any case
+/// (RFC 7235): `Bearer t`, `bearer t`, `BEARER t`.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Requires the bearer token.
@@ -229,9 +322,11 @@ pub fn local_or_authenticated(
         .untuple_one()
 }
 
+/// Whether `given` is the token in force. An empty token never matches, whatever is in
+/// force (none can be: start-up, reloads and rotation refuse short tokens).
 fn token_matches(gw: &Topology, given: Option<&str>) -> bool {
-    match (gw.token().get(), given) {
-        (Some(token), Some(given)) => {
+    match (gw.token().get(), given.filter(|g| !g.is_empty())) {
+        (Some(token), Some(given)) if !token.is_empty() => {
             pincer_core::net::constant_time_eq(token.as_bytes(), given.as_bytes())
         }
         _ => false,
@@ -294,5 +389,15 @@ mod tests {
         assert!(query_has("a=1&verbose=1", "verbose"));
         assert_eq!(percent_decode("a%3Ab%2"), "a:b%2");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "  BeArEr \tabc  "] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header:?}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
     }
 }

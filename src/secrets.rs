@@ -291,7 +291,8 @@ impl WatcherState {
         for (reference, why) in &report.failing {
             tracing::debug!(secret = %reference, reason = %why, "Secret unresolved; retrying with backoff.");
         }
-        // The gateway token follows its ref.
+        // The gateway token follows its ref, but never to a value too short to guard
+        // anything: then the token in use stays.
         if let Some(token) = &config.gateway.auth.token {
             let handle = Handle::new(
                 ctx.secrets.clone(),
@@ -299,7 +300,15 @@ impl WatcherState {
                 refs::gateway_owner(),
             );
             match handle.get(token) {
-                Ok(token) => ctx.token.set(Some(token)),
+                Ok(value) => match pincer_config::token_problem(&value) {
+                    None => ctx.token.set(Some(value.trim().to_string())),
+                    Some(problem) => {
+                        let secret = token
+                            .as_ref()
+                            .map_or_else(|| "gateway.auth.token".to_string(), |r| r.to_string());
+                        tracing::warn!(%secret, "The gateway token's new value {problem}; the token in use stays.");
+                    }
+                },
                 Err(error) => tracing::warn!(%error, "The gateway token in use stays."),
             }
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use pincer_actors::{Addr, Registry};
 use pincer_channels::Links;
 use pincer_config::live::{Publisher, View};
-use pincer_config::{Config, Sources};
+use pincer_config::{Config, Overrides, Sources};
 use pincer_core::metrics::Metrics;
 use pincer_core::metrics::catalog::Catalog;
 use pincer_core::paths;
@@ -40,6 +40,7 @@ pub struct Topology {
 #[derive(Debug)]
 struct Inner {
     sources: Arc<Sources>,
+    overrides: Overrides,
     config_file: Option<PathBuf>,
     registry: Registry,
     store: Store,
@@ -62,6 +63,8 @@ struct Inner {
 pub struct Parts {
     /// Where config came from (`$PINCER_HOME` among it), kept for reloads.
     pub sources: Sources,
+    /// The command-line flags over the config, kept for reloads.
+    pub overrides: Overrides,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// The config in force at start.
@@ -86,6 +89,7 @@ impl Topology {
         Self {
             inner: Arc::new(Inner {
                 sources: Arc::new(parts.sources),
+                overrides: parts.overrides,
                 config_file: parts.config_file,
                 registry: Registry::new(),
                 store: parts.store,
@@ -113,6 +117,11 @@ impl Topology {
     /// Where config is loaded from.
     pub fn sources(&self) -> &Arc<Sources> {
         &self.inner.sources
+    }
+
+    /// The command-line flags over the config (`--port`, `--bind`).
+    pub fn overrides(&self) -> &Overrides {
+        &self.inner.overrides
     }
 
     /// The config file, if one was read at start.

@@ -73,6 +73,7 @@ pub fn spec(topology: &Topology) -> Tree {
     };
     let watcher = WatcherCtx {
         sources: topology.sources().clone(),
+        overrides: topology.overrides().clone(),
         publisher: topology.publisher().clone(),
         reconcile: Arc::new(reconcile),
     };

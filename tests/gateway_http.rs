@@ -273,7 +273,8 @@ async fn remote_callers_without_the_token_learn_only_whether_it_is_ready() {
         return;
     };
     let home = TempDir::new();
-    let config = "[gateway]\nbind = \"0.0.0.0\"\n\n[gateway.auth]\ntoken = \"remote-secret\"\n";
+    let config =
+        "[gateway]\nbind = \"0.0.0.0\"\n\n[gateway.auth]\ntoken = \"remote-secret-0123456789\"\n";
     let gw = Gw::spawn(home.path(), Some(config), common::free_port());
     assert!(
         gw.wait_readyz(true, std::time::Duration::from_secs(20))
@@ -298,7 +299,7 @@ async fn remote_callers_without_the_token_learn_only_whether_it_is_ready() {
         .await
         .expect("json");
     assert_eq!(body, json!({"ready": true, "status": "ready"}));
-    let body: Value = remote("/readyz?verbose", Some("remote-secret"))
+    let body: Value = remote("/readyz?verbose", Some("remote-secret-0123456789"))
         .await
         .expect("get")
         .json()
@@ -311,7 +312,11 @@ async fn remote_callers_without_the_token_learn_only_whether_it_is_ready() {
     for (path, token, status) in [
         ("/metrics", None, StatusCode::UNAUTHORIZED),
         ("/admin/tree", Some("wrong"), StatusCode::UNAUTHORIZED),
-        ("/admin/tree", Some("remote-secret"), StatusCode::OK),
+        (
+            "/admin/tree",
+            Some("remote-secret-0123456789"),
+            StatusCode::OK,
+        ),
     ] {
         let r = remote(path, token).await.expect("request");
         assert_eq!(r.status(), status, "{path} with {token:?}");

@@ -17,6 +17,40 @@ pub enum ConfigError {
         /// What went wrong.
         error: String,
     },
+    /// The config path names something other than a regular file: a FIFO, a device, a
+    /// directory (it is not opened for reading: a FIFO would block, a device never end).
+    #[error("config file {} is not a regular file but {kind}", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is: `a FIFO`, `a device`, `a directory`, `a socket`.
+        kind: String,
+    },
+    /// The config file is larger than any config.
+    #[error(
+        "config file {} has {size} bytes, more than the {max} bytes (4 MB) a config file may have",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The cap, [`MAX_CONFIG_BYTES`](crate::MAX_CONFIG_BYTES).
+        max: u64,
+    },
+    /// The config path is a symbolic link to nothing (a config moved or deleted).
+    #[error(
+        "config file {} is a symbolic link to {}, which does not exist",
+        path.display(),
+        target.display()
+    )]
+    DanglingLink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// The file is not valid TOML / JSON.
     #[error("cannot parse config file {}: {error}", path.display())]
     Parse {
@@ -127,7 +161,7 @@ fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
-fn closest(name: &str, candidates: &[String]) -> Option<String> {
+pub(super) fn closest(name: &str, candidates: &[String]) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     candidates
         .iter()
@@ -159,7 +193,7 @@ fn strip_position(message: &str) -> String {
 
 /// Where the key at `segments` was written: the file (with line), an environment
 /// variable, or nowhere we can tell.
-fn locate(
+pub(super) fn locate(
     segments: &[String],
     file: Option<(&Path, &str)>,
     env: &BTreeMap<String, String>,

@@ -23,9 +23,11 @@ mod errors;
 mod gateway;
 pub mod live;
 mod load;
+mod overrides;
 mod providers;
 mod secret;
 mod secrets;
+mod token;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -45,13 +47,18 @@ pub use gateway::{
     AuthConfig, DEFAULT_PORT, GatewayConfig, Keep, Retention, SessionDefaults, SessionOverrides,
     StoreConfig,
 };
-pub use load::{DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, Sources, load, parse_str};
+pub use load::{
+    DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, MAX_CONFIG_BYTES, Sources, load, load_from,
+    parse_str, read_file,
+};
+pub use overrides::Overrides;
 pub use providers::{
     AnthropicConfig, EchoConfig, OpenAiConfig, ProvidersConfig, ResponseConfig, StreamMode,
     StreamOptions, Transport,
 };
 pub use secret::{SecretRef, SecretSource, SecretValue};
 pub use secrets::{FileMode, SecretProvider, SecretsConfig};
+pub use token::{MIN_TOKEN_CHARS, token_problem};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

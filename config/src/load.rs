@@ -5,10 +5,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Config, ConfigError, validate};
+use super::{Config, ConfigError, SecretValue, validate};
 
 /// The base layer, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// The largest config file read: 4 MiB. A config is a few kilobytes; anything near this
+/// is a mistake (`--config /dev/zero` once grew the gateway to 4 GB before failing).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The agent created when no agent is configured at all.
 pub const FALLBACK_AGENT: &str = "main";
@@ -37,6 +41,36 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// Things worth a log line that do not stop the gateway.
     pub warnings: Vec<String>,
+    /// Where `gateway.auth.token` was written (`file:line`, an environment variable),
+    /// for [`Loaded::check_gateway_token`].
+    token_origin: Option<String>,
+}
+
+/// The variable that sets the gateway token.
+const TOKEN_ENV: &str = "PINCER_GATEWAY_TOKEN";
+
+impl Loaded {
+    /// Checks a gateway token written in the config as plaintext against
+    /// [`token_problem`](crate::token_problem), naming where it was written. A ref is
+    /// checked once resolved, by whoever resolves it.
+    ///
+    /// Not part of [`load`]: commands other than the gateway read configs with any token
+    /// (the CLI only sends it).
+    pub fn check_gateway_token(&self) -> Result<(), ConfigError> {
+        let Some(SecretValue::Plain(token)) = &self.config.gateway.auth.token else {
+            return Ok(());
+        };
+        match crate::token_problem(token) {
+            None => Ok(()),
+            Some(problem) => Err(ConfigError::InvalidValue {
+                key: "gateway.auth.token".to_string(),
+                location: self.token_origin.clone(),
+                reason: format!(
+                    "{problem} (without a token set, the gateway generates one into $PINCER_HOME/gateway.token)"
+                ),
+            }),
+        }
+    }
 }
 
 /// Config file formats, by extension.
@@ -85,7 +119,9 @@ impl Sources {
             ["pincer.toml", "pincer.json5", "pincer.json"]
                 .iter()
                 .map(|name| home.join(name))
-                .find(|p| p.exists())
+                // A dangling link counts as there (and fails to load, naming its target):
+                // silently running on the defaults would hide it.
+                .find(|p| p.symlink_metadata().is_ok())
         });
         Self {
             home,
@@ -106,27 +142,125 @@ fn default_home() -> PathBuf {
 /// Loads, types and validates the config.
 pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     let file = match &sources.file {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Some((path.clone(), text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !sources.file_required => None,
-            Err(e) => {
-                return Err(ConfigError::Io {
-                    path: path.clone(),
-                    error: e.to_string(),
-                });
-            }
-        },
+        Some(path) => read_file(path, sources.file_required)?.map(|text| (path.clone(), text)),
         None => None,
     };
+    load_from(sources, file)
+}
+
+/// [`load`] with the file already read ([`read_file`]): `(path, text)`, or `None` for no
+/// file. The config watcher looks at the text first (an emptied file is an edit in
+/// progress, not a config).
+pub fn load_from(
+    sources: &Sources,
+    file: Option<(PathBuf, String)>,
+) -> Result<Loaded, ConfigError> {
     let (config, warnings) = build(
         file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
         &sources.env,
     )?;
+    let token_origin = match &config.gateway.auth.token {
+        Some(_) if sources.env.contains_key(TOKEN_ENV) => {
+            Some(format!("environment variable {TOKEN_ENV}"))
+        }
+        Some(_) => super::errors::locate(
+            &["gateway".into(), "auth".into(), "token".into()],
+            file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+            &sources.env,
+        ),
+        None => None,
+    };
     Ok(Loaded {
         config,
         file: file.map(|(p, _)| p),
         warnings,
+        token_origin,
     })
+}
+
+/// Reads the config file at `path`: `None` when nothing is there and the file was not
+/// `required`. Only a regular file of at most [`MAX_CONFIG_BYTES`] is read: anything else
+/// (a FIFO, a device, a directory) is refused by its metadata, never opened for reading;
+/// a dangling symbolic link is refused naming its target.
+pub fn read_file(path: &Path, required: bool) -> Result<Option<String>, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let io = |e: std::io::Error| ConfigError::Io {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Is the name there, pointing nowhere?
+            if let Ok(target) = std::fs::read_link(path) {
+                return Err(ConfigError::DanglingLink {
+                    path: path.to_path_buf(),
+                    target: path
+                        .parent()
+                        .map_or(target.clone(), |dir| dir.join(&target)),
+                });
+            }
+            return if required { Err(io(e)) } else { Ok(None) };
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let not_a_file = |kind: std::fs::FileType| ConfigError::NotAFile {
+        path: path.to_path_buf(),
+        kind: describe(kind).to_string(),
+    };
+    if !meta.is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
+    let too_large = |size: u64| ConfigError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        max: MAX_CONFIG_BYTES,
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // Swapped for a FIFO since the look above? Non-blocking, the open cannot hang, and
+    // the handle's own metadata tells.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| ConfigError::Io {
+            path: path.to_path_buf(),
+            error: format!("not UTF-8 text ({e})"),
+        })
+}
+
+/// What a file that is not a regular file is, for messages.
+fn describe(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
 }
 
 /// Parses config text alone (no environment), as `load` would with that file.
@@ -189,10 +323,10 @@ fn build(
             .set_override("gateway.port", i64::from(port))
             .map_err(|e| env_error("PINCER_GATEWAY_PORT", e))?;
     }
-    if let Some(token) = env.get("PINCER_GATEWAY_TOKEN") {
+    if let Some(token) = env.get(TOKEN_ENV) {
         builder = builder
             .set_override("gateway.auth.token", token.clone())
-            .map_err(|e| env_error("PINCER_GATEWAY_TOKEN", e))?;
+            .map_err(|e| env_error(TOKEN_ENV, e))?;
     }
     let layered = builder.build().map_err(|e| ConfigError::Env {
         var: "PINCER__*".to_string(),
@@ -210,7 +344,7 @@ fn build(
 
     let config: Config = serde_path_to_error::deserialize(&value)
         .map_err(|e| super::errors::explain(e, file, env))?;
-    let warnings = validate::validate(&config).map_err(ConfigError::Invalid)?;
+    let warnings = validate::validate(&config, file, env).map_err(ConfigError::Invalid)?;
     Ok((config, warnings))
 }
 

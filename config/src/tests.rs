@@ -376,6 +376,155 @@ fn hardening_keys_have_their_defaults_and_read_durations() {
     assert!(bad.to_string().contains("\"keep\""), "{bad}");
 }
 
+#[test]
+fn a_short_gateway_token_is_named_where_it_was_written() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nport = 1000\n\n[gateway.auth]\ntoken = \"\"\n",
+    )
+    .expect("write");
+    // Loading takes any token (the CLI only sends it); the gateway checks it.
+    let loaded = load_file(&path, &[]).expect("loads");
+    let err = loaded.check_gateway_token().expect_err("empty").to_string();
+    assert!(
+        err.starts_with("config key `gateway.auth.token`")
+            && err.contains(&format!("{}:5", path.display()))
+            && err.contains("is empty")
+            && err.contains("16 characters"),
+        "{err}"
+    );
+
+    let loaded = load_file(&path, &[("PINCER_GATEWAY_TOKEN", " \t ")]).expect("loads");
+    let err = loaded.check_gateway_token().expect_err("blank").to_string();
+    assert!(
+        err.contains("environment variable PINCER_GATEWAY_TOKEN") && err.contains("is blank"),
+        "{err}"
+    );
+
+    for token in ["0123456789abcdef", "env:SET_LATER"] {
+        let loaded = load_file(&path, &[("PINCER_GATEWAY_TOKEN", token)]).expect("loads");
+        assert_eq!(loaded.check_gateway_token(), Ok(()), "{token}");
+    }
+}
+
+#[test]
+fn only_a_regular_file_of_at_most_4_mb_is_read() {
+    let dir = tempdir();
+    let err = read_file(Path::new("/dev/null"), true).expect_err("a device");
+    assert_eq!(
+        err.to_string(),
+        "config file /dev/null is not a regular file but a device"
+    );
+    let err = read_file(&dir, true).expect_err("a directory");
+    assert!(
+        err.to_string()
+            .ends_with("is not a regular file but a directory"),
+        "{err}"
+    );
+
+    let fifo = dir.join("fifo.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        // Refused by its metadata: opening it for reading would block this test.
+        let err = read_file(&fifo, true).expect_err("a FIFO");
+        assert!(
+            err.to_string()
+                .ends_with("is not a regular file but a FIFO"),
+            "{err}"
+        );
+    }
+
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).expect("write");
+    assert_eq!(
+        read_file(&big, true),
+        Err(ConfigError::TooLarge {
+            path: big.clone(),
+            size: MAX_CONFIG_BYTES + 1,
+            max: MAX_CONFIG_BYTES
+        })
+    );
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize]).expect("write");
+    assert!(matches!(read_file(&big, true), Ok(Some(t)) if t.len() == MAX_CONFIG_BYTES as usize));
+
+    let link = dir.join("pincer.toml");
+    std::os::unix::fs::symlink("gone.toml", &link).expect("symlink");
+    let err = read_file(&link, false).expect_err("dangling");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "config file {} is a symbolic link to {}, which does not exist",
+            link.display(),
+            dir.join("gone.toml").display()
+        )
+    );
+    // Found at the default path, rather than silently skipped.
+    let sources = Sources {
+        home: dir.clone(),
+        ..Sources::default()
+    };
+    assert_eq!(
+        load(&Sources {
+            file: Some(link.clone()),
+            ..sources
+        })
+        .map(|l| l.file),
+        Err(err)
+    );
+
+    assert_eq!(read_file(&dir.join("absent.toml"), false), Ok(None));
+    assert!(read_file(&dir.join("absent.toml"), true).is_err());
+}
+
+#[test]
+fn an_unknown_provider_is_an_error_with_the_closest_one() {
+    for (text, wanted) in [
+        (
+            "[agents.main.model]\nprovider = \"opneai\"\nname = \"gpt-5\"\n",
+            "agents.main.model.provider = \"opneai\" (at pincer.toml:2): is not a provider (echo, openai, anthropic); did you mean `openai`?",
+        ),
+        (
+            "[agents.main]\nmodel = \"antropic/claude-sonnet-4-6\"\n",
+            "agents.main.model.provider = \"antropic\" (at pincer.toml:2): is not a provider (echo, openai, anthropic); did you mean `anthropic`?",
+        ),
+        (
+            "[agents.main.model]\nprovider = \"echo\"\nfallbacks = [\"openai/gpt-5\", \"ecko/echo\"]\n",
+            "agents.main.model.fallbacks[1] = \"ecko/echo\" (at pincer.toml:3): `ecko` is not a provider (echo, openai, anthropic); did you mean `echo`?",
+        ),
+        (
+            "[agents.main.model]\nprovider = \"mistral\"\n",
+            "agents.main.model.provider = \"mistral\" (at pincer.toml:2): is not a provider (echo, openai, anthropic)",
+        ),
+        (
+            "[agents.main.model]\nprovider = \"echo\"\nfallbacks = [\"llama3\"]\n",
+            "agents.main.model.fallbacks[0] = \"llama3\" (at pincer.toml:3): cannot tell the provider of model `llama3`; write it as `provider/name` (echo, openai, anthropic)",
+        ),
+    ] {
+        match toml(text) {
+            Err(ConfigError::Invalid(problems)) => {
+                assert_eq!(problems, vec![wanted.to_string()], "{text}")
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // Inherited from `default`: reported there, once.
+    let inherited = "[agents.default.model]\nprovider = \"opneai\"\nfallbacks = [\"ecko/x\"]\n\n[agents.a]\nsystemPrompt = \"a\"\n";
+    match toml(inherited) {
+        Err(ConfigError::Invalid(problems)) => {
+            assert_eq!(problems.len(), 2, "{problems:?}");
+            assert!(
+                problems.iter().all(|p| p.starts_with("agents.default.")),
+                "{problems:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let fine = "[agents.main.model]\nprovider = \"anthropic\"\nname = \"claude-opus-4-6\"\nfallbacks = [\"openai/gpt-5\", \"gpt-5-mini\", \"echo\"]\n";
+    assert!(toml(fine).is_ok());
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "pincer-config-test-{}-{}",

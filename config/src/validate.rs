@@ -2,14 +2,30 @@
 //! kept apart.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::Config;
+use super::agents::ModelConfig;
 use super::secret::SecretValue;
 
-/// Returns the warnings, or every error found.
-pub(super) fn validate(config: &Config) -> Result<Vec<String>, Vec<String>> {
+/// The model providers there are (`agents.<id>.model.provider`, `provider/name`).
+const PROVIDERS: [&str; 3] = ["echo", "openai", "anthropic"];
+
+/// Returns the warnings, or every error found. `file` (path and text) and `env` say
+/// where a key was written, for the errors that name one.
+pub(super) fn validate(
+    config: &Config,
+    file: Option<(&Path, &str)>,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, Vec<String>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let at = |key: &[&str]| {
+        let segments: Vec<String> = key.iter().map(|s| s.to_string()).collect();
+        super::errors::locate(&segments, file, env)
+            .map(|l| format!(" (at {l})"))
+            .unwrap_or_default()
+    };
 
     let marked: Vec<&String> = config
         .agents
@@ -33,6 +49,15 @@ pub(super) fn validate(config: &Config) -> Result<Vec<String>, Vec<String>> {
                 "agents.{id}.model: cannot tell the provider of model `{}`; set `provider` (echo, openai, anthropic)",
                 model.name.as_deref().unwrap_or("")
             ));
+        }
+        if let Some(model) = &agent.model {
+            // What an agent inherits from `default` is reported once, on `default`.
+            let base = config
+                .agents
+                .get("default")
+                .filter(|_| id != "default")
+                .and_then(|d| d.model.as_ref());
+            check_providers(id, model, base, &at, &mut errors);
         }
         if let Some(steps) = agent.adaptive_thinking
             && steps.min_steps > steps.max_steps
@@ -101,6 +126,61 @@ pub(super) fn validate(config: &Config) -> Result<Vec<String>, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// The providers agent `id`'s model names (`provider`, the `provider/name` form, each
+/// fallback) are providers there are; what equals `base` (the default agent's model,
+/// which it inherits) is left to the check of `default`.
+fn check_providers(
+    id: &str,
+    model: &ModelConfig,
+    base: Option<&ModelConfig>,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+) {
+    if let Some(provider) = &model.provider
+        && base.is_none_or(|b| b.provider.as_ref() != Some(provider))
+        && let Some(why) = unknown_provider(provider)
+    {
+        let place = at(&["agents", id, "model", "provider"]);
+        errors.push(format!(
+            "agents.{id}.model.provider = \"{provider}\"{place}: {why}"
+        ));
+    }
+    if base.is_some_and(|b| b.fallbacks == model.fallbacks) {
+        return;
+    }
+    for (i, fallback) in model.fallbacks.iter().enumerate() {
+        let key = format!("agents.{id}.model.fallbacks[{i}] = \"{fallback}\"");
+        let place = at(&["agents", id, "model", "fallbacks", &format!("[{i}]")]);
+        let parsed = ModelConfig::from_text(fallback);
+        match &parsed.provider {
+            Some(provider) => {
+                if let Some(why) = unknown_provider(provider) {
+                    errors.push(format!("{key}{place}: `{provider}` {why}"));
+                }
+            }
+            None if parsed.provider_name().is_none() => errors.push(format!(
+                "{key}{place}: cannot tell the provider of model `{fallback}`; write it as `provider/name` (echo, openai, anthropic)"
+            )),
+            None => {}
+        }
+    }
+}
+
+/// Why `provider` is not one, with the closest one when it looks like a typo; `None` for
+/// a provider there is.
+fn unknown_provider(provider: &str) -> Option<String> {
+    if PROVIDERS.contains(&provider) {
+        return None;
+    }
+    let known: Vec<String> = PROVIDERS.iter().map(|p| p.to_string()).collect();
+    let suggestion = super::errors::closest(provider, &known)
+        .map(|p| format!("; did you mean `{p}`?"))
+        .unwrap_or_default();
+    Some(format!(
+        "is not a provider (echo, openai, anthropic){suggestion}"
+    ))
 }
 
 fn list(ids: &[&String]) -> String {

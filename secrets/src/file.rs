@@ -35,7 +35,7 @@ pub fn read(path: &Path, mode: FileMode) -> Result<Contents, BackendError> {
         }
         _ => BackendError::Unavailable(format!("secrets file {shown}: {e}")),
     })?;
-    check_private(path, &meta)?;
+    check_private("secrets file", path, &meta)?;
     if meta.len() > MAX_FILE {
         return Err(BackendError::Invalid(format!(
             "secrets file {shown} is larger than {MAX_FILE} bytes"
@@ -59,11 +59,18 @@ pub fn read(path: &Path, mode: FileMode) -> Result<Contents, BackendError> {
     }
 }
 
-fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<(), BackendError> {
+/// Refuses a file of secrets (`what`: "secrets file", "gateway token file") that others
+/// could read or that belongs to another user: mode 0600 or tighter, owned by the user
+/// running pincer.
+pub fn check_private(
+    what: &str,
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<(), BackendError> {
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(BackendError::Denied(format!(
-            "secrets file {} is open to group or others (mode {mode:04o}); run `chmod 600 {}`",
+            "{what} {} is open to group or others (mode {mode:04o}); run `chmod 600 {}`",
             path.display(),
             path.display()
         )));
@@ -71,7 +78,7 @@ fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<(), BackendErr
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
         return Err(BackendError::Denied(format!(
-            "secrets file {} is owned by uid {}, not by the user running pincer (uid {me})",
+            "{what} {} is owned by uid {}, not by the user running pincer (uid {me})",
             path.display(),
             meta.uid()
         )));

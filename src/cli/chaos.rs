@@ -1,10 +1,11 @@
 //! `pincer chaos kill PATH` and `pincer chaos monkey --rate 100/s --duration 60s
 //! [--scope GLOB]`: kill actors of a running gateway through its admin API.
 //!
-//! The monkey picks among running actors whose path matches the glob (`*` within a path
-//! segment, `**` across segments; default every actor but the root), kills at the given
-//! rate, prints progress each second, and ends with a verdict: kills done, restarts seen,
-//! and whether the gateway was ready again within 10 s.
+//! `kill` refuses the root and the port's actor (`pincer`, `pincer/health`) unless given
+//! `--force`. The monkey picks among running actors whose path matches the glob (`*`
+//! within a path segment, `**` across segments; default every actor), never those two,
+//! kills at the given rate, prints progress each second, and ends with a verdict: kills
+//! done, restarts seen, and whether the gateway was ready again within 10 s.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::client::Client;
 use super::{Failure, usage};
+use crate::http::admin::protected;
 use pincer_config::duration::parse_duration;
 
 /// `pincer chaos`.
@@ -32,6 +34,10 @@ pub enum ChaosAction {
     Kill {
         /// e.g. `pincer/channels/channel:web:web/link`.
         path: String,
+        /// Kill it even if it is the root (`pincer`, which ends the gateway) or the
+        /// port's actor (`pincer/health`), which the gateway otherwise refuses.
+        #[arg(long)]
+        force: bool,
     },
     /// Kill random actors at a rate for a while.
     Monkey {
@@ -51,9 +57,9 @@ pub enum ChaosAction {
 pub async fn run(config: Option<PathBuf>, args: ChaosArgs) -> Result<(), Failure> {
     let client = Client::from_config(config).await?;
     match args.action {
-        ChaosAction::Kill { path } => {
+        ChaosAction::Kill { path, force } => {
             client
-                .post_json("/admin/actors/kill", &json!({"path": path}))
+                .post_json("/admin/actors/kill", &json!({"path": path, "force": force}))
                 .await?;
             println!("killed {path}");
             Ok(())
@@ -102,7 +108,9 @@ async fn monkey(
             if let Ok(tree) = client.get_json("/admin/tree").await {
                 targets = running_paths(&tree)
                     .into_iter()
-                    .filter(|p| p != "pincer" && glob_match(scope, p))
+                    // Never the root or the port's actor: the admin API refuses them
+                    // without `force`, and a run must not end the gateway it measures.
+                    .filter(|p| protected(p).is_none() && glob_match(scope, p))
                     .collect();
             }
             refreshed = Instant::now();

@@ -66,6 +66,8 @@ async fn serve(
 ) -> Result<(), Failure> {
     init_tracing();
     let (sources, mut loaded) = load_config(config)?;
+    // No empty or short token is ever in force: written in the config, it stops the start.
+    loaded.check_gateway_token().map_err(usage)?;
     // Plaintext secrets of the config are masked from the first log line on; resolved
     // refs join them as `secrets` resolves them.
     let plaintext: Vec<String> = pincer_secrets::refs::uses(&loaded.config)
@@ -79,12 +81,9 @@ async fn serve(
     for warning in &loaded.warnings {
         tracing::warn!(message = %warning);
     }
-    if let Some(port) = port {
-        loaded.config.gateway.port = port;
-    }
-    if let Some(bind) = bind {
-        loaded.config.gateway.bind = bind;
-    }
+    // The flags sit over the config, at start and after every reload.
+    let overrides = pincer_config::Overrides { port, bind };
+    overrides.apply(&mut loaded.config);
     let gateway = &loaded.config.gateway;
     let ip: IpAddr = gateway.bind.parse().map_err(|_| {
         usage(anyhow!(
@@ -101,7 +100,18 @@ async fn serve(
     let configured_token = match &gateway.auth.token {
         Some(value) => {
             match pincer_secrets::resolve_now(value, &loaded.config, &home, &sources.env).await {
-                Ok(token) => Some(token),
+                Ok(token) => match pincer_config::token_problem(&token) {
+                    None => Some(token.trim().to_string()),
+                    // Plaintext was checked with the config; this is what a ref gave.
+                    Some(problem) => {
+                        let shown = value
+                            .as_ref()
+                            .map_or_else(|| "plaintext".to_string(), |r| format!("`{r}`"));
+                        return Err(usage(anyhow!(
+                            "gateway.auth.token: the value of secret {shown} {problem}"
+                        )));
+                    }
+                },
                 Err(error) => {
                     tracing::warn!(%error, "The gateway token is not resolved yet; the generated one guards the port meanwhile.");
                     None
@@ -147,6 +157,7 @@ async fn serve(
     let started_at = Instant::now();
     let gw = Topology::new(Parts {
         sources,
+        overrides,
         config_file: loaded.file.clone(),
         config: loaded.config,
         store: Store::new(&store_path),
@@ -278,15 +289,13 @@ fn create_home(home: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create PINCER_HOME {}", home.display()))
 }
 
-/// The token in `$PINCER_HOME/gateway.token`, made (mode 0600) if there is none.
+/// The token in `$PINCER_HOME/gateway.token`, made (mode 0600) if there is none. A file
+/// others can read, or one holding a short token, is refused (exit 2).
 fn generated_token(home: &Path) -> Result<String, Failure> {
     let path = home.join("gateway.token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let token = text.trim().to_string();
-        if !token.is_empty() {
-            tracing::info!(path = %path.display(), "Gateway token read from file.");
-            return Ok(token);
-        }
+    if let Some(token) = read_token_file(&path).map_err(usage)? {
+        tracing::info!(path = %path.display(), "Gateway token read from file.");
+        return Ok(token);
     }
     let token = format!(
         "pcr_{}{}",
@@ -298,6 +307,48 @@ fn generated_token(home: &Path) -> Result<String, Failure> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(path = %path.display(), "Generated a gateway token (mode 0600); the CLI and API clients read it from there.");
     Ok(token)
+}
+
+/// Larger token files are refused: they are not token files.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// The token a token file holds: `None` when there is no file or it is empty (one is
+/// generated). The file must be a regular file private to this user, as secrets files
+/// are, and hold a token long enough.
+fn read_token_file(path: &Path) -> anyhow::Result<Option<String>> {
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow!("cannot read gateway token file {shown}: {e}")),
+    };
+    if !meta.is_file() {
+        return Err(anyhow!("gateway token file {shown} is not a regular file"));
+    }
+    pincer_secrets::file::check_private("gateway token file", path, &meta).map_err(
+        |e| match e {
+            pincer_secrets::BackendError::Denied(why) => anyhow!(why),
+            other => anyhow!("{other}"),
+        },
+    )?;
+    if meta.len() > MAX_TOKEN_FILE {
+        return Err(anyhow!(
+            "gateway token file {shown} has {} bytes, more than a token ({MAX_TOKEN_FILE} at most)",
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read gateway token file {shown}"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if let Some(problem) = pincer_config::token_problem(token) {
+        return Err(anyhow!(
+            "gateway token file {shown} {problem} (delete the file to have a new one generated)"
+        ));
+    }
+    Ok(Some(token.to_string()))
 }
 
 async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {

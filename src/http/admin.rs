@@ -1,5 +1,6 @@
-//! The admin API (bearer token): the tree, killing and stopping actors by path, config
-//! reload, sessions and their transcripts. The CLI is its main client.
+//! The admin API (bearer token): the tree, killing and stopping actors by path (the root
+//! and the port's actor only with `"force": true`), config reload, sessions and their
+//! transcripts. The CLI is its main client.
 
 use std::time::Duration;
 
@@ -20,6 +21,24 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Deserialize)]
 struct PathBody {
     path: String,
+    /// Kill or stop a protected actor all the same.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Why the actor at `path` is not killed or stopped without `"force": true`: the root
+/// (its end is the process's) and the port's actor (its end drops every connection, this
+/// request's too, and it is what a chaos run would need to come back).
+pub fn protected(path: &str) -> Option<&'static str> {
+    if path == pincer_core::paths::ROOT {
+        Some("is the root of the tree: killing or stopping it ends the gateway process")
+    } else if path == pincer_core::paths::top("health") {
+        Some(
+            "serves the gateway port: killing or stopping it drops every connection, this one included",
+        )
+    } else {
+        None
+    }
 }
 
 /// The admin routes.
@@ -54,7 +73,9 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
         .and(warp::post())
         .and(with_gw.clone())
         .and(body)
-        .map(|gw: Topology, b: PathBody| control(&b.path, "killed", gw.registry().kill(&b.path)));
+        .map(|gw: Topology, b: PathBody| {
+            guarded(&b, "kill", "killed", || gw.registry().kill(&b.path))
+        });
 
     let stop = admin
         .clone()
@@ -62,7 +83,9 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
         .and(warp::post())
         .and(with_gw.clone())
         .and(body)
-        .map(|gw: Topology, b: PathBody| control(&b.path, "stopped", gw.registry().stop(&b.path)));
+        .map(|gw: Topology, b: PathBody| {
+            guarded(&b, "stop", "stopped", || gw.registry().stop(&b.path))
+        });
 
     let reload = admin
         .clone()
@@ -103,6 +126,28 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
 
 fn ok(body: Value) -> warp::reply::Response {
     warp::reply::json(&body).into_response()
+}
+
+/// Runs `act` on the actor `body` names, unless it is [`protected`] and not forced (409).
+fn guarded(
+    body: &PathBody,
+    verb: &str,
+    done: &str,
+    act: impl FnOnce() -> Result<(), ControlError>,
+) -> warp::reply::Response {
+    match protected(&body.path) {
+        Some(why) if !body.force => ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "refusing to {verb} `{}`: it {why}; send \"force\": true (`pincer chaos kill --force`) to do it anyway",
+                body.path
+            ),
+            "invalid_request_error",
+            "protected_actor",
+        )
+        .into_reply(),
+        _ => control(&body.path, done, act()),
+    }
 }
 
 fn control(path: &str, done: &str, result: Result<(), ControlError>) -> warp::reply::Response {

@@ -1,9 +1,11 @@
-//! The web chat: the page at `/` and its WebSocket at `/ws`, handed to the web link.
+//! The web chat: the page at `/` and its WebSocket at `/ws`, handed to the web link. The
+//! socket takes loopback callers and the token (`?token=` too), and refuses pages of
+//! other origins than the gateway's own and `gateway.allowedOrigins` ([`super::hosts`]).
 
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-use super::{ApiError, Caller, caller};
+use super::{ApiError, Caller, hosts, socket_caller};
 use crate::channel::web::{MAX_FRAME_BYTES, WebLinkMsg};
 use crate::topology::Topology;
 
@@ -18,9 +20,27 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
     });
     let socket = warp::path("ws")
         .and(warp::path::end())
-        .and(caller(gw.clone()))
+        .and(socket_caller(gw.clone()))
+        .and(warp::host::optional())
+        .and(warp::header::optional::<String>("origin"))
         .and(warp::ws())
-        .map(move |who: Caller, ws: warp::ws::Ws| {
+        .map(move |who: Caller, host: Option<warp::host::Authority>, origin: Option<String>, ws: warp::ws::Ws| {
+            // A page of another site must not chat as the browser's user: the token does
+            // not change that (it may be the page that put it there).
+            if let Some(origin) = origin
+                && !hosts::origin_allowed(&origin, host.as_ref(), &gw.config().gateway.allowed_origins)
+            {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "a page of origin `{origin}` may not open the web chat's socket: only the gateway's own origin ({}) and those in gateway.allowedOrigins may",
+                        hosts::own_origin(host.as_ref())
+                    ),
+                    "permission_error",
+                    "origin_not_allowed",
+                )
+                .into_reply();
+            }
             if !(who.local || who.authenticated) {
                 return ApiError::unauthorized().into_reply();
             }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod moto;
+pub mod start;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -255,8 +256,10 @@ impl Gw {
         (status, text)
     }
 
+    /// Kills the actor at `path`, the protected ones (`pincer`, `pincer/health`) too:
+    /// chaos tests kill whatever they pick.
     pub async fn kill(&self, path: &str) -> StatusCode {
-        self.post("/admin/actors/kill", json!({"path": path}))
+        self.post("/admin/actors/kill", json!({"path": path, "force": true}))
             .await
             .0
     }
