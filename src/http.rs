@@ -177,7 +177,7 @@ pub struct Caller {
 
 /// The caller of a request: its address and `Authorization` header checked.
 pub fn caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
-    warp::addr::remote()
+    crate::server::remote()
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(
