@@ -84,6 +84,74 @@ pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallib
     warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|Peer(addr)| addr))
 }
 
+/// Raises the soft limit on open files to the hard limit. Called once, before the
+/// runtime starts: distributions start services with a soft limit of 1024 (under a hard
+/// limit of 512Ki or more), which caps the gateway's connections well below
+/// `gateway.maxConnections`. What happened is logged at debug when the server starts.
+pub fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let outcome = match (before.current, before.maximum) {
+        (Some(soft), Some(hard)) if soft < hard => {
+            let raised = rustix::process::Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => FdLimit::Raised {
+                    from: soft,
+                    to: hard,
+                },
+                Err(e) => FdLimit::Failed {
+                    soft,
+                    hard,
+                    error: e.to_string(),
+                },
+            }
+        }
+        // Already at the hard limit, or unlimited (which no soft limit may be set to).
+        (soft, hard) => FdLimit::Kept { soft, hard },
+    };
+    let _ = FD_LIMIT.set(outcome);
+}
+
+/// What [`raise_fd_limit`] did, kept to be logged once logging is set up.
+static FD_LIMIT: std::sync::OnceLock<FdLimit> = std::sync::OnceLock::new();
+
+#[derive(Debug)]
+enum FdLimit {
+    Raised {
+        from: u64,
+        to: u64,
+    },
+    Kept {
+        soft: Option<u64>,
+        hard: Option<u64>,
+    },
+    Failed {
+        soft: u64,
+        hard: u64,
+        error: String,
+    },
+}
+
+/// Logs what [`raise_fd_limit`] did, the first time it is called.
+fn log_fd_limit() {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED.call_once(|| match FD_LIMIT.get() {
+        Some(FdLimit::Raised { from, to }) => {
+            tracing::debug!(from, to, "Open files soft limit raised to the hard limit.");
+        }
+        Some(FdLimit::Kept { soft, hard }) => {
+            tracing::debug!(?soft, ?hard, "Open files soft limit kept.");
+        }
+        Some(FdLimit::Failed { soft, hard, error }) => {
+            tracing::debug!(soft, hard, %error, "Open files soft limit not raised.");
+        }
+        None => {}
+    });
+}
+
 // === impl ServerCtx ===
 
 impl ServerCtx {
@@ -123,6 +191,7 @@ impl Actor for Server {
         _myself: ActorRef<()>,
         (ctx, scope): (ServerCtx, Scope),
     ) -> Result<(), ActorProcessingErr> {
+        log_fd_limit();
         let std_listener = ctx.listener.try_clone()?;
         std_listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(std_listener)?;

@@ -1,12 +1,14 @@
 //! Connections on the gateway port, on the real binary: stalled and idle clients are cut
 //! off, the number of connections is capped (the longest idle make room, probes keep
-//! answering), and clients that go away are no ERROR.
+//! answering), the fd limit is raised at start, and clients that go away are no ERROR.
 
 mod common;
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gw, TempDir, until};
+use common::{Gw, TempDir, bin, free_port, until};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -329,6 +331,111 @@ async fn at_the_cap_with_nothing_idle_a_new_connection_is_refused_at_once() {
         },
     )
     .await;
+}
+
+/// A gateway started under `bash -c 'ulimit -Sn {soft}; exec pincer gateway ...'`.
+struct Limited {
+    child: Child,
+    port: u16,
+}
+
+impl Limited {
+    fn spawn(home: &Path, soft: u32) -> Self {
+        let port = free_port();
+        let child = Command::new("bash")
+            .args([
+                "-c",
+                &format!("ulimit -Sn {soft} && exec \"$@\""),
+                "pincer",
+                bin(),
+                "gateway",
+                "--port",
+                &port.to_string(),
+            ])
+            .env("PINCER_HOME", home)
+            .env_remove("PINCER_CONFIG")
+            .env_remove("PINCER_GATEWAY_TOKEN")
+            .env_remove("PINCER_GATEWAY_PORT")
+            .env("PINCER_LOG", "info,pincer=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.join("gateway.log")).expect("log file"))
+            .spawn()
+            .expect("spawn pincer under bash");
+        Self { child, port }
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (soft, hard) `Max open files` of process `pid`.
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (
+        fields.next().unwrap_or_default().to_string(),
+        fields.next().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_fd_soft_limit_is_raised_to_the_hard_limit_at_start() {
+    // Distributions start services with a soft limit of 1024 (here 64) under a much
+    // higher hard one: a gateway that kept the soft limit would run out of descriptors
+    // long before its connection cap.
+    let home = TempDir::new();
+    let gw = Limited::spawn(home.path(), 64);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(get_once(gw.port, "/readyz").await, Ok((200, _))) {
+        assert!(
+            Instant::now() < deadline,
+            "not ready; log:\n{}",
+            std::fs::read_to_string(home.path().join("gateway.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Three hundred connections at once, each answered and kept.
+    let connects = (0..300).map(|_| {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let mut stream = TcpStream::connect(("127.0.0.1", gw.port)).await?;
+            let status = get_on(&mut stream, "/healthz").await?;
+            Ok::<_, std::io::Error>((stream, status))
+        })
+    });
+    let outcomes = futures::future::join_all(connects).await;
+    let mut held = Vec::new();
+    let mut failed = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(Ok((stream, 200))) => held.push(stream),
+            Ok(Ok((_, status))) => failed.push(format!("status {status}")),
+            Ok(Err(e)) => failed.push(e.to_string()),
+            Err(_) => failed.push("no answer within 10 s".to_string()),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 300 connections not served: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let mut closed = 0;
+    for stream in &mut held {
+        if closed_within(stream, Duration::from_millis(5)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 0, "connections were closed under the default cap");
+    let (soft, hard) = open_files_limit(gw.child.id());
+    assert_eq!(soft, hard, "the soft limit was not raised");
 }
 
 #[tokio::test]
