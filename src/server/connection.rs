@@ -28,7 +28,7 @@ use super::registry::{InFlight, Slot};
 use super::{Handler, Peer};
 
 /// How long an evicted connection that answered before may take to send what it still
-/// holds and close, before it is dropped.
+/// holds and close, before it is dropped (unless it is answering a request).
 const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
 /// A socket holding its place in the registry, and noting the first byte of each head.
@@ -120,9 +120,14 @@ pub(super) async fn serve(
                 closing = Some(Instant::now() + EVICTION_GRACE);
             }
             () = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
-                if closing.is_some() {
-                    tracing::debug!(%peer, "Connection dropped: it did not close in time to make room.");
-                    return;
+                if closing.take().is_some() {
+                    if tracker.conn().waiting().is_some() {
+                        tracing::debug!(%peer, "Connection dropped: it did not close in time to make room.");
+                        return;
+                    }
+                    // An HTTP/2 stream came in before it was told to go away: hyper
+                    // closes the connection once that is answered.
+                    continue;
                 }
                 if let Some(deadline) = tracker.conn().deadline(&limits)
                     && deadline.at <= Instant::now()
