@@ -264,7 +264,7 @@ pub struct Caller {
 /// the query string counts on the web chat's socket only ([`socket_caller`]): elsewhere it
 /// would end up in logs, browser history and `Referer` headers.
 pub fn caller(gw: Topology) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
-    warp::addr::remote()
+    crate::server::remote()
         .and(warp::header::optional::<String>("authorization"))
         .map(
             move |addr: Option<SocketAddr>, auth: Option<String>| Caller {

@@ -6,5 +6,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = pincer::cli::Cli::parse();
+    pincer::server::raise_fd_limit();
     pincer::cli::run(cli)
 }

@@ -30,7 +30,7 @@ use crate::channel::{self, Account};
 use crate::config_watcher::WatcherCtx;
 use crate::reconcile::Reconciler;
 use crate::router::Router;
-use crate::server::{Serve, ServerCtx};
+use crate::server::{Handler, Limits, ServerCtx};
 use crate::store::StoreActor;
 use crate::topology::Topology;
 use crate::{agent, config_watcher, provider, secrets, server};
@@ -104,17 +104,34 @@ pub fn spec(topology: &Topology) -> Tree {
     }
 }
 
-/// The server serves every route of `topology` on its port.
+/// The server serves every route of `topology` on its port, within the connection limits
+/// of the config at start (they are not reloadable).
 fn server_ctx(topology: &Topology) -> ServerCtx {
-    let routes_of = topology.clone();
-    let serve: Serve = Arc::new(move |listener| {
-        let routes = crate::http::routes(routes_of.clone());
-        Box::pin(warp::serve(routes).incoming(listener).run())
+    use hyper::service::Service as _;
+    let service = hyper_util::service::TowerToHyperService::new(warp::service(
+        crate::http::routes(topology.clone()),
+    ));
+    let handler: Handler = Arc::new(move |request| {
+        let answer = service.call(request);
+        Box::pin(async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
     });
-    ServerCtx {
-        listener: topology.listener().clone(),
-        serve,
-    }
+    let gateway = &topology.config().gateway;
+    let limits = Limits {
+        max_connections: gateway.max_connections,
+        header_read_timeout: gateway.header_read_timeout,
+        idle_timeout: gateway.idle_timeout,
+    };
+    ServerCtx::new(
+        topology.listener().clone(),
+        handler,
+        limits,
+        topology.catalog().connections().clone(),
+    )
 }
 
 /// Starts the tree of `topology` and marks the gateway started.

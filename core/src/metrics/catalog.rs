@@ -12,6 +12,8 @@
 //! | `pincer_provider_first_token_seconds` | provider, transport | model streams |
 //! | `pincer_provider_slow_total` | provider, kind | model streams |
 //! | `pincer_provider_sockets_ready`, `pincer_provider_sockets_opened_total`, `pincer_provider_warmups_total`, `pincer_provider_continuations_total` | provider | OpenAI sockets |
+//! | `pincer_connections_open` | | the gateway port |
+//! | `pincer_connections_closed_total` | reason | the gateway port |
 //!
 //! Three more families are computed when `/metrics` is scraped, from the registry and the
 //! store rather than kept: `pincer_actor_restarts_total` and `pincer_actors` per actor kind,
@@ -70,6 +72,7 @@ struct Inner {
     channels: [ChannelMetrics; 4],
     providers: [Arc<ProviderMetrics>; 2],
     turns: TurnMetrics,
+    connections: ConnectionMetrics,
 }
 
 /// The metrics of one channel kind.
@@ -92,6 +95,28 @@ pub struct TurnMetrics {
     pub failed: Counter,
     /// Turns started again because the turn, its agent or its provider died.
     pub retried: Counter,
+}
+
+/// The metrics of the connections on the gateway port.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    /// Connections held: serving, idle, or upgraded to a WebSocket.
+    pub open: Gauge,
+    /// Connections the gateway closed or turned away, by [`Closed`].
+    closed: [Counter; 4],
+}
+
+/// Why the gateway closed a connection, for `pincer_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// No whole request head within `gateway.headerReadTimeout`.
+    HeaderTimeout,
+    /// Idle between requests for `gateway.idleTimeout`.
+    IdleTimeout,
+    /// Idle the longest when a new connection needed room under `gateway.maxConnections`.
+    Evicted,
+    /// Turned away at `gateway.maxConnections` with no idle connection to close.
+    Refused,
 }
 
 /// The metrics of one model provider.
@@ -183,6 +208,7 @@ impl Catalog {
                 channels,
                 providers,
                 turns,
+                connections: ConnectionMetrics::new(registry),
             }),
         }
     }
@@ -209,6 +235,11 @@ impl Catalog {
         &self.inner.turns
     }
 
+    /// The metrics of the gateway port's connections.
+    pub fn connections(&self) -> &ConnectionMetrics {
+        &self.inner.connections
+    }
+
     /// `pincer_turns_total` of agent `agent`: made on first use, so call it when a session
     /// starts and keep the handle, not per turn.
     pub fn turns_of(&self, agent: &str) -> Counter {
@@ -217,6 +248,58 @@ impl Catalog {
             "Turns answered by a model, per agent.",
             &[("agent", agent)],
         )
+    }
+}
+
+// === impl ConnectionMetrics ===
+
+impl ConnectionMetrics {
+    fn new(registry: &Metrics) -> Self {
+        let closed = [
+            Closed::HeaderTimeout,
+            Closed::IdleTimeout,
+            Closed::Evicted,
+            Closed::Refused,
+        ]
+        .map(|reason| {
+            registry.counter(
+                "pincer_connections_closed_total",
+                "Connections the gateway closed (timeouts, room made at the cap) or turned away at the cap.",
+                &[("reason", reason.name())],
+            )
+        });
+        Self {
+            open: registry.gauge(
+                "pincer_connections_open",
+                "Connections held on the gateway port: serving, idle, or upgraded to a WebSocket.",
+                &[],
+            ),
+            closed,
+        }
+    }
+
+    /// Handles detached from any registry (a server built without a gateway: tests).
+    pub fn detached() -> Self {
+        Self::new(&Metrics::new())
+    }
+
+    /// The count of connections closed for `reason`.
+    pub fn closed(&self, reason: Closed) -> &Counter {
+        &self.closed[reason as usize]
+    }
+}
+
+// === impl Closed ===
+
+impl Closed {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HeaderTimeout => "header_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Evicted => "evicted",
+            Self::Refused => "refused",
+        }
     }
 }
 
@@ -311,6 +394,11 @@ mod tests {
                 "{text}"
             );
         }
+        assert!(text.contains("pincer_connections_open 0"), "{text}");
+        assert!(
+            text.contains("pincer_connections_closed_total{reason=\"refused\"} 0"),
+            "{text}"
+        );
         assert!(catalog.channel("smoke-signals").is_none());
         assert!(catalog.provider("echo").is_none());
     }

@@ -1,0 +1,212 @@
+//! One connection, served by hyper on a task of its own: each request carries its peer's
+//! address, the registry sees requests start and end (a response counts until its body
+//! is sent, so a stream of server-sent events keeps its connection busy), and the
+//! connection is closed when its deadline passes or it is asked to make room.
+//!
+//! The registry keeps the time rather than hyper: hyper's `header_read_timeout` starts
+//! again whenever a connection goes idle, so it would also be the idle timeout, and
+//! `gateway.idleTimeout` is meant to be the longer of the two.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use pincer_core::metrics::catalog::Closed;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::registry::{InFlight, Slot};
+use super::{Handler, Peer};
+
+/// How long an evicted connection that answered before may take to send what it still
+/// holds and close, before it is dropped (unless it is answering a request).
+const EVICTION_GRACE: Duration = Duration::from_secs(1);
+
+/// A socket holding its place in the registry, and noting the first byte of each head.
+struct Tracked {
+    stream: TcpStream,
+    slot: Slot,
+}
+
+/// A response body that keeps its connection busy until it is sent (or dropped).
+struct Counted<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+/// The connection builder: HTTP/1.1 with upgrades, and HTTP/2 with prior knowledge, as
+/// warp's own server did.
+pub(super) fn builder() -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    // No timer of hyper's: the registry's deadlines apply (see the module docs).
+    builder.http1().header_read_timeout(None);
+    builder
+}
+
+/// Serves `stream` from `peer` until it closes, is cut off, or is asked to make room.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    handler: Handler,
+    builder: Arc<Builder<TokioExecutor>>,
+) {
+    let tracker = slot.tracker().clone();
+    let limits = tracker.registry().limits();
+    let io = TokioIo::new(Tracked { stream, slot });
+    let service = {
+        let tracker = tracker.clone();
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            let in_flight = tracker.start_request();
+            let answer = handler(request);
+            async move {
+                let response = answer.await;
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    in_flight.upgraded();
+                }
+                Ok::<_, Infallible>(response.map(|body| Counted {
+                    body,
+                    _in_flight: in_flight,
+                }))
+            }
+        })
+    };
+    let served = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(served);
+    // Set once the connection was asked to make room and is closing: by when it must be
+    // gone.
+    let mut closing: Option<Instant> = None;
+    loop {
+        let wake_at = match closing {
+            Some(at) => Some(at),
+            None => tracker.conn().deadline(&limits).map(|d| d.at),
+        };
+        tokio::select! {
+            biased;
+            result = served.as_mut() => {
+                match result {
+                    Ok(()) => tracing::trace!(%peer, "Connection closed."),
+                    // Resets, requests cut short, clients gone: theirs, not ours.
+                    Err(error) => tracing::debug!(%peer, %error, "Connection ended with an error."),
+                }
+                return;
+            }
+            () = tracker.conn().woken() => {
+                if closing.is_some() || !tracker.conn().take_eviction() {
+                    continue;
+                }
+                // Asked to make room; a connection that took a request meanwhile stays
+                // (the registry asks another).
+                let Some(answered_before) = tracker.conn().waiting() else {
+                    continue;
+                };
+                tracker.registry().metrics().closed(Closed::Evicted).inc();
+                tracing::debug!(%peer, "Connection closed to make room: idle the longest at the cap.");
+                if !answered_before {
+                    return;
+                }
+                // A response may still be in its buffers: sent first, then closed.
+                served.as_mut().graceful_shutdown();
+                closing = Some(Instant::now() + EVICTION_GRACE);
+            }
+            () = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
+                if closing.take().is_some() {
+                    if tracker.conn().waiting().is_some() {
+                        tracing::debug!(%peer, "Connection dropped: it did not close in time to make room.");
+                        return;
+                    }
+                    // An HTTP/2 stream came in before it was told to go away: hyper
+                    // closes the connection once that is answered.
+                    continue;
+                }
+                if let Some(deadline) = tracker.conn().deadline(&limits)
+                    && deadline.at <= Instant::now()
+                {
+                    tracker.registry().metrics().closed(deadline.reason).inc();
+                    tracing::debug!(%peer, reason = deadline.reason.name(), "Connection closed: its time was up.");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+// === impl Tracked ===
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.slot.tracker().conn().on_bytes();
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+// === impl Counted ===
+
+impl<B: Body + Unpin> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
