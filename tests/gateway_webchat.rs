@@ -14,11 +14,25 @@ use tokio_tungstenite::tungstenite::Message;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The secret of the browser these tests play.
+const CLIENT: &str = "0123456789abcdef0123456789abcdef";
+
+/// A socket of the test's browser, past its `hello`.
 async fn connect(gw: &Gw) -> Socket {
-    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
-        .await
-        .expect("websocket");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
+            .await
+            .expect("websocket");
+    send(&mut socket, json!({"type": "hello", "client": CLIENT})).await;
     socket
+}
+
+/// The key of the test's browser's session `session` with `agent`.
+fn key(agent: &str, session: &str) -> String {
+    format!(
+        "agent:{agent}:web:web:user:{}",
+        common::web_peer(CLIENT, session)
+    )
 }
 
 async fn next_frame(socket: &mut Socket) -> Value {
@@ -66,10 +80,15 @@ async fn a_web_chat_message_streams_its_reply_and_a_resend_is_not_a_second_turn(
     assert_eq!(agents["agents"][0]["id"], "main");
     assert_eq!(agents["agents"][0]["default"], true);
     assert_eq!(agents["agents"][0]["model"], "echo/echo");
-    let tree = next_frame(&mut ws).await;
+    let mut tree = next_frame(&mut ws).await;
     assert_eq!(tree["type"], "tree");
-    assert_eq!(tree["ready"], true);
     assert_eq!(tree["tree"][0]["path"], "pincer");
+    // The shared frame follows readiness within a quarter second.
+    let started = std::time::Instant::now();
+    while tree["ready"] != true {
+        assert!(started.elapsed() < Duration::from_secs(2), "{tree}");
+        tree = next_frame(&mut ws).await;
+    }
 
     send(&mut ws, json!({"type": "send", "id": "m1", "agent": "main", "session": "web-1", "text": "hello browser"})).await;
     let mut seen = Vec::new();
@@ -92,7 +111,7 @@ async fn a_web_chat_message_streams_its_reply_and_a_resend_is_not_a_second_turn(
     assert_eq!(accepted_again["inbox"], accepted["inbox"]);
     let done_again = until(&mut again, "done", "m1", &mut seen).await;
     assert_eq!(done_again["text"], "echo: hello browser");
-    let transcript = gw.transcript("agent:main:web:web:user:web-1").await;
+    let transcript = gw.transcript(&key("main", "web-1")).await;
     assert_eq!(transcript.len(), 2, "{transcript:?}");
 
     send(
@@ -138,7 +157,7 @@ async fn bindings_edited_live_route_the_next_message_to_the_new_agent() {
     )
     .await;
     until(&mut ws, "done", "a", &mut Vec::new()).await;
-    assert_eq!(gw.transcript("agent:main:web:web:user:s").await.len(), 2);
+    assert_eq!(gw.transcript(&key("main", "s")).await.len(), 2);
 
     let bound = format!(
         "{base}\n# web goes to the helper\n[[bindings]]\nagent = \"helper\"\nmatch = {{ channel = \"web\" }}\n"
@@ -159,12 +178,12 @@ async fn bindings_edited_live_route_the_next_message_to_the_new_agent() {
     .await;
     until(&mut ws, "done", "b", &mut Vec::new()).await;
     assert_eq!(
-        gw.transcript("agent:helper:web:web:user:s").await.len(),
+        gw.transcript(&key("helper", "s")).await.len(),
         2,
         "routed to helper"
     );
     assert_eq!(
-        gw.transcript("agent:main:web:web:user:s").await.len(),
+        gw.transcript(&key("main", "s")).await.len(),
         2,
         "main untouched"
     );
@@ -180,7 +199,8 @@ async fn the_tree_frame_shows_a_restart_after_a_kill() {
     loop {
         assert!(
             std::time::Instant::now() < deadline,
-            "no tree frame showed the restart"
+            "no tree frame showed the restart; log:\n{}",
+            gw.log()
         );
         let frame = next_frame(&mut ws).await;
         if frame["type"] != "tree" {

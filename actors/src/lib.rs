@@ -105,7 +105,9 @@ pub use backoff::Backoff;
 pub use child_spec::{
     ChildKind, ChildSpec, Restart, Shutdown, StartCtx, StartError, StartFn, Started,
 };
-pub use registry::{ActorRecord, ActorState, ControlError, Registry, Snapshot, TreeNode};
+pub use registry::{
+    ActorRecord, ActorState, ControlError, Folded, Registry, Snapshot, Tally, TreeNode,
+};
 pub use scope::{Scope, TaskHandle};
 pub use supervisor::{
     ChildInfo, Intensity, RootExit, RootHandle, Strategy, SupervisorError, SupervisorHandle,

@@ -349,3 +349,62 @@ async fn stopping_leaves_no_records_of_run_time_children() {
         .collect();
     assert_eq!(left, vec!["r".to_string(), "r/sessions".to_string()]);
 }
+
+/// A folded view lists everything but the children of the folded supervisor, which it
+/// counts by state; their own children are neither listed nor counted. A sibling whose
+/// name extends the folded one's (`sessions-x` sorts inside `sessions/...` byte-wise) is
+/// listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folded_view_counts_the_children_it_does_not_list() {
+    let log = Log::new();
+    let registry = Registry::new();
+    let (sessions, handle) = SupervisorSpec::dynamic(100).into_child_spec("sessions");
+    let root = SupervisorSpec::new(Strategy::OneForOne)
+        .child(sessions)
+        .child(probe("sessions-x", &log))
+        .start_root("r", &registry)
+        .await
+        .expect("starts");
+    for i in 0..5 {
+        let (session, _) = SupervisorSpec::new(Strategy::OneForOne)
+            .child(probe("turn", &log))
+            .into_child_spec(format!("s{i}"));
+        handle
+            .start_child(session.restart(Restart::Transient))
+            .await
+            .expect("starts");
+    }
+    assert_eq!(registry.len(), 3 + 10);
+    let folded = registry.folded(|path| path.ends_with("/sessions"));
+    let paths: Vec<&str> = folded
+        .snapshot
+        .actors
+        .iter()
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(paths, ["r", "r/sessions", "r/sessions-x"]);
+    let tally = &folded.tallies["r/sessions"];
+    assert_eq!((tally.total, tally.running, tally.failed), (5, 5, 0));
+    assert_eq!(folded.tallies.len(), 1);
+    // Folding nothing is the plain snapshot.
+    assert_eq!(registry.folded(|_| false).snapshot.actors.len(), 13);
+    assert_eq!(root.stop().await, RootExit::Normal);
+}
+
+/// `starting_with` finds the children whose ids share a beginning, and their subtrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_are_found_by_the_beginning_of_their_ids() {
+    let log = Log::new();
+    let (registry, root, sessions) = tree(10).await;
+    for id in ["u:alice.1", "u:alice.2", "u:bob.1"] {
+        sessions.start_child(probe(id, &log)).await.expect("starts");
+    }
+    let found: Vec<String> = registry
+        .starting_with("r/sessions/u:alice.")
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(found, ["r/sessions/u:alice.1", "r/sessions/u:alice.2"]);
+    assert!(registry.starting_with("r/sessions/u:carol").is_empty());
+    assert_eq!(root.stop().await, RootExit::Normal);
+}

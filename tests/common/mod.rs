@@ -34,6 +34,17 @@ impl Drop for TempDir {
     }
 }
 
+/// The peer id the web chat gives session `session` of the browser with secret `client`:
+/// the first 96 bits of the secret's SHA-256 in hex, a dot, the session id.
+pub fn web_peer(client: &str, session: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, client.as_bytes());
+    let hex: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}.{session}")
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

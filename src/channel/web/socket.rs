@@ -1,0 +1,329 @@
+//! One browser's socket: frames in, frames out, each side bounded.
+//!
+//! In: `hello` (the page's secret, before anything else), `send`, `sessions`. Out: the
+//! `agents` frame, the shared `tree` frame whenever it changes (only the latest: a page
+//! that is behind skips the ones it missed), and per message `accepted`, `delta`, `done`,
+//! `error`, `restart` through the socket's [`Outbound`] queue. A page that takes nothing
+//! for [`WRITE_STALL`], or falls behind past the queue's bounds, is closed with 1013; what
+//! it asked is answered all the same and waits in the store for its resend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
+use pincer_actors::Scope;
+use pincer_core::{Inbound, PeerRef, now_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use warp::ws::{Message, WebSocket};
+
+use super::outbound::Outbound;
+use super::owner::{Owner, check_id};
+use super::view::{self, Frame};
+use super::{Delivery, IntakeError, LinkCtx, WebCtx};
+
+/// How long a send may wait for the page to take it before the socket is closed.
+pub(super) const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Messages of one socket waiting for their replies at once.
+pub(super) const MAX_IN_FLIGHT: usize = 32;
+
+/// WebSocket close code: try again later.
+const TRY_AGAIN_LATER: u16 = 1013;
+
+/// What a browser sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Hello {
+        client: String,
+    },
+    Send {
+        id: String,
+        #[serde(default)]
+        agent: Option<String>,
+        session: String,
+        text: String,
+    },
+    Sessions {
+        #[serde(default)]
+        offset: usize,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+}
+
+/// The reading side's state.
+struct Reader {
+    ctx: WebCtx,
+    out: Arc<Outbound>,
+    owner: Option<Owner>,
+    in_flight: Arc<AtomicUsize>,
+    scope: Scope,
+}
+
+/// Serves `socket` until it or the page closes, the page falls behind, or `scope` ends.
+pub(super) async fn serve(
+    ctx: WebCtx,
+    mut tree: watch::Receiver<Frame>,
+    socket: WebSocket,
+    scope: Scope,
+) {
+    let (sink, mut stream) = socket.split();
+    let out = Arc::new(Outbound::default());
+    out.frame(&agents_frame(&ctx.link.config.current()));
+    out.text(tree.borrow_and_update().to_string());
+    let mut reader = Reader {
+        ctx,
+        out: out.clone(),
+        owner: None,
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        scope: scope.clone(),
+    };
+    let read = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if msg.is_close() {
+                break;
+            }
+            if let Ok(text) = msg.to_str() {
+                reader.on_frame(text);
+            }
+        }
+    };
+    tokio::select! {
+        () = read => {}
+        () = write(sink, out, tree) => {}
+    }
+    // The socket is gone: stop streaming to it. Messages it sent stay in the inbox and
+    // are answered; the page gets the reply when it resends the same id.
+    drop(scope.close());
+}
+
+/// Sends the tree when it changed and the queue's frames, until the socket fails or the
+/// page falls behind.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    out: Arc<Outbound>,
+    mut tree: watch::Receiver<Frame>,
+) {
+    let mut tree_due = false;
+    loop {
+        if let Some(why) = out.behind() {
+            return close(sink, &why).await;
+        }
+        // The tree first: it changes at most every view::PUSH_INTERVAL, and a page busy
+        // with a long reply still sees the tree move.
+        let due = std::mem::take(&mut tree_due) || tree.has_changed().unwrap_or(false);
+        let text = if due {
+            tree.borrow_and_update().to_string()
+        } else if let Some(text) = out.take() {
+            text
+        } else {
+            tokio::select! {
+                () = out.ready() => {}
+                changed = tree.changed() => match changed {
+                    Ok(()) => tree_due = true,
+                    Err(_) => return,
+                },
+            }
+            continue;
+        };
+        match tokio::time::timeout(WRITE_STALL, sink.send(Message::text(text))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let why = format!("the page took nothing for {} s", WRITE_STALL.as_secs());
+                return close(sink, &why).await;
+            }
+        }
+    }
+}
+
+/// Closes with 1013 and `why`, if the page still takes a frame.
+async fn close(mut sink: SplitSink<WebSocket, Message>, why: &str) {
+    tracing::debug!(why, "Web chat socket closed.");
+    let frame = Message::close_with(TRY_AGAIN_LATER, why.to_string());
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
+}
+
+// === impl Reader ===
+
+impl Reader {
+    fn on_frame(&mut self, text: &str) {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.error(None, format!("cannot read frame: {e}")),
+        };
+        match (frame, &self.owner) {
+            (ClientFrame::Hello { client }, None) => match Owner::from_secret(&client) {
+                Ok(owner) => self.owner = Some(owner),
+                Err(why) => self.error(None, why),
+            },
+            (ClientFrame::Hello { .. }, Some(_)) => {
+                self.error(None, "`hello` comes once per socket".into());
+            }
+            (ClientFrame::Send { id, .. }, None) => {
+                self.error(Some(&id), HELLO_FIRST.into());
+            }
+            (ClientFrame::Sessions { .. }, None) => self.error(None, HELLO_FIRST.into()),
+            (
+                ClientFrame::Send {
+                    id,
+                    agent,
+                    session,
+                    text,
+                },
+                Some(owner),
+            ) => {
+                let owner = owner.clone();
+                self.send(owner, id, agent, session, text);
+            }
+            (ClientFrame::Sessions { offset, limit }, Some(owner)) => {
+                let link = &self.ctx.link;
+                let config = link.config.current();
+                let frame = view::own_sessions(
+                    &self.ctx.probe.registry,
+                    &link.account,
+                    config.agents.keys(),
+                    owner,
+                    offset,
+                    limit.unwrap_or(50),
+                );
+                self.out.frame(&frame);
+            }
+        }
+    }
+
+    fn send(&self, owner: Owner, id: String, agent: Option<String>, session: String, text: String) {
+        if let Err(why) = check_id("id", &id).and_then(|()| check_id("session", &session)) {
+            return self.error(Some(&id), why);
+        }
+        let agent = agent.filter(|a| !a.is_empty());
+        if let Some(agent) = &agent
+            && !self.ctx.link.config.current().agents.contains_key(agent)
+        {
+            return self.error(Some(&id), format!("no agent `{agent}`"));
+        }
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return self.error(
+                Some(&id),
+                format!(
+                    "{MAX_IN_FLIGHT} messages of this page are waiting for replies: send this one once one is answered"
+                ),
+            );
+        }
+        let (link, out, in_flight) = (
+            self.ctx.link.clone(),
+            self.out.clone(),
+            self.in_flight.clone(),
+        );
+        self.scope.spawn(async move {
+            let peer = owner.peer(&session);
+            answer(&link, &out, &id, agent, peer, text).await;
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    fn error(&self, id: Option<&str>, message: String) {
+        let frame = json!({"type": "error", "id": id, "message": message});
+        match id {
+            Some(id) => self.out.end(id, &frame),
+            None => self.out.frame(&frame),
+        }
+    }
+}
+
+const HELLO_FIRST: &str =
+    "say `hello` with the page's secret first: {\"type\": \"hello\", \"client\": \"...\"}";
+
+/// Takes one message and streams its reply to the page.
+async fn answer(
+    link: &LinkCtx,
+    out: &Outbound,
+    id: &str,
+    agent: Option<String>,
+    peer: String,
+    text: String,
+) {
+    let error = |message: String| json!({"type": "error", "id": id, "message": message});
+    let inbound = Inbound {
+        channel: "web".into(),
+        account: link.account.clone(),
+        // The peer carries the owner: a message id resent by another browser is another
+        // message, and never gets this one's reply.
+        upstream_id: format!("{peer}:{id}"),
+        peer: PeerRef {
+            kind: "user".into(),
+            id: peer,
+        },
+        thread: None,
+        guild: None,
+        team: None,
+        agent,
+        topic: None,
+        text,
+        received_at_ms: now_ms(),
+        fingerprint: None,
+    };
+    let mut waiter = link.outbox.wait(&inbound.upstream_id);
+    let accepted = match link.intake.take(inbound).await {
+        Ok(a) => a,
+        Err(e) => return out.end(id, &error(intake_text(&e))),
+    };
+    out.about(
+        id,
+        &json!({"type": "accepted", "id": id, "inbox": accepted.id}),
+    );
+    if let Some(reply) = accepted.reply {
+        return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
+    }
+    let mut attempt = 0;
+    loop {
+        match waiter
+            .next_or_stored(&link.store, "web", &link.account)
+            .await
+        {
+            Delivery::Delta { attempt: a, text } => {
+                if a != attempt {
+                    attempt = a;
+                    if a > 1 {
+                        // A restarted turn streams from the start: the page clears it.
+                        out.end(id, &json!({"type": "restart", "id": id}));
+                    }
+                }
+                out.delta(id, &text);
+            }
+            Delivery::Done { reply, .. } => {
+                return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
+            }
+            Delivery::Refused { reason, .. } | Delivery::Unavailable { reason, .. } => {
+                return out.end(id, &error(reason));
+            }
+        }
+    }
+}
+
+fn intake_text(e: &IntakeError) -> String {
+    format!("message not accepted: {e}")
+}
+
+/// The `agents` frame: each agent with its model, the default marked.
+fn agents_frame(config: &pincer_config::Config) -> Value {
+    let default = config.default_agent().map(str::to_string);
+    let agents: Vec<Value> = config
+        .agents
+        .iter()
+        .map(|(id, a)| {
+            json!({
+                "id": id,
+                "default": Some(id) == default.as_ref(),
+                "model": crate::agent::model_label(a),
+            })
+        })
+        .collect();
+    json!({"type": "agents", "agents": agents})
+}
