@@ -4,7 +4,11 @@
 
 mod common;
 
-use common::{Gw, TempDir, http_session};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Gw, TempDir, free_port, http_session, run_cli};
 
 async fn say(gw: &Gw, user: &str, text: &str) -> String {
     let (status, body) = gw.chat(user, text, None).await.expect("chat");
@@ -13,6 +17,22 @@ async fn say(gw: &Gw, user: &str, text: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// A path's permission bits, in octal: `"600"`.
+fn mode(path: &Path) -> String {
+    std::fs::metadata(path)
+        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The database and the files SQLite keeps beside it while it runs.
+fn store_files(home: &Path) -> [PathBuf; 3] {
+    ["pincer.db", "pincer.db-wal", "pincer.db-shm"].map(|f| home.join(f))
 }
 
 /// Users whose ids differ only in a control character are two sessions: two actors, two
@@ -60,4 +80,85 @@ async fn users_differing_in_a_control_character_get_their_own_sessions() {
     let running = gw.running_paths().await;
     let sessions = running.iter().filter(|p| p.contains("/session:")).count();
     assert_eq!(sessions, 2, "{running:?}");
+}
+
+/// A home that already existed open to other users (a container volume, a package's
+/// directory) is made 0700 at start, and the store's files are created 0600 whatever the
+/// umask (the tests run with the usual 022): another local user reads no transcript.
+#[tokio::test]
+async fn the_store_and_its_home_are_private() {
+    let home = TempDir::new();
+    chmod(home.path(), 0o755);
+    let gw = Gw::start(home.path(), None).await;
+    say(&gw, "alice", "something private").await;
+    assert_eq!(mode(home.path()), "700");
+    for file in store_files(home.path()) {
+        assert_eq!(mode(&file), "600", "{}", file.display());
+    }
+}
+
+/// Store files an earlier version left readable are made private at start.
+#[tokio::test]
+async fn store_files_left_readable_are_made_private_at_start() {
+    let home = TempDir::new();
+    let mut gw = Gw::start(home.path(), None).await;
+    say(&gw, "alice", "hello").await;
+    gw.signal("KILL");
+    gw.wait_exit(Duration::from_secs(5)).expect("killed");
+    let files = store_files(home.path());
+    for file in &files {
+        chmod(file, 0o644);
+    }
+    let gw = Gw::start(home.path(), None).await;
+    say(&gw, "alice", "again").await;
+    for file in &files {
+        assert_eq!(mode(file), "600", "{}", file.display());
+    }
+}
+
+/// `pincer doctor` names a home and store files other users can read.
+#[test]
+fn doctor_reports_a_home_and_store_files_others_can_read() {
+    let home = TempDir::new();
+    chmod(home.path(), 0o755);
+    let db = home.path().join("pincer.db");
+    std::fs::write(&db, b"").expect("db");
+    chmod(&db, 0o644);
+    let (code, out, _) = run_cli(home.path(), &["doctor"], Some(free_port()));
+    assert_eq!(code, 1, "{out}");
+    let home_line = format!("[FAIL] home {} ", home.path().display());
+    assert!(out.contains(&home_line) && out.contains("0755"), "{out}");
+    assert!(
+        out.contains(&format!("[FAIL] store file {} ", db.display())) && out.contains("0644"),
+        "{out}"
+    );
+
+    chmod(home.path(), 0o700);
+    chmod(&db, 0o600);
+    let (code, out, _) = run_cli(home.path(), &["doctor"], Some(free_port()));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("[ok  ] home {} is private", home.path().display())),
+        "{out}"
+    );
+}
+
+/// A home owned by another user is not ours to change: the gateway leaves it and warns.
+#[tokio::test]
+async fn a_home_of_another_user_is_warned_about() {
+    let home = TempDir::new();
+    chmod(home.path(), 0o777);
+    // Only root can give a directory away (and still write in it); as anyone else there is
+    // nothing to test.
+    if std::os::unix::fs::chown(home.path(), Some(65534), None).is_err() {
+        return;
+    }
+    let gw = Gw::start(home.path(), None).await;
+    assert_eq!(mode(home.path()), "777");
+    let log = gw.log();
+    assert!(
+        log.contains("other users can read or write")
+            && log.contains(&home.path().display().to_string()),
+        "{log}"
+    );
 }

@@ -94,6 +94,13 @@ async fn serve(
     })?;
     let home = sources.home.clone();
     create_home(&home).map_err(usage)?;
+    let store_path = loaded
+        .config
+        .store
+        .path
+        .clone()
+        .unwrap_or_else(|| home.join("pincer.db"));
+    claim_store(&home, &store_path).map_err(usage)?;
 
     // A token ref that cannot be resolved yet does not stop the start: the generated token
     // guards the port meanwhile, `secrets` swaps the configured one in once it resolves,
@@ -137,12 +144,6 @@ async fn serve(
     if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
         tracing::warn!("cannot set TCP_NODELAY on the gateway port: {e}");
     }
-    let store_path = loaded
-        .config
-        .store
-        .path
-        .clone()
-        .unwrap_or_else(|| home.join("pincer.db"));
     let drain = gateway.drain_timeout;
     let started_at = Instant::now();
     let gw = Topology::new(Parts {
@@ -269,13 +270,51 @@ fn init_tracing() {
     }
 }
 
+/// Creates `$PINCER_HOME` (0700) if it does not exist; one that other users can read or
+/// write is made 0700 if it is this user's, else warned about.
 fn create_home(home: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(home)
-        .with_context(|| format!("cannot create PINCER_HOME {}", home.display()))
+    pincer_store::files::create_private_dir(home)
+        .with_context(|| format!("cannot create PINCER_HOME {}", home.display()))?;
+    keep_private(home, "PINCER_HOME");
+    Ok(())
+}
+
+/// Makes the store's directory ready: created 0700 if missing, kept private as the home is.
+fn claim_store(home: &Path, store: &Path) -> anyhow::Result<()> {
+    let dir = match store.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if dir != home {
+        pincer_store::files::create_private_dir(dir)
+            .with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
+        keep_private(dir, "The store's directory");
+    }
+    Ok(())
+}
+
+/// Tightens `dir` to 0700 if other users can read or write it and it is this user's; else
+/// says so. The store's files are 0600 either way; the directory would still show their
+/// names and let others drop files beside them.
+fn keep_private(dir: &Path, what: &str) {
+    use pincer_store::files::{DirAccess, tighten_dir};
+    match tighten_dir(dir) {
+        Ok(DirAccess::Private) => {}
+        Ok(DirAccess::Tightened { was }) => tracing::info!(
+            dir = %dir.display(),
+            was = %format!("{was:04o}"),
+            "{what} was open to other users; made it private (0700)."
+        ),
+        Ok(DirAccess::Open { mode, owner, .. }) => tracing::warn!(
+            dir = %dir.display(),
+            mode = %format!("{mode:04o}"),
+            owner,
+            "{what} is not this user's (or is shared by design) and other users can read or write it: left as it is. Move it, or chmod 700 it."
+        ),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "Cannot check who may read {what}.")
+        }
+    }
 }
 
 /// The token in `$PINCER_HOME/gateway.token`, made (mode 0600) if there is none.

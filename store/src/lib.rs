@@ -10,6 +10,7 @@
 //! starts the thread with [`Store::start_writer`], and a restarted actor starts a new one
 //! that waits for the old one to finish its last group).
 
+pub mod files;
 mod health;
 mod records;
 mod schema;

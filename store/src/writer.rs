@@ -27,7 +27,7 @@ use super::health::StoreHealth;
 use pincer_core::{Inbound, TranscriptEntry, now_ms};
 
 use super::records::{InboxState, SessionRow};
-use super::{Accepted, CommitTurn, Committed, StoreError, schema};
+use super::{Accepted, CommitTurn, Committed, StoreError, files, schema};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -260,9 +260,11 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: 
 /// SQLite says "unable to open database file" whatever the cause; the OS says why
 /// (read-only file system, permission denied, no space left).
 fn os_cause(path: &Path) -> String {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path);
     match file {
         Ok(_) => String::new(),
@@ -276,8 +278,10 @@ const WAL_SIZE_LIMIT: i64 = 96 * 1024 * 1024;
 
 pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = files::create_private_dir(dir);
     }
+    // Before SQLite opens it: the log and its index get the database file's permissions.
+    files::make_private(path);
     let mut conn = Connection::open(path)?;
     schema::configure(&conn)?;
     // Checkpoints run on their own thread (`spawn_checkpointer`), not inside commits.
