@@ -162,3 +162,37 @@ async fn a_home_of_another_user_is_warned_about() {
         "{log}"
     );
 }
+
+/// One store, one gateway: a second gateway on the same store exits 2 before binding its
+/// port, naming the store and the pid that holds it. The lock dies with its process, so a
+/// SIGKILLed gateway does not block its successor.
+#[tokio::test]
+async fn a_second_gateway_on_the_same_store_exits_2_naming_the_holder() {
+    let home = TempDir::new();
+    let mut first = Gw::start(home.path(), None).await;
+    let port = free_port();
+    let mut second = Gw::spawn(home.path(), None, port);
+    let status = second.wait_exit(Duration::from_secs(10));
+    let log = second.log();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "the second gateway must exit 2; log:\n{log}"
+    );
+    let db = home.path().join("pincer.db");
+    assert!(
+        log.contains(&db.display().to_string()) && log.contains(&format!("pid {}", first.pid())),
+        "{log}"
+    );
+    // It never bound its port.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    // The first one is untouched.
+    say(&first, "alice", "still here").await;
+
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(5)).expect("killed");
+    let next = Gw::start(home.path(), None).await;
+    say(&next, "alice", "after the kill").await;
+    let transcript = next.transcript(&http_session("alice")).await;
+    assert_eq!(transcript.len(), 4, "{transcript:?}");
+}

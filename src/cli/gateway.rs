@@ -100,7 +100,8 @@ async fn serve(
         .path
         .clone()
         .unwrap_or_else(|| home.join("pincer.db"));
-    claim_store(&home, &store_path).map_err(usage)?;
+    // One store, one gateway: held until the process ends (a kill releases it too).
+    let _store_lock = claim_store(&home, &store_path)?;
 
     // A token ref that cannot be resolved yet does not stop the start: the generated token
     // guards the port meanwhile, `secrets` swaps the configured one in once it resolves,
@@ -279,18 +280,31 @@ fn create_home(home: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes the store's directory ready: created 0700 if missing, kept private as the home is.
-fn claim_store(home: &Path, store: &Path) -> anyhow::Result<()> {
+/// Makes the store's directory ready (created 0700 if missing, kept private as the home is)
+/// and takes the store's lock. A store another process holds is exit 2, naming its pid. A
+/// lock file that cannot be made (a read-only directory) is a warning: the store cannot be
+/// written there either, and readiness says why until it can.
+fn claim_store(home: &Path, store: &Path) -> Result<Option<pincer_store::StoreLock>, Failure> {
     let dir = match store.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     if dir != home {
-        pincer_store::files::create_private_dir(dir)
-            .with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
-        keep_private(dir, "The store's directory");
+        match pincer_store::files::create_private_dir(dir) {
+            Ok(()) => keep_private(dir, "The store's directory"),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "Cannot create the store's directory.")
+            }
+        }
     }
-    Ok(())
+    match pincer_store::lock(store) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(held @ pincer_store::LockError::Held { .. }) => Err(usage(held)),
+        Err(error) => {
+            tracing::warn!(%error, "Running without the store's lock.");
+            Ok(None)
+        }
+    }
 }
 
 /// Tightens `dir` to 0700 if other users can read or write it and it is this user's; else

@@ -12,6 +12,7 @@
 
 pub mod files;
 mod health;
+mod lock;
 mod records;
 mod schema;
 mod writer;
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 pub use health::StoreHealth;
+pub use lock::{LockError, StoreLock, lock, lock_path};
 use pincer_core::{Inbound, TranscriptEntry};
 pub use records::{InboxEntry, InboxState, SecretAccess, SessionRow};
 use writer::Request;

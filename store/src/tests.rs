@@ -512,3 +512,29 @@ fn a_directory_of_another_user_is_left_as_it_is() {
     );
     assert_eq!(mode(&theirs.0), "755");
 }
+
+#[test]
+fn one_store_one_lock_until_it_is_dropped() {
+    let tmp = TempDb::new();
+    let held = lock(tmp.path()).expect("first lock");
+    assert_eq!(held.path(), lock_path(tmp.path()));
+    assert_eq!(mode(held.path()), "600");
+    // flock conflicts between two opens of the file, even in one process.
+    let err = lock(tmp.path()).expect_err("second lock");
+    let pid = std::process::id();
+    assert!(
+        matches!(&err, LockError::Held { store, pid: Some(p) } if store == tmp.path() && *p == pid),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&tmp.path().display().to_string()) && text.contains(&format!("pid {pid}")),
+        "{text}"
+    );
+    drop(held);
+    let again = lock(tmp.path()).expect("free again once dropped");
+    assert_eq!(
+        std::fs::read_to_string(again.path()).expect("pid file"),
+        format!("{pid}\n")
+    );
+}
