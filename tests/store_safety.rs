@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Gw, TempDir, free_port, http_session, run_cli};
+use common::{Gw, TempDir, free_port, http_session, run_cli, until};
 
 async fn say(gw: &Gw, user: &str, text: &str) -> String {
     let (status, body) = gw.chat(user, text, None).await.expect("chat");
@@ -195,4 +195,130 @@ async fn a_second_gateway_on_the_same_store_exits_2_naming_the_holder() {
     say(&next, "alice", "after the kill").await;
     let transcript = next.transcript(&http_session("alice")).await;
     assert_eq!(transcript.len(), 4, "{transcript:?}");
+}
+
+/// Writes into `db` (with the store's own writer) `delivered` answered and delivered
+/// messages and one pending message, all received and answered an hour ago; the ids of
+/// (delivered, pending).
+async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
+    use pincer_core::{Inbound, PeerRef, Role, TranscriptEntry};
+    use pincer_store::{CommitTurn, SessionRow, Store};
+    let hour_ago = pincer_core::now_ms() - 3_600_000;
+    let inbound = |n: usize, text: &str| Inbound {
+        channel: "http".into(),
+        account: "http".into(),
+        upstream_id: format!("old-{n}"),
+        peer: PeerRef {
+            kind: "user".into(),
+            id: "old".into(),
+        },
+        thread: None,
+        guild: None,
+        team: None,
+        agent: None,
+        topic: None,
+        text: text.into(),
+        received_at_ms: hour_ago,
+    };
+    let store = Store::new(db);
+    let writer = store.start_writer().expect("writer");
+    let mut ids = Vec::new();
+    for n in 0..delivered {
+        let id = store.accept(inbound(n, "hello")).await.expect("accept").id;
+        let entry = |role, content: &str| TranscriptEntry {
+            role,
+            content: content.into(),
+            at_ms: hour_ago,
+            thinking: None,
+            inbox_id: Some(id),
+        };
+        store
+            .commit_turn(CommitTurn {
+                inbox_id: Some(id),
+                session: Some(SessionRow {
+                    key: http_session("old"),
+                    agent: "main".into(),
+                    channel: "http".into(),
+                    account: "http".into(),
+                    created_at_ms: hour_ago,
+                    last_active_ms: hour_ago,
+                    idle_ms: 86_400_000,
+                    max_age_ms: 0,
+                    context_from: 1,
+                    turns: n as u64 + 1,
+                }),
+                entries: vec![
+                    entry(Role::User, "hello"),
+                    entry(Role::Assistant, "echo: hello"),
+                ],
+                reply: Some("echo: hello".into()),
+            })
+            .await
+            .expect("commit");
+        store.mark_delivered(id).await.expect("delivered");
+        ids.push(id);
+    }
+    let pending = store
+        .accept(inbound(delivered, "keep me"))
+        .await
+        .expect("accept")
+        .id;
+    store.stop_writer();
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .expect("join")
+        .expect("writer ended");
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.execute(
+        "UPDATE inbox SET answered_at = ?1 WHERE answered_at IS NOT NULL",
+        [hour_ago as i64],
+    )
+    .expect("age the rows");
+    (ids, pending)
+}
+
+/// The inbox as the store holds it: (id, state).
+fn inbox_rows(db: &Path) -> Vec<(i64, String)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open");
+    let mut stmt = conn
+        .prepare("SELECT id, state FROM inbox ORDER BY id")
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// A gateway prunes answered and delivered inbox rows older than `store.retention.inbox`
+/// soon after it starts, and never a message still waiting for its answer.
+#[tokio::test]
+async fn old_delivered_inbox_rows_are_pruned_and_pending_ones_kept() {
+    let home = TempDir::new();
+    let db = home.path().join("pincer.db");
+    let (delivered, pending) = seed_old_inbox(&db, 3).await;
+    assert_eq!(inbox_rows(&db).len(), delivered.len() + 1);
+    // The pending message is resumed at start, and its turn takes minutes: it stays
+    // pending while the gateway prunes.
+    let config = "[store.retention]\ninbox = \"1s\"\n\n\
+                  [providers.echo]\nchunkSize = 1\nchunkDelayMs = 60000\n";
+    let gw = Gw::start(home.path(), Some(config)).await;
+    let left = until(
+        "the old delivered rows to be pruned",
+        &gw,
+        Duration::from_secs(20),
+        async || {
+            let rows = inbox_rows(&db);
+            if rows.len() == 1 {
+                Ok(rows)
+            } else {
+                Err(format!("{rows:?}"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(left, vec![(pending, "pending".to_string())]);
+    // The transcript is kept by default.
+    assert_eq!(gw.transcript(&http_session("old")).await.len(), 6);
 }

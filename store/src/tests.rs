@@ -538,3 +538,5 @@ fn one_store_one_lock_until_it_is_dropped() {
         format!("{pid}\n")
     );
 }
+
+mod prune;
