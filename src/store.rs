@@ -7,7 +7,9 @@
 //! the retention in force at each pass (so a reload applies at the next one). A pass is a
 //! task of the actor's scope that asks the writer for one batch at a time
 //! ([`pincer_store::PrunePass`]: at most 500 rows in one short transaction, run when no
-//! other write waits) and pauses between batches, so live writes keep the writer.
+//! other write waits, ended early by one that comes) and pauses between batches
+//! ([`pincer_store::prune_pause`]: at least 200 ms and ten times the batch), so live
+//! writes keep the writer.
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +28,6 @@ const PRUNE_FIRST: Duration = Duration::from_secs(1);
 
 /// Retention passes after the first.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
-
-/// The least pause between two batches of a pass. The pause is also at least ten times
-/// the last batch's time, so a pass takes at most a tenth of the writer's time.
-const PRUNE_PAUSE: Duration = Duration::from_millis(20);
 
 /// What the store actor works with.
 #[derive(Debug, Clone)]
@@ -159,7 +157,6 @@ async fn prune(store: Store, mut pass: PrunePass) {
     let started = Instant::now();
     let mut longest = Duration::ZERO;
     while !pass.is_done() {
-        let batch = Instant::now();
         pass = match store.prune(pass).await {
             Ok(pass) => pass,
             Err(error) => {
@@ -167,10 +164,10 @@ async fn prune(store: Store, mut pass: PrunePass) {
                 return;
             }
         };
-        let took = batch.elapsed();
+        let took = pass.last_batch_time();
         longest = longest.max(took);
         if !pass.is_done() {
-            tokio::time::sleep(PRUNE_PAUSE.max(took * 10)).await;
+            tokio::time::sleep(pincer_store::prune_pause(took)).await;
         }
     }
     let totals = pass.totals();

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use health::StoreHealth;
 pub use lock::{LockError, StoreLock, lock, lock_path};
 use pincer_core::{Inbound, TranscriptEntry};
-pub use prune::{BATCH as PRUNE_BATCH, PrunePass, Totals as Pruned};
+pub use prune::{BATCH as PRUNE_BATCH, PrunePass, Totals as Pruned, pause_after as prune_pause};
 pub use records::{InboxEntry, InboxState, SecretAccess, SessionRow};
 use writer::Request;
 

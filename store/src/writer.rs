@@ -15,7 +15,8 @@
 //! starts the log over.
 //!
 //! Retention batches (`prune`) never join a group: each is its own short transaction, run
-//! once nothing else is queued (or after [`PRUNE_PATIENCE`] under unbroken load).
+//! once nothing else is queued (or after [`PRUNE_PATIENCE`] under unbroken load), and it
+//! ends early, committing what it did, when a write comes while it runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -274,7 +275,7 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: 
                 break;
             }
             if let Some((request, _)) = prunes.pop_front() {
-                run_prune(c, request);
+                run_prune(c, request, &|| !rx.is_empty());
                 wal.commits.fetch_add(1, Ordering::Release);
             }
         }
@@ -302,12 +303,12 @@ fn set_aside_prunes(
     }
 }
 
-/// One retention batch in its own transaction.
-fn run_prune(conn: &mut Connection, request: Request) {
+/// One retention batch in its own transaction; `wanted` tells whether a write waits.
+fn run_prune(conn: &mut Connection, request: Request, wanted: &dyn Fn() -> bool) {
     let Request::Prune(mut pass, reply) = request else {
         return request.fail(StoreError::Sqlite("not a retention batch".into()));
     };
-    let outcome = prune::run_batch(conn, &mut pass).map_err(sql);
+    let outcome = prune::run_batch(conn, &mut pass, wanted).map_err(sql);
     let _ = reply.send(outcome.map(|()| pass));
 }
 

@@ -107,6 +107,22 @@ async fn only_delivered_rows_answered_before_the_cutoff_go() {
     assert_eq!((pass.totals(), batches.len()), (Pruned::default(), 0));
 }
 
+/// Writes `n` delivered rows answered 30 days ago, straight into the database.
+fn insert_old_delivered(conn: &mut rusqlite::Connection, n: usize) {
+    let long_ago = (now_ms() - 30 * DAY) as i64;
+    let tx = conn.transaction().expect("tx");
+    for n in 0..n {
+        tx.execute(
+            "INSERT INTO inbox (channel, account, upstream_id, payload, state, reply,
+                                received_at, answered_at)
+             VALUES ('http', 'http', ?1, x'80', 'delivered', 'r', ?2, ?2)",
+            rusqlite::params![format!("old-{n}"), long_ago],
+        )
+        .expect("insert");
+    }
+    tx.commit().expect("commit");
+}
+
 #[tokio::test]
 async fn a_pass_goes_in_batches_of_at_most_its_size() {
     let tmp = TempDb::new();
@@ -116,21 +132,7 @@ async fn a_pass_goes_in_batches_of_at_most_its_size() {
         .save_session(session("s"))
         .await
         .expect("open the store");
-    let long_ago = (now_ms() - 30 * DAY) as i64;
-    {
-        let mut conn = side(store.path());
-        let tx = conn.transaction().expect("tx");
-        for n in 0..1200 {
-            tx.execute(
-                "INSERT INTO inbox (channel, account, upstream_id, payload, state, reply,
-                                    received_at, answered_at)
-                 VALUES ('http', 'http', ?1, x'80', 'delivered', 'r', ?2, ?2)",
-                rusqlite::params![format!("old-{n}"), long_ago],
-            )
-            .expect("insert");
-        }
-        tx.commit().expect("commit");
-    }
+    insert_old_delivered(&mut side(store.path()), 1200);
     store.accept(inbound("recent", "x")).await.expect("accept");
     let (pass, batches) = run(&store, PrunePass::new(now_ms(), DAYS_7, None).batch(500)).await;
     let removed: Vec<u64> = batches.iter().map(|b| b.inbox).collect();
@@ -300,4 +302,21 @@ async fn writes_go_on_while_a_pass_runs() {
     }
     assert_eq!(pass.totals().inbox, 300);
     assert_eq!(store.open_inbox().await.expect("read").len(), 400);
+}
+
+/// A write that comes while a batch runs ends it at its next look (every 32 rows removed):
+/// what is done commits, and the pass goes on from there.
+#[test]
+fn a_batch_ends_early_for_a_waiting_write() {
+    let tmp = TempDb::new();
+    let mut conn = writer::open(tmp.path()).expect("open");
+    insert_old_delivered(&mut conn, 100);
+    let mut pass = PrunePass::new(now_ms(), DAYS_7, None);
+    crate::prune::run_batch(&mut conn, &mut pass, &|| true).expect("batch");
+    assert_eq!(pass.totals().inbox, 32);
+    assert!(!pass.is_done());
+    crate::prune::run_batch(&mut conn, &mut pass, &|| false).expect("batch");
+    assert_eq!(pass.totals().inbox, 100);
+    assert!(pass.is_done());
+    assert!(inbox_ids(tmp.path()).is_empty());
 }
