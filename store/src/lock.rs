@@ -90,6 +90,8 @@ fn open(path: &Path) -> io::Result<File> {
         .read(true)
         .write(true)
         .create(true)
+        // The holder's pid stays until this process holds the lock and writes its own.
+        .truncate(false)
         .mode(0o600)
         .open(path);
     match writable {

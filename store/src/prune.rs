@@ -167,7 +167,7 @@ impl Batch<'_> {
     /// After a removal: whether to end the batch now, for a write that waits.
     fn should_yield(&mut self) -> bool {
         self.removed += 1;
-        if self.removed % YIELD_EVERY == 0 && (self.wanted)() {
+        if self.removed.is_multiple_of(YIELD_EVERY) && (self.wanted)() {
             self.yielded = true;
         }
         self.yielded
