@@ -1,13 +1,42 @@
 //! The `store` actor: owns the store's writer thread, so that the writer's life is
-//! supervised like everything else. Every other part writes and reads through
-//! [`pincer_store::Store`] directly; a restarted actor starts a new writer that waits for
-//! the old one to finish its last group.
+//! supervised like everything else, and prunes what `store.retention` no longer keeps.
+//! Every other part writes and reads through [`pincer_store::Store`] directly; a restarted
+//! actor starts a new writer that waits for the old one to finish its last group.
+//!
+//! Retention runs as a pass shortly after start and then every [`PRUNE_EVERY`], reading
+//! the retention in force at each pass (so a reload applies at the next one). A pass is a
+//! task of the actor's scope that asks the writer for one batch at a time
+//! ([`pincer_store::PrunePass`]: at most 500 rows in one short transaction, run when no
+//! other write waits, ended early by one that comes) and pauses between batches
+//! ([`pincer_store::prune_pause`]: at least 200 ms and ten times the batch), so live
+//! writes keep the writer.
 
-use pincer_store::Store;
+use std::time::{Duration, Instant};
+
+use pincer_actors::{Scope, TaskHandle, Timer};
+use pincer_config::Keep;
+use pincer_config::live::View;
+use pincer_store::{PrunePass, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 /// How often the store actor looks at its writer thread.
-const WRITER_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+const WRITER_CHECK: Duration = Duration::from_millis(500);
+
+/// The first retention pass, after start: once the start-up work (resumed messages,
+/// channels connecting) has had the writer first.
+const PRUNE_FIRST: Duration = Duration::from_secs(1);
+
+/// Retention passes after the first.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// What the store actor works with.
+#[derive(Debug, Clone)]
+pub struct StoreCtx {
+    /// The store whose writer it owns.
+    pub store: Store,
+    /// The config in force: `store.retention`.
+    pub config: View,
+}
 
 /// Messages of the store actor. Other actors use [`Store`] directly; the actor exists so
 /// that the writer's life is supervised like everything else.
@@ -15,6 +44,8 @@ const WRITER_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 pub enum StoreMsg {
     /// Look whether the writer thread is still alive.
     Check,
+    /// Start a retention pass (unless one still runs).
+    Prune,
 }
 
 /// Owns the writer thread; see the [module docs](self).
@@ -24,28 +55,37 @@ pub struct StoreActor;
 /// The store actor's state.
 #[derive(Debug)]
 pub struct StoreState {
-    store: Store,
+    ctx: StoreCtx,
+    scope: Scope,
     writer: Option<std::thread::JoinHandle<()>>,
-    check: pincer_actors::Timer,
+    check: Timer,
+    prune: Timer,
+    /// The retention pass running, if any.
+    pass: Option<TaskHandle>,
 }
 
 impl Actor for StoreActor {
     type Msg = StoreMsg;
     type State = StoreState;
-    type Arguments = (Store, pincer_actors::Scope);
+    type Arguments = (StoreCtx, Scope);
 
     async fn pre_start(
         &self,
         myself: ActorRef<StoreMsg>,
-        (store, scope): (Store, pincer_actors::Scope),
+        (ctx, scope): (StoreCtx, Scope),
     ) -> Result<StoreState, ActorProcessingErr> {
-        let writer = store.start_writer()?;
-        let check = pincer_actors::Timer::new(&scope, myself, || StoreMsg::Check);
+        let writer = ctx.store.start_writer()?;
+        let check = Timer::new(&scope, myself.clone(), || StoreMsg::Check);
         check.arm(WRITER_CHECK);
+        let prune = Timer::new(&scope, myself, || StoreMsg::Prune);
+        prune.arm(PRUNE_FIRST);
         Ok(StoreState {
-            store,
+            ctx,
+            scope,
             writer: Some(writer),
             check,
+            prune,
+            pass: None,
         })
     }
 
@@ -61,6 +101,7 @@ impl Actor for StoreActor {
                 // supervisor starts a new one.
                 if state.writer.as_ref().is_none_or(|w| w.is_finished()) {
                     let why = state
+                        .ctx
                         .store
                         .health()
                         .reason()
@@ -68,6 +109,22 @@ impl Actor for StoreActor {
                     return Err(format!("store writer stopped: {why}").into());
                 }
                 state.check.arm(WRITER_CHECK);
+            }
+            StoreMsg::Prune => {
+                state.prune.arm(PRUNE_EVERY);
+                if state.pass.as_ref().is_some_and(|p| !p.is_finished()) {
+                    return Ok(()); // a long pass is still going
+                }
+                let retention = state.ctx.config.current().store.retention;
+                let pass = PrunePass::new(
+                    pincer_core::now_ms(),
+                    kept(retention.inbox),
+                    kept(retention.transcripts),
+                );
+                if !pass.is_done() {
+                    let store = state.ctx.store.clone();
+                    state.pass = Some(state.scope.spawn(prune(store, pass)));
+                }
             }
         }
         Ok(())
@@ -78,11 +135,50 @@ impl Actor for StoreActor {
         _myself: ActorRef<StoreMsg>,
         state: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
-        state.store.stop_writer();
+        state.ctx.store.stop_writer();
         if let Some(writer) = state.writer.take() {
             // The writer finishes its queue; joining blocks, so not on a runtime worker.
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
         Ok(())
+    }
+}
+
+fn kept(keep: Keep) -> Option<Duration> {
+    match keep {
+        Keep::Forever => None,
+        Keep::For(d) => Some(d),
+    }
+}
+
+/// Runs `pass` to its end, a batch at a time, pausing between batches; logs what it
+/// removed. A store that cannot write ends the pass: the next one tries again.
+async fn prune(store: Store, mut pass: PrunePass) {
+    let started = Instant::now();
+    let mut longest = Duration::ZERO;
+    while !pass.is_done() {
+        pass = match store.prune(pass).await {
+            Ok(pass) => pass,
+            Err(error) => {
+                tracing::warn!(%error, "Retention pass stopped; the next one starts over.");
+                return;
+            }
+        };
+        let took = pass.last_batch_time();
+        longest = longest.max(took);
+        if !pass.is_done() {
+            tokio::time::sleep(pincer_store::prune_pause(took)).await;
+        }
+    }
+    let totals = pass.totals();
+    if totals.inbox + totals.transcript > 0 {
+        tracing::info!(
+            inbox_rows = totals.inbox,
+            transcript_entries = totals.transcript,
+            batches = totals.batches,
+            longest_batch_us = longest.as_micros() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Retention: pruned old records."
+        );
     }
 }

@@ -31,7 +31,7 @@ use crate::config_watcher::WatcherCtx;
 use crate::reconcile::Reconciler;
 use crate::router::Router;
 use crate::server::{Handler, Limits, ServerCtx};
-use crate::store::StoreActor;
+use crate::store::{StoreActor, StoreCtx};
 use crate::topology::Topology;
 use crate::{agent, config_watcher, provider, secrets, server};
 
@@ -77,7 +77,10 @@ pub fn spec(topology: &Topology) -> Tree {
         publisher: topology.publisher().clone(),
         reconcile: Arc::new(reconcile),
     };
-    let store = topology.store().clone();
+    let store = StoreCtx {
+        store: topology.store().clone(),
+        config: topology.view().clone(),
+    };
     let router = topology.router_ctx();
     // The root's children are independent parts: one of them crashing often must not end
     // the process (that would be the full restart Pincer promises to avoid), so the root

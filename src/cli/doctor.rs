@@ -1,8 +1,9 @@
 //! `pincer doctor`: checks the config and what it needs without spending anything: the
 //! config loads, each agent's provider is configured, each provider answers and accepts
 //! each of its keys (a model listing, no tokens spent), secrets resolve, the home
-//! directory is writable, each Telegram and Discord token opens its bot (`getMe`,
-//! `GET /gateway/bot`), and whether a gateway answers.
+//! directory is writable, the home and the store are private to their owner, each
+//! Telegram and Discord token opens its bot (`getMe`, `GET /gateway/bot`), and whether a
+//! gateway answers.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use clap::Args;
 
 mod channels;
 mod providers;
+mod store;
 
 use super::Failure;
 use super::client::Client;
@@ -99,7 +101,8 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     }
     let home = &sources.home;
     let probe = home.join(".doctor-probe");
-    match std::fs::create_dir_all(home).and_then(|_| std::fs::write(&probe, b"ok")) {
+    let made = pincer_store::files::create_private_dir(home);
+    match made.and_then(|_| std::fs::write(&probe, b"ok")) {
         Ok(()) => {
             let _ = std::fs::remove_file(&probe);
             line(Some(true), format!("home {} is writable", home.display()));
@@ -108,6 +111,14 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             Some(false),
             format!("home {} is not writable: {e}", home.display()),
         ),
+    }
+    let store = cfg
+        .store
+        .path
+        .clone()
+        .unwrap_or_else(|| home.join("pincer.db"));
+    for finding in store::privacy(home, &store) {
+        line(Some(finding.ok), finding.text);
     }
     match Client::from_config(config).await {
         Ok(client) => match client.get_json("/admin/tree").await {

@@ -93,6 +93,14 @@ async fn serve(
     })?;
     let home = sources.home.clone();
     create_home(&home).map_err(usage)?;
+    let store_path = loaded
+        .config
+        .store
+        .path
+        .clone()
+        .unwrap_or_else(|| home.join("pincer.db"));
+    // One store, one gateway: held until the process ends (a kill releases it too).
+    let _store_lock = claim_store(&home, &store_path)?;
 
     // A token ref that cannot be resolved yet does not stop the start: the generated token
     // guards the port meanwhile, `secrets` swaps the configured one in once it resolves,
@@ -147,12 +155,6 @@ async fn serve(
     if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
         tracing::warn!("cannot set TCP_NODELAY on the gateway port: {e}");
     }
-    let store_path = loaded
-        .config
-        .store
-        .path
-        .clone()
-        .unwrap_or_else(|| home.join("pincer.db"));
     let drain = gateway.drain_timeout;
     let started_at = Instant::now();
     let gw = Topology::new(Parts {
@@ -280,13 +282,64 @@ fn init_tracing() {
     }
 }
 
+/// Creates `$PINCER_HOME` (0700) if it does not exist; one that other users can read or
+/// write is made 0700 if it is this user's, else warned about.
 fn create_home(home: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(home)
-        .with_context(|| format!("cannot create PINCER_HOME {}", home.display()))
+    pincer_store::files::create_private_dir(home)
+        .with_context(|| format!("cannot create PINCER_HOME {}", home.display()))?;
+    keep_private(home, "PINCER_HOME");
+    Ok(())
+}
+
+/// Makes the store's directory ready (created 0700 if missing, kept private as the home is)
+/// and takes the store's lock. A store another process holds is exit 2, naming its pid. A
+/// lock file that cannot be made (a read-only directory) is a warning: the store cannot be
+/// written there either, and readiness says why until it can.
+fn claim_store(home: &Path, store: &Path) -> Result<Option<pincer_store::StoreLock>, Failure> {
+    let dir = match store.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if dir != home {
+        match pincer_store::files::create_private_dir(dir) {
+            Ok(()) => keep_private(dir, "The store's directory"),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "Cannot create the store's directory.")
+            }
+        }
+    }
+    match pincer_store::lock(store) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(held @ pincer_store::LockError::Held { .. }) => Err(usage(held)),
+        Err(error) => {
+            tracing::warn!(%error, "Running without the store's lock.");
+            Ok(None)
+        }
+    }
+}
+
+/// Tightens `dir` to 0700 if other users can read or write it and it is this user's; else
+/// says so. The store's files are 0600 either way; the directory would still show their
+/// names and let others drop files beside them.
+fn keep_private(dir: &Path, what: &str) {
+    use pincer_store::files::{DirAccess, tighten_dir};
+    match tighten_dir(dir) {
+        Ok(DirAccess::Private) => {}
+        Ok(DirAccess::Tightened { was }) => tracing::info!(
+            dir = %dir.display(),
+            was = %format!("{was:04o}"),
+            "{what} was open to other users; made it private (0700)."
+        ),
+        Ok(DirAccess::Open { mode, owner, .. }) => tracing::warn!(
+            dir = %dir.display(),
+            mode = %format!("{mode:04o}"),
+            owner,
+            "{what} is not this user's (or is shared by design) and other users can read or write it: left as it is. Move it, or chmod 700 it."
+        ),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "Cannot check who may read {what}.")
+        }
+    }
 }
 
 /// The token in `$PINCER_HOME/gateway.token`, made (mode 0600) if there is none. A file

@@ -10,7 +10,10 @@
 //! starts the thread with [`Store::start_writer`], and a restarted actor starts a new one
 //! that waits for the old one to finish its last group).
 
+pub mod files;
 mod health;
+mod lock;
+mod prune;
 mod records;
 mod schema;
 mod writer;
@@ -23,7 +26,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 pub use health::StoreHealth;
+pub use lock::{LockError, StoreLock, lock, lock_path};
 use pincer_core::{Inbound, TranscriptEntry};
+pub use prune::{BATCH as PRUNE_BATCH, PrunePass, Totals as Pruned, pause_after as prune_pause};
 pub use records::{InboxEntry, InboxState, SecretAccess, SessionRow};
 use writer::Request;
 
@@ -237,6 +242,14 @@ impl Store {
             rows.map(|r| r.map_err(sql)).collect()
         })
         .await
+    }
+
+    /// Runs the next batch of a retention pass (one short transaction, run when no other
+    /// write waits) and gives the pass back; see [`PrunePass`].
+    pub async fn prune(&self, pass: PrunePass) -> Result<PrunePass, StoreError> {
+        self.request(|r| Request::Prune(Box::new(pass), r))
+            .await
+            .map(|pass| *pass)
     }
 
     async fn request<T>(

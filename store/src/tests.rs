@@ -10,15 +10,19 @@ use super::*;
 /// test can be hundreds of megabytes.
 struct TempDb(PathBuf);
 
+/// A fresh directory name of this test run (not created).
+fn unique_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pincer-store-test-{}-{n}", std::process::id(),));
+    // A crashed earlier run of the same pid may have left one behind.
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 impl TempDb {
     fn new() -> Self {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("pincer-store-test-{}-{n}", std::process::id(),));
-        // A crashed earlier run of the same pid may have left one behind.
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir.join("pincer.db"))
+        Self(unique_dir().join("pincer.db"))
     }
 
     fn path(&self) -> &Path {
@@ -378,3 +382,162 @@ async fn one_failing_request_of_a_group_fails_alone() {
         );
     }
 }
+
+/// A file's permission bits, in octal: `"600"`.
+fn mode(path: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The store's files hold every transcript: only their owner may read them, whatever the
+/// process's umask (here the usual 022) or the directory allows.
+#[tokio::test]
+async fn the_store_files_are_private() {
+    let tmp = TempDb::new();
+    let db = tmp.path().to_path_buf();
+    let store = Store::new(&db);
+    let _writer = store.start_writer().expect("writer");
+    store.accept(inbound("u1", "secret")).await.expect("accept");
+    // A reader beside the writer: the shared-memory file exists while both are open.
+    assert_eq!(store.open_inbox().await.expect("read").len(), 1);
+    for file in [db.clone(), beside(&db, "-wal"), beside(&db, "-shm")] {
+        assert_eq!(mode(&file), "600", "{}", file.display());
+    }
+}
+
+/// Files an earlier version left world-readable are made private when the store opens.
+#[tokio::test]
+async fn files_left_readable_are_made_private_at_open() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = TempDb::new();
+    let db = tmp.path().to_path_buf();
+    {
+        let conn = writer::open(&db).expect("open");
+        conn.execute_batch("INSERT INTO probe (id, at) VALUES (1, 1)")
+            .expect("write");
+        // Leave the log and the shared-memory file behind, as a killed process does.
+        std::mem::forget(conn);
+    }
+    let files = [db.clone(), beside(&db, "-wal"), beside(&db, "-shm")];
+    for file in &files {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let store = Store::new(&db);
+    let _writer = store.start_writer().expect("writer");
+    store.accept(inbound("u1", "x")).await.expect("accept");
+    for file in &files {
+        assert_eq!(mode(file), "600", "{}", file.display());
+    }
+}
+
+/// A directory of its own under the temp dir, removed with the value.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(mode: u32) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = unique_dir();
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_directory_others_can_read_is_tightened_when_ours() {
+    use files::DirAccess;
+    let open = TempDir::new(0o755);
+    assert!(matches!(
+        files::dir_access(&open.0).expect("access"),
+        DirAccess::Open {
+            mode: 0o755,
+            ours: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        files::tighten_dir(&open.0).expect("tighten"),
+        DirAccess::Tightened { was: 0o755 }
+    );
+    assert_eq!(mode(&open.0), "700");
+    assert_eq!(
+        files::tighten_dir(&open.0).expect("again"),
+        DirAccess::Private
+    );
+    // Execute-only for others lets them reach a name they know, not list or read: the
+    // files are 0600, so it is left as the admin set it.
+    let traversable = TempDir::new(0o711);
+    assert_eq!(
+        files::tighten_dir(&traversable.0).expect("tighten"),
+        DirAccess::Private
+    );
+    assert_eq!(mode(&traversable.0), "711");
+    // Shared by design, like /tmp: never tightened.
+    let sticky = TempDir::new(0o1777);
+    assert!(matches!(
+        files::tighten_dir(&sticky.0).expect("tighten"),
+        DirAccess::Open { mode: 0o1777, .. }
+    ));
+    assert_eq!(mode(&sticky.0), "1777");
+}
+
+#[test]
+fn a_directory_of_another_user_is_left_as_it_is() {
+    use files::DirAccess;
+    let theirs = TempDir::new(0o755);
+    // Only root can give a directory away; as anyone else there is nothing to test.
+    if std::os::unix::fs::chown(&theirs.0, Some(65534), None).is_err() {
+        return;
+    }
+    assert_eq!(
+        files::tighten_dir(&theirs.0).expect("tighten"),
+        DirAccess::Open {
+            mode: 0o755,
+            owner: 65534,
+            ours: false
+        }
+    );
+    assert_eq!(mode(&theirs.0), "755");
+}
+
+#[test]
+fn one_store_one_lock_until_it_is_dropped() {
+    let tmp = TempDb::new();
+    let held = lock(tmp.path()).expect("first lock");
+    assert_eq!(held.path(), lock_path(tmp.path()));
+    assert_eq!(mode(held.path()), "600");
+    // flock conflicts between two opens of the file, even in one process.
+    let err = lock(tmp.path()).expect_err("second lock");
+    let pid = std::process::id();
+    assert!(
+        matches!(&err, LockError::Held { store, pid: Some(p) } if store == tmp.path() && *p == pid),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&tmp.path().display().to_string()) && text.contains(&format!("pid {pid}")),
+        "{text}"
+    );
+    drop(held);
+    let again = lock(tmp.path()).expect("free again once dropped");
+    assert_eq!(
+        std::fs::read_to_string(again.path()).expect("pid file"),
+        format!("{pid}\n")
+    );
+}
+
+mod prune;

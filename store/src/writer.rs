@@ -13,6 +13,10 @@
 //! (measured: 47 MB/s at 1,000 chats/s). So once it is past [`WalPolicy::fold_frames`],
 //! the writer itself copies the few frames left, between two groups, and its next write
 //! starts the log over.
+//!
+//! Retention batches (`prune`) never join a group: each is its own short transaction, run
+//! once nothing else is queued (or after [`PRUNE_PATIENCE`] under unbroken load), and it
+//! ends early, committing what it did, when a write comes while it runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,8 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::health::StoreHealth;
 use pincer_core::{Inbound, TranscriptEntry, now_ms};
 
+use super::prune::{self, PrunePass};
 use super::records::{InboxState, SessionRow};
-use super::{Accepted, CommitTurn, Committed, StoreError, schema};
+use super::{Accepted, CommitTurn, Committed, StoreError, files, schema};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -52,6 +57,8 @@ pub(crate) enum Request {
     PutMeta(String, String, Option<String>, Reply<()>),
     /// Rows of the secrets access trail.
     RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
+    /// The next batch of a retention pass: runs alone, in its own transaction.
+    Prune(Box<PrunePass>, Reply<Box<PrunePass>>),
 }
 
 /// Starts the writer thread. It waits for `exclusive` first, so a replacement never
@@ -204,6 +211,8 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: 
     };
     let mut conn: Option<Connection> = None;
     let mut fold_asked: Option<std::time::Instant> = None;
+    // Retention batches waiting for a moment with no other write queued, since when.
+    let mut prunes = std::collections::VecDeque::new();
     loop {
         if conn.is_none() {
             match open(path) {
@@ -232,39 +241,87 @@ fn run(path: &Path, mut rx: mpsc::Receiver<Request>, health: &StoreHealth, wal: 
         };
         let mut batch = vec![first];
         take_queued(&mut rx, &mut batch);
-        if batch.iter().all(Request::can_wait) {
+        set_aside_prunes(&mut batch, &mut prunes);
+        if !batch.is_empty() && batch.iter().all(Request::can_wait) {
             runtime.block_on(wait_for_company(&mut rx, &mut batch));
+            set_aside_prunes(&mut batch, &mut prunes);
         }
-        match conn.as_mut() {
-            Some(c) => {
-                commit_batch(c, batch, path, health);
-                wal.commits.fetch_add(1, Ordering::Release);
-                if wal.fold.load(Ordering::Acquire) {
-                    let asked = *fold_asked.get_or_insert_with(std::time::Instant::now);
-                    if (rx.is_empty() || asked.elapsed() >= FOLD_PATIENCE) && fold(c) {
-                        wal.fold.store(false, Ordering::Release);
-                        fold_asked = None;
-                    }
+        let Some(c) = conn.as_mut() else {
+            let reason = health
+                .reason()
+                .unwrap_or_else(|| "store is not open".into());
+            for (request, _) in prunes.drain(..) {
+                request.fail(StoreError::Unavailable(reason.clone()));
+            }
+            for request in batch {
+                request.fail(StoreError::Unavailable(reason.clone()));
+            }
+            continue;
+        };
+        if !batch.is_empty() {
+            commit_batch(c, batch, path, health);
+            wal.commits.fetch_add(1, Ordering::Release);
+            if wal.fold.load(Ordering::Acquire) {
+                let asked = *fold_asked.get_or_insert_with(std::time::Instant::now);
+                if (rx.is_empty() || asked.elapsed() >= FOLD_PATIENCE) && fold(c) {
+                    wal.fold.store(false, Ordering::Release);
+                    fold_asked = None;
                 }
             }
-            None => {
-                let reason = health
-                    .reason()
-                    .unwrap_or_else(|| "store is not open".into());
-                for request in batch {
-                    request.fail(StoreError::Unavailable(reason.clone()));
-                }
+        }
+        // Retention batches run alone once nothing else waits, so a message queues behind
+        // at most one of them. One left here means writes are queued: the next turn of the
+        // loop takes them at once, then comes back to it.
+        while let Some((_, since)) = prunes.front() {
+            if !rx.is_empty() && since.elapsed() < PRUNE_PATIENCE {
+                break;
+            }
+            if let Some((request, _)) = prunes.pop_front() {
+                run_prune(c, request, &|| !rx.is_empty());
+                wal.commits.fetch_add(1, Ordering::Release);
             }
         }
     }
 }
 
+/// Once a retention batch is asked for, how long it waits for a moment with nothing
+/// queued before it runs anyway.
+const PRUNE_PATIENCE: Duration = Duration::from_millis(250);
+
+/// Moves the retention batches out of `batch` (they never share a transaction).
+fn set_aside_prunes(
+    batch: &mut Vec<Request>,
+    prunes: &mut std::collections::VecDeque<(Request, std::time::Instant)>,
+) {
+    if !batch.iter().any(|r| matches!(r, Request::Prune(..))) {
+        return;
+    }
+    for request in std::mem::take(batch) {
+        if matches!(request, Request::Prune(..)) {
+            prunes.push_back((request, std::time::Instant::now()));
+        } else {
+            batch.push(request);
+        }
+    }
+}
+
+/// One retention batch in its own transaction; `wanted` tells whether a write waits.
+fn run_prune(conn: &mut Connection, request: Request, wanted: &dyn Fn() -> bool) {
+    let Request::Prune(mut pass, reply) = request else {
+        return request.fail(StoreError::Sqlite("not a retention batch".into()));
+    };
+    let outcome = prune::run_batch(conn, &mut pass, wanted).map_err(sql);
+    let _ = reply.send(outcome.map(|()| pass));
+}
+
 /// SQLite says "unable to open database file" whatever the cause; the OS says why
 /// (read-only file system, permission denied, no space left).
 fn os_cause(path: &Path) -> String {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path);
     match file {
         Ok(_) => String::new(),
@@ -278,8 +335,10 @@ const WAL_SIZE_LIMIT: i64 = 96 * 1024 * 1024;
 
 pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = files::create_private_dir(dir);
     }
+    // Before SQLite opens it: the log and its index get the database file's permissions.
+    files::make_private(path);
     let mut conn = Connection::open(path)?;
     schema::configure(&conn)?;
     // Checkpoints run on their own thread (`spawn_checkpointer`), not inside commits.
@@ -545,6 +604,10 @@ impl Request {
                 }
                 Ok(Outcome::Done)
             }
+            // Set aside before a group is applied (`set_aside_prunes`).
+            Self::Prune(..) => Err(StoreError::Sqlite(
+                "a retention batch runs in its own transaction".into(),
+            )),
         }
     }
 
@@ -572,6 +635,7 @@ impl Request {
         match self {
             Self::Accept(_, r) => drop(r.send(Err(error))),
             Self::CommitTurn(_, r) => drop(r.send(Err(error))),
+            Self::Prune(_, r) => drop(r.send(Err(error))),
             Self::Route(_, _, r)
             | Self::MarkDelivered(_, r)
             | Self::Refuse(_, r)
