@@ -274,29 +274,6 @@ impl Idle {
     }
 }
 
-/// Clock ticks per second (`getconf CLK_TCK`, else 100).
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
-/// `utime + stime` of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/pid/stat");
-    // Fields after the command name (which may hold spaces): state is the first,
-    // utime the 12th and stime the 13th.
-    let rest = &stat[stat.rfind(')').expect("comm in stat") + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields[i].parse::<u64>().expect("a number in stat");
-    field(11) + field(12)
-}
-
 /// Time on CPU of each thread of a process, in ns (`/proc/<pid>/task/*/schedstat`).
 fn sched_ns(pid: u32) -> BTreeMap<String, u64> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

@@ -1,6 +1,6 @@
-//! Helpers shared by the gateway drivers (`gateway_start`, `gateway_latency`,
-//! `gateway_chaos`): find the release binary, run it in a fresh `PINCER_HOME` on a free
-//! port, probe it with raw HTTP, drive open-loop load, and print percentiles.
+//! Helpers shared by the gateway drivers (`benches/gateway/*.rs`): find the release
+//! binary, run it in a fresh `PINCER_HOME` on a free port, probe it with raw HTTP, read
+//! its RSS and CPU time, drive open-loop load, and print percentiles.
 //!
 //! The drivers run the real `pincer` binary: `$PINCER_BIN`, else
 //! `target/release/pincer` (build it first with `cargo build --release --bin pincer`).
@@ -300,6 +300,51 @@ pub(crate) fn proc_kb(pid: u32, field: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, else 100).
+pub(crate) fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// `utime + stime` of a process, in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/pid/stat");
+    // Fields after the command name (which may hold spaces): state is the first,
+    // utime the 12th and stime the 13th.
+    let rest = &stat[stat.rfind(')').expect("comm in stat") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields[i].parse::<u64>().expect("a number in stat");
+    field(11) + field(12)
+}
+
+/// Raises this process's soft limit on open files to its hard limit, which must leave
+/// room for the cap and the probes.
+pub(crate) fn raise_own_fd_limit(cap: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(hard) = limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            },
+        );
+    }
+    let soft = getrlimit(Resource::Nofile).current;
+    if soft.is_some_and(|soft| soft < cap as u64 + 1024) {
+        eprintln!(
+            "warning: this process may open {soft:?} files, not enough for a cap of {cap} plus probes"
+        );
+    }
 }
 
 /// An HTTP client with a keep-alive pool, for load.

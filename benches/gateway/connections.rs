@@ -381,28 +381,6 @@ async fn gauge(port: u16) -> (i64, [u64; 4]) {
     )
 }
 
-/// Raises this process's soft limit on open files to its hard limit, which must leave
-/// room for the cap and the probes.
-fn raise_own_fd_limit(cap: usize) {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if let Some(hard) = limit.maximum {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(hard),
-                maximum: Some(hard),
-            },
-        );
-    }
-    let soft = getrlimit(Resource::Nofile).current;
-    if soft.is_some_and(|soft| soft < cap as u64 + 1024) {
-        eprintln!(
-            "warning: this process may open {soft:?} files, not enough for a cap of {cap} plus probes"
-        );
-    }
-}
-
 fn report(
     phases: &[Phase],
     cap: usize,
