@@ -207,6 +207,12 @@ fn keys_handle(ctx: &ProvidersCtx, name: &str) -> Handle {
     )
 }
 
+/// Whether provider `name` names any key in `config` (resolved or not).
+pub fn names_a_key(config: &Config, name: &str) -> bool {
+    let (first, more) = configured_keys(config, name);
+    first.is_some() || !more.is_empty()
+}
+
 /// The configured keys of provider `name` in `config`: `apiKey`, then `apiKeys`.
 fn configured_keys<'a>(
     config: &'a Config,

@@ -303,10 +303,11 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
         Duration::from_secs(10),
         async || {
             let body = try_get(&gw, "/readyz").await;
-            // (The store's first seconds may show too; wait for the provider alone.)
+            // (The store's first seconds may show too; wait for the provider and the
+            // agent that uses it alone.)
             body.filter(|(_, b)| {
                 b["failing"].to_string().contains("chmod 600")
-                    && b["failing"].as_array().map(Vec::len) == Some(1)
+                    && b["failing"].as_array().map(Vec::len) == Some(2)
             })
         },
     )
@@ -315,8 +316,8 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
     let failing = body["failing"].as_array().cloned().unwrap_or_default();
     assert_eq!(
         failing.len(),
-        1,
-        "only the provider depends on the file: {body}"
+        2,
+        "only the provider and the agent that uses it depend on the file: {body}"
     );
     let text = failing[0].to_string();
     assert!(
@@ -324,6 +325,12 @@ async fn a_secrets_file_edit_is_picked_up_and_a_loose_mode_is_refused() {
             && text.contains("file:/openai/key")
             && text.contains("mode 0644"),
         "{text}"
+    );
+    // The agent says why without claiming the key is missing from the config.
+    let agent = failing[1].to_string();
+    assert!(
+        agent.contains("agent:main") && agent.contains("is unresolved (see provider:openai)"),
+        "{agent}"
     );
     // The rest of the gateway runs.
     assert_eq!(
