@@ -10,8 +10,9 @@
 //! limits: each one is held in a [`registry`] bounded by `gateway.maxConnections` (the
 //! connection idle the longest makes room for a new one; with none idle, the newcomer is
 //! turned away), cut off when its request head takes longer than
-//! `gateway.headerReadTimeout` or it idles between requests for `gateway.idleTimeout`,
-//! and served by hyper ([`connection`]). Connections outlive a restart of this actor (as
+//! `gateway.headerReadTimeout`, it idles between requests for `gateway.idleTimeout`, or
+//! its client takes nothing of what it is sent for `gateway.writeTimeout`, and served by
+//! hyper ([`connection`]). Connections outlive a restart of this actor (as
 //! they did under warp) and the registry with them, so the cap holds across restarts.
 
 mod accept;
@@ -62,6 +63,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time a connection may idle between requests.
     pub idle_timeout: Duration,
+    /// Time a connection may have bytes to send while its client takes none of them.
+    pub write_timeout: Duration,
 }
 
 /// The remote address of a request's connection, in the request's extensions.

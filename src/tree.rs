@@ -128,6 +128,7 @@ fn server_ctx(topology: &Topology) -> ServerCtx {
         max_connections: gateway.max_connections,
         header_read_timeout: gateway.header_read_timeout,
         idle_timeout: gateway.idle_timeout,
+        write_timeout: gateway.write_timeout,
     };
     ServerCtx::new(
         topology.listener().clone(),

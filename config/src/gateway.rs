@@ -45,6 +45,10 @@ pub struct GatewayConfig {
     /// How long an idle keep-alive connection stays open. Default 75 s. Not reloadable.
     #[serde(deserialize_with = "duration::seconds::deserialize")]
     pub idle_timeout: Duration,
+    /// How long a connection may have bytes to send that its client takes none of before
+    /// it is closed (a reader that stopped reading). Default 30 s. Not reloadable.
+    #[serde(deserialize_with = "duration::seconds::deserialize")]
+    pub write_timeout: Duration,
 }
 
 /// `[gateway.auth]`.
@@ -69,6 +73,7 @@ impl Default for GatewayConfig {
             max_connections: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

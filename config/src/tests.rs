@@ -348,6 +348,7 @@ fn hardening_keys_have_their_defaults_and_read_durations() {
         std::time::Duration::from_secs(10)
     );
     assert_eq!(c.gateway.idle_timeout, std::time::Duration::from_secs(75));
+    assert_eq!(c.gateway.write_timeout, std::time::Duration::from_secs(30));
     assert!(c.gateway.allowed_origins.is_empty() && c.gateway.allowed_hosts.is_empty());
     assert_eq!(c.store.retention, crate::Retention::default());
     assert_eq!(
@@ -355,11 +356,12 @@ fn hardening_keys_have_their_defaults_and_read_durations() {
         std::time::Duration::from_secs(600)
     );
     let c = toml(
-        "[gateway]\nallowedOrigins = [\"https://chat.example.org\"]\nidleTimeout = 30\n\n[store.retention]\ninbox = \"keep\"\ntranscripts = \"365d\"\n\n[providers.openai]\nreadTimeout = \"45s\"\n\n[agents.main]\nturnTimeout = \"2m\"\n",
+        "[gateway]\nallowedOrigins = [\"https://chat.example.org\"]\nidleTimeout = 30\nwriteTimeout = \"2s\"\n\n[store.retention]\ninbox = \"keep\"\ntranscripts = \"365d\"\n\n[providers.openai]\nreadTimeout = \"45s\"\n\n[agents.main]\nturnTimeout = \"2m\"\n",
     )
     .expect("loads");
     assert_eq!(c.gateway.allowed_origins, vec!["https://chat.example.org"]);
     assert_eq!(c.gateway.idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(c.gateway.write_timeout, std::time::Duration::from_secs(2));
     assert_eq!(c.store.retention.inbox, crate::Keep::Forever);
     assert_eq!(
         c.store.retention.transcripts,

@@ -22,6 +22,15 @@ const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// The longest pause between failed accepts.
 const MAX_PAUSE: Duration = Duration::from_millis(500);
 
+/// Bytes of a connection's responses the kernel may hold unsent (`TCP_NOTSENT_LOWAT`).
+/// Left to itself, Linux grows a loopback socket's send buffer to `net.ipv4.tcp_wmem`'s
+/// maximum (4 MB): a client that reads nothing had whole replies queued for it there,
+/// kernel memory the gateway never saw, and its writes never waited, so
+/// `gateway.writeTimeout` could not tell it from a reader. With the limit, a write waits
+/// once this much is unsent and goes on when half has gone out: bytes in flight on the
+/// network are not counted, so throughput is unchanged.
+const UNSENT_BYTES: u32 = 64 * 1024;
+
 /// What a connection turned away at the cap is sent before it is closed.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
     retry-after: 1\r\ncontent-length: 0\r\n\r\n";
@@ -62,6 +71,10 @@ pub(super) async fn run(listener: TcpListener, registry: Arc<Registry>, handler:
         // Accepted sockets inherit TCP_NODELAY from the listener on Linux, not everywhere.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "Cannot set TCP_NODELAY on a connection.");
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Err(error) = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_BYTES) {
+            tracing::debug!(%peer, %error, "Cannot set TCP_NOTSENT_LOWAT on a connection.");
         }
         match registry.admit().await {
             Admission::Admitted(slot) => {

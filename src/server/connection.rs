@@ -3,6 +3,12 @@
 //! is sent, so a stream of server-sent events keeps its connection busy), and the
 //! connection is closed when its deadline passes or it is asked to make room.
 //!
+//! The socket tells the registry when a write finds it full and when bytes go out again,
+//! so a client that stops reading is closed after `gateway.writeTimeout` (ending its
+//! HTTP stream; the turn it asked for goes on and is committed). Without that, such a
+//! connection held its response's buffers, and the kernel's, for as long as the client
+//! kept it open.
+//!
 //! The registry keeps the time rather than hyper: hyper's `header_read_timeout` starts
 //! again whenever a connection goes idle, so it would also be the idle timeout, and
 //! `gateway.idleTimeout` is meant to be the longer of the two.
@@ -31,10 +37,13 @@ use super::{Handler, Peer};
 /// holds and close, before it is dropped (unless it is answering a request).
 const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
-/// A socket holding its place in the registry, and noting the first byte of each head.
+/// A socket holding its place in the registry, noting the first byte of each head and
+/// whether its writes get through.
 struct Tracked {
     stream: TcpStream,
     slot: Slot,
+    /// A write found the socket full and nothing has gone out since (the registry knows).
+    blocked: bool,
 }
 
 /// A response body that keeps its connection busy until it is sent (or dropped).
@@ -62,7 +71,11 @@ pub(super) async fn serve(
 ) {
     let tracker = slot.tracker().clone();
     let limits = tracker.registry().limits();
-    let io = TokioIo::new(Tracked { stream, slot });
+    let io = TokioIo::new(Tracked {
+        stream,
+        slot,
+        blocked: false,
+    });
     let service = {
         let tracker = tracker.clone();
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -133,7 +146,14 @@ pub(super) async fn serve(
                     && deadline.at <= Instant::now()
                 {
                     tracker.registry().metrics().closed(deadline.reason).inc();
-                    tracing::debug!(%peer, reason = deadline.reason.name(), "Connection closed: its time was up.");
+                    match deadline.reason {
+                        Closed::WriteStall => tracing::debug!(
+                            %peer,
+                            timeout = ?limits.write_timeout,
+                            "Connection closed: its client took nothing of what it was sent for gateway.writeTimeout."
+                        ),
+                        reason => tracing::debug!(%peer, reason = reason.name(), "Connection closed: its time was up."),
+                    }
                     return;
                 }
             }
@@ -142,6 +162,37 @@ pub(super) async fn serve(
 }
 
 // === impl Tracked ===
+
+impl Tracked {
+    /// Tells the registry when a write starts waiting for the client and when bytes go
+    /// out again (only on a change: most writes go through at once).
+    fn note_write(&mut self, written: &Poll<io::Result<usize>>) {
+        match written {
+            Poll::Pending if !self.blocked => {
+                self.blocked = true;
+                self.slot.tracker().conn().write_blocked();
+            }
+            Poll::Ready(Ok(n)) if *n > 0 && self.blocked => {
+                self.blocked = false;
+                self.slot.tracker().conn().write_progressed();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Closed while its client takes nothing: reset, discarding what the kernel holds
+        // for it, rather than close, which would keep the socket and its buffers for
+        // minutes while the kernel probes a window the client never opens.
+        if self.blocked
+            && let Err(error) = self.stream.set_zero_linger()
+        {
+            tracing::trace!(%error, "Cannot set a zero linger on a stalled connection.");
+        }
+    }
+}
 
 impl AsyncRead for Tracked {
     fn poll_read(
@@ -165,7 +216,10 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.note_write(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -173,7 +227,10 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -103,7 +103,7 @@ pub struct ConnectionMetrics {
     /// Connections held: serving, idle, or upgraded to a WebSocket.
     pub open: Gauge,
     /// Connections the gateway closed or turned away, by [`Closed`].
-    closed: [Counter; 4],
+    closed: [Counter; 5],
 }
 
 /// Why the gateway closed a connection, for `pincer_connections_closed_total`.
@@ -117,6 +117,8 @@ pub enum Closed {
     Evicted,
     /// Turned away at `gateway.maxConnections` with no idle connection to close.
     Refused,
+    /// Had bytes to send and its client took none of them for `gateway.writeTimeout`.
+    WriteStall,
 }
 
 /// The metrics of one model provider.
@@ -260,11 +262,12 @@ impl ConnectionMetrics {
             Closed::IdleTimeout,
             Closed::Evicted,
             Closed::Refused,
+            Closed::WriteStall,
         ]
         .map(|reason| {
             registry.counter(
                 "pincer_connections_closed_total",
-                "Connections the gateway closed (timeouts, room made at the cap) or turned away at the cap.",
+                "Connections the gateway closed (timeouts, room made at the cap, clients that stopped reading) or turned away at the cap.",
                 &[("reason", reason.name())],
             )
         });
@@ -299,6 +302,7 @@ impl Closed {
             Self::IdleTimeout => "idle_timeout",
             Self::Evicted => "evicted",
             Self::Refused => "refused",
+            Self::WriteStall => "write_stall",
         }
     }
 }
