@@ -25,11 +25,28 @@ const MAX_PAUSE: Duration = Duration::from_millis(500);
 /// Bytes of a connection's responses the kernel may hold unsent (`TCP_NOTSENT_LOWAT`).
 /// Left to itself, Linux grows a loopback socket's send buffer to `net.ipv4.tcp_wmem`'s
 /// maximum (4 MB): a client that reads nothing had whole replies queued for it there,
-/// kernel memory the gateway never saw, and its writes never waited, so
-/// `gateway.writeTimeout` could not tell it from a reader. With the limit, a write waits
-/// once this much is unsent and goes on when half has gone out: bytes in flight on the
-/// network are not counted, so throughput is unchanged.
+/// kernel memory the gateway never saw. With the limit, a write waits once this much is
+/// unsent and goes on when half has gone out: bytes in flight on the network are not
+/// counted, so throughput is unchanged.
 const UNSENT_BYTES: u32 = 64 * 1024;
+
+/// Bounds what the kernel holds for a client that stops reading: [`UNSENT_BYTES`] unsent,
+/// and for how long (`TCP_USER_TIMEOUT`): once the client's window has stayed shut, or
+/// what was sent unacknowledged, for `gateway.writeTimeout`, the kernel resets the
+/// connection. The kernel's clock starts again with every byte the client takes, so a
+/// slow reader that keeps reading is never cut off, which a clock on our own writes
+/// could not tell (they wait for the unsent bytes to halve, not for the client). It
+/// covers WebSockets too, whose sockets are out of hyper's hands.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn limit_unsent(stream: &TcpStream, peer: SocketAddr, write_timeout: Duration) {
+    let socket = socket2::SockRef::from(stream);
+    if let Err(error) = socket.set_tcp_notsent_lowat(UNSENT_BYTES) {
+        tracing::debug!(%peer, %error, "Cannot set TCP_NOTSENT_LOWAT on a connection.");
+    }
+    if let Err(error) = socket.set_tcp_user_timeout(Some(write_timeout)) {
+        tracing::debug!(%peer, %error, "Cannot set TCP_USER_TIMEOUT on a connection.");
+    }
+}
 
 /// What a connection turned away at the cap is sent before it is closed.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
@@ -73,9 +90,7 @@ pub(super) async fn run(listener: TcpListener, registry: Arc<Registry>, handler:
             tracing::debug!(%peer, %error, "Cannot set TCP_NODELAY on a connection.");
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Err(error) = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_BYTES) {
-            tracing::debug!(%peer, %error, "Cannot set TCP_NOTSENT_LOWAT on a connection.");
-        }
+        limit_unsent(&stream, peer, registry.limits().write_timeout);
         match registry.admit().await {
             Admission::Admitted(slot) => {
                 // Not in the actor's scope: connections outlive a restart of the server,

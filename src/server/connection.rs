@@ -3,11 +3,11 @@
 //! is sent, so a stream of server-sent events keeps its connection busy), and the
 //! connection is closed when its deadline passes or it is asked to make room.
 //!
-//! The socket tells the registry when a write finds it full and when bytes go out again,
-//! so a client that stops reading is closed after `gateway.writeTimeout` (ending its
-//! HTTP stream; the turn it asked for goes on and is committed). Without that, such a
-//! connection held its response's buffers, and the kernel's, for as long as the client
-//! kept it open.
+//! A client that stops reading is reset by the kernel after `gateway.writeTimeout`
+//! (`TCP_USER_TIMEOUT`, set at accept), which ends its HTTP stream; the turn it asked for
+//! goes on and is committed. The connection counts it as a write stall. Without that,
+//! such a connection held its response's buffers, and the kernel's, for as long as the
+//! client kept it open.
 //!
 //! The registry keeps the time rather than hyper: hyper's `header_read_timeout` starts
 //! again whenever a connection goes idle, so it would also be the idle timeout, and
@@ -42,7 +42,7 @@ const EVICTION_GRACE: Duration = Duration::from_secs(1);
 struct Tracked {
     stream: TcpStream,
     slot: Slot,
-    /// A write found the socket full and nothing has gone out since (the registry knows).
+    /// A write found the socket full and nothing has gone out since.
     blocked: bool,
 }
 
@@ -109,6 +109,14 @@ pub(super) async fn serve(
             result = served.as_mut() => {
                 match result {
                     Ok(()) => tracing::trace!(%peer, "Connection closed."),
+                    Err(error) if timed_out(error.as_ref()) => {
+                        tracker.registry().metrics().closed(Closed::WriteStall).inc();
+                        tracing::debug!(
+                            %peer,
+                            timeout = ?limits.write_timeout,
+                            "Connection closed: its client took nothing of what it was sent for gateway.writeTimeout."
+                        );
+                    }
                     // Resets, requests cut short, clients gone: theirs, not ours.
                     Err(error) => tracing::debug!(%peer, %error, "Connection ended with an error."),
                 }
@@ -146,14 +154,7 @@ pub(super) async fn serve(
                     && deadline.at <= Instant::now()
                 {
                     tracker.registry().metrics().closed(deadline.reason).inc();
-                    match deadline.reason {
-                        Closed::WriteStall => tracing::debug!(
-                            %peer,
-                            timeout = ?limits.write_timeout,
-                            "Connection closed: its client took nothing of what it was sent for gateway.writeTimeout."
-                        ),
-                        reason => tracing::debug!(%peer, reason = reason.name(), "Connection closed: its time was up."),
-                    }
+                    tracing::debug!(%peer, reason = deadline.reason.name(), "Connection closed: its time was up.");
                     return;
                 }
             }
@@ -163,19 +164,25 @@ pub(super) async fn serve(
 
 // === impl Tracked ===
 
+/// Whether the connection ended because the kernel gave up on its client
+/// (`TCP_USER_TIMEOUT`: nothing taken for `gateway.writeTimeout`).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return io.kind() == io::ErrorKind::TimedOut;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 impl Tracked {
-    /// Tells the registry when a write starts waiting for the client and when bytes go
-    /// out again (only on a change: most writes go through at once).
+    /// Notes whether the last write waited for the client (for [`Drop`]).
     fn note_write(&mut self, written: &Poll<io::Result<usize>>) {
         match written {
-            Poll::Pending if !self.blocked => {
-                self.blocked = true;
-                self.slot.tracker().conn().write_blocked();
-            }
-            Poll::Ready(Ok(n)) if *n > 0 && self.blocked => {
-                self.blocked = false;
-                self.slot.tracker().conn().write_progressed();
-            }
+            Poll::Pending => self.blocked = true,
+            Poll::Ready(Ok(n)) if *n > 0 => self.blocked = false,
             _ => {}
         }
     }

@@ -8,11 +8,6 @@
 //! response. Each connection's state changes on its own task (hyper calls the service,
 //! drops the response body and reads the socket there); the accept loop only reads the
 //! idle set and asks a connection to close.
-//!
-//! Apart from its state, a connection notes since when a write of its has waited for the
-//! client to take bytes: waiting or busy, it is closed once that has lasted
-//! `gateway.writeTimeout`. An upgraded one is not: its socket belongs to the WebSocket
-//! handler by then (hyper hands it over and the connection's task ends).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -50,9 +45,6 @@ pub(super) struct Conn {
     state: Mutex<State>,
     /// Set by the accept loop to have the connection make room.
     evict: AtomicBool,
-    /// Since when a write has waited for the client to take bytes, nothing having gone
-    /// out since; `None` while writes go through.
-    write_blocked: Mutex<Option<Instant>>,
     /// Wakes the connection's task: its deadline moved, or it is asked to make room.
     wake: Notify,
 }
@@ -205,7 +197,6 @@ impl Registry {
                 key,
             }),
             evict: AtomicBool::new(false),
-            write_blocked: Mutex::new(None),
             wake: Notify::new(),
         });
         table.idle.insert(key, conn.clone());
@@ -246,11 +237,10 @@ impl fmt::Debug for Registry {
 // === impl Conn ===
 
 impl Conn {
-    /// When this connection must close if nothing changes, and why: the first of its
-    /// state's deadline (waiting) and its write stall's (waiting or busy); `None` while
-    /// busy with writes going through, or upgraded.
+    /// When this connection must close if nothing changes, and why; `None` while busy
+    /// or upgraded.
     pub(super) fn deadline(&self, limits: &Limits) -> Option<Deadline> {
-        let by_state = match *self.state.lock() {
+        match *self.state.lock() {
             State::Waiting {
                 since,
                 first,
@@ -270,14 +260,8 @@ impl Conn {
                     reason: Closed::IdleTimeout,
                 },
             }),
-            State::Busy { .. } => None,
-            State::Upgraded | State::Closed => return None,
-        };
-        let stalled = self.write_blocked.lock().map(|since| Deadline {
-            at: since + limits.write_timeout,
-            reason: Closed::WriteStall,
-        });
-        by_state.into_iter().chain(stalled).min_by_key(|d| d.at)
+            State::Busy { .. } | State::Upgraded | State::Closed => None,
+        }
     }
 
     /// `Some` while the connection waits for a request head: whether it answered one
@@ -297,23 +281,6 @@ impl Conn {
     /// Until the task should look again (a deadline moved, or it is asked to close).
     pub(super) async fn woken(&self) {
         self.wake.notified().await;
-    }
-
-    /// A write found the socket full: the write-stall clock starts, unless it runs.
-    pub(super) fn write_blocked(&self) {
-        let mut since = self.write_blocked.lock();
-        if since.is_none() {
-            *since = Some(Instant::now());
-            drop(since);
-            // The task arms the new deadline.
-            self.wake.notify_one();
-        }
-    }
-
-    /// Bytes went out: the write-stall clock stops. (The task needs no wake: at the old
-    /// deadline it finds none, or a later one.)
-    pub(super) fn write_progressed(&self) {
-        *self.write_blocked.lock() = None;
     }
 
     /// Bytes came in: the first after a response starts the next head's clock.
@@ -515,39 +482,6 @@ mod tests {
             Some(head),
             "the first byte counts"
         );
-    }
-
-    #[tokio::test]
-    async fn a_write_that_waits_sets_the_write_timeout_until_bytes_go_out() {
-        let registry = registry(4);
-        let limits = registry.limits();
-        let slot = admitted(registry.admit().await);
-        let conn = slot.tracker().conn();
-        let request = slot.tracker().start_request();
-        let stalled = set_by(&slot, limits.write_timeout, || conn.write_blocked());
-        assert_eq!(stalled.reason, Closed::WriteStall, "busy: only the stall");
-        conn.write_blocked();
-        assert_eq!(
-            conn.deadline(&limits),
-            Some(stalled),
-            "the first wait counts"
-        );
-        conn.write_progressed();
-        assert_eq!(conn.deadline(&limits), None, "busy and writing: no deadline");
-
-        // Waiting (the response's last bytes still to go): the earlier of the two.
-        drop(request);
-        let idle = conn.deadline(&limits).expect("waiting");
-        assert_eq!(idle.reason, Closed::IdleTimeout);
-        conn.write_blocked();
-        let first = conn.deadline(&limits).expect("waiting");
-        assert_eq!(first.reason, Closed::WriteStall, "30 s comes before 75 s");
-
-        // An upgraded socket is its handler's.
-        let socket = slot.tracker().start_request();
-        socket.upgraded();
-        drop(socket);
-        assert_eq!(conn.deadline(&limits), None);
     }
 
     #[tokio::test]
