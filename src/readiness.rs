@@ -130,11 +130,9 @@ fn cannot_answer(config: &Config, pools: &Pools, agent: &AgentConfig) -> Option<
                 None => Some(format!("provider `{name}` starts with the next restart")),
                 Some(Ok(())) => None,
                 // Named but unresolved: the provider's own entry says why.
-                Some(Err(Unusable::NoKeys)) if provider::names_a_key(config, &name) => {
-                    Some(format!(
-                        "the API key of provider `{name}` is unresolved (see provider:{name})"
-                    ))
-                }
+                Some(Err(Unusable::NoKeys)) if provider::names_a_key(config, &name) => Some(
+                    format!("the API key of provider `{name}` is unresolved (see provider:{name})"),
+                ),
                 Some(Err(Unusable::NoKeys)) => Some(format!(
                     "provider `{name}` has no API key (set providers.{name}.apiKey)"
                 )),

@@ -84,6 +84,14 @@ async fn a_refused_key_is_not_ready_with_the_upstreams_reason_until_it_is_fixed(
     );
     let (_, tree) = gw.get("/admin/tree").await;
     assert!(tree["failing"].to_string().contains("401"), "{tree}");
+    // The operator's tools say it too.
+    for args in [&["gateway", "status"][..], &["doctor"][..]] {
+        let (_, out, err) = common::run_cli(home.path(), args, Some(gw.port));
+        assert!(
+            out.contains("was rejected") && out.contains("401"),
+            "pincer {args:?}:\n{out}{err}"
+        );
+    }
 
     let reloads = gw.reloads();
     std::fs::write(home.path().join("pincer.toml"), config("sk-test")).expect("fix the key");

@@ -122,18 +122,26 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     }
     match Client::from_config(config).await {
         Ok(client) => match client.get_json("/admin/tree").await {
-            Ok(tree) => line(
-                Some(tree["ready"].as_bool() == Some(true)),
-                format!(
-                    "gateway at {}: {}",
-                    client.base(),
-                    if tree["ready"].as_bool() == Some(true) {
-                        "ready"
-                    } else {
-                        "not ready"
-                    }
-                ),
-            ),
+            Ok(tree) => {
+                let ready = tree["ready"].as_bool() == Some(true);
+                let state = if ready { "ready" } else { "not ready" };
+                line(
+                    Some(ready),
+                    format!("gateway at {}: {state}", client.base()),
+                );
+                // What the gateway says is wrong: an agent's key refused upstream, the
+                // store, a part that gave up.
+                for failing in tree["failing"].as_array().into_iter().flatten() {
+                    line(
+                        None,
+                        format!(
+                            "  {}: {}",
+                            failing["path"].as_str().unwrap_or("?"),
+                            failing["reason"].as_str().unwrap_or("?")
+                        ),
+                    );
+                }
+            }
             Err(_) => line(None, format!("no gateway running at {}", client.base())),
         },
         Err(e) => line(Some(false), format!("{:#}", e.error)),

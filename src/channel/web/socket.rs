@@ -4,8 +4,9 @@
 //! `agents` frame, the shared `tree` frame whenever it changes (only the latest: a page
 //! that is behind skips the ones it missed), and per message `accepted`, `delta`, `done`,
 //! `error`, `restart` through the socket's [`Outbound`] queue. A page that takes nothing
-//! for [`WRITE_STALL`], or falls behind past the queue's bounds, is closed with 1013; what
-//! it asked is answered all the same and waits in the store for its resend.
+//! for `gateway.writeTimeout` (the HTTP connections' limit: an upgraded socket is out of
+//! the server's hands), or falls behind past the queue's bounds, is closed with 1013;
+//! what it asked is answered all the same and waits in the store for its resend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,15 +19,13 @@ use pincer_core::{Inbound, PeerRef, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use warp::ws::{Message, WebSocket};
 
 use super::outbound::Outbound;
 use super::owner::{Owner, check_id};
 use super::view::{self, Frame};
 use super::{Delivery, IntakeError, LinkCtx, WebCtx};
-
-/// How long a send may wait for the page to take it before the socket is closed.
-pub(super) const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Messages of one socket waiting for their replies at once.
 pub(super) const MAX_IN_FLIGHT: usize = 32;
@@ -74,7 +73,10 @@ pub(super) async fn serve(
 ) {
     let (sink, mut stream) = socket.split();
     let out = Arc::new(Outbound::default());
-    out.frame(&agents_frame(&ctx.link.config.current()));
+    let config = ctx.link.config.current();
+    out.frame(&agents_frame(&config));
+    let stall = config.gateway.write_timeout;
+    drop(config);
     out.text(tree.borrow_and_update().to_string());
     let mut reader = Reader {
         ctx,
@@ -95,29 +97,34 @@ pub(super) async fn serve(
     };
     tokio::select! {
         () = read => {}
-        () = write(sink, out, tree) => {}
+        () = write(sink, out, tree, stall) => {}
     }
     // The socket is gone: stop streaming to it. Messages it sent stay in the inbox and
     // are answered; the page gets the reply when it resends the same id.
     drop(scope.close());
 }
 
-/// Sends the tree when it changed and the queue's frames, until the socket fails or the
-/// page falls behind.
+/// Sends the queue's frames, and the tree when it changed, until the socket fails or the
+/// page falls behind or takes nothing for `stall`. Each socket sends a new tree at its own offset within
+/// [`view::PUSH_INTERVAL`]: 500 tabs then write a few frames a millisecond, not 500 at
+/// once in front of the chats.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     out: Arc<Outbound>,
     mut tree: watch::Receiver<Frame>,
+    stall: Duration,
 ) {
-    let mut tree_due = false;
+    let offset = stagger();
+    let mut tree_at: Option<Instant> = None;
     loop {
         if let Some(why) = out.behind() {
             return close(sink, &why).await;
         }
-        // The tree first: it changes at most every view::PUSH_INTERVAL, and a page busy
-        // with a long reply still sees the tree move.
-        let due = std::mem::take(&mut tree_due) || tree.has_changed().unwrap_or(false);
-        let text = if due {
+        if tree_at.is_none() && tree.has_changed().unwrap_or(false) {
+            tree_at = Some(Instant::now() + offset);
+        }
+        let text = if tree_at.is_some_and(|at| at <= Instant::now()) {
+            tree_at = None;
             tree.borrow_and_update().to_string()
         } else if let Some(text) = out.take() {
             text
@@ -125,21 +132,34 @@ async fn write(
             tokio::select! {
                 () = out.ready() => {}
                 changed = tree.changed() => match changed {
-                    Ok(()) => tree_due = true,
+                    Ok(()) => {
+                        tree_at.get_or_insert_with(|| Instant::now() + offset);
+                    }
                     Err(_) => return,
                 },
+                () = tokio::time::sleep_until(tree_at.unwrap_or_else(Instant::now)), if tree_at.is_some() => {}
             }
             continue;
         };
-        match tokio::time::timeout(WRITE_STALL, sink.send(Message::text(text))).await {
+        match tokio::time::timeout(stall, sink.send(Message::text(text))).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
-                let why = format!("the page took nothing for {} s", WRITE_STALL.as_secs());
+                let why = format!("the page took nothing for {stall:?}");
                 return close(sink, &why).await;
             }
         }
     }
+}
+
+/// This socket's offset for tree frames: sockets in order of opening spread evenly over
+/// the push interval.
+fn stagger() -> Duration {
+    static OPENED: AtomicUsize = AtomicUsize::new(0);
+    let n = OPENED.fetch_add(1, Ordering::Relaxed);
+    let slots = view::PUSH_INTERVAL.as_millis().max(1) as usize;
+    // A step coprime with the slots visits every one before it repeats.
+    Duration::from_millis(((n * 97) % slots) as u64)
 }
 
 /// Closes with 1013 and `why`, if the page still takes a frame.

@@ -1,8 +1,9 @@
 //! The supervision tree as the web chat shows it: one frame, built once per change and
 //! shared by every socket.
 //!
-//! Each account's sessions are counted by state, never listed: the frame stays a few kB
-//! with 100,000 sessions, and no page sees another user's session key. A page asks for the
+//! Each account's sessions and each agent's turns are counted by state, never listed: the
+//! frame stays a few kB with 100,000 sessions, and no page sees another user's session
+//! key. A page asks for the
 //! list of its own sessions ([`own_sessions`]). The frame is rebuilt after a change of the
 //! tree (at most every [`PUSH_INTERVAL`]) and every [`READINESS_REFRESH`] for what changes
 //! without the tree (readiness: the store, keys refused), and published only when it
@@ -75,16 +76,26 @@ pub(super) fn start(probe: Probe, scope: &Scope) -> watch::Receiver<Frame> {
     rx
 }
 
-/// Whether `path` is a supervisor whose children the frame counts: an account's sessions.
+/// What the children of `path` are, if the frame counts them instead of listing them: an
+/// account's sessions, an agent's turns (as many as chats in flight).
+fn counted(path: &str) -> Option<&'static str> {
+    match paths::kind(path) {
+        "sessions" => Some("sessions"),
+        "agent" => Some("turns"),
+        _ => None,
+    }
+}
+
 fn folded(path: &str) -> bool {
-    paths::kind(path) == "sessions"
+    counted(path).is_some()
 }
 
 /// The `tree` frame: readiness and the tree, sessions counted.
 fn frame(probe: &Probe, view: &Folded) -> Frame {
     let mut readiness = probe.readiness_of(&view.snapshot);
     for (path, tally) in &view.tallies {
-        if tally.failed > 0 {
+        // Turns are retried by their sessions; a failed session counts.
+        if tally.failed > 0 && counted(path) == Some("sessions") {
             readiness
                 .failing
                 .push((path.clone(), format!("{} sessions failed", tally.failed)));
@@ -107,7 +118,7 @@ fn frame(probe: &Probe, view: &Folded) -> Frame {
 
 /// A node as the page reads it: its record (without its uptime, which would make every
 /// frame new: the page counts from `started_at_ms`), its children, and for a folded
-/// supervisor the count of its sessions.
+/// supervisor the count of its sessions or turns.
 fn node_json(node: &TreeNode, tallies: &std::collections::BTreeMap<String, Tally>) -> Value {
     let mut value = serde_json::to_value(&node.record).unwrap_or(Value::Null);
     if let Some(fields) = value.as_object_mut() {
@@ -118,10 +129,10 @@ fn node_json(node: &TreeNode, tallies: &std::collections::BTreeMap<String, Tally
             .map(|child| node_json(child, tallies))
             .collect();
         fields.insert("children".into(), Value::Array(children));
-        if folded(&node.record.path) {
+        if let Some(what) = counted(&node.record.path) {
             let tally = tallies.get(&node.record.path).cloned().unwrap_or_default();
             fields.insert(
-                "sessions".into(),
+                what.into(),
                 serde_json::to_value(tally).unwrap_or(Value::Null),
             );
         }
