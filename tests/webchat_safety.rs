@@ -321,8 +321,12 @@ async fn a_page_that_never_reads_is_closed_and_its_messages_still_answered() {
     if let Some(close) = close {
         assert_eq!(u16::from(close.code), 1013, "{close:?}");
     }
+    // Bounded: before the queue had a bound, 20 such pages took the gateway to 3 GB.
+    // What it holds here is the socket's 1 MiB queue, up to 32 messages of 60 kB in
+    // flight (each copied along the way) and the history the session keeps; a debug
+    // build, sharing the machine with the other tests.
     assert!(
-        peak_kb < idle_kb + 40 * 1024,
+        peak_kb < idle_kb + 64 * 1024,
         "RSS went from {idle_kb} kB to {peak_kb} kB"
     );
     // Every message the gateway took is answered: as many replies as messages in the
