@@ -5,7 +5,9 @@
 // Starts the gateway in a temp PINCER_HOME with a slow-streaming echo provider, drives the
 // page in headless Chromium (Debian's /usr/bin/chromium, or $CHROMIUM), checks a streamed
 // reply, kills `pincer/agents` through the admin API, waits for the tree panel to show the
-// restart, and checks the gateway still answers. Exit 0 on success, 1 with a reason otherwise.
+// restart, and checks the gateway still answers; leaves a screenshot of the page in
+// tests/browser/webchat.png (at the end, or at the failure). Exit 0 on success, 1 with a
+// reason otherwise.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -223,6 +225,10 @@ async function main() {
     fail(`reply after the kill "${second.final}" does not contain the input`);
   }
   step(`reply after kill ok: "${second.final}"`);
+
+  // What a person sees at the end: look at it after a change to the page.
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  step(`screenshot: ${SCREENSHOT}`);
 
   const ready = await page.$eval('#ready', (e) => e.dataset.ready);
   if (ready !== 'true') step(`note: #ready shows data-ready=${ready}`);
