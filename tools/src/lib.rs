@@ -1,0 +1,4 @@
+//! The tools Pincer's agents call, as plain clients: what each does to the outside world
+//! and the guards around it. No actors here: the gateway runs each call in its own
+//! supervised actor under the turn (`src/tool`), which decides when, how long and with
+//! which policy; this crate decides how.
