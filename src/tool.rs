@@ -1,49 +1,99 @@
-//! Tools an agent may call: its `skills`, offered to the model as function definitions.
+//! The tools an agent may call: a registry of built-in tools, one module each behind the
+//! [`Tool`] trait (name, description, JSON schema, risk class, run), offered to the model
+//! as function definitions and run when it calls them.
 //!
-//! This build has one built-in tool, `echo` (it returns its `text` argument): small, but a
-//! real round trip through the model's tool-calling protocol, which is what the providers
-//! need tested. The agent tool loop of a later issue adds the useful ones here.
+//! Which tools an agent has is the config's business (`pincer_config::tools`: profile,
+//! allow and skills, deny; a Telegram topic narrows it); this module only knows what each
+//! tool is and does. Adding a tool is one module here and its name in the config's
+//! catalogue.
 
-use serde_json::{Value, json};
+mod echo;
 
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use pincer_config::AgentConfig;
+use pincer_config::tools::{agent_set, narrow};
 use pincer_providers::{ToolCall, ToolSpec};
 
-/// The tools for an agent with `skills` (unknown skills are left out).
-pub fn specs(skills: &[String]) -> Vec<ToolSpec> {
-    skills.iter().filter_map(|s| spec(s)).collect()
+/// How much a tool can do to the world, for approvals and for the reader of a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    /// Computes from its arguments alone.
+    Pure,
+    /// Reads the outside world (the web): its results are untrusted content.
+    Reads,
+    /// Acts on the host (commands, files).
+    Acts,
 }
 
-fn spec(name: &str) -> Option<ToolSpec> {
-    match name {
-        "echo" => Some(ToolSpec {
-            name: "echo".into(),
-            description: "Repeats the given text back.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": { "text": { "type": "string", "description": "What to repeat." } },
-                "required": ["text"],
-                "additionalProperties": false,
-            }),
-        }),
-        _ => None,
-    }
+/// What a tool's run gives back: its output for the model, or why it failed (the model
+/// reads that too).
+pub type Output = Result<String, String>;
+
+/// A run in progress.
+pub type Running = Pin<Box<dyn Future<Output = Output> + Send>>;
+
+/// One built-in tool.
+pub trait Tool: Send + Sync {
+    /// The name the model calls it by (and the config names it by).
+    fn name(&self) -> &'static str;
+    /// What it does, for the model.
+    fn description(&self) -> &'static str;
+    /// The JSON schema of its arguments.
+    fn schema(&self) -> Value;
+    /// How much it can do.
+    fn risk(&self) -> Risk;
+    /// Runs it with `args` (already JSON; checked against nothing else: each tool reads
+    /// what it needs and says what is missing).
+    fn run(&self, args: Value) -> Running;
 }
 
-/// Runs `call` and returns its output (errors are outputs too: the model reads them).
-pub async fn run(call: &ToolCall, skills: &[String]) -> String {
-    if !skills.iter().any(|s| s == &call.name) || spec(&call.name).is_none() {
+/// Every built-in tool of this build.
+static BUILTIN: [&dyn Tool; 1] = [&echo::Echo];
+
+/// The built-in tool named `name`.
+pub fn get(name: &str) -> Option<&'static dyn Tool> {
+    BUILTIN.iter().copied().find(|t| t.name() == name)
+}
+
+/// The tools `agent` may call, narrowed by a Telegram topic's `skills` when it has some;
+/// names this build does not have are left out (the config warned of them).
+pub fn set_of(agent: &AgentConfig, topic_skills: Option<&[String]>) -> BTreeSet<&'static str> {
+    narrow(agent_set(&agent.tools, &agent.skills), topic_skills)
+        .into_iter()
+        .filter(|name| get(name).is_some())
+        .collect()
+}
+
+/// The function definitions of `set`, for the model.
+pub fn specs(set: &BTreeSet<&'static str>) -> Vec<ToolSpec> {
+    set.iter()
+        .filter_map(|name| get(name))
+        .map(|tool| ToolSpec {
+            name: tool.name().into(),
+            description: tool.description().into(),
+            parameters: tool.schema(),
+        })
+        .collect()
+}
+
+/// Runs `call` if its tool is in `set` and returns the output for the model (errors are
+/// outputs too, prefixed `error:`).
+pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>) -> String {
+    let Some(tool) = get(&call.name).filter(|t| set.contains(t.name())) else {
         return format!("error: no tool named `{}` is available", call.name);
-    }
+    };
     let args: Value = match serde_json::from_str(&call.arguments) {
         Ok(args) => args,
         Err(e) => return format!("error: arguments are not JSON: {e}"),
     };
-    match call.name.as_str() {
-        "echo" => match args.get("text").and_then(Value::as_str) {
-            Some(text) => text.to_string(),
-            None => "error: `text` (a string) is required".into(),
-        },
-        other => format!("error: no tool named `{other}` is available"),
+    match tool.run(args).await {
+        Ok(output) => output,
+        Err(why) => format!("error: {why}"),
     }
 }
 
@@ -59,17 +109,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_built_tool_the_config_names_is_here_and_nothing_else() {
+        let here: BTreeSet<&str> = BUILTIN.iter().map(|t| t.name()).collect();
+        let built: BTreeSet<&str> = pincer_config::tools::BUILT.into_iter().collect();
+        assert_eq!(here, built);
+    }
+
+    #[test]
+    fn the_set_comes_from_the_config_and_a_topic_narrows_it() {
+        let mut agent = AgentConfig::default();
+        assert!(set_of(&agent, None).is_empty(), "nothing unless named");
+        agent.skills = vec!["echo".into(), "exec".into()];
+        assert_eq!(
+            set_of(&agent, None),
+            BTreeSet::from(["echo"]),
+            "exec is not built"
+        );
+        assert!(set_of(&agent, Some(&[])).is_empty());
+        assert_eq!(
+            set_of(&agent, Some(&["echo".to_string()])),
+            BTreeSet::from(["echo"])
+        );
+        agent.tools.deny = vec!["*".into()];
+        assert!(set_of(&agent, None).is_empty(), "deny wins");
+    }
+
     #[tokio::test]
-    async fn echo_and_its_errors() {
-        let skills = vec!["echo".to_string(), "nonesuch".to_string()];
-        assert_eq!(specs(&skills).len(), 1);
-        assert_eq!(run(&call("echo", r#"{"text":"hi"}"#), &skills).await, "hi");
+    async fn calls_outside_the_set_and_bad_arguments_are_errors_for_the_model() {
+        let set = BTreeSet::from(["echo"]);
+        assert_eq!(specs(&set).len(), 1);
+        assert_eq!(run(&call("echo", r#"{"text":"hi"}"#), &set).await, "hi");
         assert!(
-            run(&call("echo", "{"), &skills)
+            run(&call("echo", "{"), &set)
                 .await
                 .starts_with("error: arguments")
         );
-        assert!(run(&call("echo", "{}"), &skills).await.contains("`text`"));
-        assert!(run(&call("echo", "{}"), &[]).await.contains("no tool"));
+        assert!(run(&call("echo", "{}"), &set).await.contains("`text`"));
+        assert!(
+            run(&call("echo", "{}"), &BTreeSet::new())
+                .await
+                .contains("no tool")
+        );
+        assert!(run(&call("exec", "{}"), &set).await.contains("no tool"));
     }
 }

@@ -644,10 +644,10 @@ async fn dm_topics_bring_their_prompt_and_skills_to_the_provider_by_id_and_by_le
     // One topic exists before the gateway starts: it is configured by its id.
     let by_id = fake.create_topic(TEST_TOKEN, &chat, &a, "Scratch");
     let dm = format!(
-        "dmPolicy = \"open\"\nrequireTopic = true\n\n[channels.telegram.dm.topics.research]\nskills = [\"echo\"]\nsystemPrompt = \"You are a research assistant.\"\n\n[channels.telegram.dm.topics.\"{by_id}\"]\nsystemPrompt = \"You are a scratchpad.\"\n"
+        "dmPolicy = \"open\"\nrequireTopic = true\n\n[channels.telegram.dm.topics.research]\nskills = [\"echo\"]\nsystemPrompt = \"You are a research assistant.\"\n\n[channels.telegram.dm.topics.\"{by_id}\"]\nskills = []\nsystemPrompt = \"You are a scratchpad.\"\n"
     );
     let extra = format!(
-        "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-5\"\nsystemPrompt = \"You are the main agent.\"\n",
+        "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-5\"\nsystemPrompt = \"You are the main agent.\"\nskills = [\"echo\"]\n",
         openai.base_url()
     );
     let gw = Gw::start(home.path(), Some(&config(&fake, &dm, &extra))).await;
@@ -685,7 +685,7 @@ async fn dm_topics_bring_their_prompt_and_skills_to_the_provider_by_id_and_by_le
         .as_array()
         .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(tools, vec!["echo"], "the topic's skills became tools");
+    assert_eq!(tools, vec!["echo"], "the topic keeps the agent's echo");
     let scratch_req = asked("note this");
     assert_eq!(scratch_req["instructions"], "You are a scratchpad.");
     assert!(

@@ -20,9 +20,13 @@ pub struct AgentConfig {
     pub model: Option<ModelConfig>,
     /// The system prompt.
     pub system_prompt: Option<String>,
-    /// Skills (tools) the agent may use.
+    /// Skills (tools) the agent may use: added to its `tools.profile`'s set, as
+    /// `tools.allow` is.
     #[serde(default)]
     pub skills: Vec<String>,
+    /// `[agents.<id>.tools]`: profile, allow, deny.
+    #[serde(default)]
+    pub tools: crate::tools::AgentTools,
     /// The seed's adaptive-thinking block: turns adaptive mode on and bounds tool rounds.
     pub adaptive_thinking: Option<AdaptiveThinking>,
     /// Show the model's thinking to chat users (quoted, before the answer). Off by

@@ -109,7 +109,8 @@ pub enum DmPolicy {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TopicConfig {
-    /// Skills for this topic (replacing the agent's); the agent's when unset.
+    /// Narrows the agent's tools to these in this topic (never adds one the agent lacks);
+    /// the agent's whole set when unset.
     pub skills: Option<Vec<String>>,
     /// System prompt for this topic.
     pub system_prompt: Option<String>,

@@ -28,6 +28,7 @@ mod providers;
 mod secret;
 mod secrets;
 mod token;
+pub mod tools;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -539,3 +539,58 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+#[test]
+fn tool_names_are_checked_where_they_are_written_with_a_suggestion() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[agents.main]\nskills = [\"web_serch\"]\n\n[agents.main.tools]\nprofile = \"coding\"\ndeny = [\"exce\"]\n\n[channels.telegram.dm.topics.coding]\nskills = [\"brwoser\"]\n",
+    )
+    .expect("write");
+    let err = load_file(&path, &[]).unwrap_err().to_string();
+    let file = path.display();
+    for expected in [
+        format!(
+            "agents.main.skills[0] (at {file}:2): unknown tool `web_serch`; did you mean `web_search`?"
+        ),
+        format!(
+            "agents.main.tools.deny[0] (at {file}:6): unknown tool `exce`; did you mean `exec`?"
+        ),
+        format!(
+            "channels.telegram.dm.topics.coding.skills[0] (at {file}:9): unknown tool `brwoser`; did you mean `browser`?"
+        ),
+    ] {
+        assert!(err.contains(&expected), "{expected}\nnot in: {err}");
+    }
+    let err = toml("[agents.main.tools]\nprofile = \"everything\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("agents.main.tools.profile") && err.contains("minimal"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tools_this_build_lacks_load_with_a_warning() {
+    // The seed's topics, as written, and an agent that may use exec.
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[agents.main.tools]\nprofile = \"coding\"\n\n[channels.telegram.dm.topics.research]\nskills = [\"web_search\", \"web_fetch\"]\nsystemPrompt = \"You are a research assistant.\"\n\n[channels.telegram.dm.topics.coding]\nskills = [\"exec\", \"browser\"]\nsystemPrompt = \"You are a coding assistant.\"\n",
+    )
+    .expect("write");
+    let loaded = load_file(&path, &[]).expect("loads");
+    let warning = loaded
+        .warnings
+        .iter()
+        .find(|w| w.contains("agent `main`"))
+        .unwrap_or_else(|| panic!("no warning about main: {:?}", loaded.warnings));
+    assert!(
+        warning.contains("`exec`") && warning.contains("does not have yet"),
+        "{warning}"
+    );
+}

@@ -59,6 +59,7 @@ pub(super) fn validate(
                 .and_then(|d| d.model.as_ref());
             check_providers(id, model, base, &at, &mut errors);
         }
+        check_tools(id, agent, &at, &mut errors, &mut warnings);
         if let Some(steps) = agent.adaptive_thinking
             && steps.min_steps > steps.max_steps
         {
@@ -111,6 +112,30 @@ pub(super) fn validate(
         }
     }
 
+    if let Some(telegram) = &config.channels.telegram {
+        for (topic, settings) in &telegram.dm.topics {
+            let Some(skills) = &settings.skills else {
+                continue;
+            };
+            let key = [
+                "channels",
+                "telegram",
+                "dm",
+                "topics",
+                topic.as_str(),
+                "skills",
+            ];
+            for (i, pattern) in skills.iter().enumerate() {
+                let index = format!("[{i}]");
+                let mut segments = key.to_vec();
+                segments.push(&index);
+                if let Err(why) = crate::tools::expand(pattern) {
+                    errors.push(format!("{}{index}{}: {why}", key.join("."), at(&segments)));
+                }
+            }
+        }
+    }
+
     let default = config.default_agent();
     for id in config.agents.keys() {
         let bound = config.bindings.iter().any(|b| &b.agent == id);
@@ -125,6 +150,51 @@ pub(super) fn validate(
         Ok(warnings)
     } else {
         Err(errors)
+    }
+}
+
+/// Agent `id`'s tool names (skills, `tools.allow`, `tools.deny`) are tools there are; a
+/// tool in its set that this build does not have is a warning (it is not offered).
+fn check_tools(
+    id: &str,
+    agent: &super::AgentConfig,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let lists: [(&[&str], &Vec<String>); 3] = [
+        (&["skills"], &agent.skills),
+        (&["tools", "allow"], &agent.tools.allow),
+        (&["tools", "deny"], &agent.tools.deny),
+    ];
+    for (key, patterns) in lists {
+        for (i, pattern) in patterns.iter().enumerate() {
+            if let Err(why) = crate::tools::expand(pattern) {
+                let index = format!("[{i}]");
+                let mut segments = vec!["agents", id];
+                segments.extend_from_slice(key);
+                segments.push(&index);
+                errors.push(format!(
+                    "agents.{id}.{}{index}{}: {why}",
+                    key.join("."),
+                    at(&segments)
+                ));
+            }
+        }
+    }
+    let missing: Vec<&str> = crate::tools::agent_set(&agent.tools, &agent.skills)
+        .into_iter()
+        .filter(|name| !crate::tools::BUILT.contains(name))
+        .collect();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "agent `{id}` may use {}, which this build does not have yet: not offered to its model",
+            missing
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
 }
 

@@ -5,6 +5,7 @@
 //! turn dies (killed, or with its agent or provider), the channel closes without a final
 //! event, and the session starts the turn again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -35,7 +36,8 @@ pub struct TurnRequest {
     pub context: Vec<ChatMessage>,
     /// The new user message.
     pub text: String,
-    /// Prompt and skills of the Telegram topic it came from, over the agent's.
+    /// The Telegram topic it came from: its prompt over the agent's, its skills narrowing
+    /// the agent's tools.
     pub topic: Option<TopicConfig>,
 }
 
@@ -173,14 +175,15 @@ async fn run(
             if let Some(prompt) = &topic.system_prompt {
                 a.system_prompt = Some(prompt.clone());
             }
-            if let Some(skills) = &topic.skills {
-                a.skills = skills.clone();
-            }
             with_topic = a;
             &with_topic
         }
         None => agent,
     };
+    let tools = crate::tool::set_of(
+        agent,
+        request.topic.as_ref().and_then(|t| t.skills.as_deref()),
+    );
     let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
     items.push(Item::Message(ChatMessage {
         role: Role::User,
@@ -217,6 +220,7 @@ async fn run(
         let call = Call {
             providers: &ctx.providers,
             agent,
+            tools: &tools,
             provider: &provider_name,
             model: &model,
             own_key,
@@ -295,6 +299,8 @@ enum Outcome {
 struct Call<'a> {
     providers: &'a Providers,
     agent: &'a AgentConfig,
+    /// The tools it may call: the agent's set, narrowed by the topic's skills.
+    tools: &'a BTreeSet<&'static str>,
     provider: &'a str,
     model: &'a str,
     own_key: Option<ApiKey>,
@@ -308,7 +314,7 @@ impl Call<'_> {
         events: &mpsc::Sender<TurnEvent>,
     ) -> Outcome {
         let thinking = self.thinking_mode();
-        let tools = crate::tool::specs(&self.agent.skills);
+        let tools = crate::tool::specs(self.tools);
         let max_rounds = self
             .agent
             .adaptive_thinking
@@ -382,7 +388,7 @@ impl Call<'_> {
             }
             let mut outputs = Vec::with_capacity(calls.len());
             for call in &calls {
-                let output = crate::tool::run(call, &self.agent.skills).await;
+                let output = crate::tool::run(call, self.tools).await;
                 outputs.push(Item::ToolOutput {
                     call_id: call.call_id.clone(),
                     output,
