@@ -16,7 +16,7 @@ use std::pin::Pin;
 use serde_json::Value;
 
 use pincer_config::AgentConfig;
-use pincer_config::tools::{agent_set, narrow};
+use pincer_config::tools::{ToolsConfig, agent_set, narrow};
 use pincer_providers::{ToolCall, ToolSpec};
 
 /// How much a tool can do to the world, for approvals and for the reader of a config.
@@ -81,9 +81,10 @@ pub fn specs(set: &BTreeSet<&'static str>) -> Vec<ToolSpec> {
         .collect()
 }
 
-/// Runs `call` if its tool is in `set` and returns the output for the model (errors are
-/// outputs too, prefixed `error:`).
-pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>) -> String {
+/// Runs `call` if its tool is in `set`, within `limits` (`tools.callTimeout`,
+/// `tools.maxResultChars`), and returns the output for the model (errors are outputs too,
+/// prefixed `error:`).
+pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>, limits: &ToolsConfig) -> String {
     let Some(tool) = get(&call.name).filter(|t| set.contains(t.name())) else {
         return format!("error: no tool named `{}` is available", call.name);
     };
@@ -91,10 +92,36 @@ pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>) -> String {
         Ok(args) => args,
         Err(e) => return format!("error: arguments are not JSON: {e}"),
     };
-    match tool.run(args).await {
-        Ok(output) => output,
-        Err(why) => format!("error: {why}"),
-    }
+    let output = match tokio::time::timeout(limits.call_timeout, tool.run(args)).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(why)) => format!("error: {why}"),
+        Err(_) => format!(
+            "error: `{}` did not finish within {:?} (tools.callTimeout) and was stopped",
+            call.name, limits.call_timeout
+        ),
+    };
+    cap(output, limits.max_result_chars)
+}
+
+/// `output` cut to `max` characters, with a marker saying how much was left out.
+fn cap(mut output: String, max: usize) -> String {
+    let Some((cut, _)) = output.char_indices().nth(max) else {
+        return output;
+    };
+    let left_out = output[cut..].chars().count();
+    output.truncate(cut);
+    output.push_str(&format!(
+        "\n[truncated: {left_out} more characters not shown (tools.maxResultChars = {max})]"
+    ));
+    output
+}
+
+/// The same call, for loop detection: its name and its arguments with keys in order.
+pub fn fingerprint(call: &ToolCall) -> (String, String) {
+    let args = serde_json::from_str::<Value>(&call.arguments)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| call.arguments.clone());
+    (call.name.clone(), args)
 }
 
 #[cfg(test)]
@@ -138,19 +165,57 @@ mod tests {
     #[tokio::test]
     async fn calls_outside_the_set_and_bad_arguments_are_errors_for_the_model() {
         let set = BTreeSet::from(["echo"]);
+        let limits = ToolsConfig::default();
         assert_eq!(specs(&set).len(), 1);
-        assert_eq!(run(&call("echo", r#"{"text":"hi"}"#), &set).await, "hi");
+        assert_eq!(
+            run(&call("echo", r#"{"text":"hi"}"#), &set, &limits).await,
+            "hi"
+        );
         assert!(
-            run(&call("echo", "{"), &set)
+            run(&call("echo", "{"), &set, &limits)
                 .await
                 .starts_with("error: arguments")
         );
-        assert!(run(&call("echo", "{}"), &set).await.contains("`text`"));
         assert!(
-            run(&call("echo", "{}"), &BTreeSet::new())
+            run(&call("echo", "{}"), &set, &limits)
+                .await
+                .contains("`text`")
+        );
+        assert!(
+            run(&call("echo", "{}"), &BTreeSet::new(), &limits)
                 .await
                 .contains("no tool")
         );
-        assert!(run(&call("exec", "{}"), &set).await.contains("no tool"));
+        assert!(
+            run(&call("exec", "{}"), &set, &limits)
+                .await
+                .contains("no tool")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_result_is_cut_with_a_marker() {
+        let set = BTreeSet::from(["echo"]);
+        let limits = ToolsConfig {
+            max_result_chars: 5,
+            ..ToolsConfig::default()
+        };
+        let out = run(&call("echo", r#"{"text":"héllo wörld"}"#), &set, &limits).await;
+        assert_eq!(
+            out,
+            "héllo\n[truncated: 6 more characters not shown (tools.maxResultChars = 5)]"
+        );
+        assert_eq!(cap("short".into(), 5), "short");
+    }
+
+    #[test]
+    fn the_same_call_has_the_same_fingerprint_whatever_the_key_order() {
+        let a = call("echo", r#"{"text":"x","n":1}"#);
+        let b = call("echo", r#"{ "n": 1, "text": "x" }"#);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&call("echo", r#"{"text":"y"}"#))
+        );
     }
 }

@@ -219,15 +219,21 @@ const AFTER_MARGIN_KB: u64 = 20 * 1024;
 #[tokio::test]
 async fn a_slow_reader_that_keeps_reading_is_not_closed() {
     // Slower than the gateway writes (the whole reply is ready at once), but it takes
-    // up to 32 kB every 500 ms. The reply is past what the gateway holds of deltas for a
+    // up to 64 kB every 500 ms. The reply is past what the gateway holds of deltas for a
     // lagging stream (256 kB): the rest comes with the end, and must join up.
+    //
+    // Why 64 kB: the kernel's clock (TCP_USER_TIMEOUT) restarts when the client's window
+    // opens wide enough for the next segment, and a loopback segment is 64 kB (a network
+    // one 1.5 kB). A reader taking 32 kB every 500 ms reopened it only every other read
+    // and, on a loaded machine, was cut off after 2 s: a loopback artefact, not a reader
+    // a network would show.
     let home = TempDir::new();
     let gw = Gw::start(
         home.path(),
-        Some("[gateway]\nwriteTimeout = \"2s\"\n\n[providers.echo]\nchunkSize = 256\n"),
+        Some("[gateway]\nwriteTimeout = \"3s\"\n\n[providers.echo]\nchunkSize = 256\n"),
     )
     .await;
-    let text = text(0, 300 * 1024);
+    let text = text(0, 400 * 1024);
     let mut stream = connect(&gw, None).await;
     stream
         .write_all(&streamed_request(&gw, 0, &text))
@@ -235,7 +241,7 @@ async fn a_slow_reader_that_keeps_reading_is_not_closed() {
         .expect("send request");
     let started = Instant::now();
     let mut received = Vec::new();
-    let mut chunk = vec![0u8; 32 * 1024];
+    let mut chunk = vec![0u8; 64 * 1024];
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let n = match stream.read(&mut chunk).await {

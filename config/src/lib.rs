@@ -92,6 +92,9 @@ pub struct Config {
     /// `[secrets]`.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// `[tools]`: limits of every tool call.
+    #[serde(default)]
+    pub tools: tools::ToolsConfig,
 }
 
 impl Config {

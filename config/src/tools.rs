@@ -26,6 +26,39 @@ pub const GROUPS: [(&str, &[&str]); 3] = [
     ("group:ui", &["browser"]),
 ];
 
+/// `[tools]`: limits every call has, whatever the tool.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolsConfig {
+    /// How long one call may run before it is stopped and the model told so. Default 2 min.
+    #[serde(
+        default = "two_minutes",
+        deserialize_with = "crate::duration::seconds::deserialize"
+    )]
+    pub call_timeout: std::time::Duration,
+    /// The longest result the model is given, in characters; past it the result is cut
+    /// with a marker saying how much was left out. Default 100,000.
+    #[serde(default = "hundred_thousand")]
+    pub max_result_chars: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout: two_minutes(),
+            max_result_chars: hundred_thousand(),
+        }
+    }
+}
+
+fn two_minutes() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
+}
+
+fn hundred_thousand() -> usize {
+    100_000
+}
+
 /// `[agents.<id>.tools]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

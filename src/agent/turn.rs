@@ -5,7 +5,7 @@
 //! turn dies (killed, or with its agent or provider), the channel closes without a final
 //! event, and the session starts the turn again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::provider::{self, DispatchError, Providers};
 use pincer_config::TopicConfig;
 use pincer_config::live::View;
+use pincer_config::tools::ToolsConfig;
 use pincer_config::{AgentConfig, ModelConfig, ThinkingMode};
 use pincer_core::Role;
 use pincer_providers::{
@@ -129,6 +130,10 @@ impl Actor for Turn {
 /// Tool rounds per turn when the agent sets no `adaptiveThinking.maxSteps`.
 const DEFAULT_MAX_ROUNDS: u32 = 8;
 
+/// The same call with the same arguments this many times in a turn ends it: the model is
+/// looping, and more rounds would only cost.
+const LOOP_LIMIT: u32 = 3;
+
 /// Runs the turn within its agent's `turnTimeout`: past it, the user gets an error reply
 /// naming the model being tried and the timeout, and the session moves on.
 async fn run_within_deadline(
@@ -221,6 +226,7 @@ async fn run(
             providers: &ctx.providers,
             agent,
             tools: &tools,
+            limits: &config.tools,
             provider: &provider_name,
             model: &model,
             own_key,
@@ -301,6 +307,8 @@ struct Call<'a> {
     agent: &'a AgentConfig,
     /// The tools it may call: the agent's set, narrowed by the topic's skills.
     tools: &'a BTreeSet<&'static str>,
+    /// `[tools]`: each call's timeout and result cap.
+    limits: &'a ToolsConfig,
     provider: &'a str,
     model: &'a str,
     own_key: Option<ApiKey>,
@@ -319,6 +327,9 @@ impl Call<'_> {
             .agent
             .adaptive_thinking
             .map_or(DEFAULT_MAX_ROUNDS, |a| a.max_steps.max(1));
+        // Each call and how often the model made it: the same call with the same arguments
+        // LOOP_LIMIT times ends the turn rather than looping to the round cap.
+        let mut made: HashMap<(String, String), u32> = HashMap::new();
         for round in 0..=max_rounds {
             let call = ProviderRequest {
                 request_id: uuid::Uuid::new_v4().to_string(),
@@ -377,6 +388,23 @@ impl Call<'_> {
             if calls.is_empty() {
                 return Outcome::Answered;
             }
+            for call in &calls {
+                let times = made.entry(crate::tool::fingerprint(call)).or_default();
+                *times += 1;
+                if *times >= LOOP_LIMIT {
+                    let note = format!(
+                        "{}(Stopped: the same `{}` call came {LOOP_LIMIT} times with the same arguments, so it was not run again. Ask differently, or give me more to go on.)",
+                        if turn.text.is_empty() { "" } else { "\n\n" },
+                        call.name
+                    );
+                    turn.text.push_str(&note);
+                    turn.sent = true;
+                    if events.send(TurnEvent::Delta(note)).await.is_err() {
+                        return Outcome::Lost;
+                    }
+                    return Outcome::Answered;
+                }
+            }
             // The assistant's turn as the provider gave it (thinking, text, calls), then
             // every result: parallel calls answer together.
             items.extend(blocks.into_iter().map(Item::Reasoning));
@@ -388,7 +416,7 @@ impl Call<'_> {
             }
             let mut outputs = Vec::with_capacity(calls.len());
             for call in &calls {
-                let output = crate::tool::run(call, self.tools).await;
+                let output = crate::tool::run(call, self.tools, self.limits).await;
                 outputs.push(Item::ToolOutput {
                     call_id: call.call_id.clone(),
                     output,
