@@ -25,6 +25,9 @@ mod cidr;
 mod literal;
 mod resolve;
 
+#[cfg(test)]
+mod tests;
+
 pub use check::{Class, NameKind, Refused, check_addr, check_name};
 pub use cidr::{BadCidr, Cidr, CidrProblem, Policy};
 pub use literal::literal;
