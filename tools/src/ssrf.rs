@@ -19,6 +19,27 @@
 //!   second lookup (DNS rebinding) gets nowhere. Each redirect hop goes through it again.
 //!
 //! There is no HTTP here: the fetching tool uses these checks.
+//!
+//! ```
+//! use pincer_tools::ssrf::{Policy, check_addr, check_name, literal};
+//!
+//! let policy = Policy::new(&["192.168.1.0/24"])?;
+//! let loopback = literal("0x7f.1").expect("an address, not a name");
+//! assert!(check_addr(loopback, &policy).is_err());
+//! assert!(check_addr("192.168.1.20".parse()?, &policy).is_ok());
+//! assert!(check_addr("169.254.169.254".parse()?, &Policy::new(&["169.254.0.0/16"])?).is_err());
+//! assert!(check_name("printer.local").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`literal`]: crate::ssrf::literal
+//! [`check_name`]: crate::ssrf::check_name
+//! [`check_addr`]: crate::ssrf::check_addr
+//! [`Policy`]: crate::ssrf::Policy
+//! [`resolve`]: crate::ssrf::resolve
+
+// Links spelled out: rustdoc resolves this module's own doc from the crate root, where the
+// `pub mod` line's doc is.
 
 mod check;
 mod cidr;

@@ -159,7 +159,9 @@ impl fmt::Display for Cidr {
 impl Policy {
     /// The policy that opens `allow_private`'s ranges, written as `10.0.0.0/8`,
     /// `127.0.0.1/32` or `::1/128` (an address alone is that one address). The first
-    /// entry that is not a range is the error, named in it.
+    /// entry that is not a range is the error, named in it. An IPv4 range also opens the
+    /// IPv4-mapped forms of its addresses (they are judged as IPv4), so write IPv4 ranges
+    /// as IPv4.
     pub fn new<S: AsRef<str>>(allow_private: &[S]) -> Result<Policy, BadCidr> {
         let allow_private = allow_private
             .iter()

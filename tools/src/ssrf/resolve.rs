@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::{Policy, Refused, check_addr, check_name, literal};
 
-/// How long a lookup may take: the system resolver retries a silent server for up to
-/// 30 s by default, longer than a tool call should wait to learn a name does not resolve.
+/// How long a lookup may take: the system resolver can wait tens of seconds on a silent
+/// server (glibc: 5 s a try, two tries a server), longer than a tool call should wait to
+/// learn that a name does not resolve.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a host gave no address to connect to.
