@@ -2,3 +2,6 @@
 //! and the guards around it. No actors here: the gateway runs each call in its own
 //! supervised actor under the turn (`src/tool`), which decides when, how long and with
 //! which policy; this crate decides how.
+
+/// The SSRF guard: hosts and addresses a tool may not reach, and the one checked lookup.
+pub mod ssrf;
