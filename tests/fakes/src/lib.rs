@@ -6,6 +6,7 @@
 //! not agree by sharing a bug.
 
 pub mod anthropic;
+pub mod brave;
 pub mod discord;
 pub mod openai;
 mod serve;
