@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod brave;
 pub mod discord;
 pub mod openai;
+pub mod searxng;
 mod serve;
 pub mod telegram;
 pub mod vault;
