@@ -190,7 +190,8 @@ impl WebResult {
 // === impl Recorded ===
 
 impl Recorded {
-    /// The last value of query parameter `name` (the one Brave's validation reads), if sent.
+    /// The last value of query parameter `name`, if sent: the one the fake validates, as
+    /// FastAPI does (Brave's pydantic-shaped errors suggest it runs on it; unconfirmed).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()

@@ -27,7 +27,8 @@ pub(super) struct Search {
 }
 
 /// Checks the parameters as Brave does, collecting every problem (pydantic reports them
-/// all at once). Of repeated parameters the last counts.
+/// all at once). Of repeated parameters the last counts, as in FastAPI (unconfirmed for
+/// Brave).
 pub(super) fn validate(params: &[(String, String)]) -> Result<Search, Vec<Value>> {
     let last = |name: &str| {
         params
