@@ -6,8 +6,10 @@
 //! not agree by sharing a bug.
 
 pub mod anthropic;
+pub mod brave;
 pub mod discord;
 pub mod openai;
+pub mod searxng;
 mod serve;
 pub mod telegram;
 pub mod vault;

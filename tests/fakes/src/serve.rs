@@ -258,3 +258,87 @@ pub(crate) async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// `application/x-www-form-urlencoded` pairs, from a query string or a form body, in the
+/// order sent: `+` is a space, `%XX` is decoded, an invalid escape stays as sent, a pair
+/// without `=` has an empty value, empty pairs (`a=1&&b=2`) are skipped.
+pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+/// One form-encoded component decoded (see [`form_pairs`]).
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    // Two hex digits: at most 255.
+                    out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                    i += 3;
+                } else {
+                    out.push(b'%');
+                    i += 1;
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A plain-text or HTML answer: `status` (500 when invalid) and `content_type`.
+pub(crate) fn text_response(status: u16, content_type: &'static str, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status_code(status);
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_pairs;
+
+    #[test]
+    fn form_pairs_decode_like_a_browser_sends() {
+        let pairs = |s| form_pairs(s);
+        assert_eq!(
+            pairs("q=rust+async%20io&count=5&&flag"),
+            vec![
+                ("q".to_owned(), "rust async io".to_owned()),
+                ("count".to_owned(), "5".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+        assert_eq!(
+            pairs("q=100%&x=%zz%4"),
+            vec![
+                ("q".to_owned(), "100%".to_owned()),
+                ("x".to_owned(), "%zz%4".to_owned()),
+            ]
+        );
+        assert_eq!(
+            pairs("q=caf%C3%A9%2B"),
+            vec![("q".to_owned(), "café+".to_owned())]
+        );
+        assert!(pairs("").is_empty());
+    }
+}
