@@ -18,6 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use pincer_core::metrics::catalog::Closed;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -193,11 +194,83 @@ impl Drop for Tracked {
         // Closed while its client takes nothing: reset, discarding what the kernel holds
         // for it, rather than close, which would keep the socket and its buffers for
         // minutes while the kernel probes a window the client never opens.
-        if self.blocked
-            && let Err(error) = self.stream.set_zero_linger()
-        {
-            tracing::trace!(%error, "Cannot set a zero linger on a stalled connection.");
+        if self.blocked {
+            if let Err(error) = self.stream.set_zero_linger() {
+                tracing::trace!(%error, "Cannot set a zero linger on a stalled connection.");
+            }
+            return;
         }
+        linger(&self.stream);
+    }
+}
+
+/// How long a connection closed with request bytes still unread (a body past
+/// `gateway.maxBodyBytes`, answered 413) is drained before it is closed.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How much of it is drained at most.
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Connections drained at once; past that, one is closed at once.
+const MAX_LINGERING: usize = 64;
+
+/// Connections being drained now.
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Closing a socket with unread bytes resets it, and a client still sending its body
+/// then loses the answer already sent (it reads a reset, not the 413). So such a socket
+/// gets its write side shut (the answer, then end of stream) and is read and discarded
+/// for up to [`LINGER`] and [`LINGER_BYTES`] before it is closed, as web servers do
+/// ("lingering close"). The drain holds a copy of the socket, not its place in the
+/// registry, so it is bounded on its own by [`MAX_LINGERING`].
+fn linger(stream: &TcpStream) {
+    let mut first = [0u8; 1];
+    if !matches!(stream.try_read(&mut first), Ok(n) if n > 0) {
+        return;
+    }
+    if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let release = Release;
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let copy = socket2::SockRef::from(stream)
+        .try_clone()
+        .map(std::net::TcpStream::from)
+        .and_then(|copy| {
+            copy.shutdown(std::net::Shutdown::Write)?;
+            copy.set_nonblocking(true)?;
+            Ok(copy)
+        });
+    let copy = match copy.and_then(TcpStream::from_std) {
+        Ok(copy) => copy,
+        Err(error) => {
+            tracing::trace!(%error, "Cannot drain a connection before closing it.");
+            return;
+        }
+    };
+    runtime.spawn(async move {
+        let _release = release;
+        let mut copy = copy;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (deadline, mut drained) = (Instant::now() + LINGER, 0);
+        while drained < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, copy.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => break,
+            }
+        }
+    });
+}
+
+/// Gives back a place among [`MAX_LINGERING`] when dropped.
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
