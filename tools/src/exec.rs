@@ -52,8 +52,9 @@
 //! # Why bubblewrap
 //!
 //! Namespaces give a command its own view of the file system, processes and network
-//! without a daemon or root (unprivileged user namespaces), and `bwrap` is a small
-//! audited setuid-free tool that Flatpak relies on. The alternatives restrict rather
+//! without a daemon or root (unprivileged user namespaces), and `bwrap` is a small tool
+//! (not setuid on Debian) that Flatpak relies on, run as a program: the gateway needs no
+//! `unsafe` code and no privileges to use it. The alternatives restrict rather
 //! than hide: Landlock limits which paths a process may open but it still sees the
 //! process list and the network (network rules only for TCP bind/connect, from Linux
 //! 6.7), and seccomp filters syscalls, not paths. Both are set up in the child between

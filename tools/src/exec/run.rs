@@ -225,14 +225,19 @@ impl Runner {
             return Ok(());
         }
         let mut cmd = Command::new(&self.bwrap);
-        cmd.args(bwrap_args(None, None, false, vec!["/usr/bin/true".into()]))
-            .env_clear()
-            .envs(scrubbed_env(Path::new("/")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        cmd.args(bwrap_args(
+            None,
+            Some(Path::new("/")),
+            false,
+            vec!["/usr/bin/true".into()],
+        ))
+        .env_clear()
+        .envs(scrubbed_env(Path::new("/")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
         let child = cmd
             .spawn()
             .map_err(|source| spawn_error(self.sandbox, self.bwrap.clone(), source))?;

@@ -194,7 +194,12 @@ fn bwrap_argv_isolates_and_runs_the_limited_shell_last() {
             .iter()
             .any(|a| a == "/etc/shadow" || a == "/etc/resolv.conf")
     );
-    let sep = args.iter().position(|a| a == "--").unwrap();
+    let position = |flag: &str| args.iter().position(|a| a == flag).unwrap();
+    assert!(
+        position("--remount-ro") > position("--bind"),
+        "the root is made read-only after every mount: {args:?}"
+    );
+    let sep = position("--");
     assert_eq!(args[sep + 1..], strings(&inner)[..]);
     assert_eq!(args.last().unwrap(), "echo hi");
 
