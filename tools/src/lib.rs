@@ -5,3 +5,7 @@
 
 /// The SSRF guard: hosts and addresses a tool may not reach, and the one checked lookup.
 pub mod ssrf;
+
+/// The exec sandbox: a shell command run under bubblewrap, seeing only its workspace, with
+/// limits, a scrubbed environment and a timeout that kills every process it started.
+pub mod exec;
