@@ -5,3 +5,6 @@
 
 /// The SSRF guard: hosts and addresses a tool may not reach, and the one checked lookup.
 pub mod ssrf;
+
+/// Web pages fetched for the `web_fetch` tool, every hop through the SSRF guard.
+pub mod fetch;
