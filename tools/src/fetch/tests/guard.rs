@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 
 use super::site::{Reply, Site, fetcher, loopback_policy};
-use crate::fetch::{FetchArgs, FetchError, Fetcher, check_url};
+use crate::fetch::{FetchArgs, FetchError, Fetcher, Target, check_url};
 use crate::ssrf::{Class, NameKind, Policy, Refused};
 
 /// The test site's own address in every spelling a URL allows.
@@ -189,4 +189,31 @@ async fn a_redirect_to_another_scheme_is_refused_naming_the_hop() {
     );
     assert!(error.to_string().contains("redirect 1"), "{error}");
     assert_eq!(requests, 1);
+}
+
+#[tokio::test]
+async fn a_hop_client_connects_a_name_only_to_the_checked_addresses() {
+    // Invariant: a hop's client never looks a name up: the checked host goes to the
+    // checked addresses, any other name fails inside the client. `.test` names are
+    // reserved and never resolve, so reaching the site proves the pinned resolver.
+    let site = Site::start(|_, _| Reply::ok("text/plain", "pinned")).await;
+    let port = site.addr.port();
+    let url = Url::parse(&format!("http://pinned.test:{port}/")).expect("a URL");
+    let target = Target {
+        url: url.clone(),
+        host: "pinned.test".to_string(),
+        addrs: vec![site.addr],
+    };
+    let client = target.client().expect("a client");
+    let answer = client.get(url).send().await.expect("an answer");
+    assert_eq!(answer.text().await.expect("text"), "pinned");
+    let elsewhere = format!("http://elsewhere.test:{port}/");
+    let error = client
+        .get(&elsewhere)
+        .send()
+        .await
+        .expect_err("not checked");
+    let text = pincer_core::net::without_url(&error);
+    assert!(text.contains("was not checked by the SSRF guard"), "{text}");
+    assert_eq!(site.requests(), 1);
 }
