@@ -29,6 +29,18 @@
 //! untrusted: the gateway's tool module wraps it in its markers, not this crate.
 //!
 //! [`ssrf::resolve`]: crate::ssrf::resolve
+//! [`Fetcher::fetch`]: crate::fetch::Fetcher::fetch
+//! [`FetchArgs`]: crate::fetch::FetchArgs
+//! [`Page`]: crate::fetch::Page
+//! [`Page::status`]: crate::fetch::Page::status
+//! [`Page::status_line`]: crate::fetch::Page::status_line
+//! [`FetchError`]: crate::fetch::FetchError
+//! [`check_url`]: crate::fetch::check_url
+//! [`MAX_REDIRECTS`]: crate::fetch::MAX_REDIRECTS
+//! [`Limits::timeout`]: crate::fetch::Limits::timeout
+//! [`Limits::max_body_bytes`]: crate::fetch::Limits::max_body_bytes
+
+// Links spelled out, as in `ssrf`: rustdoc resolves this doc from the crate root.
 
 mod args;
 mod body;
