@@ -26,14 +26,22 @@ pub fn http_client() -> Result<reqwest::Client, ClientError> {
     if let Some(client) = CLIENT.get() {
         return Ok(client.clone());
     }
-    let built = reqwest::Client::builder()
+    let built = client_builder()
+        .build()
+        .map_err(|e| ClientError(without_url(&e)))?;
+    Ok(CLIENT.get_or_init(|| built).clone())
+}
+
+/// The rules of [`http_client`] (no redirects, the connect timeout, `TCP_NODELAY`, the
+/// user agent) as a builder, for the one caller that cannot share the process's client:
+/// the web fetch tool builds a client per hop, pinned to the addresses its SSRF guard
+/// checked. Everything else uses [`http_client`].
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientError(without_url(&e)))?;
-    Ok(CLIENT.get_or_init(|| built).clone())
 }
 
 /// Reads an upstream's answer, refusing one larger than `max` bytes.

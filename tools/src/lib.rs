@@ -9,3 +9,6 @@ pub mod ssrf;
 /// The exec sandbox: a shell command run under bubblewrap, seeing only its workspace, with
 /// limits, a scrubbed environment and a timeout that kills every process it started.
 pub mod exec;
+
+/// Web pages fetched for the `web_fetch` tool, every hop through the SSRF guard.
+pub mod fetch;
