@@ -216,6 +216,8 @@ async fn reload(ctx: &WatcherCtx, from_file: &mut bool) -> Result<ReloadOutcome,
     loaded
         .check_gateway_token()
         .map_err(|e| Refused::Rejected(e.to_string()))?;
+    pincer_tools::ssrf::Policy::new(&loaded.config.tools.web_fetch.allow_private)
+        .map_err(|e| Refused::Rejected(e.to_string()))?;
     *from_file = loaded.file.is_some();
     let view = ctx.publisher.view();
     let old = view.current();

@@ -8,16 +8,22 @@
 //! catalogue.
 
 mod echo;
+mod untrusted;
+mod web_fetch;
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::Value;
 
-use pincer_config::AgentConfig;
-use pincer_config::tools::{ToolsConfig, agent_set, narrow};
+use pincer_config::tools::{agent_set, narrow};
+use pincer_config::{AgentConfig, Config};
 use pincer_providers::{ToolCall, ToolSpec};
+use pincer_tools::fetch::Fetcher;
+use pincer_tools::ssrf::Policy;
 
 /// How much a tool can do to the world, for approvals and for the reader of a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,11 +55,47 @@ pub trait Tool: Send + Sync {
     fn risk(&self) -> Risk;
     /// Runs it with `args` (already JSON; checked against nothing else: each tool reads
     /// what it needs and says what is missing).
-    fn run(&self, args: Value) -> Running;
+    fn run(&self, args: Value, ctx: Context) -> Running;
+}
+
+/// What a call runs with: the config in force and the clients kept between calls.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The config in force when the call began.
+    pub config: Arc<Config>,
+    /// Clients kept between calls.
+    pub toolbox: Toolbox,
+}
+
+/// The clients tools keep between calls: `web_fetch`'s fetcher (its cache) under the
+/// policy in force, made again when `tools.webFetch.allowPrivate` changes.
+#[derive(Debug, Clone, Default)]
+pub struct Toolbox {
+    fetcher: Arc<Mutex<Option<Kept>>>,
+}
+
+/// A fetcher and the `allowPrivate` list it was made for.
+type Kept = (Vec<String>, Arc<Fetcher>);
+
+impl Toolbox {
+    /// The fetcher for `config`'s policy.
+    pub fn fetcher(&self, config: &Config) -> Result<Arc<Fetcher>, String> {
+        let allow = &config.tools.web_fetch.allow_private;
+        let mut slot = self.fetcher.lock();
+        if let Some((for_allow, fetcher)) = slot.as_ref()
+            && for_allow == allow
+        {
+            return Ok(fetcher.clone());
+        }
+        let policy = Policy::new(allow).map_err(|e| e.to_string())?;
+        let fetcher = Arc::new(Fetcher::new(policy));
+        *slot = Some((allow.clone(), fetcher.clone()));
+        Ok(fetcher)
+    }
 }
 
 /// Every built-in tool of this build.
-static BUILTIN: [&dyn Tool; 1] = [&echo::Echo];
+static BUILTIN: [&dyn Tool; 2] = [&echo::Echo, &web_fetch::WebFetch];
 
 /// The built-in tool named `name`.
 pub fn get(name: &str) -> Option<&'static dyn Tool> {
@@ -81,10 +123,11 @@ pub fn specs(set: &BTreeSet<&'static str>) -> Vec<ToolSpec> {
         .collect()
 }
 
-/// Runs `call` if its tool is in `set`, within `limits` (`tools.callTimeout`,
-/// `tools.maxResultChars`), and returns the output for the model (errors are outputs too,
-/// prefixed `error:`).
-pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>, limits: &ToolsConfig) -> String {
+/// Runs `call` if its tool is in `set`, within the limits of `ctx`'s config
+/// (`tools.callTimeout`, `tools.maxResultChars`), and returns the output for the model
+/// (errors are outputs too, prefixed `error:`).
+pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>, ctx: &Context) -> String {
+    let limits = &ctx.config.tools;
     let Some(tool) = get(&call.name).filter(|t| set.contains(t.name())) else {
         return format!("error: no tool named `{}` is available", call.name);
     };
@@ -92,7 +135,8 @@ pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>, limits: &ToolsCo
         Ok(args) => args,
         Err(e) => return format!("error: arguments are not JSON: {e}"),
     };
-    let output = match tokio::time::timeout(limits.call_timeout, tool.run(args)).await {
+    let output = match tokio::time::timeout(limits.call_timeout, tool.run(args, ctx.clone())).await
+    {
         Ok(Ok(output)) => output,
         Ok(Err(why)) => format!("error: {why}"),
         Err(_) => format!(
@@ -128,6 +172,22 @@ pub fn fingerprint(call: &ToolCall) -> (String, String) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_fetcher_is_kept_until_its_policy_changes() {
+        let toolbox = Toolbox::default();
+        let mut config = Config::default();
+        let first = toolbox.fetcher(&config).expect("default policy");
+        assert!(Arc::ptr_eq(
+            &first,
+            &toolbox.fetcher(&config).expect("same")
+        ));
+        config.tools.web_fetch.allow_private = vec!["127.0.0.1/32".into()];
+        let second = toolbox.fetcher(&config).expect("opened");
+        assert!(!Arc::ptr_eq(&first, &second));
+        config.tools.web_fetch.allow_private = vec!["10.0.0.1/8".into()];
+        assert!(toolbox.fetcher(&config).unwrap_err().contains("10.0.0.0/8"));
+    }
+
     fn call(name: &str, arguments: &str) -> ToolCall {
         ToolCall {
             call_id: "c".into(),
@@ -162,10 +222,17 @@ mod tests {
         assert!(set_of(&agent, None).is_empty(), "deny wins");
     }
 
+    fn context(config: Config) -> Context {
+        Context {
+            config: Arc::new(config),
+            toolbox: Toolbox::default(),
+        }
+    }
+
     #[tokio::test]
     async fn calls_outside_the_set_and_bad_arguments_are_errors_for_the_model() {
         let set = BTreeSet::from(["echo"]);
-        let limits = ToolsConfig::default();
+        let limits = context(Config::default());
         assert_eq!(specs(&set).len(), 1);
         assert_eq!(
             run(&call("echo", r#"{"text":"hi"}"#), &set, &limits).await,
@@ -196,10 +263,9 @@ mod tests {
     #[tokio::test]
     async fn a_long_result_is_cut_with_a_marker() {
         let set = BTreeSet::from(["echo"]);
-        let limits = ToolsConfig {
-            max_result_chars: 5,
-            ..ToolsConfig::default()
-        };
+        let mut config = Config::default();
+        config.tools.max_result_chars = 5;
+        let limits = context(config);
         let out = run(&call("echo", r#"{"text":"héllo wörld"}"#), &set, &limits).await;
         assert_eq!(
             out,

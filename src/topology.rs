@@ -56,6 +56,7 @@ struct Inner {
     links: Arc<Links>,
     secrets: Arc<Secrets>,
     http: reqwest::Client,
+    toolbox: crate::tool::Toolbox,
 }
 
 /// What [`Topology::new`] is made from.
@@ -105,6 +106,7 @@ impl Topology {
                 links: Arc::default(),
                 secrets: Arc::default(),
                 http: parts.http,
+                toolbox: crate::tool::Toolbox::default(),
             }),
         }
     }
@@ -271,6 +273,7 @@ impl Topology {
             config: self.inner.config.clone(),
             providers: self.providers(),
             secrets: self.inner.secrets.clone(),
+            toolbox: self.inner.toolbox.clone(),
         }
     }
 

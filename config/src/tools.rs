@@ -17,7 +17,7 @@ use serde::Deserialize;
 pub const NAMES: [&str; 5] = ["browser", "echo", "exec", "web_fetch", "web_search"];
 
 /// The tools this build has.
-pub const BUILT: [&str; 1] = ["echo"];
+pub const BUILT: [&str; 2] = ["echo", "web_fetch"];
 
 /// Groups and what they stand for.
 pub const GROUPS: [(&str, &[&str]); 3] = [
@@ -40,6 +40,20 @@ pub struct ToolsConfig {
     /// with a marker saying how much was left out. Default 100,000.
     #[serde(default = "hundred_thousand")]
     pub max_result_chars: usize,
+    /// `[tools.webFetch]`.
+    #[serde(default)]
+    pub web_fetch: WebFetchConfig,
+}
+
+/// `[tools.webFetch]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebFetchConfig {
+    /// Private ranges `web_fetch` may reach after all (`"127.0.0.1/32"`,
+    /// `"192.168.1.0/24"`): a home network, a test site. Cloud metadata addresses stay
+    /// refused whatever it opens. Checked by the gateway at start and on reload.
+    #[serde(default)]
+    pub allow_private: Vec<String>,
 }
 
 impl Default for ToolsConfig {
@@ -47,6 +61,7 @@ impl Default for ToolsConfig {
         Self {
             call_timeout: two_minutes(),
             max_result_chars: hundred_thousand(),
+            web_fetch: WebFetchConfig::default(),
         }
     }
 }

@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use crate::provider::{self, DispatchError, Providers};
 use pincer_config::TopicConfig;
 use pincer_config::live::View;
-use pincer_config::tools::ToolsConfig;
 use pincer_config::{AgentConfig, ModelConfig, ThinkingMode};
 use pincer_core::Role;
 use pincer_providers::{
@@ -68,6 +67,8 @@ pub struct TurnCtx {
     pub providers: Providers,
     /// Resolved secrets (read through the agent's own handle).
     pub secrets: Arc<Secrets>,
+    /// The clients tool calls keep between turns.
+    pub toolbox: crate::tool::Toolbox,
 }
 
 /// The turn actor.
@@ -189,6 +190,10 @@ async fn run(
         agent,
         request.topic.as_ref().and_then(|t| t.skills.as_deref()),
     );
+    let tool_ctx = crate::tool::Context {
+        config: config.clone(),
+        toolbox: ctx.toolbox.clone(),
+    };
     let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
     items.push(Item::Message(ChatMessage {
         role: Role::User,
@@ -226,7 +231,7 @@ async fn run(
             providers: &ctx.providers,
             agent,
             tools: &tools,
-            limits: &config.tools,
+            tool_ctx: &tool_ctx,
             provider: &provider_name,
             model: &model,
             own_key,
@@ -307,8 +312,8 @@ struct Call<'a> {
     agent: &'a AgentConfig,
     /// The tools it may call: the agent's set, narrowed by the topic's skills.
     tools: &'a BTreeSet<&'static str>,
-    /// `[tools]`: each call's timeout and result cap.
-    limits: &'a ToolsConfig,
+    /// What its tool calls run with.
+    tool_ctx: &'a crate::tool::Context,
     provider: &'a str,
     model: &'a str,
     own_key: Option<ApiKey>,
@@ -416,7 +421,7 @@ impl Call<'_> {
             }
             let mut outputs = Vec::with_capacity(calls.len());
             for call in &calls {
-                let output = crate::tool::run(call, self.tools, self.limits).await;
+                let output = crate::tool::run(call, self.tools, self.tool_ctx).await;
                 outputs.push(Item::ToolOutput {
                     call_id: call.call_id.clone(),
                     output,

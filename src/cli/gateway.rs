@@ -68,6 +68,8 @@ async fn serve(
     let (sources, mut loaded) = load_config(config)?;
     // No empty or short token is ever in force: written in the config, it stops the start.
     loaded.check_gateway_token().map_err(usage)?;
+    // So is an `allowPrivate` entry that is not an address range.
+    pincer_tools::ssrf::Policy::new(&loaded.config.tools.web_fetch.allow_private).map_err(usage)?;
     // Plaintext secrets of the config are masked from the first log line on; resolved
     // refs join them as `secrets` resolves them.
     let plaintext: Vec<String> = pincer_secrets::refs::uses(&loaded.config)

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Risk, Running, Tool};
+use super::{Context, Risk, Running, Tool};
 
 /// The tool.
 pub(super) struct Echo;
@@ -30,7 +30,7 @@ impl Tool for Echo {
         Risk::Pure
     }
 
-    fn run(&self, args: Value) -> Running {
+    fn run(&self, args: Value, _ctx: Context) -> Running {
         let text = args.get("text").and_then(Value::as_str).map(str::to_string);
         Box::pin(async move { text.ok_or_else(|| "`text` (a string) is required".to_string()) })
     }
