@@ -615,31 +615,3 @@ async fn a_sandbox_that_cannot_start_is_an_error_not_an_outcome() {
         Err(ExecError::SandboxFailed { .. })
     ));
 }
-
-// === overhead ===
-
-/// Start overhead of the sandbox: `true` 100 times, p50 and p99 printed (README goal:
-/// under 20 ms). `cargo test -p pincer-tools --test exec_sandbox -- --ignored
-/// --nocapture sandbox_start_overhead`.
-#[tokio::test]
-#[ignore = "a measurement: run by hand"]
-async fn sandbox_start_overhead() {
-    let Some(runner) = sandbox("overhead").await else {
-        return;
-    };
-    let home = Home::new();
-    for (name, runner) in [("bwrap", runner), ("none", Runner::new(Sandbox::None))] {
-        let mut times = Vec::new();
-        for _ in 0..100 {
-            let out = run(&runner, &home, Request::new("true")).await;
-            times.push(out.duration);
-        }
-        times.sort();
-        println!(
-            "exec start overhead ({name}, `true`, 100 runs): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            times[49].as_secs_f64() * 1e3,
-            times[98].as_secs_f64() * 1e3,
-            times[99].as_secs_f64() * 1e3,
-        );
-    }
-}
