@@ -12,3 +12,6 @@ pub mod exec;
 
 /// Web pages fetched for the `web_fetch` tool, every hop through the SSRF guard.
 pub mod fetch;
+
+/// The `web_search` back ends: Brave Search and SearXNG.
+pub mod search;
