@@ -59,17 +59,6 @@ async fn connect(gw: &Gw, rcvbuf: Option<u32>) -> TcpStream {
     socket.connect(addr).await.expect("connect")
 }
 
-/// The gateway's resident memory in kB (`VmRSS`).
-fn rss_kb(gw: &Gw) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", gw.pid())).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
 /// A series of the gateway's metrics text (`name{labels} value`), 0 when absent.
 async fn metric(gw: &Gw, series: &str) -> u64 {
     let text = gw.get_text("/metrics").await;
@@ -122,7 +111,7 @@ async fn clients_that_never_read_are_closed_and_their_turns_committed() {
         assert_eq!(status, 200);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle = rss_kb(&gw);
+    let idle = gw.rss_kb();
 
     let texts: Vec<String> = (0..CLIENTS).map(|n| text(n, TEXT_BYTES)).collect();
     let sent = Instant::now();
@@ -140,7 +129,7 @@ async fn clients_that_never_read_are_closed_and_their_turns_committed() {
     // memory sampled meanwhile.
     let mut peak = idle;
     let closed_after = loop {
-        peak = peak.max(rss_kb(&gw));
+        peak = peak.max(gw.rss_kb());
         let stalls = metric(&gw, WRITE_STALLS).await;
         if stalls >= CLIENTS as u64 {
             break sent.elapsed();
@@ -181,11 +170,11 @@ async fn clients_that_never_read_are_closed_and_their_turns_committed() {
 
     // Memory comes back once they are gone (the allocator may return pages a little
     // later): the lowest reading over a few seconds.
-    let mut after = rss_kb(&gw);
+    let mut after = gw.rss_kb();
     let settle = Instant::now();
     while after > idle + AFTER_MARGIN_KB && settle.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        after = after.min(rss_kb(&gw));
+        after = after.min(gw.rss_kb());
     }
     println!(
         "gateway RSS: after {CLIENTS} reading clients {:.1} MB, peak with {CLIENTS} stalled streams {:.1} MB, after {:.1} MB; closed {:.1} s after the requests",

@@ -266,7 +266,7 @@ async fn a_page_that_never_reads_is_closed_and_its_messages_still_answered() {
     // The kernel holds at most 64 KiB unsent for a connection (TCP_NOTSENT_LOWAT) and the
     // page's receive buffer is 4 kB: past that, writes wait, and after 2 s it is closed.
     let gw = Gw::start(home.path(), Some("[gateway]\nwriteTimeout = \"2s\"\n")).await;
-    let idle_kb = rss_kb(gw.pid());
+    let idle_kb = gw.rss_kb();
     let mut page = hello_small(&gw, ALICE).await;
     let text = "r".repeat(60 * 1024);
     let messages = 150;
@@ -285,7 +285,7 @@ async fn a_page_that_never_reads_is_closed_and_its_messages_still_answered() {
             _ => break,
         }
         if n % 10 == 0 {
-            peak_kb = peak_kb.max(rss_kb(gw.pid()));
+            peak_kb = peak_kb.max(gw.rss_kb());
             // The echo answers at once; a few at a time keeps the page under its limit
             // of messages waiting for replies.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -305,7 +305,7 @@ async fn a_page_that_never_reads_is_closed_and_its_messages_still_answered() {
             Err(_) => break false,
         }
     };
-    peak_kb = peak_kb.max(rss_kb(gw.pid()));
+    peak_kb = peak_kb.max(gw.rss_kb());
     eprintln!(
         "sent {sent} messages ({} kB) in {:?}; read back {} kB before the end ({close:?}); RSS idle {idle_kb} kB, peak {peak_kb} kB",
         sent * text.len() / 1024,
@@ -352,18 +352,6 @@ async fn a_page_that_never_reads_is_closed_and_its_messages_still_answered() {
             "{asked} messages taken, {answered} answered"
         );
     }
-}
-
-fn rss_kb(pid: u32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::test]

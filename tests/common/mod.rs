@@ -343,6 +343,17 @@ impl Gw {
         self.child.as_ref().expect("running").id()
     }
 
+    /// The gateway's resident memory in kB (`VmRSS`).
+    pub fn rss_kb(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS")
+    }
+
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
