@@ -430,7 +430,11 @@ async fn ws_warmup_then_turn_and_continuation() {
     turn["previous_response_id"] = json!(warm_id);
     send(&mut socket, turn).await;
     let events = read_turn(&mut socket).await;
-    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "response.completed",
+        "{events:?}"
+    );
     assert_eq!(events[0]["sequence_number"], 0);
     assert_eq!(deltas(&events), "openai: hi");
     let first_id = events.last().unwrap()["response"]["id"]

@@ -135,11 +135,21 @@ impl Conn {
     async fn deliver(&mut self, socket: &mut WebSocket, out: Out) -> Flow {
         match out {
             Out::Event(event) => {
-                if event_type(&event) == Some("response.completed") {
+                let kind = event_type(&event);
+                if kind == Some("response.completed") {
                     self.latest = event
                         .pointer("/response/id")
                         .and_then(Value::as_str)
                         .map(str::to_owned);
+                }
+                // A response that has ended is no longer in flight, as on the real API:
+                // a `response.create` sent right after its last event is taken, even if
+                // the player's channel has not reported its end to this loop yet.
+                if matches!(
+                    kind,
+                    Some("response.completed" | "response.failed" | "response.incomplete")
+                ) {
+                    self.in_flight = None;
                 }
                 send_json(socket, &event).await
             }
