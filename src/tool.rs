@@ -7,12 +7,14 @@
 //! tool is and does. Adding a tool is one module here and its name in the config's
 //! catalogue.
 
+pub mod approval;
 mod echo;
 mod untrusted;
 mod web_fetch;
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ use pincer_config::{AgentConfig, Config};
 use pincer_providers::{ToolCall, ToolSpec};
 use pincer_tools::fetch::Fetcher;
 use pincer_tools::ssrf::Policy;
+
+pub use approval::{Approver, Ask, Decision};
 
 /// How much a tool can do to the world, for approvals and for the reader of a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,13 +62,20 @@ pub trait Tool: Send + Sync {
     fn run(&self, args: Value, ctx: Context) -> Running;
 }
 
-/// What a call runs with: the config in force and the clients kept between calls.
+/// What a call runs with: the config in force, the clients kept between calls, whose call
+/// it is, and who approves what it does.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The config in force when the call began.
     pub config: Arc<Config>,
     /// Clients kept between calls.
     pub toolbox: Toolbox,
+    /// The agent whose model made the call.
+    pub agent: String,
+    /// `$PINCER_HOME` (agents' workspaces are under it).
+    pub home: PathBuf,
+    /// Asks the person in the chat before the call acts.
+    pub approver: Approver,
 }
 
 /// The clients tools keep between calls: `web_fetch`'s fetcher (its cache) under the
@@ -226,6 +237,9 @@ mod tests {
         Context {
             config: Arc::new(config),
             toolbox: Toolbox::default(),
+            agent: "main".into(),
+            home: std::env::temp_dir(),
+            approver: Approver::nobody(),
         }
     }
 

@@ -274,6 +274,7 @@ impl Topology {
             providers: self.providers(),
             secrets: self.inner.secrets.clone(),
             toolbox: self.inner.toolbox.clone(),
+            home: self.inner.sources.home.clone(),
         }
     }
 

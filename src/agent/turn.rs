@@ -69,6 +69,8 @@ pub struct TurnCtx {
     pub secrets: Arc<Secrets>,
     /// The clients tool calls keep between turns.
     pub toolbox: crate::tool::Toolbox,
+    /// `$PINCER_HOME`.
+    pub home: std::path::PathBuf,
 }
 
 /// The turn actor.
@@ -193,6 +195,9 @@ async fn run(
     let tool_ctx = crate::tool::Context {
         config: config.clone(),
         toolbox: ctx.toolbox.clone(),
+        agent: request.agent.clone(),
+        home: ctx.home.clone(),
+        approver: crate::tool::Approver::nobody(),
     };
     let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
     items.push(Item::Message(ChatMessage {
