@@ -23,11 +23,11 @@ use tokio::sync::mpsc;
 use pincer_config::live::View;
 use pincer_core::metrics::Counter;
 use pincer_core::metrics::catalog::Catalog;
-use pincer_core::{Role, TranscriptEntry, now_ms};
+use pincer_core::{Role, ToolRecord, TranscriptEntry, now_ms};
 use pincer_providers::ChatMessage;
 use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow, Store};
 
-use crate::agent::turn::TurnCtx;
+use crate::agent::turn::{Step, TurnCtx};
 use crate::agent::{self, Agents, TurnEvent, TurnRequest};
 use crate::channel::{Delivery, HandedTo, Outbox};
 
@@ -131,6 +131,8 @@ struct Current {
     entry: InboxEntry,
     attempt: u32,
     started: Instant,
+    /// The tool calls of the current attempt that have ended, for the transcript.
+    steps: Vec<Step>,
 }
 
 /// The child spec of a session.
@@ -258,6 +260,7 @@ impl Actor for Session {
                     Some(TurnEvent::Delta(text)) => {
                         state.deliver(Delivery::Delta { attempt, text })
                     }
+                    Some(TurnEvent::Step(step)) => state.step(attempt, step),
                     Some(TurnEvent::Done { reply, thinking }) => {
                         state.finish_turn(reply, thinking, false).await;
                         state.next(&myself).await;
@@ -321,6 +324,7 @@ impl SessionState {
                 entry,
                 attempt: 0,
                 started: Instant::now(),
+                steps: Vec::new(),
             });
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
@@ -345,6 +349,7 @@ impl SessionState {
             return;
         };
         current.attempt = attempt;
+        current.steps.clear(); // a new attempt runs its calls again
         let request = TurnRequest {
             agent: self.row.agent.clone(),
             session_key: self.row.key.clone(),
@@ -447,22 +452,25 @@ impl SessionState {
         if is_turn {
             row.turns += 1;
         }
-        let entries = vec![
-            TranscriptEntry {
-                role: Role::User,
-                content: text.clone(),
-                at_ms: current.entry.inbound.received_at_ms,
-                thinking: None,
-                inbox_id: Some(current.entry.id),
-            },
-            TranscriptEntry {
-                role: reply_role,
-                content: reply.clone(),
-                at_ms: now,
-                thinking,
-                inbox_id: Some(current.entry.id),
-            },
-        ];
+        let inbox_id = Some(current.entry.id);
+        let mut entries = vec![TranscriptEntry {
+            role: Role::User,
+            content: text.clone(),
+            at_ms: current.entry.inbound.received_at_ms,
+            thinking: None,
+            inbox_id,
+            tool: None,
+        }];
+        entries.extend(current.steps.iter().map(|step| tool_entry(step, inbox_id)));
+        entries.push(TranscriptEntry {
+            role: reply_role,
+            content: reply.clone(),
+            at_ms: now,
+            thinking,
+            inbox_id,
+            tool: None,
+        });
+        let count = entries.len() as i64;
         let committed = self
             .ctx
             .store
@@ -485,7 +493,7 @@ impl SessionState {
             Some(earlier) => earlier,
             None => {
                 if let Some(seq) = committed.first_seq {
-                    self.next_seq = seq + 2;
+                    self.next_seq = seq + count;
                 }
                 if is_turn {
                     self.context.push(ChatMessage {
@@ -585,6 +593,24 @@ impl SessionState {
         }
     }
 
+    /// A tool call of the current attempt started or ended: the chat hears of it, and an
+    /// ended one is kept for the transcript.
+    fn step(&mut self, attempt: u32, step: Step) {
+        self.deliver(Delivery::Step {
+            attempt,
+            step: Box::new(pincer_channels::Step {
+                n: step.n,
+                tool: step.tool.clone(),
+                status: step.status.to_string(),
+                summary: step.summary.clone(),
+                end: step.end.as_ref().map(|e| (e.ok, e.ms)),
+            }),
+        });
+        if let (Some(current), Some(_)) = (self.current.as_mut(), &step.end) {
+            current.steps.push(step);
+        }
+    }
+
     fn deliver(&self, delivery: Delivery) {
         if let Some(current) = &self.current {
             let entry = &current.entry;
@@ -614,6 +640,29 @@ pub fn expired(row: &SessionRow, now: u64) -> bool {
     let idle = now >= row.last_active_ms.saturating_add(row.idle_ms);
     let aged = row.max_age_ms > 0 && now >= row.created_at_ms.saturating_add(row.max_age_ms);
     idle || aged
+}
+
+/// The transcript entry of an ended tool call: its result, with the call.
+fn tool_entry(step: &Step, inbox_id: Option<i64>) -> TranscriptEntry {
+    let end = step.end.clone().unwrap_or(crate::agent::turn::StepEnd {
+        output: String::new(),
+        ok: false,
+        ms: 0,
+    });
+    TranscriptEntry {
+        role: Role::Tool,
+        content: end.output,
+        at_ms: now_ms(),
+        thinking: None,
+        inbox_id,
+        tool: Some(ToolRecord {
+            name: step.tool.clone(),
+            call_id: step.call_id.clone(),
+            arguments: step.arguments.clone(),
+            ok: end.ok,
+            ms: end.ms,
+        }),
+    }
 }
 
 fn failure_text(why: &str) -> String {

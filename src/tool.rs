@@ -8,6 +8,7 @@
 //! catalogue.
 
 pub mod approval;
+pub mod call;
 mod echo;
 mod untrusted;
 mod web_fetch;
@@ -60,6 +61,14 @@ pub trait Tool: Send + Sync {
     /// Runs it with `args` (already JSON; checked against nothing else: each tool reads
     /// what it needs and says what is missing).
     fn run(&self, args: Value, ctx: Context) -> Running;
+    /// What a chat shows while a call runs for a while, e.g. "Searching the web…".
+    fn status(&self) -> &'static str {
+        "Working…"
+    }
+    /// A short detail of a call with `args` for a person (a host, a query), at most a line.
+    fn summary(&self, _args: &Value) -> String {
+        String::new()
+    }
 }
 
 /// What a call runs with: the config in force, the clients kept between calls, whose call
@@ -134,28 +143,28 @@ pub fn specs(set: &BTreeSet<&'static str>) -> Vec<ToolSpec> {
         .collect()
 }
 
-/// Runs `call` if its tool is in `set`, within the limits of `ctx`'s config
-/// (`tools.callTimeout`, `tools.maxResultChars`), and returns the output for the model
-/// (errors are outputs too, prefixed `error:`).
-pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>, ctx: &Context) -> String {
-    let limits = &ctx.config.tools;
+/// The tool `call` names and its arguments, if the tool is in `set` and the arguments
+/// are JSON; otherwise why not (the model reads it as the call's error).
+pub fn prepare(
+    call: &ToolCall,
+    set: &BTreeSet<&'static str>,
+) -> Result<(&'static dyn Tool, Value), String> {
     let Some(tool) = get(&call.name).filter(|t| set.contains(t.name())) else {
-        return format!("error: no tool named `{}` is available", call.name);
+        return Err(format!("no tool named `{}` is available", call.name));
     };
-    let args: Value = match serde_json::from_str(&call.arguments) {
-        Ok(args) => args,
-        Err(e) => return format!("error: arguments are not JSON: {e}"),
-    };
-    let output = match tokio::time::timeout(limits.call_timeout, tool.run(args, ctx.clone())).await
-    {
-        Ok(Ok(output)) => output,
-        Ok(Err(why)) => format!("error: {why}"),
-        Err(_) => format!(
-            "error: `{}` did not finish within {:?} (tools.callTimeout) and was stopped",
-            call.name, limits.call_timeout
-        ),
-    };
-    cap(output, limits.max_result_chars)
+    let args = serde_json::from_str(&call.arguments)
+        .map_err(|e| format!("arguments are not JSON: {e}"))?;
+    Ok((tool, args))
+}
+
+/// What a person sees of `call` while it runs: the status a chat shows ("Searching the
+/// web…") and a short detail ("rust actors", "example.org").
+pub fn describe(call: &ToolCall) -> (&'static str, String) {
+    let args = serde_json::from_str::<Value>(&call.arguments).unwrap_or(Value::Null);
+    match get(&call.name) {
+        Some(tool) => (tool.status(), tool.summary(&args)),
+        None => ("Working…", String::new()),
+    }
 }
 
 /// `output` cut to `max` characters, with a marker saying how much was left out.
@@ -233,59 +242,37 @@ mod tests {
         assert!(set_of(&agent, None).is_empty(), "deny wins");
     }
 
-    fn context(config: Config) -> Context {
-        Context {
-            config: Arc::new(config),
-            toolbox: Toolbox::default(),
-            agent: "main".into(),
-            home: std::env::temp_dir(),
-            approver: Approver::nobody(),
-        }
-    }
-
-    #[tokio::test]
-    async fn calls_outside_the_set_and_bad_arguments_are_errors_for_the_model() {
+    #[test]
+    fn calls_outside_the_set_and_bad_arguments_are_refused() {
         let set = BTreeSet::from(["echo"]);
-        let limits = context(Config::default());
         assert_eq!(specs(&set).len(), 1);
-        assert_eq!(
-            run(&call("echo", r#"{"text":"hi"}"#), &set, &limits).await,
-            "hi"
-        );
+        let (tool, args) = prepare(&call("echo", r#"{"text":"hi"}"#), &set).expect("ready");
+        assert_eq!((tool.name(), args["text"].as_str()), ("echo", Some("hi")));
+        let refused = |c: &ToolCall, set: &BTreeSet<&'static str>| prepare(c, set).err();
+        assert!(refused(&call("echo", "{"), &set).is_some_and(|e| e.starts_with("arguments")));
         assert!(
-            run(&call("echo", "{"), &set, &limits)
-                .await
-                .starts_with("error: arguments")
+            refused(&call("echo", "{}"), &BTreeSet::new()).is_some_and(|e| e.contains("no tool"))
         );
-        assert!(
-            run(&call("echo", "{}"), &set, &limits)
-                .await
-                .contains("`text`")
-        );
-        assert!(
-            run(&call("echo", "{}"), &BTreeSet::new(), &limits)
-                .await
-                .contains("no tool")
-        );
-        assert!(
-            run(&call("exec", "{}"), &set, &limits)
-                .await
-                .contains("no tool")
-        );
+        assert!(refused(&call("exec", "{}"), &set).is_some_and(|e| e.contains("no tool")));
     }
 
-    #[tokio::test]
-    async fn a_long_result_is_cut_with_a_marker() {
-        let set = BTreeSet::from(["echo"]);
-        let mut config = Config::default();
-        config.tools.max_result_chars = 5;
-        let limits = context(config);
-        let out = run(&call("echo", r#"{"text":"héllo wörld"}"#), &set, &limits).await;
+    #[test]
+    fn a_long_result_is_cut_with_a_marker() {
         assert_eq!(
-            out,
+            cap("héllo wörld".into(), 5),
             "héllo\n[truncated: 6 more characters not shown (tools.maxResultChars = 5)]"
         );
         assert_eq!(cap("short".into(), 5), "short");
+    }
+
+    #[test]
+    fn a_call_is_described_for_a_person() {
+        let (status, detail) = describe(&call("web_fetch", r#"{"url":"https://example.org/a?b"}"#));
+        assert_eq!(
+            (status, detail.as_str()),
+            ("Reading a web page…", "example.org")
+        );
+        assert_eq!(describe(&call("nope", "{")).0, "Working…");
     }
 
     #[test]

@@ -232,6 +232,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
             at_ms: hour_ago,
             thinking: None,
             inbox_id: Some(id),
+            tool: None,
         };
         store
             .commit_turn(CommitTurn {

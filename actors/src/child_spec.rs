@@ -175,6 +175,39 @@ impl ChildSpec {
         self
     }
 
+    /// Runs the task `task` makes in the child's [`Scope`] after each successful start, so
+    /// it ends with that instance. The task gets the start context and the started actor:
+    /// a supervisor whose children serve one piece of work (a turn and its tool calls)
+    /// runs that work as this task and stops itself when it is done.
+    ///
+    /// ```no_run
+    /// # use pincer_actors::{ChildSpec, Restart, SupervisorSpec};
+    /// let (spec, children) = SupervisorSpec::dynamic(16).into_child_spec("job");
+    /// let spec = spec.restart(Restart::Temporary).with_task(move |_ctx, started| {
+    ///     let (children, me) = (children.clone(), started.cell().clone());
+    ///     async move {
+    ///         // ... start children through `children`, wait for them ...
+    ///         me.stop(None);
+    ///     }
+    /// });
+    /// ```
+    pub fn with_task<F, Fut>(mut self, task: F) -> Self
+    where
+        F: Fn(&StartCtx, &Started) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (start, task) = (self.start, Arc::new(task));
+        self.start = Arc::new(move |ctx: StartCtx| {
+            let (start, task) = (start.clone(), task.clone());
+            Box::pin(async move {
+                let started = start(ctx.clone()).await?;
+                ctx.scope.spawn(task(&ctx, &started));
+                Ok(started)
+            })
+        });
+        self
+    }
+
     /// The child's id, unique among its siblings; the last segment of its path.
     pub fn id(&self) -> &str {
         &self.id

@@ -408,3 +408,62 @@ async fn children_are_found_by_the_beginning_of_their_ids() {
     assert!(registry.starting_with("r/sessions/u:carol").is_empty());
     assert_eq!(root.stop().await, RootExit::Normal);
 }
+
+/// A temporary supervisor whose work is a task (`ChildSpec::with_task`): the task starts
+/// children, the supervisor stops itself when the task is done, and killing the
+/// supervisor ends the task and its children at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_with_a_task_ends_with_it_and_takes_it_down_when_killed() {
+    let (registry, root, jobs) = tree(4).await;
+    let log = Log::new();
+    let job = |id: &str, log: &Log, finish: Arc<parking_lot::Mutex<Option<_>>>| {
+        let (spec, children) = SupervisorSpec::dynamic(2).into_child_spec(id);
+        let log = log.clone();
+        spec.restart(Restart::Temporary)
+            .with_task(move |_ctx, started| {
+                let (children, me, log, finish) = (
+                    children.clone(),
+                    started.cell().clone(),
+                    log.clone(),
+                    finish.clone(),
+                );
+                async move {
+                    let _ = children
+                        .start_child(probe("step", &log).restart(Restart::Temporary))
+                        .await;
+                    // Wait until told to finish (or forever, for the killed one).
+                    let rx: Option<tokio::sync::oneshot::Receiver<()>> = finish.lock().take();
+                    match rx {
+                        Some(rx) => {
+                            let _ = rx.await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                    me.stop(None);
+                }
+            })
+    };
+    let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
+    jobs.start_child(job(
+        "a",
+        &log,
+        Arc::new(parking_lot::Mutex::new(Some(finish_rx))),
+    ))
+    .await
+    .expect("starts");
+    wait_running(&registry, "r/sessions/a/step").await;
+    let _ = finish_tx.send(());
+    wait_absent(&registry, "r/sessions/a").await;
+    assert!(registry.get("r/sessions/a/step").is_none());
+
+    // Killed mid-task: the task and the child go with it.
+    jobs.start_child(job("b", &log, Arc::new(parking_lot::Mutex::new(None))))
+        .await
+        .expect("starts");
+    wait_running(&registry, "r/sessions/b/step").await;
+    registry.kill("r/sessions/b").expect("kill");
+    wait_absent(&registry, "r/sessions/b").await;
+    assert!(registry.get("r/sessions/b/step").is_none());
+    assert!(jobs.is_empty());
+    let _ = root.stop().await;
+}

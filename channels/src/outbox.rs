@@ -45,6 +45,14 @@ pub enum Delivery {
         /// The text.
         text: String,
     },
+    /// A tool call of the reply in progress: sent as it starts and as it ends. Dropped
+    /// like a delta for a consumer that lags (the transcript keeps every call).
+    Step {
+        /// Turn attempt, from 1.
+        attempt: u32,
+        /// The call (boxed: deltas, far more common, stay small).
+        step: Box<Step>,
+    },
     /// The whole reply, as committed. The last delivery for a message.
     Done {
         /// Inbox row of the message.
@@ -73,11 +81,27 @@ pub enum Delivery {
     },
 }
 
+/// A tool call as a chat shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its number in the turn, from 1.
+    pub n: u32,
+    /// The tool.
+    pub tool: String,
+    /// What a chat says while it runs ("Searching the web…").
+    pub status: String,
+    /// A short detail ("example.org").
+    pub summary: String,
+    /// Once it has ended: whether it succeeded, and how long it took in ms.
+    pub end: Option<(bool, u64)>,
+}
+
 impl Delivery {
     /// Bytes of text it carries.
     fn size(&self) -> usize {
         match self {
             Self::Delta { text, .. } => text.len(),
+            Self::Step { step, .. } => step.tool.len() + step.status.len() + step.summary.len(),
             Self::Done { reply, .. } => reply.len(),
             Self::Refused { reason, .. } | Self::Unavailable { reason, .. } => reason.len(),
         }
@@ -243,7 +267,7 @@ impl Mailbox {
     fn put(&self, delivery: Delivery) {
         {
             let mut queue = self.queue.lock();
-            if let Delivery::Delta { .. } = delivery {
+            if let Delivery::Delta { .. } | Delivery::Step { .. } = delivery {
                 if queue.skipping || queue.bytes + delivery.size() > MAX_WAITER_BYTES {
                     queue.skipping = true;
                     return;

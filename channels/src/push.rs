@@ -67,9 +67,39 @@ pub struct Draft {
     /// When the first text came: a reply done within one preview interval is never
     /// previewed (a preview would only spend the chat's rate).
     pub started: Option<Instant>,
+    /// The tool call running, with its status and when it started.
+    pub running: Option<(String, Instant)>,
+    /// The status shown under the text: a call that has run for [`STATUS_AFTER`].
+    pub status: Option<String>,
+    /// When the typing indicator was last shown.
+    pub typed_at: Option<Instant>,
 }
 
 impl Draft {
+    /// What a preview shows: the text so far, and under it the status of a call that has
+    /// run for a while.
+    pub fn shown_text(&self) -> String {
+        match &self.status {
+            Some(status) if self.text.trim().is_empty() => status.clone(),
+            Some(status) => format!("{}\n\n{status}", self.text),
+            None => self.text.clone(),
+        }
+    }
+
+    /// Time until the tool call running needs the chat's attention (its status to show,
+    /// the typing indicator to be shown again), if one runs.
+    fn attention_in(&self) -> Option<Duration> {
+        let (_, since) = self.running.as_ref()?;
+        let status = match self.status {
+            Some(_) => TYPING_EVERY,
+            None => STATUS_AFTER.saturating_sub(since.elapsed()),
+        };
+        let typing = self
+            .typed_at
+            .map_or(Duration::ZERO, |t| TYPING_EVERY.saturating_sub(t.elapsed()));
+        Some(status.min(typing))
+    }
+
     /// Time until a preview is due under `every` (zero: due now).
     fn due_in(&self, every: Duration) -> Duration {
         let since = self
@@ -80,6 +110,13 @@ impl Draft {
     }
 }
 
+/// A tool call that runs this long gets its status shown ("Searching the web…").
+pub const STATUS_AFTER: Duration = Duration::from_secs(2);
+
+/// How often the typing indicator is shown again while a tool call runs (Telegram's lasts
+/// 5 s, Discord's 10 s).
+const TYPING_EVERY: Duration = Duration::from_secs(4);
+
 /// What a push channel does upstream.
 pub trait Upstream: Send + Sync + 'static {
     /// The lane of a message: its sends are ordered and paced together.
@@ -88,7 +125,11 @@ pub trait Upstream: Send + Sync + 'static {
     /// How often a streaming reply may be previewed; `None`: no previews.
     fn preview_interval(&self, inbound: &Inbound) -> Option<Duration>;
 
-    /// Shows `draft.text` as the reply in progress (may skip when short of rate).
+    /// Shows the typing indicator in the chat of `inbound` (best effort).
+    fn typing(&self, inbound: &Inbound) -> impl Future<Output = ()> + Send;
+
+    /// Shows [`Draft::shown_text`] as the reply in progress (may skip when short of
+    /// rate), and sets `draft.shown` to what it showed.
     fn preview(
         &self,
         inbound: &Inbound,
@@ -236,6 +277,22 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::Receiver<Push>) {
                     }
                     draft.text.push_str(&text);
                 }
+                Delivery::Step { attempt, step } => {
+                    let (_, draft) = drafts.entry(push.inbox_id).or_insert_with(|| {
+                        let draft = Draft {
+                            inbox_id: push.inbox_id,
+                            attempt,
+                            started: Some(Instant::now()),
+                            ..Draft::default()
+                        };
+                        (push.inbound.clone(), draft)
+                    });
+                    draft.running = match step.end {
+                        None => Some((step.status.clone(), Instant::now())),
+                        Some(_) => None,
+                    };
+                    draft.status = None;
+                }
                 Delivery::Done { reply, .. } => finished.push((push.inbox_id, push.inbound, reply)),
                 // The message was not taken: the sender hears why (nothing to mark: its
                 // inbox row is gone).
@@ -269,11 +326,22 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::Receiver<Push>) {
             let _ = sending.await;
         }
         for (inbound, draft) in drafts.values_mut() {
+            if let Some((status, since)) = &draft.running {
+                // A call runs: keep "typing…" on, and past a while say what it does.
+                if draft.typed_at.is_none_or(|t| t.elapsed() >= TYPING_EVERY) {
+                    ctx.up.typing(inbound).await;
+                    draft.typed_at = Some(Instant::now());
+                }
+                if since.elapsed() >= STATUS_AFTER {
+                    draft.status = Some(status.clone());
+                }
+            }
             let due = ctx
                 .up
                 .preview_interval(inbound)
                 .is_some_and(|every| draft.due_in(every).is_zero());
-            if due && draft.text != draft.shown && !draft.text.trim().is_empty() {
+            let shown = draft.shown_text();
+            if due && shown != draft.shown && !shown.trim().is_empty() {
                 if let Err(error) = ctx.up.preview(inbound, draft).await {
                     tracing::debug!(account = %ctx.account, %error, "Preview not shown.");
                 }
@@ -283,18 +351,22 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::Receiver<Push>) {
     }
 }
 
-/// Time until the earliest preview is due, if any draft waits for one.
+/// Time until the earliest preview is due or a running call needs attention, if any
+/// draft waits for either.
 fn next_preview<U: Upstream>(
     ctx: &LaneCtx<U>,
     drafts: &HashMap<i64, (Arc<Inbound>, Draft)>,
 ) -> Option<Duration> {
-    drafts
+    let previews = drafts
         .values()
-        .filter(|(_, d)| d.text != d.shown)
+        .filter(|(_, d)| d.shown_text() != d.shown)
         .filter_map(|(inbound, d)| {
             let every = ctx.up.preview_interval(inbound)?;
             Some(d.due_in(every))
-        })
+        });
+    let calls = drafts.values().filter_map(|(_, d)| d.attention_in());
+    previews
+        .chain(calls)
         .min()
         .map(|d| d.max(Duration::from_millis(10)))
 }

@@ -82,4 +82,22 @@ pub struct TranscriptEntry {
     /// The inbox entry it answers or comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbox_id: Option<i64>,
+    /// On a [`Role::Tool`] entry, the call whose result `content` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolRecord>,
+}
+
+/// A tool call of a turn, as the transcript keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    /// The tool.
+    pub name: String,
+    /// The model's id for the call.
+    pub call_id: String,
+    /// Its arguments, as the model gave them.
+    pub arguments: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// How long it ran, in ms.
+    pub ms: u64,
 }

@@ -1,16 +1,21 @@
 //! `turn:<uuid>`: one turn of an agent, a temporary child of `agent:<id>`.
 //!
-//! It reads the agent's settings, calls the provider, and streams [`TurnEvent`]s to the
-//! session that asked for it. Its events channel is its only link to the session: when a
-//! turn dies (killed, or with its agent or provider), the channel closes without a final
-//! event, and the session starts the turn again.
+//! It reads the agent's settings, calls the provider, runs the model's tool calls, and
+//! streams [`TurnEvent`]s to the session that asked for it. Its events channel is its only
+//! link to the session: when a turn dies (killed, or with its agent or provider), the
+//! channel closes without a final event, and the session starts the turn again.
+//!
+//! A turn is a dynamic supervisor whose work is a task in its scope
+//! ([`ChildSpec::with_task`]): each tool call runs as its temporary child
+//! `tool:<name>:<n>` ([`crate::tool::call`]), so a call can be seen, killed and timed out
+//! on its own, and whatever ends the turn ends its calls.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
-use pincer_actors::{ChildSpec, Restart, Scope};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use pincer_actors::{ChildSpec, Restart, SupervisorHandle, SupervisorSpec};
 use tokio::sync::mpsc;
 
 use crate::provider::{self, DispatchError, Providers};
@@ -46,6 +51,8 @@ pub struct TurnRequest {
 pub enum TurnEvent {
     /// Reply text, streamed.
     Delta(String),
+    /// A tool call started, or ended.
+    Step(Step),
     /// The reply is complete.
     Done {
         /// The whole reply.
@@ -55,6 +62,36 @@ pub enum TurnEvent {
     },
     /// No reply can be had; the text says why (the session answers with it).
     Failed(String),
+}
+
+/// One tool call of a turn: sent when it starts (`end` is `None`) and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its number in the turn, from 1 (its actor is `tool:<name>:<n>`).
+    pub n: u32,
+    /// The tool.
+    pub tool: String,
+    /// The model's id for the call.
+    pub call_id: String,
+    /// Its arguments, as the model gave them.
+    pub arguments: String,
+    /// What a chat shows while it runs ("Searching the web…").
+    pub status: &'static str,
+    /// A short detail for a person ("example.org").
+    pub summary: String,
+    /// How it ended, once it has.
+    pub end: Option<StepEnd>,
+}
+
+/// How a tool call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEnd {
+    /// What the model got (capped at `tools.maxResultChars`).
+    pub output: String,
+    /// Whether the tool succeeded.
+    pub ok: bool,
+    /// How long it ran, in ms.
+    pub ms: u64,
 }
 
 /// What a turn works with: the config in force (its agent's settings), the providers it
@@ -73,62 +110,28 @@ pub struct TurnCtx {
     pub home: std::path::PathBuf,
 }
 
-/// The turn actor.
-#[derive(Debug)]
-pub struct Turn;
-
-/// What a turn starts with.
-#[derive(Debug)]
-pub struct TurnArgs {
-    ctx: TurnCtx,
-    request: TurnRequest,
-    events: mpsc::Sender<TurnEvent>,
-    scope: Scope,
-}
-
-/// The child spec of one turn. The request and the events sender move into the turn when
-/// it starts: nothing keeps the sender alive once the turn is gone.
+/// The child spec of one turn: a dynamic supervisor of its tool calls, running the turn
+/// as its task and stopping when the turn is done. The request and the events sender move
+/// into the task when it starts: nothing keeps the sender alive once the turn is gone.
 pub fn spec(ctx: &TurnCtx, request: TurnRequest, events: mpsc::Sender<TurnEvent>) -> ChildSpec {
     let id = format!("turn:{}", uuid::Uuid::new_v4());
+    let (spec, calls) = SupervisorSpec::dynamic(MAX_CALLS_PER_ROUND).into_child_spec(id);
     let parts = Arc::new(Mutex::new(Some((ctx.clone(), request, events))));
-    ChildSpec::new(id, move |start| {
-        let args = parts.lock().take().map(|(ctx, request, events)| TurnArgs {
-            ctx,
-            request,
-            events,
-            scope: start.scope().clone(),
-        });
-        (Turn, args)
-    })
-    .restart(Restart::Temporary)
+    spec.restart(Restart::Temporary)
+        .with_task(move |_start, started| {
+            let (parts, calls, me) = (parts.lock().take(), calls.clone(), started.cell().clone());
+            async move {
+                if let Some((ctx, request, events)) = parts {
+                    run_within_deadline(&ctx, &calls, request, &events).await;
+                }
+                me.stop(None);
+            }
+        })
 }
 
-impl Actor for Turn {
-    type Msg = ();
-    type State = ();
-    type Arguments = Option<TurnArgs>;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<()>,
-        args: Option<TurnArgs>,
-    ) -> Result<(), ActorProcessingErr> {
-        let Some(TurnArgs {
-            ctx,
-            request,
-            events,
-            scope,
-        }) = args
-        else {
-            return Err("a turn cannot be started twice".into());
-        };
-        scope.spawn(async move {
-            run_within_deadline(&ctx, request, &events).await;
-            myself.stop(None);
-        });
-        Ok(())
-    }
-}
+/// Tool calls one model reply may make; more are answered with an error, unrun (a reply
+/// of a thousand calls would otherwise run a thousand).
+pub const MAX_CALLS_PER_ROUND: usize = 16;
 
 /// Tool rounds per turn when the agent sets no `adaptiveThinking.maxSteps`.
 const DEFAULT_MAX_ROUNDS: u32 = 8;
@@ -141,16 +144,17 @@ const LOOP_LIMIT: u32 = 3;
 /// naming the model being tried and the timeout, and the session moves on.
 async fn run_within_deadline(
     ctx: &TurnCtx,
+    calls: &SupervisorHandle,
     request: TurnRequest,
     events: &mpsc::Sender<TurnEvent>,
 ) {
     let config = ctx.config.current();
     let Some(limit) = config.agents.get(&request.agent).map(|a| a.turn_timeout) else {
-        return run(ctx, request, events, &Mutex::default()).await;
+        return run(ctx, calls, request, events, &Mutex::default()).await;
     };
     let agent = request.agent.clone();
     let trying = Mutex::new(String::new());
-    if tokio::time::timeout(limit, run(ctx, request, events, &trying))
+    if tokio::time::timeout(limit, run(ctx, calls, request, events, &trying))
         .await
         .is_err()
     {
@@ -166,6 +170,7 @@ async fn run_within_deadline(
 
 async fn run(
     ctx: &TurnCtx,
+    calls: &SupervisorHandle,
     request: TurnRequest,
     events: &mpsc::Sender<TurnEvent>,
     trying: &Mutex<String>,
@@ -234,6 +239,7 @@ async fn run(
         };
         let call = Call {
             providers: &ctx.providers,
+            calls,
             agent,
             tools: &tools,
             tool_ctx: &tool_ctx,
@@ -283,6 +289,8 @@ pub fn models(agent: &AgentConfig) -> Vec<(String, String)> {
 struct Reply {
     text: String,
     thinking: String,
+    /// Tool calls so far (they are numbered across rounds and models).
+    calls: u32,
     /// Whether any text went to the session (then no other model may take over).
     sent: bool,
     /// Shown thinking was the last thing sent: the answer starts a new paragraph.
@@ -314,6 +322,8 @@ enum Outcome {
 /// One model's attempt at the turn, with its tool rounds.
 struct Call<'a> {
     providers: &'a Providers,
+    /// The turn's supervisor, whose children the tool calls are.
+    calls: &'a SupervisorHandle,
     agent: &'a AgentConfig,
     /// The tools it may call: the agent's set, narrowed by the topic's skills.
     tools: &'a BTreeSet<&'static str>,
@@ -425,8 +435,11 @@ impl Call<'_> {
                 }));
             }
             let mut outputs = Vec::with_capacity(calls.len());
-            for call in &calls {
-                let output = crate::tool::run(call, self.tools, self.tool_ctx).await;
+            for (i, call) in calls.iter().enumerate() {
+                turn.calls += 1;
+                let Some(output) = self.run_tool(turn.calls, call, i, events).await else {
+                    return Outcome::Lost;
+                };
                 outputs.push(Item::ToolOutput {
                     call_id: call.call_id.clone(),
                     output,
@@ -436,6 +449,46 @@ impl Call<'_> {
             items.extend(outputs);
         }
         Outcome::Answered
+    }
+
+    /// Runs the `i`th call of a model reply as the turn's `n`th, telling the session as it
+    /// starts and ends; `None` when the session is gone.
+    async fn run_tool(
+        &self,
+        n: u32,
+        call: &pincer_providers::ToolCall,
+        i: usize,
+        events: &mpsc::Sender<TurnEvent>,
+    ) -> Option<String> {
+        let (status, summary) = crate::tool::describe(call);
+        let mut step = Step {
+            n,
+            tool: call.name.clone(),
+            call_id: call.call_id.clone(),
+            arguments: call.arguments.clone(),
+            status,
+            summary,
+            end: None,
+        };
+        events.send(TurnEvent::Step(step.clone())).await.ok()?;
+        let ran = if i < MAX_CALLS_PER_ROUND {
+            crate::tool::call::run(self.calls, n, call, self.tools, self.tool_ctx).await
+        } else {
+            crate::tool::call::Ran {
+                output: format!(
+                    "error: not run: a reply may make at most {MAX_CALLS_PER_ROUND} tool calls"
+                ),
+                ok: false,
+                elapsed: Duration::ZERO,
+            }
+        };
+        step.end = Some(StepEnd {
+            output: ran.output.clone(),
+            ok: ran.ok,
+            ms: u64::try_from(ran.elapsed.as_millis()).unwrap_or(u64::MAX),
+        });
+        events.send(TurnEvent::Step(step)).await.ok()?;
+        Some(ran.output)
     }
 
     /// The agent's thinking mode: `model.thinking.mode`, or adaptive when the seed's

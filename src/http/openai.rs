@@ -370,7 +370,7 @@ async fn final_reply(gw: &Topology, accepted: &Accepted, waiter: &mut Waiter) ->
                 Delivery::Done { reply, failed, .. } => return Final::Reply(reply, failed),
                 Delivery::Refused { reason, .. } => return Final::Refused(reason),
                 Delivery::Unavailable { reason, .. } => return Final::Unavailable(reason),
-                Delivery::Delta { .. } => {}
+                Delivery::Delta { .. } | Delivery::Step { .. } => {}
             }
         }
     };
@@ -509,6 +509,8 @@ fn sse_stream(
                 }
             };
             match next {
+                // Tool calls are the gateway's business: a client sees their outcome.
+                Ok(Some(Delivery::Step { .. })) => {}
                 Ok(Some(Delivery::Delta { attempt, text })) => {
                     if attempt != s.attempt {
                         s.attempt = attempt;

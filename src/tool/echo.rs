@@ -30,6 +30,10 @@ impl Tool for Echo {
         Risk::Pure
     }
 
+    fn status(&self) -> &'static str {
+        "Repeating…"
+    }
+
     fn run(&self, args: Value, _ctx: Context) -> Running {
         let text = args.get("text").and_then(Value::as_str).map(str::to_string);
         Box::pin(async move { text.ok_or_else(|| "`text` (a string) is required".to_string()) })

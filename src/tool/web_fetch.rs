@@ -46,6 +46,19 @@ impl Tool for WebFetch {
         Risk::Reads
     }
 
+    fn status(&self) -> &'static str {
+        "Reading a web page…"
+    }
+
+    fn summary(&self, args: &Value) -> String {
+        let url = args.get("url").and_then(Value::as_str).unwrap_or_default();
+        // The host is what a person recognizes; a URL that does not parse shows as given.
+        match reqwest::Url::parse(url) {
+            Ok(parsed) => parsed.host_str().unwrap_or(url).chars().take(80).collect(),
+            Err(_) => url.chars().take(80).collect(),
+        }
+    }
+
     fn run(&self, args: Value, ctx: Context) -> Running {
         Box::pin(async move {
             let args = fetch_args(&args)?;

@@ -112,6 +112,7 @@ async fn seed(store: &Store, inbox_rows: usize, sessions: usize, entries: usize)
         at_ms: long_ago,
         thinking: None,
         inbox_id: None,
+        tool: None,
     })
     .expect("entry");
     let mut conn = rusqlite::Connection::open(store.path()).expect("open");
@@ -229,6 +230,7 @@ async fn live(store: &Store, rate: f64, length: Duration, tag: &str) -> Vec<Dura
                 at_ms: now,
                 thinking: None,
                 inbox_id: Some(accepted.id),
+                tool: None,
             };
             store
                 .commit_turn(CommitTurn {

@@ -80,6 +80,7 @@ fn entry(role: Role, text: &str, inbox: i64) -> TranscriptEntry {
         at_ms: now_ms(),
         thinking: None,
         inbox_id: Some(inbox),
+        tool: None,
     }
 }
 

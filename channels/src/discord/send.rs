@@ -1,6 +1,8 @@
 //! Replies to Discord: parts of at most 2000 characters posted in the channel (or thread)
 //! the message came from, the first one as a reply to it. Discord has no cheap preview of
-//! a message in progress, so a streaming reply shows "typing…" and goes out whole.
+//! a message in progress, so a streaming reply shows "typing…" and goes out whole. A tool
+//! call that runs for a while is the exception: its status ("Searching the web…") is
+//! posted once per reply, so a long wait is not a silent one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +33,29 @@ impl Upstream for Sender {
     }
 
     fn preview_interval(&self, _inbound: &Inbound) -> Option<Duration> {
-        None
+        // Only a status is ever shown (see `preview`): as soon as it is there.
+        Some(Duration::ZERO)
     }
 
-    async fn preview(&self, _inbound: &Inbound, _draft: &mut Draft) -> Result<(), SendError> {
+    async fn typing(&self, inbound: &Inbound) {
+        if let Some((channel, _)) = target(inbound) {
+            self.rest.typing(channel).await;
+        }
+    }
+
+    async fn preview(&self, inbound: &Inbound, draft: &mut Draft) -> Result<(), SendError> {
+        // Text is not previewed; the first status of a reply is posted, once.
+        draft.shown = draft.shown_text();
+        let (Some(status), None) = (&draft.status, &draft.message_id) else {
+            return Ok(());
+        };
+        let Some((channel, message)) = target(inbound) else {
+            return Ok(());
+        };
+        self.rest
+            .post_message(channel, status, Some(message))
+            .await?;
+        draft.message_id = Some(String::new()); // posted: not again for this reply
         Ok(())
     }
 

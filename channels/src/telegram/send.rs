@@ -245,11 +245,18 @@ impl Upstream for Sender {
         })
     }
 
+    async fn typing(&self, inbound: &Inbound) {
+        if let Some(to) = Target::of(inbound) {
+            Sender::typing(self, to).await;
+        }
+    }
+
     async fn preview(&self, inbound: &Inbound, draft: &mut Draft) -> Result<(), SendError> {
         let Some(to) = Target::of(inbound) else {
             return Ok(());
         };
-        let text = split::split(&draft.text, MAX_TEXT)
+        let shown = draft.shown_text();
+        let text = split::split(&shown, MAX_TEXT)
             .into_iter()
             .next()
             .unwrap_or_default();
@@ -262,7 +269,7 @@ impl Upstream for Sender {
                 .await
             {
                 Ok(_) => {
-                    draft.shown = draft.text.clone();
+                    draft.shown = shown;
                     return Ok(());
                 }
                 // An older server: previews by edits from now on.
@@ -292,7 +299,7 @@ impl Upstream for Sender {
                     .map(|id| id.to_string());
             }
         }
-        draft.shown = draft.text.clone();
+        draft.shown = shown;
         Ok(())
     }
 

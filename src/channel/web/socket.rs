@@ -317,6 +317,15 @@ async fn answer(
                 }
                 out.delta(id, &text);
             }
+            Delivery::Step { attempt: a, step } => {
+                if a != attempt {
+                    attempt = a;
+                    if a > 1 {
+                        out.end(id, &json!({"type": "restart", "id": id}));
+                    }
+                }
+                out.about(id, &step_frame(id, &step));
+            }
             Delivery::Done { reply, .. } => {
                 return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
             }
@@ -325,6 +334,24 @@ async fn answer(
             }
         }
     }
+}
+
+/// The `step` frame of a tool call: the page shows it as a collapsible line
+/// ("web_fetch example.org — 1.2 s") under the reply in progress.
+fn step_frame(id: &str, step: &pincer_channels::Step) -> Value {
+    let mut frame = json!({
+        "type": "step",
+        "id": id,
+        "n": step.n,
+        "tool": step.tool,
+        "status": step.status,
+        "summary": step.summary,
+    });
+    if let Some((ok, ms)) = step.end {
+        frame["ok"] = json!(ok);
+        frame["ms"] = json!(ms);
+    }
+    frame
 }
 
 fn intake_text(e: &IntakeError) -> String {

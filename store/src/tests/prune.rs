@@ -150,6 +150,7 @@ fn old_entry(days: u64, n: i64) -> TranscriptEntry {
         at_ms: now_ms() - days * DAY,
         thinking: None,
         inbox_id: None,
+        tool: None,
     }
 }
 
