@@ -603,6 +603,11 @@ impl SessionState {
                 tool: step.tool.clone(),
                 status: step.status.to_string(),
                 summary: step.summary.clone(),
+                arguments: step
+                    .arguments
+                    .chars()
+                    .take(pincer_channels::STEP_ARGUMENTS_CHARS)
+                    .collect(),
                 end: step.end.as_ref().map(|e| (e.ok, e.ms)),
             }),
         });

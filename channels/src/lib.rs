@@ -24,4 +24,4 @@ pub mod split;
 pub mod telegram;
 
 pub use links::{DiscordResume, LinkStatus, Links, PollSlot};
-pub use outbox::{Delivery, HandedTo, Outbox, Push, Step, Waiter};
+pub use outbox::{Delivery, HandedTo, Outbox, Push, STEP_ARGUMENTS_CHARS, Step, Waiter};

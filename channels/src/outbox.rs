@@ -81,6 +81,9 @@ pub enum Delivery {
     },
 }
 
+/// The most of a call's arguments a [`Step`] carries.
+pub const STEP_ARGUMENTS_CHARS: usize = 300;
+
 /// A tool call as a chat shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -92,6 +95,8 @@ pub struct Step {
     pub status: String,
     /// A short detail ("example.org").
     pub summary: String,
+    /// Its arguments, cut to [`STEP_ARGUMENTS_CHARS`].
+    pub arguments: String,
     /// Once it has ended: whether it succeeded, and how long it took in ms.
     pub end: Option<(bool, u64)>,
 }
@@ -101,7 +106,9 @@ impl Delivery {
     fn size(&self) -> usize {
         match self {
             Self::Delta { text, .. } => text.len(),
-            Self::Step { step, .. } => step.tool.len() + step.status.len() + step.summary.len(),
+            Self::Step { step, .. } => {
+                step.tool.len() + step.status.len() + step.summary.len() + step.arguments.len()
+            }
             Self::Done { reply, .. } => reply.len(),
             Self::Refused { reason, .. } | Self::Unavailable { reason, .. } => reason.len(),
         }

@@ -81,16 +81,38 @@ pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Fail
                 body["turns"]
             );
             for entry in body["transcript"].as_array().into_iter().flatten() {
-                println!(
-                    "[{}] {}: {}",
-                    entry["seq"],
-                    entry["role"].as_str().unwrap_or("?"),
-                    text(&entry["content"])
-                );
+                match entry.get("tool") {
+                    Some(tool) => println!("[{}] {}", entry["seq"], tool_line(tool, entry)),
+                    None => println!(
+                        "[{}] {}: {}",
+                        entry["seq"],
+                        entry["role"].as_str().unwrap_or("?"),
+                        text(&entry["content"])
+                    ),
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A tool call as one line: `tool web_fetch {"url":"…"} -> ok in 1.2 s: <result start>`.
+fn tool_line(tool: &Value, entry: &Value) -> String {
+    const SHOWN: usize = 160;
+    let result: String = text(&entry["content"]).replace('\n', " ");
+    let cut: String = result.chars().take(SHOWN).collect();
+    let more = if cut.len() < result.len() { "…" } else { "" };
+    let outcome = if tool["ok"].as_bool() == Some(true) {
+        "ok"
+    } else {
+        "failed"
+    };
+    let secs = tool["ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
+    format!(
+        "tool {} {} -> {outcome} in {secs:.1} s: {cut}{more}",
+        text(&tool["name"]),
+        text(&tool["arguments"]),
+    )
 }
 
 fn text(v: &Value) -> &str {

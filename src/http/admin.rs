@@ -245,6 +245,15 @@ async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
             if let Some(thinking) = e.thinking {
                 entry["thinking"] = json!(thinking);
             }
+            if let Some(tool) = e.tool {
+                entry["tool"] = json!({
+                    "name": tool.name,
+                    "call_id": tool.call_id,
+                    "arguments": tool.arguments,
+                    "ok": tool.ok,
+                    "ms": tool.ms,
+                });
+            }
             entry
         })
         .collect();

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod moto;
+pub mod site;
 pub mod start;
 
 use std::path::{Path, PathBuf};

@@ -346,6 +346,7 @@ fn step_frame(id: &str, step: &pincer_channels::Step) -> Value {
         "tool": step.tool,
         "status": step.status,
         "summary": step.summary,
+        "arguments": step.arguments,
     });
     if let Some((ok, ms)) = step.end {
         frame["ok"] = json!(ok);
