@@ -13,7 +13,7 @@
 
 pub mod commands;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use pincer_actors::{ChildSpec, Restart, Scope, Timer};
@@ -27,14 +27,19 @@ use pincer_core::{Role, ToolRecord, TranscriptEntry, now_ms};
 use pincer_providers::ChatMessage;
 use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow, Store};
 
-use crate::agent::turn::{Step, TurnCtx};
+use crate::agent::turn::{Approval, Step, TurnCtx};
 use crate::agent::{self, Agents, TurnEvent, TurnRequest};
 use crate::channel::{Delivery, HandedTo, Outbox};
+use crate::tool::Decision;
 
 /// New messages a session holds behind the one it answers; more are refused ("busy, try
 /// again"): a session answers one message at a time, so a deeper queue only means longer
 /// waits for everyone behind.
 pub const MAX_QUEUE: usize = 64;
+
+/// Questions of tools open at once; more are denied unasked (a turn runs its calls one at
+/// a time, so more than one open question means something is wrong).
+const MAX_OPEN_QUESTIONS: usize = 4;
 
 /// Tries of one turn before the session answers with an error.
 const MAX_ATTEMPTS: u32 = 6;
@@ -61,6 +66,11 @@ pub enum SessionMsg {
     },
     /// A timer fired.
     Expired(Expiry),
+    /// A tool's question had no answer in time.
+    ApprovalDue {
+        /// The question's id.
+        id: String,
+    },
 }
 
 /// Which timer fired.
@@ -121,6 +131,8 @@ pub struct SessionState {
     current: Option<Current>,
     /// Sequence number the next transcript entry gets.
     next_seq: i64,
+    /// Tools' questions waiting for `/approve`, by id.
+    questions: HashMap<String, Approval>,
     idle: Timer,
     max_age: Timer,
 }
@@ -219,6 +231,7 @@ impl Actor for Session {
             known: HashSet::new(),
             current: None,
             next_seq: last_seq + 1,
+            questions: HashMap::new(),
             idle,
             max_age,
         };
@@ -242,6 +255,16 @@ impl Actor for Session {
                     state.refuse(*entry).await;
                     return Ok(());
                 }
+                // A command that cannot wait for the turn (the turn may be waiting for it).
+                let command = commands::parse(&entry.inbound.text).filter(|c| c.mid_turn());
+                if let Some(command) = command
+                    && state.current.is_some()
+                    && entry.state == InboxState::Pending
+                    && !state.known.contains(&entry.id)
+                {
+                    state.aside(*entry, command).await;
+                    return Ok(());
+                }
                 if state.known.insert(entry.id) {
                     state.queue.push_back(*entry);
                     state.row.last_active_ms = now_ms();
@@ -261,6 +284,9 @@ impl Actor for Session {
                         state.deliver(Delivery::Delta { attempt, text })
                     }
                     Some(TurnEvent::Step(step)) => state.step(attempt, step),
+                    Some(TurnEvent::Approval(approval)) => {
+                        state.ask(&myself, attempt, approval).await
+                    }
                     Some(TurnEvent::Done { reply, thinking }) => {
                         state.finish_turn(reply, thinking, false).await;
                         state.next(&myself).await;
@@ -279,6 +305,16 @@ impl Actor for Session {
                     .is_some_and(|c| c.attempt + 1 == attempt)
                 {
                     state.start_turn(&myself, attempt).await;
+                }
+            }
+            SessionMsg::ApprovalDue { id } => {
+                if let Some(question) = state.questions.remove(&id) {
+                    question.answer.send(Decision::TimedOut);
+                    let text = format!(
+                        "No answer to approval {id} in time: `{}` was not run.",
+                        question.ask.action
+                    );
+                    state.notice(text, None);
                 }
             }
             SessionMsg::Expired(which) => {
@@ -329,7 +365,7 @@ impl SessionState {
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
                 Some(command) => {
-                    let reply = self.run_command(command);
+                    let reply = self.run_command(command).await;
                     if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
                         self.store_failed(&error);
                     }
@@ -350,6 +386,7 @@ impl SessionState {
         };
         current.attempt = attempt;
         current.steps.clear(); // a new attempt runs its calls again
+        self.questions.clear(); // and asks its questions again
         let request = TurnRequest {
             agent: self.row.agent.clone(),
             session_key: self.row.key.clone(),
@@ -445,6 +482,9 @@ impl SessionState {
         let Some(current) = self.current.take() else {
             return Ok(());
         };
+        if reply_role == Role::Assistant {
+            self.questions.clear(); // the turn is over: nothing waits for an answer
+        }
         let now = now_ms();
         let mut row = self.row.clone();
         row.last_active_ms = now;
@@ -616,6 +656,117 @@ impl SessionState {
         }
     }
 
+    /// Answers `entry`, a command, while the turn goes on: it is committed and answered
+    /// on its own, ahead of the turn's entries.
+    async fn aside(&mut self, entry: InboxEntry, command: commands::Command) {
+        self.known.insert(entry.id);
+        let text = entry.inbound.text.clone();
+        let turn = self.current.replace(Current {
+            entry,
+            attempt: 0,
+            started: Instant::now(),
+            steps: Vec::new(),
+        });
+        let reply = self.run_command(command).await;
+        if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
+            self.store_failed(&error);
+        }
+        self.current = turn;
+    }
+
+    /// A tool of the turn asks before it acts: answered at once when its agent has a
+    /// standing approval for it (or no one can be asked here), else asked in the chat.
+    async fn ask(&mut self, myself: &ActorRef<SessionMsg>, attempt: u32, approval: Approval) {
+        let Some(current) = &self.current else {
+            return approval.answer.send(Decision::Unavailable);
+        };
+        // The HTTP API has no person to ask (its client would have to be one).
+        if current.entry.inbound.channel == "http" {
+            return approval.answer.send(Decision::Unavailable);
+        }
+        let ask = &approval.ask;
+        match self
+            .ctx
+            .store
+            .approved(&self.row.agent, ask.tool, &ask.key)
+            .await
+        {
+            Ok(true) => return approval.answer.send(Decision::Always),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(session = %self.row.key, %error, "Cannot read standing approvals; asking.")
+            }
+        }
+        if self.questions.len() >= MAX_OPEN_QUESTIONS {
+            return approval.answer.send(Decision::Deny);
+        }
+        let id = question_id();
+        let timeout = self.ctx.config.current().tools.exec.approval_timeout;
+        let text = format!(
+            "Approval needed: {tool} wants to run\n{action}\n\nAnswer /approve {id} once, /approve {id} always (lets {agent} run {key} from now on without asking) or /approve {id} deny. No answer within {wait} means no.",
+            tool = ask.tool,
+            action = ask.action,
+            agent = self.row.agent,
+            key = ask.key,
+            wait = commands::human(timeout),
+        );
+        let prompt = pincer_channels::ApprovalPrompt {
+            id: id.clone(),
+            tool: ask.tool.to_string(),
+            action: ask.action.clone(),
+        };
+        let _ = attempt;
+        self.notice(text, Some(prompt));
+        self.questions.insert(id.clone(), approval);
+        let me = myself.clone();
+        self.scope.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = me.cast(SessionMsg::ApprovalDue { id });
+        });
+    }
+
+    /// `/approve <id> <decision>`: answers the question, keeping an `always`.
+    pub(super) async fn answer(&mut self, id: &str, decision: Decision) -> String {
+        let Some(question) = self.questions.remove(id) else {
+            return format!(
+                "No approval `{id}` is waiting (it was answered, timed out, or its turn ended)."
+            );
+        };
+        let ask = &question.ask;
+        if decision == Decision::Always
+            && let Err(error) = self
+                .ctx
+                .store
+                .approve(&self.row.agent, ask.tool, &ask.key)
+                .await
+        {
+            // Not kept: this once only, and the person hears why.
+            question.answer.send(Decision::Once);
+            return format!(
+                "Approved once: {} (it could not be kept for next time: {error}).",
+                ask.action
+            );
+        }
+        question.answer.send(decision);
+        match decision {
+            Decision::Always => format!(
+                "Approved: {} runs now, and {} may run {} from now on without asking.",
+                ask.action, self.row.agent, ask.key
+            ),
+            Decision::Once => format!("Approved once: {}", ask.action),
+            _ => format!("Denied: {} will not run.", ask.action),
+        }
+    }
+
+    /// Says `text` in the conversation of the entry being answered, apart from its reply.
+    fn notice(&self, text: String, approval: Option<pincer_channels::ApprovalPrompt>) {
+        let attempt = self.current.as_ref().map_or(0, |c| c.attempt);
+        self.deliver(Delivery::Notice {
+            attempt,
+            notice: Box::new(pincer_channels::Notice { text, approval }),
+        });
+    }
+
     fn deliver(&self, delivery: Delivery) {
         if let Some(current) = &self.current {
             let entry = &current.entry;
@@ -645,6 +796,16 @@ pub fn expired(row: &SessionRow, now: u64) -> bool {
     let idle = now >= row.last_active_ms.saturating_add(row.idle_ms);
     let aged = row.max_age_ms > 0 && now >= row.created_at_ms.saturating_add(row.max_age_ms);
     idle || aged
+}
+
+/// A short id for a question: easy to type, unlikely to repeat within a session.
+fn question_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..6]
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// The transcript entry of an ended tool call: its result, with the call.

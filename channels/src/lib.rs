@@ -24,4 +24,6 @@ pub mod split;
 pub mod telegram;
 
 pub use links::{DiscordResume, LinkStatus, Links, PollSlot};
-pub use outbox::{Delivery, HandedTo, Outbox, Push, STEP_ARGUMENTS_CHARS, Step, Waiter};
+pub use outbox::{
+    ApprovalPrompt, Delivery, HandedTo, Notice, Outbox, Push, STEP_ARGUMENTS_CHARS, Step, Waiter,
+};

@@ -53,6 +53,14 @@ pub enum Delivery {
         /// The call (boxed: deltas, far more common, stay small).
         step: Box<Step>,
     },
+    /// A message of the gateway in the conversation, apart from the reply (a question
+    /// before a tool acts). Never dropped for a consumer that lags.
+    Notice {
+        /// Turn attempt, from 1.
+        attempt: u32,
+        /// The notice.
+        notice: Box<Notice>,
+    },
     /// The whole reply, as committed. The last delivery for a message.
     Done {
         /// Inbox row of the message.
@@ -79,6 +87,26 @@ pub enum Delivery {
         /// Why.
         reason: String,
     },
+}
+
+/// A message of the gateway in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// What it says, in full (channels without buttons show this).
+    pub text: String,
+    /// The question it asks, for channels that offer buttons.
+    pub approval: Option<ApprovalPrompt>,
+}
+
+/// A question before a tool acts, answered with `/approve <id> once | always | deny`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPrompt {
+    /// The question's id.
+    pub id: String,
+    /// The tool asking.
+    pub tool: String,
+    /// What it wants to do.
+    pub action: String,
 }
 
 /// The most of a call's arguments a [`Step`] carries.
@@ -110,6 +138,7 @@ impl Delivery {
                 step.tool.len() + step.status.len() + step.summary.len() + step.arguments.len()
             }
             Self::Done { reply, .. } => reply.len(),
+            Self::Notice { notice, .. } => notice.text.len(),
             Self::Refused { reason, .. } | Self::Unavailable { reason, .. } => reason.len(),
         }
     }

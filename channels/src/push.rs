@@ -136,6 +136,14 @@ pub trait Upstream: Send + Sync + 'static {
         draft: &mut Draft,
     ) -> impl Future<Output = Result<(), SendError>> + Send;
 
+    /// Sends `text` as a message of its own in the chat of `inbound` (a notice of the
+    /// gateway, not the reply: nothing is marked delivered).
+    fn notice(
+        &self,
+        inbound: &Inbound,
+        text: &str,
+    ) -> impl Future<Output = Result<(), SendError>> + Send;
+
     /// Sends the whole `reply`, replacing the preview if there is one.
     fn finish(
         &self,
@@ -292,6 +300,11 @@ async fn run_lane<U: Upstream>(ctx: LaneCtx<U>, mut rx: mpsc::Receiver<Push>) {
                         Some(_) => None,
                     };
                     draft.status = None;
+                }
+                Delivery::Notice { notice, .. } => {
+                    if let Err(error) = ctx.up.notice(&push.inbound, &notice.text).await {
+                        tracing::warn!(account = %ctx.account, inbox = push.inbox_id, %error, "Notice not sent.");
+                    }
                 }
                 Delivery::Done { reply, .. } => finished.push((push.inbox_id, push.inbound, reply)),
                 // The message was not taken: the sender hears why (nothing to mark: its

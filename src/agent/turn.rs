@@ -28,6 +28,8 @@ use pincer_providers::{
 };
 use pincer_secrets::{Handle, Secrets};
 
+use crate::tool::approval::{Answer, Approver, Ask, Decision};
+
 /// What a session asks of a turn.
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
@@ -53,6 +55,9 @@ pub enum TurnEvent {
     Delta(String),
     /// A tool call started, or ended.
     Step(Step),
+    /// A tool call asks the person in the chat before it acts; the session sends the
+    /// answer.
+    Approval(Approval),
     /// The reply is complete.
     Done {
         /// The whole reply.
@@ -81,6 +86,15 @@ pub struct Step {
     pub summary: String,
     /// How it ended, once it has.
     pub end: Option<StepEnd>,
+}
+
+/// A question for the person in the chat, and where its answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The question.
+    pub ask: Ask,
+    /// Where the answer goes.
+    pub answer: Answer,
 }
 
 /// How a tool call ended.
@@ -149,15 +163,15 @@ async fn run_within_deadline(
     events: &mpsc::Sender<TurnEvent>,
 ) {
     let config = ctx.config.current();
+    let approver = approver(events);
     let Some(limit) = config.agents.get(&request.agent).map(|a| a.turn_timeout) else {
-        return run(ctx, calls, request, events, &Mutex::default()).await;
+        return run(ctx, calls, &approver, request, events, &Mutex::default()).await;
     };
     let agent = request.agent.clone();
     let trying = Mutex::new(String::new());
-    if tokio::time::timeout(limit, run(ctx, calls, request, events, &trying))
-        .await
-        .is_err()
-    {
+    // Time waiting for a person's approval does not count against the turn.
+    let work = run(ctx, calls, &approver, request, events, &trying);
+    if approver.within(limit, work).await.is_none() {
         let model = std::mem::take(&mut *trying.lock());
         let why = format!(
             "{model} did not answer within {} (agents.{agent}.turnTimeout)",
@@ -168,9 +182,37 @@ async fn run_within_deadline(
     }
 }
 
+/// The approver of a turn's tool calls: each question goes to the session as
+/// [`TurnEvent::Approval`], which asks the person and times the question out
+/// (`tools.exec.approvalTimeout`); the wait here is only a backstop.
+fn approver(events: &mpsc::Sender<TurnEvent>) -> Approver {
+    /// Past the session's own timeout: only a session that never answers meets it.
+    const BACKSTOP: Duration = Duration::from_secs(24 * 3600);
+    let events = events.clone();
+    Approver::new(move |ask| {
+        let events = events.clone();
+        Box::pin(async move {
+            let (answer, rx) = Answer::channel();
+            if events
+                .send(TurnEvent::Approval(Approval { ask, answer }))
+                .await
+                .is_err()
+            {
+                return Decision::Unavailable;
+            }
+            match tokio::time::timeout(BACKSTOP, rx).await {
+                Ok(Ok(decision)) => decision,
+                Ok(Err(_)) => Decision::Unavailable,
+                Err(_) => Decision::TimedOut,
+            }
+        })
+    })
+}
+
 async fn run(
     ctx: &TurnCtx,
     calls: &SupervisorHandle,
+    approver: &Approver,
     request: TurnRequest,
     events: &mpsc::Sender<TurnEvent>,
     trying: &Mutex<String>,
@@ -202,7 +244,7 @@ async fn run(
         toolbox: ctx.toolbox.clone(),
         agent: request.agent.clone(),
         home: ctx.home.clone(),
-        approver: crate::tool::Approver::nobody(),
+        approver: approver.clone(),
     };
     let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
     items.push(Item::Message(ChatMessage {

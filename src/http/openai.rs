@@ -370,7 +370,7 @@ async fn final_reply(gw: &Topology, accepted: &Accepted, waiter: &mut Waiter) ->
                 Delivery::Done { reply, failed, .. } => return Final::Reply(reply, failed),
                 Delivery::Refused { reason, .. } => return Final::Refused(reason),
                 Delivery::Unavailable { reason, .. } => return Final::Unavailable(reason),
-                Delivery::Delta { .. } | Delivery::Step { .. } => {}
+                Delivery::Delta { .. } | Delivery::Step { .. } | Delivery::Notice { .. } => {}
             }
         }
     };
@@ -510,7 +510,7 @@ fn sse_stream(
             };
             match next {
                 // Tool calls are the gateway's business: a client sees their outcome.
-                Ok(Some(Delivery::Step { .. })) => {}
+                Ok(Some(Delivery::Step { .. } | Delivery::Notice { .. })) => {}
                 Ok(Some(Delivery::Delta { attempt, text })) => {
                     if attempt != s.attempt {
                         s.attempt = attempt;

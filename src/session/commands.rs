@@ -1,9 +1,12 @@
-//! `/session status|reset|extend [duration]`, `/new` and `/reset`: answered by the session
-//! itself, in any channel, without a model turn.
+//! `/session status|reset|extend [duration]`, `/new`, `/reset` and `/approve <id> once |
+//! always | deny`: answered by the session itself, in any channel, without a model turn.
+//! All but a reset are answered at once even while a turn runs (a turn may be waiting for
+//! that very `/approve`); a reset waits for the turn.
 
 use std::time::Duration;
 
 use super::SessionState;
+use crate::tool::Decision;
 use pincer_config::duration::parse_duration;
 use pincer_core::now_ms;
 
@@ -20,7 +23,24 @@ pub enum Command {
     /// `/session` alone, `/session help`, or something it does not know: usage, with the
     /// problem if there was one.
     Help(Option<String>),
+    /// `/approve <id> once | always | deny`: answers a tool's question.
+    Approve {
+        /// The question's id.
+        id: String,
+        /// The answer.
+        decision: Decision,
+    },
 }
+
+impl Command {
+    /// Whether it is answered at once while a turn runs.
+    pub fn mid_turn(&self) -> bool {
+        !matches!(self, Self::Reset)
+    }
+}
+
+const APPROVE_USAGE: &str = "Answer a tool's question with /approve <id> once, \
+                             /approve <id> always or /approve <id> deny.";
 
 const USAGE: &str = "Session commands: /session status, /session reset (or /new, /reset), \
                      /session extend [duration, e.g. 30m or 2h].";
@@ -34,6 +54,26 @@ pub fn parse(text: &str) -> Option<Command> {
     let first = first.split('@').next().unwrap_or(first);
     match first {
         "/new" | "/reset" => Some(Command::Reset),
+        "/approve" => Some(match (words.next(), words.next(), words.next()) {
+            (Some(id), Some(answer), None) => match answer.to_ascii_lowercase().as_str() {
+                "once" => Command::Approve {
+                    id: id.to_string(),
+                    decision: Decision::Once,
+                },
+                "always" => Command::Approve {
+                    id: id.to_string(),
+                    decision: Decision::Always,
+                },
+                "deny" => Command::Approve {
+                    id: id.to_string(),
+                    decision: Decision::Deny,
+                },
+                other => {
+                    Command::Help(Some(format!("`{other}` is not an answer. {APPROVE_USAGE}")))
+                }
+            },
+            _ => Command::Help(Some(APPROVE_USAGE.to_string())),
+        }),
         "/session" => Some(match (words.next(), words.next(), words.next()) {
             (None, ..) | (Some("help"), None, _) => Command::Help(None),
             (Some("status"), None, _) => Command::Status,
@@ -53,9 +93,10 @@ pub fn parse(text: &str) -> Option<Command> {
 impl SessionState {
     /// Applies `command` to the session (its row is committed with the reply) and returns
     /// the reply.
-    pub(super) fn run_command(&mut self, command: Command) -> String {
+    pub(super) async fn run_command(&mut self, command: Command) -> String {
         let now = now_ms();
         match command {
+            Command::Approve { id, decision } => self.answer(&id, decision).await,
             Command::Status => self.status_text(now),
             Command::Reset => {
                 // The new context starts after this command and its reply.
@@ -82,6 +123,11 @@ impl SessionState {
                 )
             }
             Command::Help(None) => USAGE.to_string(),
+            Command::Help(Some(problem))
+                if problem.starts_with(APPROVE_USAGE) || problem.ends_with(APPROVE_USAGE) =>
+            {
+                problem
+            }
             Command::Help(Some(problem)) => format!("{problem}. {USAGE}"),
         }
     }
@@ -165,6 +211,21 @@ mod tests {
             matches!(parse("/session fly"), Some(Command::Help(Some(p))) if p.contains("`fly`"))
         );
         assert_eq!(parse("/session"), Some(Command::Help(None)));
+        assert_eq!(
+            parse("/approve k3x9 ALWAYS"),
+            Some(Command::Approve {
+                id: "k3x9".into(),
+                decision: Decision::Always
+            })
+        );
+        assert!(
+            matches!(parse("/approve k3x9 maybe"), Some(Command::Help(Some(p))) if p.contains("`maybe`"))
+        );
+        assert!(
+            matches!(parse("/approve"), Some(Command::Help(Some(p))) if p.contains("/approve <id> once"))
+        );
+        assert!(parse("/approve a once").is_some_and(|c| c.mid_turn()));
+        assert!(!Command::Reset.mid_turn());
         assert_eq!(parse("/help"), None);
         assert_eq!(parse("hello /new"), None);
         assert_eq!(parse(""), None);

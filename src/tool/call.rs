@@ -74,13 +74,14 @@ pub async fn run(
     if let Err(error) = turn.start_child(spec).await {
         return ended(Err(format!("`{}` could not start: {error}", tool.name())));
     }
-    match tokio::time::timeout(limits.call_timeout, rx).await {
-        Ok(Ok(output)) => ended(output),
-        Ok(Err(_)) => ended(Err(format!(
+    // Time waiting for a person's approval does not count against the call.
+    match ctx.approver.within(limits.call_timeout, rx).await {
+        Some(Ok(output)) => ended(output),
+        Some(Err(_)) => ended(Err(format!(
             "the `{}` call was stopped before it finished",
             tool.name()
         ))),
-        Err(_) => {
+        None => {
             // Stopping the child closes its scope: nothing it started outlives this.
             let _ = turn.terminate_child(&id).await;
             ended(Err(format!(

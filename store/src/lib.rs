@@ -211,6 +211,29 @@ impl Store {
             .await
     }
 
+    /// Keeps a standing approval: `agent`'s `tool` may act on `key` without asking.
+    pub async fn approve(&self, agent: &str, tool: &str, key: &str) -> Result<(), StoreError> {
+        let (agent, tool, key) = (agent.to_string(), tool.to_string(), key.to_string());
+        self.request(|r| Request::Approve(agent, tool, key, r))
+            .await
+    }
+
+    /// Whether `agent`'s `tool` has a standing approval for `key`.
+    pub async fn approved(&self, agent: &str, tool: &str, key: &str) -> Result<bool, StoreError> {
+        let (agent, tool, key) = (agent.to_string(), tool.to_string(), key.to_string());
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT 1 FROM approvals WHERE agent = ?1 AND tool = ?2 AND key = ?3",
+                params![agent, tool, key],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(sql)
+        })
+        .await
+    }
+
     /// Appends rows to the secrets access trail.
     pub async fn record_access(&self, rows: Vec<SecretAccess>) -> Result<(), StoreError> {
         self.request(|r| Request::RecordAccess(rows, r)).await

@@ -66,6 +66,17 @@ CREATE TABLE secret_access (
 );
 CREATE INDEX secret_access_at ON secret_access (at);
 "#,
+    r#"
+-- Standing approvals: `/approve <id> always` lets an agent's tool act on `key` (for exec,
+-- a resolved binary path) from then on without asking.
+CREATE TABLE approvals (
+    agent  TEXT NOT NULL,
+    tool   TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (agent, tool, key)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Opens settings every connection needs.

@@ -542,3 +542,36 @@ fn one_store_one_lock_until_it_is_dropped() {
 }
 
 mod prune;
+
+#[tokio::test]
+async fn a_standing_approval_is_kept_per_agent_tool_and_key() {
+    let tmp = TempDb::new();
+    let store = Store::new(tmp.path());
+    let _writer = store.start_writer().expect("writer");
+    store
+        .approve("main", "exec", "/usr/bin/git")
+        .await
+        .expect("write");
+    store
+        .approve("main", "exec", "/usr/bin/git")
+        .await
+        .expect("again");
+    assert!(
+        store
+            .approved("main", "exec", "/usr/bin/git")
+            .await
+            .expect("read")
+    );
+    assert!(
+        !store
+            .approved("other", "exec", "/usr/bin/git")
+            .await
+            .expect("read")
+    );
+    assert!(
+        !store
+            .approved("main", "exec", "/usr/bin/rm")
+            .await
+            .expect("read")
+    );
+}

@@ -57,6 +57,8 @@ pub(crate) enum Request {
     PutMeta(String, String, Option<String>, Reply<()>),
     /// Rows of the secrets access trail.
     RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
+    /// (agent, tool, key): a standing approval.
+    Approve(String, String, String, Reply<()>),
     /// The next batch of a retention pass: runs alone, in its own transaction.
     Prune(Box<PrunePass>, Reply<Box<PrunePass>>),
 }
@@ -587,6 +589,15 @@ impl Request {
                 .map_err(sql)?;
                 Ok(Outcome::Done)
             }
+            Self::Approve(agent, tool, key, _) => {
+                exec(
+                    tx,
+                    "INSERT OR REPLACE INTO approvals (agent, tool, key, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![agent, tool, key, now_ms() as i64],
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Done)
+            }
             Self::RecordAccess(rows, _) => {
                 let mut stmt = tx
                     .prepare_cached(
@@ -621,6 +632,7 @@ impl Request {
                 | Self::Refuse(_, r)
                 | Self::SaveSession(_, r)
                 | Self::PutMeta(_, _, _, r)
+                | Self::Approve(_, _, _, r)
                 | Self::RecordAccess(_, r),
                 Ok(_),
             ) => drop(r.send(Ok(()))),
@@ -641,6 +653,7 @@ impl Request {
             | Self::Refuse(_, r)
             | Self::SaveSession(_, r)
             | Self::PutMeta(_, _, _, r)
+            | Self::Approve(_, _, _, r)
             | Self::RecordAccess(_, r) => drop(r.send(Err(error))),
         }
     }

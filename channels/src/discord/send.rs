@@ -43,6 +43,21 @@ impl Upstream for Sender {
         }
     }
 
+    async fn notice(&self, inbound: &Inbound, text: &str) -> Result<(), SendError> {
+        let Some((channel, message)) = target(inbound) else {
+            return Err(SendError::Permanent(format!(
+                "cannot tell the channel of `{}`",
+                inbound.upstream_id
+            )));
+        };
+        for part in split::split(text, MAX_CONTENT) {
+            self.rest
+                .post_message(channel, &part, Some(message))
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn preview(&self, inbound: &Inbound, draft: &mut Draft) -> Result<(), SendError> {
         // Text is not previewed; the first status of a reply is posted, once.
         draft.shown = draft.shown_text();

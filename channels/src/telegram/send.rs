@@ -251,6 +251,16 @@ impl Upstream for Sender {
         }
     }
 
+    async fn notice(&self, inbound: &Inbound, text: &str) -> Result<(), SendError> {
+        match Target::of(inbound) {
+            Some(to) => self.send(to, text).await.map(|_| ()),
+            None => Err(SendError::Permanent(format!(
+                "cannot tell the chat of `{}`",
+                inbound.upstream_id
+            ))),
+        }
+    }
+
     async fn preview(&self, inbound: &Inbound, draft: &mut Draft) -> Result<(), SendError> {
         let Some(to) = Target::of(inbound) else {
             return Ok(());

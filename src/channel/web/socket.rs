@@ -326,6 +326,13 @@ async fn answer(
                 }
                 out.about(id, &step_frame(id, &step));
             }
+            Delivery::Notice { notice, .. } => {
+                let mut frame = json!({"type": "notice", "id": id, "text": notice.text});
+                if let Some(a) = &notice.approval {
+                    frame["approval"] = json!({"id": a.id, "tool": a.tool, "action": a.action});
+                }
+                out.about(id, &frame);
+            }
             Delivery::Done { reply, .. } => {
                 return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
             }
