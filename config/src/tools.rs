@@ -19,7 +19,7 @@ use crate::secret::SecretValue;
 pub const NAMES: [&str; 5] = ["browser", "echo", "exec", "web_fetch", "web_search"];
 
 /// The tools this build has.
-pub const BUILT: [&str; 2] = ["echo", "web_fetch"];
+pub const BUILT: [&str; 3] = ["echo", "web_fetch", "web_search"];
 
 /// Groups and what they stand for.
 pub const GROUPS: [(&str, &[&str]); 3] = [
