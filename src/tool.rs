@@ -279,7 +279,12 @@ mod tests {
         );
         assert!(Toolbox::default().search_backend(&config).is_err());
         config.tools.web_search.provider = SearchProvider::Searxng;
-        assert!(toolbox.search_backend(&config).unwrap_err().contains("baseUrl"));
+        assert!(
+            toolbox
+                .search_backend(&config)
+                .unwrap_err()
+                .contains("baseUrl")
+        );
         config.tools.web_search.base_url = Some("http://127.0.0.1:8888".into());
         assert_eq!(
             toolbox.search_backend(&config),

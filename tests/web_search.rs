@@ -178,12 +178,7 @@ async fn an_unresolved_key_is_the_models_error_and_the_gateway_stays_ready() {
         "{out}"
     );
     assert!(brave.requests().is_empty(), "no search without a key");
-    let readyz = gw
-        .http
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
+    let readyz = gw.http.get(gw.url("/readyz")).send().await.expect("readyz");
     assert_eq!(readyz.status(), 200, "{}", gw.log());
 }
 
@@ -200,7 +195,9 @@ async fn no_key_at_all_is_the_models_error_naming_the_key() {
     assert_eq!(status, 200);
     let out = output(&bodies(&fake)[1]);
     assert!(
-        out.starts_with("error: web search with Brave needs an API key: set tools.webSearch.apiKey"),
+        out.starts_with(
+            "error: web search with Brave needs an API key: set tools.webSearch.apiKey"
+        ),
         "{out}"
     );
 }
@@ -237,7 +234,9 @@ fn doctor_names_the_search_key_to_set() {
         "{out}"
     );
     assert!(
-        out.contains("[FAIL] secret tools.webSearch.apiKey: secret `env:PINCER_TEST_UNSET_BRAVE_KEY`"),
+        out.contains(
+            "[FAIL] secret tools.webSearch.apiKey: secret `env:PINCER_TEST_UNSET_BRAVE_KEY`"
+        ),
         "{out}"
     );
 

@@ -610,10 +610,14 @@ fn web_search_defaults_to_brave_and_takes_a_secret_ref() {
         search.api_key,
         Some(SecretValue::from_text("env:BRAVE_API_KEY"))
     );
-    let c = toml("[tools.webSearch]\nprovider = \"searxng\"\nbaseUrl = \"http://searx.lan:8888/\"\n")
-        .expect("parses");
+    let c =
+        toml("[tools.webSearch]\nprovider = \"searxng\"\nbaseUrl = \"http://searx.lan:8888/\"\n")
+            .expect("parses");
     assert_eq!(c.tools.web_search.provider, tools::SearchProvider::Searxng);
-    assert_eq!(c.tools.web_search.base_url(), Some("http://searx.lan:8888/"));
+    assert_eq!(
+        c.tools.web_search.base_url(),
+        Some("http://searx.lan:8888/")
+    );
 }
 
 #[test]
@@ -631,8 +635,9 @@ fn web_search_problems_name_the_key_its_line_and_what_to_write() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("tools.webSearch.baseUrl: provider `searxng` (at pincer.toml:2) has no default address")
-            && err.contains("baseUrl = \"http://"),
+        err.contains(
+            "tools.webSearch.baseUrl: provider `searxng` (at pincer.toml:2) has no default address"
+        ) && err.contains("baseUrl = \"http://"),
         "{err}"
     );
     let err = toml("[tools.webSearch]\nbaseUrl = \"api.search.brave.com\"\n")

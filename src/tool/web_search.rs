@@ -70,10 +70,7 @@ impl Tool for WebSearch {
                 .map_err(|e| e.to_string())?;
             let provider = ctx.config.tools.web_search.provider.name();
             if hits.is_empty() {
-                return Ok(format!(
-                    "No results for \"{}\" ({provider}).",
-                    query.text
-                ));
+                return Ok(format!("No results for \"{}\" ({provider}).", query.text));
             }
             Ok(untrusted::wrap(
                 &format!("a web search ({provider}) for \"{}\"", query.text),
@@ -154,7 +151,11 @@ fn render(hits: &[Hit]) -> String {
             out.push('\n');
         }
         let title = plain(&hit.title);
-        let title = if title.is_empty() { "(untitled)" } else { &title };
+        let title = if title.is_empty() {
+            "(untitled)"
+        } else {
+            &title
+        };
         out.push_str(&format!("{}. {title}\n   {}\n", n + 1, hit.url));
         let snippet = plain(&hit.snippet);
         if !snippet.is_empty() {
