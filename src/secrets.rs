@@ -396,16 +396,23 @@ impl WatcherState {
     }
 }
 
-/// Marks not ready exactly the owners with a ref that has no value, naming the ref and
-/// the config key; clears the marks of owners that are fine again.
+/// Marks not ready exactly the owners with a required ref that has no value, naming the
+/// ref and the config key; clears the marks of owners that are fine again. A tool's key
+/// is not required (`refs::Use::required`): its calls say what is missing instead.
 fn mark_owners(
     ctx: &SecretsCtx,
     config: &Config,
     snapshot: &Snapshot,
     unsettled: &[(String, String, String)],
 ) {
+    let uses = refs::uses(config);
+    let optional: BTreeSet<&str> = uses
+        .iter()
+        .filter(|u| !u.required)
+        .map(|u| u.owner.as_str())
+        .collect();
     let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for u in refs::uses(config) {
+    for u in uses.iter().filter(|u| u.required) {
         let SecretValue::Ref(r) = &u.value else {
             continue;
         };
@@ -425,6 +432,9 @@ fn mark_owners(
             .push(format!("secret `{r}` ({}) unresolved: {why}", u.key));
     }
     for (owner, reference, why) in unsettled {
+        if optional.contains(owner.as_str()) {
+            continue;
+        }
         reasons
             .entry(owner.clone())
             .or_default()

@@ -12,6 +12,7 @@ pub mod call;
 mod echo;
 mod untrusted;
 mod web_fetch;
+mod web_search;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -22,10 +23,12 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use pincer_config::tools::{agent_set, narrow};
+use pincer_config::tools::{SearchProvider, agent_set, narrow};
 use pincer_config::{AgentConfig, Config};
 use pincer_providers::{ToolCall, ToolSpec};
+use pincer_secrets::Handle;
 use pincer_tools::fetch::Fetcher;
+use pincer_tools::search::Backend;
 use pincer_tools::ssrf::Policy;
 
 pub use approval::{Approver, Ask, Decision};
@@ -88,16 +91,65 @@ pub struct Context {
 }
 
 /// The clients tools keep between calls: `web_fetch`'s fetcher (its cache) under the
-/// policy in force, made again when `tools.webFetch.allowPrivate` changes.
+/// policy in force, made again when `tools.webFetch.allowPrivate` changes; and the secrets
+/// handle of `tool:web_search`, through which the runtime, never the tool, reads
+/// `tools.webSearch.apiKey`. (`web_search` needs no client of its own: the process's one
+/// HTTP client keeps its connections between calls.)
 #[derive(Debug, Clone, Default)]
 pub struct Toolbox {
     fetcher: Arc<Mutex<Option<Kept>>>,
+    search_key: Option<Handle>,
 }
 
 /// A fetcher and the `allowPrivate` list it was made for.
 type Kept = (Vec<String>, Arc<Fetcher>);
 
 impl Toolbox {
+    /// A toolbox whose `web_search` reads its key through `search_key` (the handle of
+    /// `pincer_secrets::refs::tool_owner("web_search")`). Without one (`default`), a
+    /// Brave search fails saying the key cannot be read.
+    pub fn new(search_key: Handle) -> Self {
+        Self {
+            search_key: Some(search_key),
+            ..Self::default()
+        }
+    }
+
+    /// Where `web_search` sends a query under `config`, with the key resolved: the
+    /// back end gets the value alone. Errors name the key to set.
+    pub fn search_backend(&self, config: &Config) -> Result<Backend, String> {
+        let search = &config.tools.web_search;
+        match search.provider {
+            SearchProvider::Brave => {
+                let value = search.api_key.as_ref().ok_or(
+                    "web search with Brave needs an API key: set tools.webSearch.apiKey (a secret ref such as \"env:BRAVE_API_KEY\"), or use provider = \"searxng\" with its baseUrl",
+                )?;
+                let handle = self
+                    .search_key
+                    .as_ref()
+                    .ok_or("tools.webSearch.apiKey cannot be read here (no secrets)")?;
+                let api_key = handle
+                    .get(value)
+                    .map_err(|e| format!("tools.webSearch.apiKey: {e}"))?;
+                Ok(Backend::Brave {
+                    base_url: search
+                        .base_url()
+                        .unwrap_or(pincer_config::tools::BRAVE_BASE_URL)
+                        .to_string(),
+                    api_key,
+                })
+            }
+            SearchProvider::Searxng => {
+                let base_url = search.base_url().ok_or(
+                    "web search with SearXNG needs the instance's address: set tools.webSearch.baseUrl",
+                )?;
+                Ok(Backend::Searxng {
+                    base_url: base_url.to_string(),
+                })
+            }
+        }
+    }
+
     /// The fetcher for `config`'s policy.
     pub fn fetcher(&self, config: &Config) -> Result<Arc<Fetcher>, String> {
         let allow = &config.tools.web_fetch.allow_private;
@@ -115,7 +167,7 @@ impl Toolbox {
 }
 
 /// Every built-in tool of this build.
-static BUILTIN: [&dyn Tool; 2] = [&echo::Echo, &web_fetch::WebFetch];
+static BUILTIN: [&dyn Tool; 3] = [&echo::Echo, &web_fetch::WebFetch, &web_search::WebSearch];
 
 /// The built-in tool named `name`.
 pub fn get(name: &str) -> Option<&'static dyn Tool> {
@@ -206,6 +258,49 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &second));
         config.tools.web_fetch.allow_private = vec!["10.0.0.1/8".into()];
         assert!(toolbox.fetcher(&config).unwrap_err().contains("10.0.0.0/8"));
+    }
+
+    #[test]
+    fn the_search_key_is_resolved_by_the_runtime_and_its_absence_named() {
+        use pincer_config::SecretValue;
+        let mut config = Config::default();
+        let (_publisher, view) = pincer_config::live::channel(config.clone());
+        let toolbox = Toolbox::new(Handle::new(
+            Arc::default(),
+            view,
+            pincer_secrets::refs::tool_owner("web_search"),
+        ));
+        let missing = toolbox.search_backend(&config).unwrap_err();
+        assert!(missing.contains("set tools.webSearch.apiKey"), "{missing}");
+        config.tools.web_search.api_key = Some(SecretValue::from_text("env:PINCER_NO_SUCH"));
+        let unresolved = toolbox.search_backend(&config).unwrap_err();
+        assert!(
+            unresolved.starts_with("tools.webSearch.apiKey: secret `env:PINCER_NO_SUCH`"),
+            "{unresolved}"
+        );
+        config.tools.web_search.api_key = Some(SecretValue::Plain("k".into()));
+        assert_eq!(
+            toolbox.search_backend(&config),
+            Ok(Backend::Brave {
+                base_url: pincer_config::tools::BRAVE_BASE_URL.into(),
+                api_key: "k".into()
+            })
+        );
+        assert!(Toolbox::default().search_backend(&config).is_err());
+        config.tools.web_search.provider = SearchProvider::Searxng;
+        assert!(
+            toolbox
+                .search_backend(&config)
+                .unwrap_err()
+                .contains("baseUrl")
+        );
+        config.tools.web_search.base_url = Some("http://127.0.0.1:8888".into());
+        assert_eq!(
+            toolbox.search_backend(&config),
+            Ok(Backend::Searxng {
+                base_url: "http://127.0.0.1:8888".into()
+            })
+        );
     }
 
     fn call(name: &str, arguments: &str) -> ToolCall {

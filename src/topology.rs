@@ -87,6 +87,14 @@ impl Topology {
     pub fn new(parts: Parts) -> Self {
         let pools = Pools::for_config(&parts.config, &parts.http);
         let (publisher, config) = pincer_config::live::channel(parts.config);
+        let secrets: Arc<Secrets> = Arc::default();
+        // The tool runtime reads `tools.webSearch.apiKey` as its own owner; no tool holds
+        // a handle.
+        let toolbox = crate::tool::Toolbox::new(pincer_secrets::Handle::new(
+            secrets.clone(),
+            config.clone(),
+            pincer_secrets::refs::tool_owner("web_search"),
+        ));
         Self {
             inner: Arc::new(Inner {
                 sources: Arc::new(parts.sources),
@@ -104,9 +112,9 @@ impl Topology {
                 accounts: Accounts::default(),
                 pools,
                 links: Arc::default(),
-                secrets: Arc::default(),
+                secrets,
                 http: parts.http,
-                toolbox: crate::tool::Toolbox::default(),
+                toolbox,
             }),
         }
     }

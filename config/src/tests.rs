@@ -681,3 +681,81 @@ fn exec_allowlist_and_timeouts_are_checked() {
     }
     assert!(!err.contains("allowlist[0]"), "{err}");
 }
+
+#[test]
+fn web_search_defaults_to_brave_and_takes_a_secret_ref() {
+    let c = toml("").expect("parses");
+    let search = &c.tools.web_search;
+    assert_eq!(search.provider, tools::SearchProvider::Brave);
+    assert_eq!(search.base_url(), Some(tools::BRAVE_BASE_URL));
+    assert_eq!(search.api_key, None);
+    let c = toml("[tools.webSearch]\nprovider = \"brave\"\napiKey = \"env:BRAVE_API_KEY\"\nbaseUrl = \"http://127.0.0.1:9\"\n")
+        .expect("parses");
+    let search = &c.tools.web_search;
+    assert_eq!(search.base_url(), Some("http://127.0.0.1:9"));
+    assert_eq!(
+        search.api_key,
+        Some(SecretValue::from_text("env:BRAVE_API_KEY"))
+    );
+    let c =
+        toml("[tools.webSearch]\nprovider = \"searxng\"\nbaseUrl = \"http://searx.lan:8888/\"\n")
+            .expect("parses");
+    assert_eq!(c.tools.web_search.provider, tools::SearchProvider::Searxng);
+    assert_eq!(
+        c.tools.web_search.base_url(),
+        Some("http://searx.lan:8888/")
+    );
+}
+
+#[test]
+fn web_search_problems_name_the_key_its_line_and_what_to_write() {
+    let err = toml("[tools.webSearch]\nprovider = \"bing\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`tools.webSearch.provider` at pincer.toml:2")
+            && err.contains("`brave`")
+            && err.contains("`searxng`"),
+        "{err}"
+    );
+    let err = toml("[tools.webSearch]\nprovider = \"searxng\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "tools.webSearch.baseUrl: provider `searxng` (at pincer.toml:2) has no default address"
+        ) && err.contains("baseUrl = \"http://"),
+        "{err}"
+    );
+    let err = toml("[tools.webSearch]\nbaseUrl = \"api.search.brave.com\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tools.webSearch.baseUrl = \"api.search.brave.com\" (at pincer.toml:2): not an http(s) URL"),
+        "{err}"
+    );
+    let err = toml("[tools.webSearch]\napiKeys = [\"x\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean `apiKey`?"), "{err}");
+}
+
+#[test]
+fn a_key_searxng_does_not_take_is_a_warning() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[tools.webSearch]\nprovider = \"searxng\"\nbaseUrl = \"http://127.0.0.1:8888\"\napiKey = \"env:X\"\n",
+    )
+    .expect("write");
+    let loaded = load_file(&path, &[]).expect("loads");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("tools.webSearch.apiKey") && w.contains("SearXNG takes no key")),
+        "{:?}",
+        loaded.warnings
+    );
+}

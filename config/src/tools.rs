@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::secret::SecretValue;
+
 /// Every tool name the config may use, including those of the next wave: a seed's
 /// `skills = ["exec", "browser"]` loads, and the start and `doctor` say what this build
 /// lacks.
 pub const NAMES: [&str; 5] = ["browser", "echo", "exec", "web_fetch", "web_search"];
 
 /// The tools this build has.
-pub const BUILT: [&str; 3] = ["echo", "exec", "web_fetch"];
+pub const BUILT: [&str; 4] = ["echo", "exec", "web_fetch", "web_search"];
 
 /// Groups and what they stand for.
 pub const GROUPS: [(&str, &[&str]); 3] = [
@@ -47,6 +49,9 @@ pub struct ToolsConfig {
     /// `[tools.exec]`.
     #[serde(default)]
     pub exec: ExecConfig,
+    /// `[tools.webSearch]`.
+    #[serde(default)]
+    pub web_search: WebSearchConfig,
 }
 
 /// `[tools.webFetch]`.
@@ -58,6 +63,59 @@ pub struct WebFetchConfig {
     /// refused whatever it opens. Checked by the gateway at start and on reload.
     #[serde(default)]
     pub allow_private: Vec<String>,
+}
+
+/// `[tools.webSearch]`: where `web_search` sends its queries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebSearchConfig {
+    /// The back end. Default `brave`.
+    #[serde(default)]
+    pub provider: SearchProvider,
+    /// The back end's root URL. Default [`BRAVE_BASE_URL`] for `brave`; `searxng` has no
+    /// default (the instance is the operator's own) and the config check requires it.
+    pub base_url: Option<String>,
+    /// Brave's subscription token (plaintext or a secret ref), resolved by the gateway
+    /// and handed to the back end per call; SearXNG takes none. Unset or unresolved, the
+    /// gateway stays ready and each `web_search` call answers the model with an error
+    /// naming this key.
+    pub api_key: Option<SecretValue>,
+}
+
+/// `tools.webSearch.provider`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchProvider {
+    /// The Brave Search API (needs `apiKey`).
+    #[default]
+    Brave,
+    /// A self-hosted SearXNG instance with its JSON format enabled (needs `baseUrl`).
+    Searxng,
+}
+
+/// The Brave Search API's root, the default `baseUrl` of `provider = "brave"`.
+pub const BRAVE_BASE_URL: &str = "https://api.search.brave.com";
+
+impl WebSearchConfig {
+    /// The root URL searches go to: `baseUrl`, else the provider's default (`None` for
+    /// SearXNG, which has none).
+    pub fn base_url(&self) -> Option<&str> {
+        match (&self.base_url, self.provider) {
+            (Some(url), _) => Some(url),
+            (None, SearchProvider::Brave) => Some(BRAVE_BASE_URL),
+            (None, SearchProvider::Searxng) => None,
+        }
+    }
+}
+
+impl SearchProvider {
+    /// The name as written in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Brave => "brave",
+            Self::Searxng => "searxng",
+        }
+    }
 }
 
 /// `[tools.exec]`: how `exec` runs commands and which ones it runs without asking.
@@ -217,6 +275,7 @@ impl Default for ToolsConfig {
             max_result_chars: hundred_thousand(),
             web_fetch: WebFetchConfig::default(),
             exec: ExecConfig::default(),
+            web_search: WebSearchConfig::default(),
         }
     }
 }

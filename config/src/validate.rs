@@ -137,6 +137,7 @@ pub(super) fn validate(
     }
 
     check_exec(&config.tools.exec, &at, &mut errors);
+    check_web_search(&config.tools.web_search, &at, &mut errors, &mut warnings);
 
     let default = config.default_agent();
     for id in config.agents.keys() {
@@ -247,6 +248,46 @@ fn check_exec(
             format_duration(exec.max_timeout)
         ));
     }
+}
+
+/// `[tools.webSearch]` says where searches go: SearXNG has no default address, a base URL
+/// is an http(s) URL. A missing Brave key is not an error here: the gateway runs without
+/// it and `web_search` calls say what to set (`doctor` too).
+fn check_web_search(
+    search: &crate::tools::WebSearchConfig,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    use crate::tools::SearchProvider;
+    match &search.base_url {
+        Some(url) if !is_http_url(url) => errors.push(format!(
+            "tools.webSearch.baseUrl = \"{url}\"{}: not an http(s) URL (e.g. `https://search.example.org`)",
+            at(&["tools", "webSearch", "baseUrl"])
+        )),
+        Some(_) => {}
+        None if search.provider == SearchProvider::Searxng => errors.push(format!(
+            "tools.webSearch.baseUrl: provider `searxng`{} has no default address; set the URL of your instance (`baseUrl = \"http://127.0.0.1:8888\"`)",
+            at(&["tools", "webSearch", "provider"])
+        )),
+        None => {}
+    }
+    if search.provider == SearchProvider::Searxng && search.api_key.is_some() {
+        warnings.push(format!(
+            "tools.webSearch.apiKey{} is not used: SearXNG takes no key",
+            at(&["tools", "webSearch", "apiKey"])
+        ));
+    }
+}
+
+/// Whether `url` is `http://` or `https://` followed by a host.
+fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    ["http://", "https://"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    })
 }
 
 /// The providers agent `id`'s model names (`provider`, the `provider/name` form, each

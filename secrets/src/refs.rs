@@ -19,6 +19,10 @@ pub struct Use {
     pub key: String,
     /// Plaintext or a ref.
     pub value: SecretValue,
+    /// Whether its owner cannot work without it, and so is not ready while it is
+    /// unresolved (a provider's key, an account's token). A tool's key is not: the
+    /// gateway and its agents stay ready, and a call that needs it fails saying why.
+    pub required: bool,
 }
 
 /// The owner of the gateway token (the port's actor).
@@ -41,6 +45,12 @@ pub fn account_owner(kind: &str, account: &str) -> String {
     paths::account(kind, account)
 }
 
+/// The owner of a tool's key (`tool:web_search`). No actor has this path: the gateway's
+/// tool runtime reads through it and hands the value to the tool's back end.
+pub fn tool_owner(tool: &str) -> String {
+    format!("tool:{tool}")
+}
+
 /// The owner of back-end credentials (a Vault token): the watcher itself.
 pub fn secrets_owner() -> String {
     paths::top("secrets")
@@ -54,6 +64,7 @@ pub fn uses(config: &Config) -> Vec<Use> {
             owner: owner.to_string(),
             key,
             value: value.clone(),
+            required: true,
         });
     };
     if let Some(token) = &config.gateway.auth.token {
@@ -127,6 +138,14 @@ pub fn uses(config: &Config) -> Vec<Use> {
                 token,
             );
         }
+    }
+    if let Some(key) = &config.tools.web_search.api_key {
+        out.push(Use {
+            owner: tool_owner("web_search"),
+            key: "tools.webSearch.apiKey".into(),
+            value: key.clone(),
+            required: false,
+        });
     }
     out
 }

@@ -2,8 +2,8 @@
 //! config loads, each agent's provider is configured, each provider answers and accepts
 //! each of its keys (a model listing, no tokens spent), secrets resolve, the home
 //! directory is writable, the home and the store are private to their owner, each
-//! Telegram and Discord token opens its bot (`getMe`, `GET /gateway/bot`), and whether a
-//! gateway answers.
+//! Telegram and Discord token opens its bot (`getMe`, `GET /gateway/bot`), `web_search`
+//! has what its back end needs, and whether a gateway answers.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,7 @@ use clap::Args;
 mod channels;
 mod providers;
 mod store;
+mod tools;
 
 use super::Failure;
 use super::client::Client;
@@ -92,6 +93,11 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     }
     for finding in channels::all(cfg, &secrets, &http).await {
         line(Some(finding.ok), finding.text);
+    }
+    match tools::web_search(cfg, &secrets) {
+        Some(Ok(finding)) => line(Some(finding.ok), finding.text),
+        Some(Err(note)) => line(None, note),
+        None => {}
     }
     for u in pincer_secrets::refs::uses(cfg) {
         match secrets.get(&u.value) {
