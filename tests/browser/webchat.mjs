@@ -1,13 +1,15 @@
 // Browser test of the web chat page served by `pincer gateway` at GET /.
 //
-//   node tests/browser/webchat.mjs target/debug/pincer
+//   node tests/browser/webchat.mjs target/debug/pincer [target/debug/openai-fake]
 //
 // Starts the gateway in a temp PINCER_HOME with a slow-streaming echo provider, drives the
 // page in headless Chromium (Debian's /usr/bin/chromium, or $CHROMIUM), checks a streamed
 // reply, kills `pincer/agents` through the admin API, waits for the tree panel to show the
-// restart, and checks the gateway still answers; leaves a screenshot of the page in
-// tests/browser/webchat.png (at the end, or at the failure). Exit 0 on success, 1 with a
-// reason otherwise.
+// restart, and checks the gateway still answers. Given the OpenAI fake's program, it also
+// talks to a second agent, `tools`, on the fake: a tool call shows as a collapsible step,
+// and an `exec` call asks first, with buttons that answer it. Leaves screenshots in
+// tests/browser/ (webchat.png at the end or at the failure, webchat-approval.png with the
+// question shown). Exit 0 on success, 1 with a reason otherwise.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,8 +25,11 @@ const STEP_TIMEOUT_MS = 15_000;
 const KILL_PATH = 'pincer/agents';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCREENSHOT = path.join(HERE, 'webchat.png');
+const SCREENSHOT_APPROVAL = path.join(HERE, 'webchat-approval.png');
 
 const bin = process.argv[2];
+const fakeBin = process.argv[3] ? path.resolve(process.argv[3]) : null;
+let fake = null;
 if (!bin) {
   console.error('usage: node tests/browser/webchat.mjs <path to pincer binary>');
   process.exit(2);
@@ -98,6 +103,19 @@ function startGateway(home, port) {
   gateway.on('exit', (code, sig) => { gatewayExit = sig ? `signal ${sig}` : `code ${code}`; });
 }
 
+// Starts the OpenAI fake with `scripts` queued; resolves to its base URL.
+async function startFake(scripts) {
+  fake = spawn(fakeBin, scripts, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  fake.stderr.on('data', (d) => { gatewayLog += `[fake] ${d}`; });
+  return until('the OpenAI fake to listen', () => new Promise((resolve) => {
+    const seen = () => { const m = out.match(/listening (\S+)/); return m ? m[1] : null; };
+    if (seen()) return resolve(seen());
+    fake.stdout.once('data', (d) => { out += d.toString(); resolve(seen()); });
+    setTimeout(() => resolve(null), 200);
+  }), 10_000, 10);
+}
+
 async function stopGateway() {
   if (!gateway || gatewayExit) return;
   const exited = new Promise((r) => gateway.once('exit', r));
@@ -152,7 +170,19 @@ async function chat(text) {
 
 async function main() {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'pincer-webchat-'));
-  fs.writeFileSync(path.join(home, 'pincer.toml'), '[providers.echo]\nchunkSize = 4\nchunkDelayMs = 30\n');
+  let config = '[providers.echo]\nchunkSize = 4\nchunkDelayMs = 30\n';
+  if (fakeBin) {
+    // The `tools` agent's model: a call of echo, an answer; a call of exec, an answer.
+    const url = await startFake([
+      'tool:echo:{"text":"ping"}', 'text:Echo said ping.',
+      'tool:exec:{"command":"date +%Y"}', 'text:Ran it.',
+    ]);
+    step(`OpenAI fake at ${url}`);
+    config += `\n[providers.openai]\nbaseUrl = "${url}"\napiKey = "sk-test"\n\n[response]\ntransport = "sse"\n\n` +
+      '[agents.main]\nmodel = "echo/echo"\ndefault = true\n\n' +
+      '[agents.tools]\nmodel = "openai/gpt-4.1"\nskills = ["echo", "exec"]\n';
+  }
+  fs.writeFileSync(path.join(home, 'pincer.toml'), config);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   startGateway(home, port);
@@ -226,6 +256,8 @@ async function main() {
   }
   step(`reply after kill ok: "${second.final}"`);
 
+  if (fakeBin) await tools();
+
   // What a person sees at the end: look at it after a change to the page.
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   step(`screenshot: ${SCREENSHOT}`);
@@ -236,7 +268,38 @@ async function main() {
   fs.rmSync(home, { recursive: true, force: true });
 }
 
+// 4. The `tools` agent: a tool call as a step line, and an exec call that asks first.
+async function tools() {
+  await page.selectOption('#agent', 'tools');
+  const echoed = await chat('use the echo tool');
+  if (echoed.final !== 'Echo said ping.') fail(`tools agent replied "${echoed.final}"`);
+  const sel = `#messages [data-role="assistant"][data-id="${echoed.id}"] .step summary`;
+  const line = await page.$eval(sel, (e) => e.textContent).catch(() => null);
+  if (!line || !/^echo — \d+ ms$/.test(line)) fail(`the tool step shows "${line}", expected "echo — N ms"`);
+  step(`tool step shown: "${line}"`);
+
+  // The exec call needs an answer: the question appears with buttons; "Run once" answers.
+  const before = await page.$$eval('#messages [data-role="notice"]', (els) => els.length);
+  await page.fill('#input', 'what year is it?');
+  await page.press('#input', 'Enter');
+  const notice = await until('the approval question', () =>
+    page.$$eval('#messages [data-role="notice"]', (els, n) => (els.length > n ? els[els.length - 1].textContent : null), before));
+  if (!notice.includes('exec wants to run') || !notice.includes('date +%Y')) fail(`the question reads "${notice}"`);
+  await page.screenshot({ path: SCREENSHOT_APPROVAL, fullPage: true });
+  step(`approval asked: "${notice.slice(0, 80)}…"; screenshot ${SCREENSHOT_APPROVAL}`);
+  await page.locator('#messages [data-role="notice"]').last().locator('button[data-answer="once"]').click();
+  const reply = await until('the reply after the approval', () =>
+    page.$$eval('#messages [data-role="assistant"]', (els) => {
+      const done = els.filter((e) => e.dataset.state === 'done').map((e) => e.querySelector('.text').textContent);
+      return done.includes('Ran it.') ? done : null;
+    }));
+  const approved = reply.find((t) => t.startsWith('Approved once'));
+  if (!approved) fail(`no "Approved once" answer to the button among ${JSON.stringify(reply)}`);
+  step(`approved through the button: "${approved}", the turn went on: "Ran it."`);
+}
+
 async function cleanup() {
+  if (fake) { fake.stdin.end(); fake.kill(); }
   if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
   await stopGateway();
 }
