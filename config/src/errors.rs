@@ -140,11 +140,24 @@ pub(super) fn explain(
             suggestion,
         };
     }
+    let mut reason = strip_position(&message);
+    // An enum value with a typo: say which value was probably meant, as for keys.
+    if let Some((unknown, expected)) = parse_unknown_variant(&message)
+        && let Some(near) = closest(&unknown, &expected)
+    {
+        reason.push_str(&format!("; did you mean `{near}`?"));
+    }
     ConfigError::InvalidValue {
         key: dotted(&segments),
         location: locate(&segments, file, env),
-        reason: strip_position(&message),
+        reason,
     }
+}
+
+/// serde's "unknown variant `x`, expected one of `a`, `b`" (or "expected `a` or `b`").
+fn parse_unknown_variant(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    parse_unknown_field(&format!("unknown field `{rest}"))
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").

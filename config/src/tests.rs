@@ -590,7 +590,94 @@ fn tools_this_build_lacks_load_with_a_warning() {
         .find(|w| w.contains("agent `main`"))
         .unwrap_or_else(|| panic!("no warning about main: {:?}", loaded.warnings));
     assert!(
-        warning.contains("`exec`") && warning.contains("does not have yet"),
+        warning.contains("`web_search`") && warning.contains("does not have yet"),
         "{warning}"
     );
+    assert!(!warning.contains("`exec`"), "exec is built: {warning}");
+}
+
+#[test]
+fn exec_defaults_are_the_safe_ones() {
+    use crate::tools::{ExecAsk, ExecSandbox, ExecSecurity};
+    let exec = toml("").expect("empty").tools.exec;
+    assert_eq!(exec.sandbox, ExecSandbox::Bwrap);
+    assert!(!exec.network);
+    assert_eq!(exec.security, ExecSecurity::Allowlist);
+    assert_eq!(exec.ask, ExecAsk::OnMiss);
+    assert!(exec.allowlist.is_empty());
+    assert_eq!(exec.approval_timeout, Duration::from_secs(300));
+    assert_eq!(exec.timeout, Duration::from_secs(60));
+    assert_eq!(exec.max_timeout, Duration::from_secs(600));
+
+    let exec = toml(
+        "[tools.exec]\nsandbox = \"none\"\nnetwork = true\nsecurity = \"full\"\nask = \"always\"\nallowlist = [\"/usr/bin/*\"]\napprovalTimeout = \"30s\"\ntimeout = 5\nmaxTimeout = \"2m\"\n",
+    )
+    .expect("every key")
+    .tools
+    .exec;
+    assert_eq!(exec.sandbox, ExecSandbox::None);
+    assert_eq!(exec.security, ExecSecurity::Full);
+    assert_eq!(exec.ask, ExecAsk::Always);
+    assert_eq!(exec.approval_timeout, Duration::from_secs(30));
+    assert_eq!(exec.timeout, Duration::from_secs(5));
+    assert_eq!(exec.max_timeout, Duration::from_secs(120));
+    assert_eq!(
+        toml("[tools.exec]\nask = \"on-miss\"\n")
+            .expect("kebab")
+            .tools
+            .exec
+            .ask,
+        ExecAsk::OnMiss
+    );
+}
+
+#[test]
+fn exec_enum_values_are_checked_where_written_with_a_suggestion() {
+    for (line, key, near) in [
+        ("sandbox = \"bwarp\"", "tools.exec.sandbox", "bwrap"),
+        (
+            "security = \"allowlst\"",
+            "tools.exec.security",
+            "allowlist",
+        ),
+        ("ask = \"on_miss\"", "tools.exec.ask", "on-miss"),
+    ] {
+        let text = toml(&format!("[tools.exec]\n{line}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(&format!("`{key}` at pincer.toml:2")),
+            "{line}: {text}"
+        );
+        assert!(
+            text.contains(&format!("did you mean `{near}`?")),
+            "{line}: {text}"
+        );
+    }
+}
+
+#[test]
+fn exec_allowlist_and_timeouts_are_checked() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[tools.exec]\nallowlist = [\"/usr/bin/git\", \"git\", \"/usr/bin/../bin/*\", \"/usr/bin/\"]\ntimeout = \"20m\"\nmaxTimeout = \"15m\"\napprovalTimeout = 0\n",
+    )
+    .expect("write");
+    let err = load_file(&path, &[]).unwrap_err().to_string();
+    let file = path.display();
+    for expected in [
+        format!("tools.exec.allowlist[1] = \"git\" (at {file}:2): a pattern is an absolute path"),
+        format!(
+            "tools.exec.allowlist[2] = \"/usr/bin/../bin/*\" (at {file}:2): a pattern holds no"
+        ),
+        format!("tools.exec.allowlist[3] = \"/usr/bin/\" (at {file}:2): a pattern names a file"),
+        format!("tools.exec.maxTimeout = \"15m\" (at {file}:4): at most \"10m\""),
+        format!("tools.exec.timeout = \"20m\" (at {file}:3): longer than tools.exec.maxTimeout"),
+        format!("tools.exec.approvalTimeout (at {file}:5): must be longer than 0s"),
+    ] {
+        assert!(err.contains(&expected), "{expected}\nnot in: {err}");
+    }
+    assert!(!err.contains("allowlist[0]"), "{err}");
 }

@@ -8,6 +8,7 @@
 //! [`BUILT`] says it has.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -17,7 +18,7 @@ use serde::Deserialize;
 pub const NAMES: [&str; 5] = ["browser", "echo", "exec", "web_fetch", "web_search"];
 
 /// The tools this build has.
-pub const BUILT: [&str; 2] = ["echo", "web_fetch"];
+pub const BUILT: [&str; 3] = ["echo", "exec", "web_fetch"];
 
 /// Groups and what they stand for.
 pub const GROUPS: [(&str, &[&str]); 3] = [
@@ -43,6 +44,9 @@ pub struct ToolsConfig {
     /// `[tools.webFetch]`.
     #[serde(default)]
     pub web_fetch: WebFetchConfig,
+    /// `[tools.exec]`.
+    #[serde(default)]
+    pub exec: ExecConfig,
 }
 
 /// `[tools.webFetch]`.
@@ -56,12 +60,163 @@ pub struct WebFetchConfig {
     pub allow_private: Vec<String>,
 }
 
+/// `[tools.exec]`: how `exec` runs commands and which ones it runs without asking.
+///
+/// - `security = "deny"`: every call is refused.
+/// - `security = "full"`: every command runs; with `ask = "always"` the person is asked
+///   first.
+/// - `security = "allowlist"` (the default): each simple command of the line (split on
+///   `;`, `&&`, `||`, `|`, `&`, newlines) is resolved to the binary it runs, the way the
+///   sandbox's `PATH` finds it, and must match a pattern of `allowlist`. Command
+///   substitution (`$(…)`, backticks) and process substitution (`<(…)`, `>(…)`) are
+///   refused outright: what they run cannot be known before they run. A binary off the
+///   list is refused with `ask = "off"`, asked about with `ask = "on-miss"` (the
+///   default); `ask = "always"` asks about every binary.
+///
+/// The sandbox, not the allowlist, is what keeps a command in its workspace: an
+/// allowlisted program that runs others (a shell, `env`, `xargs`, `git` with hooks)
+/// runs whatever it is told to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecConfig {
+    /// How commands are isolated. Default `bwrap`; `none` only when written here, and
+    /// warned of at every start and by `doctor`.
+    #[serde(default)]
+    pub sandbox: ExecSandbox,
+    /// Whether commands may use the network. Default false: the sandbox has a network of
+    /// its own with only a loopback interface. On, it shares the host's (its loopback
+    /// services and LAN included; the SSRF guard does not apply to commands).
+    #[serde(default)]
+    pub network: bool,
+    /// Which commands run. Default `allowlist`: nothing runs that neither the operator
+    /// listed nor the person in the chat approved.
+    #[serde(default)]
+    pub security: ExecSecurity,
+    /// When the person in the chat is asked. Default `on-miss`.
+    #[serde(default)]
+    pub ask: ExecAsk,
+    /// Binaries that run without asking under `security = "allowlist"`: absolute paths,
+    /// `*` standing for any run of characters within one path segment (`/usr/bin/*`,
+    /// `/usr/bin/git`). Matched against the binary's resolved path (its directory's
+    /// symlinks followed: `/bin/ls` is `/usr/bin/ls` on a merged-`/usr` system). Default
+    /// empty: every binary is asked about.
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+    /// How long a question waits for its answer; no answer is a denial. Default 5 min.
+    #[serde(
+        default = "five_minutes",
+        deserialize_with = "crate::duration::seconds::deserialize"
+    )]
+    pub approval_timeout: Duration,
+    /// A call's timeout when it names none. Default 60 s.
+    #[serde(
+        default = "sixty_seconds",
+        deserialize_with = "crate::duration::seconds::deserialize"
+    )]
+    pub timeout: Duration,
+    /// The longest timeout a call may ask for; more is cut to it. Default and most 10 min.
+    #[serde(
+        default = "ten_minutes",
+        deserialize_with = "crate::duration::seconds::deserialize"
+    )]
+    pub max_timeout: Duration,
+}
+
+/// `tools.exec.sandbox`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecSandbox {
+    /// Namespaces built by bubblewrap: the workspace read-write, the system read-only,
+    /// no other process, no network unless `network`.
+    #[default]
+    Bwrap,
+    /// No isolation: commands run as the gateway's user.
+    None,
+}
+
+/// `tools.exec.security`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecSecurity {
+    /// Every call is refused.
+    Deny,
+    /// Binaries on `allowlist` run; others are refused or asked about (`ask`).
+    #[default]
+    Allowlist,
+    /// Every command runs (asked about first with `ask = "always"`).
+    Full,
+}
+
+/// `tools.exec.ask`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecAsk {
+    /// Never ask: what the allowlist does not name is refused.
+    Off,
+    /// Ask about binaries the allowlist does not name.
+    #[default]
+    OnMiss,
+    /// Ask before every call.
+    Always,
+}
+
+/// The longest `tools.exec.maxTimeout`: the exec runner's own cap (ten minutes; a turn
+/// waits on the call).
+pub const EXEC_MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            sandbox: ExecSandbox::default(),
+            network: false,
+            security: ExecSecurity::default(),
+            ask: ExecAsk::default(),
+            allowlist: Vec::new(),
+            approval_timeout: five_minutes(),
+            timeout: sixty_seconds(),
+            max_timeout: ten_minutes(),
+        }
+    }
+}
+
+impl ExecConfig {
+    /// Why allowlist `pattern` can match nothing, or `None` when it is fine.
+    pub fn pattern_problem(pattern: &str) -> Option<&'static str> {
+        if !pattern.starts_with('/') {
+            return Some("a pattern is an absolute path (`/usr/bin/git`, `/usr/bin/*`)");
+        }
+        if pattern
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
+        {
+            return Some("a pattern holds no `.` or `..` segment: resolved paths never do");
+        }
+        if pattern.len() > 1 && pattern.ends_with('/') {
+            return Some("a pattern names a file, not a directory: write `/usr/bin/*`");
+        }
+        None
+    }
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn ten_minutes() -> Duration {
+    EXEC_MAX_TIMEOUT
+}
+
 impl Default for ToolsConfig {
     fn default() -> Self {
         Self {
             call_timeout: two_minutes(),
             max_result_chars: hundred_thousand(),
             web_fetch: WebFetchConfig::default(),
+            exec: ExecConfig::default(),
         }
     }
 }

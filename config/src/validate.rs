@@ -136,6 +136,8 @@ pub(super) fn validate(
         }
     }
 
+    check_exec(&config.tools.exec, &at, &mut errors);
+
     let default = config.default_agent();
     for id in config.agents.keys() {
         let bound = config.bindings.iter().any(|b| &b.agent == id);
@@ -194,6 +196,55 @@ fn check_tools(
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ));
+    }
+}
+
+/// `[tools.exec]`: allowlist patterns that can match a resolved path, and timeouts in
+/// order (`timeout` ≤ `maxTimeout` ≤ 10 min, none zero).
+fn check_exec(
+    exec: &crate::tools::ExecConfig,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+) {
+    use crate::duration::format_duration;
+    use crate::tools::{EXEC_MAX_TIMEOUT, ExecConfig};
+    for (i, pattern) in exec.allowlist.iter().enumerate() {
+        if let Some(why) = ExecConfig::pattern_problem(pattern) {
+            let index = format!("[{i}]");
+            errors.push(format!(
+                "tools.exec.allowlist{index} = \"{pattern}\"{}: {why}",
+                at(&["tools", "exec", "allowlist", &index])
+            ));
+        }
+    }
+    let timeouts = [
+        ("timeout", exec.timeout),
+        ("maxTimeout", exec.max_timeout),
+        ("approvalTimeout", exec.approval_timeout),
+    ];
+    for (key, value) in timeouts {
+        if value.is_zero() {
+            errors.push(format!(
+                "tools.exec.{key}{}: must be longer than 0s",
+                at(&["tools", "exec", key])
+            ));
+        }
+    }
+    if exec.max_timeout > EXEC_MAX_TIMEOUT {
+        errors.push(format!(
+            "tools.exec.maxTimeout = \"{}\"{}: at most \"{}\" (a turn waits on the call)",
+            format_duration(exec.max_timeout),
+            at(&["tools", "exec", "maxTimeout"]),
+            format_duration(EXEC_MAX_TIMEOUT)
+        ));
+    }
+    if exec.timeout > exec.max_timeout {
+        errors.push(format!(
+            "tools.exec.timeout = \"{}\"{}: longer than tools.exec.maxTimeout (\"{}\")",
+            format_duration(exec.timeout),
+            at(&["tools", "exec", "timeout"]),
+            format_duration(exec.max_timeout)
         ));
     }
 }
