@@ -9,6 +9,7 @@
 
 pub mod approval;
 mod echo;
+mod exec;
 mod untrusted;
 mod web_fetch;
 
@@ -17,6 +18,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -57,6 +59,13 @@ pub trait Tool: Send + Sync {
     fn schema(&self) -> Value;
     /// How much it can do.
     fn risk(&self) -> Risk;
+    /// How long a call with `args` may take before it is stopped and the model told so:
+    /// `tools.callTimeout`, unless the tool has limits of its own (`exec` waits for an
+    /// approval and runs to its own timeout).
+    fn time_limit(&self, args: &Value, config: &Config) -> Duration {
+        let _ = args;
+        config.tools.call_timeout
+    }
     /// Runs it with `args` (already JSON; checked against nothing else: each tool reads
     /// what it needs and says what is missing).
     fn run(&self, args: Value, ctx: Context) -> Running;
@@ -106,7 +115,7 @@ impl Toolbox {
 }
 
 /// Every built-in tool of this build.
-static BUILTIN: [&dyn Tool; 2] = [&echo::Echo, &web_fetch::WebFetch];
+static BUILTIN: [&dyn Tool; 3] = [&echo::Echo, &exec::Exec, &web_fetch::WebFetch];
 
 /// The built-in tool named `name`.
 pub fn get(name: &str) -> Option<&'static dyn Tool> {
@@ -146,13 +155,17 @@ pub async fn run(call: &ToolCall, set: &BTreeSet<&'static str>, ctx: &Context) -
         Ok(args) => args,
         Err(e) => return format!("error: arguments are not JSON: {e}"),
     };
-    let output = match tokio::time::timeout(limits.call_timeout, tool.run(args, ctx.clone())).await
-    {
+    let limit = tool.time_limit(&args, &ctx.config);
+    let output = match tokio::time::timeout(limit, tool.run(args, ctx.clone())).await {
         Ok(Ok(output)) => output,
         Ok(Err(why)) => format!("error: {why}"),
+        Err(_) if limit == limits.call_timeout => format!(
+            "error: `{}` did not finish within {limit:?} (tools.callTimeout) and was stopped",
+            call.name
+        ),
         Err(_) => format!(
-            "error: `{}` did not finish within {:?} (tools.callTimeout) and was stopped",
-            call.name, limits.call_timeout
+            "error: `{}` did not finish within {limit:?} and was stopped",
+            call.name
         ),
     };
     cap(output, limits.max_result_chars)
@@ -218,11 +231,11 @@ mod tests {
     fn the_set_comes_from_the_config_and_a_topic_narrows_it() {
         let mut agent = AgentConfig::default();
         assert!(set_of(&agent, None).is_empty(), "nothing unless named");
-        agent.skills = vec!["echo".into(), "exec".into()];
+        agent.skills = vec!["echo".into(), "browser".into()];
         assert_eq!(
             set_of(&agent, None),
             BTreeSet::from(["echo"]),
-            "exec is not built"
+            "browser is not built"
         );
         assert!(set_of(&agent, Some(&[])).is_empty());
         assert_eq!(

@@ -2,14 +2,16 @@
 //! config loads, each agent's provider is configured, each provider answers and accepts
 //! each of its keys (a model listing, no tokens spent), secrets resolve, the home
 //! directory is writable, the home and the store are private to their owner, each
-//! Telegram and Discord token opens its bot (`getMe`, `GET /gateway/bot`), and whether a
-//! gateway answers.
+//! Telegram and Discord token opens its bot (`getMe`, `GET /gateway/bot`), exec's sandbox
+//! works where an agent may run commands (and a config without one is pointed out), and
+//! whether a gateway answers.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 mod channels;
+pub(crate) mod exec;
 mod providers;
 mod store;
 
@@ -92,6 +94,9 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     }
     for finding in channels::all(cfg, &secrets, &http).await {
         line(Some(finding.ok), finding.text);
+    }
+    for (ok, text) in exec::all(cfg).await {
+        line(ok, text);
     }
     for u in pincer_secrets::refs::uses(cfg) {
         match secrets.get(&u.value) {
