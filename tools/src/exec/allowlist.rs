@@ -37,7 +37,9 @@
 //! An allowed program that runs others runs whatever it is told to: a shell (`sh -c`),
 //! `xargs`, `find -exec`, `timeout`, `nice`, an interpreter, `git` with hooks or aliases
 //! the workspace holds. A path in the workspace is resolved as it is when the call is
-//! checked; the line can change it before it runs. The allowlist says what runs without
+//! checked; the line can change it before it runs. Where `/bin/sh` is `bash` rather than
+//! `dash`, `bash`'s own ways to run code from an expansion (an array subscript in `read`,
+//! `printf -v` or `test -v`) are not looked for. The allowlist says what runs without
 //! asking; the sandbox is what keeps it in its workspace.
 
 use std::path::{Component, Path, PathBuf};
