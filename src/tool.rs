@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod call;
 mod echo;
+mod exec;
 mod untrusted;
 mod web_fetch;
 mod web_search;
@@ -19,6 +20,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -61,6 +63,13 @@ pub trait Tool: Send + Sync {
     fn schema(&self) -> Value;
     /// How much it can do.
     fn risk(&self) -> Risk;
+    /// How long a call with `args` may take before it is stopped and the model told so:
+    /// `tools.callTimeout`, unless the tool has limits of its own (`exec` waits for an
+    /// approval and runs to its own timeout).
+    fn time_limit(&self, args: &Value, config: &Config) -> Duration {
+        let _ = args;
+        config.tools.call_timeout
+    }
     /// Runs it with `args` (already JSON; checked against nothing else: each tool reads
     /// what it needs and says what is missing).
     fn run(&self, args: Value, ctx: Context) -> Running;
@@ -167,7 +176,12 @@ impl Toolbox {
 }
 
 /// Every built-in tool of this build.
-static BUILTIN: [&dyn Tool; 3] = [&echo::Echo, &web_fetch::WebFetch, &web_search::WebSearch];
+static BUILTIN: [&dyn Tool; 4] = [
+    &echo::Echo,
+    &exec::Exec,
+    &web_fetch::WebFetch,
+    &web_search::WebSearch,
+];
 
 /// The built-in tool named `name`.
 pub fn get(name: &str) -> Option<&'static dyn Tool> {
@@ -322,11 +336,11 @@ mod tests {
     fn the_set_comes_from_the_config_and_a_topic_narrows_it() {
         let mut agent = AgentConfig::default();
         assert!(set_of(&agent, None).is_empty(), "nothing unless named");
-        agent.skills = vec!["echo".into(), "exec".into()];
+        agent.skills = vec!["echo".into(), "browser".into()];
         assert_eq!(
             set_of(&agent, None),
             BTreeSet::from(["echo"]),
-            "exec is not built"
+            "browser is not built"
         );
         assert!(set_of(&agent, Some(&[])).is_empty());
         assert_eq!(

@@ -3,13 +3,15 @@
 //! each of its keys (a model listing, no tokens spent), secrets resolve, the home
 //! directory is writable, the home and the store are private to their owner, each
 //! Telegram and Discord token opens its bot (`getMe`, `GET /gateway/bot`), `web_search`
-//! has what its back end needs, and whether a gateway answers.
+//! has what its back end needs, exec's sandbox works where an agent may run commands (and
+//! a config without one is pointed out), and whether a gateway answers.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 mod channels;
+pub(crate) mod exec;
 mod providers;
 mod store;
 mod tools;
@@ -98,6 +100,9 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
         Some(Ok(finding)) => line(Some(finding.ok), finding.text),
         Some(Err(note)) => line(None, note),
         None => {}
+    }
+    for (ok, text) in exec::all(cfg).await {
+        line(ok, text);
     }
     for u in pincer_secrets::refs::uses(cfg) {
         match secrets.get(&u.value) {

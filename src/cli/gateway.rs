@@ -83,6 +83,7 @@ async fn serve(
     for warning in &loaded.warnings {
         tracing::warn!(message = %warning);
     }
+    warn_of_exec(&loaded.config);
     // The flags sit over the config, at start and after every reload.
     let overrides = pincer_config::Overrides { port, bind };
     overrides.apply(&mut loaded.config);
@@ -210,6 +211,33 @@ async fn serve(
     let exit = root.stop().await;
     tracing::info!(?exit, "Stopped.");
     Ok(())
+}
+
+/// Says at start what exec's config gives up: no sandbox at all, or (checked in the
+/// background, so the start does not wait on it) a bubblewrap that cannot run here,
+/// which fails every exec call. Neither stops the start.
+fn warn_of_exec(config: &pincer_config::Config) {
+    use pincer_config::tools::ExecSandbox;
+    let agents = super::doctor::exec::agents_with_exec(config).join(", ");
+    match config.tools.exec.sandbox {
+        ExecSandbox::None => tracing::warn!(
+            agents = %agents,
+            "Exec runs commands WITHOUT a sandbox (tools.exec.sandbox = \"none\"): as the gateway's user, with its files, processes and network."
+        ),
+        ExecSandbox::Bwrap if !agents.is_empty() => {
+            tokio::spawn(async move {
+                let runner = pincer_tools::exec::Runner::new(pincer_tools::exec::Sandbox::Bwrap);
+                if let Err(error) = runner.probe().await {
+                    tracing::warn!(
+                        agents = %agents,
+                        %error,
+                        "The exec sandbox does not work here: every exec call fails until it does (see `pincer doctor`)."
+                    );
+                }
+            });
+        }
+        ExecSandbox::Bwrap => {}
+    }
 }
 
 /// Waits until no turn runs, at most `limit`.

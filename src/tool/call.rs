@@ -32,7 +32,8 @@ pub struct Ran {
 }
 
 /// Runs `call` as the child `tool:<name>:<n>` of `turn`, if its tool is in `set`, within
-/// `tools.callTimeout` and `tools.maxResultChars` of `ctx`'s config.
+/// its time limit (`tools.callTimeout` unless the tool has its own; time waiting for a
+/// person's approval not counted) and `tools.maxResultChars` of `ctx`'s config.
 pub async fn run(
     turn: &SupervisorHandle,
     n: u32,
@@ -57,6 +58,7 @@ pub async fn run(
         Ok(ready) => ready,
         Err(why) => return ended(Err(why)),
     };
+    let limit = tool.time_limit(&args, &ctx.config);
     let id = format!("tool:{}:{n}", tool.name());
     let (tx, rx) = oneshot::channel();
     let parts = Arc::new(Mutex::new(Some((tool.run(args, ctx.clone()), tx))));
@@ -75,7 +77,7 @@ pub async fn run(
         return ended(Err(format!("`{}` could not start: {error}", tool.name())));
     }
     // Time waiting for a person's approval does not count against the call.
-    match ctx.approver.within(limits.call_timeout, rx).await {
+    match ctx.approver.within(limit, rx).await {
         Some(Ok(output)) => ended(output),
         Some(Err(_)) => ended(Err(format!(
             "the `{}` call was stopped before it finished",
@@ -84,10 +86,14 @@ pub async fn run(
         None => {
             // Stopping the child closes its scope: nothing it started outlives this.
             let _ = turn.terminate_child(&id).await;
+            let key = if limit == limits.call_timeout {
+                " (tools.callTimeout)"
+            } else {
+                ""
+            };
             ended(Err(format!(
-                "`{}` did not finish within {:?} (tools.callTimeout) and was stopped",
-                tool.name(),
-                limits.call_timeout
+                "`{}` did not finish within {limit:?}{key} and was stopped",
+                tool.name()
             )))
         }
     }

@@ -12,6 +12,13 @@
 //! shows them) cut to [`OUTPUT_CAP_BYTES`] keeping head and tail, and how long it took.
 //! A command that fails is an outcome; an [`ExecError`] means it did not run.
 //!
+//! # Which commands run
+//!
+//! [`decide`] applies `[tools.exec]`'s `security` and `ask` to a command line before it
+//! runs: refused, run, or asked about first ([`Verdict`]). In allowlist mode the line is
+//! read for the binaries it runs ([`allowlist`]: what is read, what is refused outright,
+//! and what such a check cannot see); the caller asks the person in the chat.
+//!
 //! # The sandbox
 //!
 //! Each call runs under Debian's `bubblewrap` (`bwrap`):
@@ -93,10 +100,13 @@
 //! # }
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod allowlist;
 mod error;
 mod output;
+mod policy;
 mod request;
 mod run;
 mod sandbox;
@@ -105,6 +115,7 @@ mod sandbox;
 mod tests;
 
 pub use error::ExecError;
+pub use policy::{Question, Verdict, decide};
 pub use request::Request;
 pub use run::{Exit, Outcome, Runner};
 pub use sandbox::{BWRAP, Limits, PATH, PRLIMIT, Sandbox};
@@ -121,3 +132,11 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// command wrote more (200 kB, about 50,000 tokens: more would crowd the model's context,
 /// and the gateway cuts tool results further by `tools.maxResultChars`).
 pub const OUTPUT_CAP_BYTES: usize = 200_000;
+
+/// The directory `request` runs in: its workdir inside `workspace` (created when
+/// missing), as [`Runner::run`] resolves it. What [`decide`] resolves relative command
+/// paths in.
+pub fn workdir(workspace: &Path, request: &Request) -> Result<PathBuf, ExecError> {
+    let workspace = request::prepare_workspace(workspace)?;
+    request::resolve_workdir(&workspace, request.workdir.as_deref())
+}

@@ -22,12 +22,15 @@ fn script(arg: &str) -> Result<Script, String> {
             .map_err(|e| format!("`{arg}`: the arguments are not JSON: {e}"))?;
         return Ok(Script::tool_call(name, arguments));
     }
-    Err(format!("`{arg}`: a script is text:<reply> or tool:<name>:<arguments JSON>"))
+    Err(format!(
+        "`{arg}`: a script is text:<reply> or tool:<name>:<arguments JSON>"
+    ))
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let scripts: Result<Vec<Script>, String> = std::env::args().skip(1).map(|a| script(&a)).collect();
+    let scripts: Result<Vec<Script>, String> =
+        std::env::args().skip(1).map(|a| script(&a)).collect();
     let scripts = match scripts {
         Ok(s) => s,
         Err(e) => {
