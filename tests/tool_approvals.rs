@@ -1,0 +1,282 @@
+//! Approvals on the real binary: an `exec` call whose binary is off the allowlist asks the
+//! person in the chat the message came from, the turn waits, and `/approve <id> once |
+//! always | deny` (or no answer in time) decides; `always` is kept in the store; the
+//! session answers `/session` commands meanwhile. Through the web chat's socket and the
+//! Telegram fake. The sandbox is off here (`sandbox = "none"`): what is tested is the
+//! question and its answer, and the commands run (`date`, `/bin/echo`: binaries, which the allowlist asks about, unlike builtins) touch nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gw, TempDir, until};
+use futures::{SinkExt, StreamExt};
+use pincer_fakes::openai::{OpenAiFake, Script, Transport};
+use pincer_fakes::telegram::{Chat, Incoming, TEST_TOKEN, TelegramFake, User};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A gateway whose `main` agent may call `exec` (nothing allowlisted, ask on a miss).
+async fn gateway(home: &TempDir, fake: &OpenAiFake, extra: &str) -> Gw {
+    let config = format!(
+        "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-4.1\"\nskills = [\"exec\"]\n\n[tools.exec]\nsandbox = \"none\"\n{extra}",
+        fake.base_url()
+    );
+    Gw::start(home.path(), Some(&config)).await
+}
+
+/// The `function_call_output`s of the model requests so far, in order.
+fn outputs(fake: &OpenAiFake) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.transport == Transport::Sse)
+        .flat_map(|r| {
+            r.body["input"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i["type"] == "function_call_output")
+                .filter_map(|i| i["output"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn exec(command: &str) -> Script {
+    Script::tool_call("exec", json!({ "command": command }).to_string())
+}
+
+async fn connect(gw: &Gw) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
+        .await
+        .expect("websocket");
+    let hello = json!({"type": "hello", "client": "0123456789abcdef0123456789abcdef"});
+    ws.send(Message::text(hello.to_string()))
+        .await
+        .expect("hello");
+    ws
+}
+
+async fn say(ws: &mut Socket, id: &str, text: &str) {
+    let frame =
+        json!({"type": "send", "id": id, "agent": "main", "session": "web-1", "text": text});
+    ws.send(Message::text(frame.to_string()))
+        .await
+        .expect("send");
+}
+
+/// Frames until one of `kind` for message `id`.
+async fn until_frame(ws: &mut Socket, kind: &str, id: &str) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a frame within 15 s")
+            .expect("open")
+            .expect("frame");
+        let Message::Text(text) = msg else { continue };
+        let frame: Value = serde_json::from_str(&text).expect("JSON");
+        if frame["type"] == "error" && frame["id"] == id {
+            panic!("{frame}");
+        }
+        if frame["type"] == kind && frame["id"] == id {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_web_chat_asks_and_once_runs_it_while_the_session_answers_meanwhile() {
+    let fake = OpenAiFake::start().await;
+    let home = TempDir::new();
+    let gw = gateway(&home, &fake, "").await;
+    fake.script(exec("/bin/echo approved-run"));
+    fake.script(Script::text("It ran."));
+    let mut ws = connect(&gw).await;
+    say(&mut ws, "m1", "run it").await;
+    let notice = until_frame(&mut ws, "notice", "m1").await;
+    let text = notice["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("exec wants to run") && text.contains("/bin/echo approved-run"),
+        "{text}"
+    );
+    assert_eq!(notice["approval"]["tool"], "exec");
+    assert_eq!(notice["approval"]["action"], "/bin/echo approved-run");
+    let id = notice["approval"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    assert!(text.contains(&format!("/approve {id} once")), "{text}");
+    // The turn waits; the session still answers.
+    say(&mut ws, "m2", "/session status").await;
+    let status = until_frame(&mut ws, "done", "m2").await;
+    assert!(
+        status["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("agent: main"),
+        "{status}"
+    );
+    assert_eq!(outputs(&fake).len(), 0, "nothing ran before the answer");
+    say(&mut ws, "m3", &format!("/approve {id} once")).await;
+    let approved = until_frame(&mut ws, "done", "m3").await;
+    assert_eq!(approved["text"], "Approved once: /bin/echo approved-run");
+    let done = until_frame(&mut ws, "done", "m1").await;
+    assert_eq!(done["text"], "It ran.");
+    let out = outputs(&fake).concat();
+    assert!(out.contains("approved-run"), "{out}");
+    // A second answer to the same question finds nothing waiting.
+    say(&mut ws, "m4", &format!("/approve {id} once")).await;
+    let late = until_frame(&mut ws, "done", "m4").await;
+    assert!(
+        late["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No approval"),
+        "{late}"
+    );
+}
+
+#[tokio::test]
+async fn deny_and_no_answer_in_time_run_nothing() {
+    let fake = OpenAiFake::start().await;
+    let home = TempDir::new();
+    let gw = gateway(&home, &fake, "approvalTimeout = \"1s\"\n").await;
+    let mut ws = connect(&gw).await;
+    fake.script(exec("/bin/echo denied-run"));
+    fake.script(Script::text("Fine."));
+    say(&mut ws, "m1", "run it").await;
+    let notice = until_frame(&mut ws, "notice", "m1").await;
+    let id = notice["approval"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    say(&mut ws, "m2", &format!("/approve {id} deny")).await;
+    assert_eq!(
+        until_frame(&mut ws, "done", "m2").await["text"],
+        "Denied: /bin/echo denied-run will not run."
+    );
+    until_frame(&mut ws, "done", "m1").await;
+    fake.script(exec("/bin/echo late-run"));
+    fake.script(Script::text("Fine."));
+    say(&mut ws, "m3", "run another").await;
+    until_frame(&mut ws, "notice", "m3").await;
+    let timed_out = until_frame(&mut ws, "notice", "m3").await;
+    assert!(
+        timed_out["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No answer to approval"),
+        "{timed_out}"
+    );
+    until_frame(&mut ws, "done", "m3").await;
+    let out = outputs(&fake);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out.iter()
+            .all(|o| !o.contains("denied-run\n") && !o.contains("late-run\n")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().all(|o| o.contains("not")),
+        "the model is told it did not run: {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn telegram_asks_in_the_chat_and_always_is_kept_for_the_next_call() {
+    let fake = OpenAiFake::start().await;
+    let telegram = TelegramFake::start();
+    let home = TempDir::new();
+    let extra = format!(
+        "\n[channels.telegram.dm]\ndmPolicy = \"open\"\n\n[channels.telegram.accounts.tg]\ntoken = \"{TEST_TOKEN}\"\napiBase = \"{}\"\n",
+        telegram.base_url()
+    );
+    let gw = gateway(&home, &fake, &extra).await;
+    let alice = User::new(42, "Alice");
+    let chat = Chat::private(&alice);
+    fake.script(exec("date +%Y"));
+    fake.script(Script::text("Done once."));
+    telegram.send_text(TEST_TOKEN, Incoming::new(&chat, &alice, "what year?"));
+    let question = until(
+        "the question in the chat",
+        &gw,
+        Duration::from_secs(15),
+        async || {
+            telegram
+                .messages(TEST_TOKEN, 42)
+                .into_iter()
+                .find(|m| m.text.contains("exec wants to run"))
+        },
+    )
+    .await;
+    let id = question
+        .text
+        .split("/approve ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an id in the question")
+        .to_string();
+    assert!(question.text.contains("date +%Y"), "{}", question.text);
+    telegram.send_text(
+        TEST_TOKEN,
+        Incoming::new(&chat, &alice, &format!("/approve {id} always")),
+    );
+    until(
+        "the reply after the answer",
+        &gw,
+        Duration::from_secs(15),
+        async || {
+            telegram
+                .messages(TEST_TOKEN, 42)
+                .iter()
+                .any(|m| m.text == "Done once.")
+                .then_some(())
+        },
+    )
+    .await;
+    let texts: Vec<String> = telegram
+        .messages(TEST_TOKEN, 42)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Approved: date +%Y runs now")),
+        "{texts:?}"
+    );
+    // Kept: the next call of the same binary runs without a question.
+    fake.script(exec("date +%d"));
+    fake.script(Script::text("Done twice."));
+    telegram.send_text(TEST_TOKEN, Incoming::new(&chat, &alice, "and the day?"));
+    until(
+        "the second reply",
+        &gw,
+        Duration::from_secs(15),
+        async || {
+            telegram
+                .messages(TEST_TOKEN, 42)
+                .iter()
+                .any(|m| m.text == "Done twice.")
+                .then_some(())
+        },
+    )
+    .await;
+    let questions = telegram
+        .messages(TEST_TOKEN, 42)
+        .iter()
+        .filter(|m| m.text.contains("exec wants to run"))
+        .count();
+    assert_eq!(questions, 1, "the second call was not asked about");
+    let out = outputs(&fake);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out.iter()
+            .all(|o| o.contains("exit 0") || o.contains("exit code 0")),
+        "{out:?}"
+    );
+}
