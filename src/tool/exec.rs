@@ -75,6 +75,24 @@ impl Tool for Exec {
         Risk::Acts
     }
 
+    fn status(&self) -> &'static str {
+        "Running a command…"
+    }
+
+    fn summary(&self, args: &Value) -> String {
+        let command = args
+            .get("command")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // One line: a person recognizes the command by its start.
+        let line = command.lines().next().unwrap_or_default();
+        let mut shown: String = line.chars().take(80).collect();
+        if shown.len() < command.len() {
+            shown.push('…');
+        }
+        shown
+    }
+
     fn time_limit(&self, args: &Value, config: &Config) -> Duration {
         let exec = &config.tools.exec;
         let timeout =

@@ -296,6 +296,10 @@ async function tools() {
   const approved = reply.find((t) => t.startsWith('Approved once'));
   if (!approved) fail(`no "Approved once" answer to the button among ${JSON.stringify(reply)}`);
   step(`approved through the button: "${approved}", the turn went on: "Ran it."`);
+  const execLine = await page.$$eval('#messages .step summary', (els) => els.map((e) => e.textContent).pop());
+  if (!/^exec date \+%Y — \d/.test(execLine ?? '')) {
+    fail(`the exec step shows "${execLine}"`);
+  }
 }
 
 async function cleanup() {
