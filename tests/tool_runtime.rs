@@ -270,3 +270,51 @@ async fn telegram_keeps_typing_and_shows_what_a_long_call_does() {
         telegram.counters()
     );
 }
+
+#[tokio::test]
+async fn discord_keeps_typing_and_posts_what_a_long_call_does_once() {
+    use pincer_fakes::discord::{Author, DiscordFake, Incoming, TEST_TOKEN};
+    let site = Site::slow(Duration::from_secs(3)).await;
+    let fake = OpenAiFake::start().await;
+    let discord = DiscordFake::start();
+    let home = TempDir::new();
+    let extra = format!(
+        "[channels.discord.accounts.dc]\ntoken = \"{TEST_TOKEN}\"\napiBase = \"{}\"\n",
+        discord.api_base()
+    );
+    let gw = gateway(&home, &fake, &extra).await;
+    fake.script(fetch(&site));
+    fake.script(Script::text("Here is what it says."));
+    let channel = "800000000000000009";
+    // The link is up once its gateway session is identified.
+    until(
+        "the Discord link",
+        &gw,
+        Duration::from_secs(10),
+        async || (discord.counters().identifies >= 1).then_some(()),
+    )
+    .await;
+    discord.post(Incoming::dm(
+        channel,
+        Author::new("300000000000000001", "bob"),
+        "read it",
+    ));
+    let sent = until("the reply", &gw, Duration::from_secs(20), async || {
+        let m = discord.messages(channel);
+        m.iter()
+            .any(|m| m.content == "Here is what it says.")
+            .then_some(m)
+    })
+    .await;
+    let texts: Vec<&str> = sent.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, vec!["Reading a web page…", "Here is what it says."]);
+    let typing = discord
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/typing"))
+        .count();
+    assert!(
+        typing >= 2,
+        "typing at intake and during the call: {typing}"
+    );
+}
