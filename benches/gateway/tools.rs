@@ -47,16 +47,16 @@ fn main() {
         for n in 0..20 {
             fake.script(Script::tool_call("echo", r#"{"text":"warm"}"#));
             fake.script(Script::text("ok"));
-            turn(&client, &gw, &format!("warm {n}")).await;
+            turn(&client, &gw, &format!("warm-{n}"), "warm").await;
         }
         let (mut inside, mut with, mut without) = (Vec::new(), Vec::new(), Vec::new());
         for n in 0..turns {
             fake.script(Script::text("ok"));
-            without.push(turn(&client, &gw, &format!("plain {n}")).await);
+            without.push(turn(&client, &gw, &format!("plain-{n}"), "plain").await);
             let before = fake.requests().len();
             fake.script(Script::tool_call("echo", r#"{"text":"x"}"#));
             fake.script(Script::text("ok"));
-            with.push(turn(&client, &gw, &format!("tool {n}")).await);
+            with.push(turn(&client, &gw, &format!("tool-{n}"), "use echo").await);
             let sent: Vec<Instant> = fake.requests()[before..]
                 .iter()
                 .filter(|r| r.transport == Transport::Ws)
@@ -85,9 +85,10 @@ fn main() {
     });
 }
 
-/// One non-streamed completion: how long it took.
-async fn turn(client: &reqwest::Client, gw: &Gateway, text: &str) -> Duration {
-    let body = json!({"model": "pincer:main", "user": "bench", "messages": [{"role": "user", "content": text}]});
+/// One non-streamed completion as `user`, a new one each turn (a session's transcript
+/// would grow across turns and every request with it: issue 17): how long it took.
+async fn turn(client: &reqwest::Client, gw: &Gateway, user: &str, text: &str) -> Duration {
+    let body = json!({"model": "pincer:main", "user": user, "messages": [{"role": "user", "content": text}]});
     let started = Instant::now();
     let response = client
         .post(format!("{}/v1/chat/completions", gw.base()))
