@@ -12,6 +12,7 @@
 //! in the store, and the next message starts a fresh context.
 
 pub mod commands;
+pub mod context;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -205,6 +206,7 @@ impl Actor for Session {
                     None => 1,
                 },
                 turns: 0,
+                summary_seq: 0,
             },
         };
         let context = store
@@ -500,6 +502,7 @@ impl SessionState {
             thinking: None,
             inbox_id,
             tool: None,
+            summary_through: None,
         }];
         entries.extend(current.steps.iter().map(|step| tool_entry(step, inbox_id)));
         entries.push(TranscriptEntry {
@@ -509,6 +512,7 @@ impl SessionState {
             thinking,
             inbox_id,
             tool: None,
+            summary_through: None,
         });
         let count = entries.len() as i64;
         let committed = self
@@ -828,6 +832,7 @@ fn tool_entry(step: &Step, inbox_id: Option<i64>) -> TranscriptEntry {
             ok: end.ok,
             ms: end.ms,
         }),
+        summary_through: None,
     }
 }
 

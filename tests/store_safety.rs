@@ -233,6 +233,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
             thinking: None,
             inbox_id: Some(id),
             tool: None,
+            summary_through: None,
         };
         store
             .commit_turn(CommitTurn {
@@ -248,6 +249,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
                     max_age_ms: 0,
                     context_from: 1,
                     turns: n as u64 + 1,
+                    summary_seq: 0,
                 }),
                 entries: vec![
                     entry(Role::User, "hello"),

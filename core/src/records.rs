@@ -85,6 +85,11 @@ pub struct TranscriptEntry {
     /// On a [`Role::Tool`] entry, the call whose result `content` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<ToolRecord>,
+    /// On a summary (a [`Role::System`] entry written by compaction): the last sequence
+    /// number it covers. The entries it covers stay in the transcript; the context is the
+    /// summary and what follows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_through: Option<i64>,
 }
 
 /// A tool call of a turn, as the transcript keeps it.

@@ -113,6 +113,7 @@ async fn seed(store: &Store, inbox_rows: usize, sessions: usize, entries: usize)
         thinking: None,
         inbox_id: None,
         tool: None,
+        summary_through: None,
     })
     .expect("entry");
     let mut conn = rusqlite::Connection::open(store.path()).expect("open");
@@ -184,6 +185,7 @@ fn session_row(key: &str, now: u64, turns: u64) -> SessionRow {
         max_age_ms: 0,
         context_from: 1,
         turns,
+        summary_seq: 0,
     }
 }
 
@@ -231,6 +233,7 @@ async fn live(store: &Store, rate: f64, length: Duration, tag: &str) -> Vec<Dura
                 thinking: None,
                 inbox_id: Some(accepted.id),
                 tool: None,
+                summary_through: None,
             };
             store
                 .commit_turn(CommitTurn {

@@ -77,7 +77,8 @@ pub struct CommitTurn {
     /// The session as it is after the turn; `None` for a message answered without one
     /// (it could not be routed), which then has no transcript entries.
     pub session: Option<SessionRow>,
-    /// Entries to append (the user's message, the reply, ...).
+    /// Entries to append (the user's message, the reply, ...). A summary among them (an
+    /// entry with `summary_through`) becomes the session's `summary_seq`.
     pub entries: Vec<TranscriptEntry>,
     /// The reply sent back upstream.
     pub reply: Option<String>,
@@ -487,6 +488,28 @@ impl Store {
         self.transcript_from(key, 0).await
     }
 
+    /// One entry of a session's transcript.
+    pub async fn transcript_entry(
+        &self,
+        key: &str,
+        seq: i64,
+    ) -> Result<Option<TranscriptEntry>, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            let blob: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT entry FROM transcript WHERE session_key = ?1 AND seq = ?2",
+                    params![key, seq],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            blob.map(|b| rmp_serde::from_slice(&b).map_err(|e| StoreError::Decode(e.to_string())))
+                .transpose()
+        })
+        .await
+    }
+
     /// The last sequence number of a session's transcript (0 when it has none).
     pub async fn last_seq(&self, key: &str) -> Result<i64, StoreError> {
         let key = key.to_string();
@@ -564,7 +587,7 @@ impl Store {
 }
 
 const SESSION_SELECT: &str = "SELECT key, agent, channel, account, created_at, last_active, \
-     idle_ms, max_age_ms, context_from, turns FROM sessions";
+     idle_ms, max_age_ms, context_from, turns, summary_seq FROM sessions";
 
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())
@@ -601,6 +624,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         max_age_ms: u(7)?,
         context_from: r.get(8)?,
         turns: u(9)?,
+        summary_seq: r.get(10)?,
     })
 }
 

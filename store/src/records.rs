@@ -55,6 +55,9 @@ pub struct SessionRow {
     pub context_from: i64,
     /// Turns in the current context.
     pub turns: u64,
+    /// Sequence number of the current context's latest summary entry (0: none): the
+    /// session's context is that summary and what follows the turns it covers.
+    pub summary_seq: i64,
 }
 
 /// One row of the secrets access trail: which actor asked for which ref, when, and what it

@@ -77,6 +77,11 @@ CREATE TABLE approvals (
     PRIMARY KEY (agent, tool, key)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The current context's latest summary entry (0: none): a session loads that summary and
+-- the turns after those it covers, never its whole transcript.
+ALTER TABLE sessions ADD COLUMN summary_seq INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Opens settings every connection needs.

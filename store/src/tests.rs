@@ -70,6 +70,7 @@ fn session(key: &str) -> SessionRow {
         max_age_ms: 0,
         context_from: 1,
         turns: 1,
+        summary_seq: 0,
     }
 }
 
@@ -81,6 +82,7 @@ fn entry(role: Role, text: &str, inbox: i64) -> TranscriptEntry {
         thinking: None,
         inbox_id: Some(inbox),
         tool: None,
+        summary_through: None,
     }
 }
 
@@ -574,4 +576,41 @@ async fn a_standing_approval_is_kept_per_agent_tool_and_key() {
             .await
             .expect("read")
     );
+}
+
+#[tokio::test]
+async fn a_summary_entry_becomes_the_sessions_summary_and_keeps_what_it_covers() {
+    let tmp = TempDb::new();
+    let store = Store::new(tmp.path());
+    let _writer = store.start_writer().expect("writer");
+    let row = session("s");
+    let turn = |n: i64| CommitTurn {
+        inbox_id: None,
+        session: Some(row.clone()),
+        entries: vec![entry(Role::User, &format!("q{n}"), n), entry(Role::Assistant, &format!("a{n}"), n)],
+        reply: None,
+    };
+    for n in 1..=3 {
+        store.commit_turn(turn(n)).await.expect("commit");
+    }
+    let mut summary = entry(Role::System, "they asked q1 and q2", 0);
+    summary.inbox_id = None;
+    summary.summary_through = Some(4);
+    let committed = store
+        .commit_turn(CommitTurn {
+            inbox_id: None,
+            session: Some(row.clone()),
+            entries: vec![summary.clone()],
+            reply: None,
+        })
+        .await
+        .expect("commit");
+    assert_eq!(committed.first_seq, Some(7));
+    let saved = store.session("s").await.expect("read").expect("row");
+    assert_eq!(saved.summary_seq, 7);
+    assert_eq!(store.transcript_entry("s", 7).await.expect("read"), Some(summary));
+    assert_eq!(store.transcript("s").await.expect("read").len(), 7, "nothing covered is gone");
+    // Later commits save the row as given: a session carries its summary_seq in its row.
+    store.commit_turn(turn(4)).await.expect("commit");
+    assert_eq!(store.session("s").await.expect("read").expect("row").summary_seq, 0);
 }

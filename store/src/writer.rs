@@ -727,7 +727,6 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
     let key = turn.session.as_ref().map(|row| row.key.as_str());
     let mut first_seq = None;
     if let Some(row) = &turn.session {
-        save_session(tx, row)?;
         let mut seq: i64 = query_row(
             tx,
             "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE session_key = ?1",
@@ -736,6 +735,14 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
         )
         .map_err(sql)?;
         first_seq = (!turn.entries.is_empty()).then_some(seq + 1);
+        // A summary among the entries becomes the session's, in the same transaction.
+        let mut row = row.clone();
+        for (i, entry) in turn.entries.iter().enumerate() {
+            if entry.summary_through.is_some() {
+                row.summary_seq = seq + 1 + i as i64;
+            }
+        }
+        save_session(tx, &row)?;
         for entry in &turn.entries {
             seq += 1;
             let blob = encode_entry(entry)?;
@@ -767,11 +774,11 @@ fn save_session(tx: &Connection, row: &SessionRow) -> Result<(), StoreError> {
     exec(
         tx,
         "INSERT INTO sessions (key, agent, channel, account, created_at, last_active, idle_ms,
-                               max_age_ms, context_from, turns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                               max_age_ms, context_from, turns, summary_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (key) DO UPDATE SET agent = ?2, channel = ?3, account = ?4,
              created_at = ?5, last_active = ?6, idle_ms = ?7, max_age_ms = ?8,
-             context_from = ?9, turns = ?10",
+             context_from = ?9, turns = ?10, summary_seq = ?11",
         params![
             row.key,
             row.agent,
@@ -782,7 +789,8 @@ fn save_session(tx: &Connection, row: &SessionRow) -> Result<(), StoreError> {
             row.idle_ms as i64,
             row.max_age_ms as i64,
             row.context_from,
-            row.turns as i64
+            row.turns as i64,
+            row.summary_seq
         ],
     )
     .map_err(sql)?;

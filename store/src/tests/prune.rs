@@ -151,6 +151,7 @@ fn old_entry(days: u64, n: i64) -> TranscriptEntry {
         thinking: None,
         inbox_id: None,
         tool: None,
+        summary_through: None,
     }
 }
 
