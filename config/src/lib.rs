@@ -23,6 +23,7 @@ mod errors;
 mod gateway;
 pub mod live;
 mod load;
+pub mod models;
 mod overrides;
 mod providers;
 mod secret;
