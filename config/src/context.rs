@@ -90,7 +90,7 @@ impl Default for ContextConfig {
 }
 
 /// [`BUDGET_PERCENT`] % of what `window` leaves beside `output`.
-fn default_budget(window: u32, output: u32) -> u32 {
+pub(crate) fn default_budget(window: u32, output: u32) -> u32 {
     let room = u64::from(window.saturating_sub(output));
     // At most `window`, so it fits in a u32.
     u32::try_from(room * u64::from(BUDGET_PERCENT) / 100).unwrap_or(window)
