@@ -45,7 +45,8 @@ pub struct ContextLimits {
     /// What a turn may send: `context.budget`, else [`BUDGET_PERCENT`] % of
     /// `window - output`.
     pub budget: u32,
-    /// The history's size that starts a compaction: `compactAt × budget`, rounded down.
+    /// The history's size that starts a compaction: `compactAt × budget`, rounded (so
+    /// that 0.57 × 100 is 57, not the 56.99… floating point makes of it).
     pub compact_at: u32,
     /// `(provider, name)` of the model that writes summaries: `context.summaryModel`,
     /// else the agent's own model.
@@ -113,8 +114,8 @@ impl AgentConfig {
             .context
             .budget
             .unwrap_or_else(|| default_budget(window, output));
-        // `as` saturates; a compactAt outside (0, 1] is refused at load.
-        let compact_at = (f64::from(budget) * self.context.compact_at).floor() as u32;
+        // `as` saturates (NaN gives 0); a compactAt outside (0, 1] is refused at load.
+        let compact_at = (f64::from(budget) * self.context.compact_at).round() as u32;
         let summary_model = match &self.context.summary_model {
             Some(text) => ModelConfig::from_text(text).resolved(),
             None => (provider, name),
@@ -149,7 +150,7 @@ mod tests {
         assert_eq!(limits.output, 32_768);
         // (1,047,576 - 32,768) × 0.75
         assert_eq!(limits.budget, 761_106);
-        assert_eq!(limits.compact_at, 608_884);
+        assert_eq!(limits.compact_at, 608_885);
         assert_eq!(
             limits.summary_model,
             ("openai".to_string(), "gpt-4.1".to_string())
@@ -211,6 +212,10 @@ mod tests {
             ("openai".to_string(), "gpt-4o-mini".to_string())
         );
         assert_eq!(limits.keep_recent, 0);
+
+        a.context.budget = Some(100);
+        a.context.compact_at = 0.57;
+        assert_eq!(a.context().compact_at, 57);
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct Window {
 /// The window of a model the table does not know. 128K tokens is what most chat models
 /// since 2024 accept (gpt-4o, gpt-5-chat, Llama 3.1, Mistral Large), so a budget taken
 /// from it fits them; the smaller ones (gpt-4, gpt-3.5-turbo) are in the table. 4,096
-/// tokens of reply is the cap the older of them share.
+/// tokens is the longest reply the older models write (gpt-4-turbo, Claude 3): every
+/// model in use writes at least that.
 pub const DEFAULT_WINDOW: Window = Window {
     context: 128_000,
     output: 4_096,
