@@ -40,6 +40,10 @@ pub struct AgentConfig {
         deserialize_with = "crate::duration::seconds::deserialize"
     )]
     pub turn_timeout: std::time::Duration,
+    /// `[agents.<id>.context]`: how much history a turn carries and when it is
+    /// summarized; [`AgentConfig::context`] resolves it against the model's window.
+    #[serde(default)]
+    pub context: crate::context::ContextConfig,
 }
 
 fn ten_minutes() -> std::time::Duration {
@@ -60,6 +64,13 @@ pub struct ModelConfig {
     /// The agent's own API key at its provider (plaintext or a ref), used instead of the
     /// provider's keys for this agent's calls; only this agent's handle can read it.
     pub api_key: Option<SecretValue>,
+    /// The model's window in tokens (input and reply together), at least 1,024. Default:
+    /// the known one ([`crate::models::known_window`]), else
+    /// [`crate::models::DEFAULT_WINDOW`]'s.
+    pub context_window: Option<u32>,
+    /// The longest reply in tokens, kept free of the window. Default: the known one, else
+    /// [`crate::models::DEFAULT_WINDOW`]'s.
+    pub max_output_tokens: Option<u32>,
 }
 
 /// `[agents.<id>.model.thinking]`.
@@ -170,12 +181,14 @@ impl<'de> Deserialize<'de> for ModelConfig {
             #[serde(default)]
             fallbacks: Vec<String>,
             api_key: Option<SecretValue>,
+            context_window: Option<u32>,
+            max_output_tokens: Option<u32>,
         }
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = ModelConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a model name such as \"anthropic/claude-4.6-sonnet\" or a table { provider, name, thinking, fallbacks, apiKey }")
+                f.write_str("a model name such as \"anthropic/claude-4.6-sonnet\" or a table { provider, name, thinking, fallbacks, apiKey, contextWindow, maxOutputTokens }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ModelConfig, E> {
                 Ok(ModelConfig::from_text(v))
@@ -188,6 +201,8 @@ impl<'de> Deserialize<'de> for ModelConfig {
                     thinking: t.thinking,
                     fallbacks: t.fallbacks,
                     api_key: t.api_key,
+                    context_window: t.context_window,
+                    max_output_tokens: t.max_output_tokens,
                 })
             }
         }

@@ -17,12 +17,14 @@
 mod agents;
 mod bindings;
 mod channels;
+mod context;
 pub mod duration;
 pub mod edit;
 mod errors;
 mod gateway;
 pub mod live;
 mod load;
+pub mod models;
 mod overrides;
 mod providers;
 mod secret;
@@ -42,6 +44,9 @@ pub use bindings::{Binding, BindingMatch, Peer};
 pub use channels::{
     ChannelsConfig, DiscordAccount, DiscordConfig, DmPolicy, LocalChannel, TelegramAccount,
     TelegramConfig, TelegramDm, TelegramGroups, TelegramMode, TopicConfig,
+};
+pub use context::{
+    BUDGET_PERCENT, ContextConfig, ContextLimits, DEFAULT_COMPACT_AT, DEFAULT_KEEP_RECENT,
 };
 pub use errors::ConfigError;
 pub use gateway::{

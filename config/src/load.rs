@@ -440,9 +440,34 @@ fn inherit_default_agent(value: &mut Value) {
     for (id, agent) in agents.iter_mut() {
         if id != "default" {
             let own = std::mem::take(agent);
+            let own_model = own.get("model").cloned();
             let mut merged = base.clone();
             merge(&mut merged, own);
+            drop_window_of_another_model(&mut merged, base.get("model"), own_model.as_ref());
             *agent = merged;
+        }
+    }
+}
+
+/// The window keys describe a model, not an agent: an agent that names a model of its
+/// own does not take `default`'s `contextWindow` and `maxOutputTokens` with it (a
+/// gpt-4.1 window on a Claude agent would send requests Claude refuses).
+fn drop_window_of_another_model(merged: &mut Value, base: Option<&Value>, own: Option<&Value>) {
+    let Some(own) = own else {
+        return;
+    };
+    let differs = ["provider", "name"].iter().any(|key| {
+        own.get(*key)
+            .is_some_and(|v| base.and_then(|b| b.get(*key)) != Some(v))
+    });
+    if !differs {
+        return;
+    }
+    if let Some(model) = merged.get_mut("model").and_then(Value::as_object_mut) {
+        for key in ["contextWindow", "maxOutputTokens"] {
+            if own.get(key).is_none() {
+                model.remove(key);
+            }
         }
     }
 }

@@ -761,3 +761,5 @@ fn a_key_searxng_does_not_take_is_a_warning() {
         loaded.warnings
     );
 }
+
+mod context;

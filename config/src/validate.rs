@@ -60,6 +60,8 @@ pub(super) fn validate(
             check_providers(id, model, base, &at, &mut errors);
         }
         check_tools(id, agent, &at, &mut errors, &mut warnings);
+        let base = config.agents.get("default").filter(|_| id != "default");
+        check_context(id, agent, base, &at, &mut errors, &mut warnings);
         if let Some(steps) = agent.adaptive_thinking
             && steps.min_steps > steps.max_steps
         {
@@ -201,6 +203,142 @@ fn check_tools(
     }
 }
 
+/// Agent `id`'s window and `[context]`: each value in range, the summary model one a
+/// provider here serves, and the resolved numbers consistent (the reply and 1,024 tokens
+/// fit the window; the budget does too, a budget that leaves no room for the reply being
+/// a warning). What the agent inherits unchanged from `base` (the agent `default`) is
+/// reported once, on `default`.
+fn check_context(
+    id: &str,
+    agent: &super::AgentConfig,
+    base: Option<&super::AgentConfig>,
+    at: &dyn Fn(&[&str]) -> String,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    use crate::models::MIN_CONTEXT_TOKENS as MIN;
+    let before = errors.len();
+    let model = agent.model.clone().unwrap_or_default();
+    let base_model = base.and_then(|b| b.model.as_ref());
+
+    if let Some(window) = model.context_window
+        && window < MIN
+        && base_model.is_none_or(|b| b.context_window != Some(window))
+    {
+        errors.push(format!(
+            "agents.{id}.model.contextWindow = {window}{}: at least {} tokens",
+            at(&["agents", id, "model", "contextWindow"]),
+            thousands(MIN)
+        ));
+    }
+    if model.max_output_tokens == Some(0)
+        && base_model.is_none_or(|b| b.max_output_tokens != Some(0))
+    {
+        errors.push(format!(
+            "agents.{id}.model.maxOutputTokens = 0{}: at least 1 token",
+            at(&["agents", id, "model", "maxOutputTokens"])
+        ));
+    }
+    let context = &agent.context;
+    let base_context = base.map(|b| &b.context);
+    if let Some(budget) = context.budget
+        && budget < MIN
+        && base_context.is_none_or(|b| b.budget != Some(budget))
+    {
+        errors.push(format!(
+            "agents.{id}.context.budget = {budget}{}: at least {} tokens",
+            at(&["agents", id, "context", "budget"]),
+            thousands(MIN)
+        ));
+    }
+    let share = context.compact_at;
+    // Written so that NaN fails too.
+    if !(share > 0.0 && share <= 1.0) && base_context.is_none_or(|b| b.compact_at != share) {
+        errors.push(format!(
+            "agents.{id}.context.compactAt = {share}{}: a share of the budget, more than 0 and at most 1 (0.8 summarizes at 80 %)",
+            at(&["agents", id, "context", "compactAt"])
+        ));
+    }
+    if let Some(summary) = &context.summary_model
+        && base_context.is_none_or(|b| b.summary_model.as_ref() != Some(summary))
+        && let Some(why) = model_ref_problem(summary)
+    {
+        errors.push(format!(
+            "agents.{id}.context.summaryModel = \"{summary}\"{}: {why}",
+            at(&["agents", id, "context", "summaryModel"])
+        ));
+    }
+    if errors.len() > before {
+        // The numbers below would only repeat what is wrong.
+        return;
+    }
+
+    let limits = agent.context();
+    if base.is_some_and(|b| {
+        b.context() == limits
+            && base_model.is_some_and(|m| {
+                m.context_window == model.context_window
+                    && m.max_output_tokens == model.max_output_tokens
+            })
+            && b.context.budget == context.budget
+    }) {
+        return;
+    }
+    let (provider, name) = model.resolved();
+    let known = crate::models::known_window(&provider, &name);
+    // A value as written (key, value, line) or where it came from.
+    let source = |written: Option<u32>, key: &str, value: u32| match (written, known) {
+        (Some(v), _) => format!(
+            "agents.{id}.model.{key} = {v}{}",
+            at(&["agents", id, "model", key])
+        ),
+        (None, Some(_)) => format!("the known {key} of `{name}` ({})", thousands(value)),
+        (None, None) => format!(
+            "the default {key} ({}) of a model not known here",
+            thousands(value)
+        ),
+    };
+    let window = source(model.context_window, "contextWindow", limits.window);
+    let output = source(model.max_output_tokens, "maxOutputTokens", limits.output);
+    if u64::from(limits.output) + u64::from(MIN) > u64::from(limits.window) {
+        errors.push(format!(
+            "{window} leaves less than {} tokens of input beside {output}; raise agents.{id}.model.contextWindow or lower agents.{id}.model.maxOutputTokens",
+            thousands(MIN)
+        ));
+        return;
+    }
+    let Some(budget) = context.budget else {
+        return;
+    };
+    let place = at(&["agents", id, "context", "budget"]);
+    let room = limits.window - limits.output;
+    if budget > limits.window {
+        errors.push(format!(
+            "agents.{id}.context.budget = {budget}{place}: larger than {window}; at most {} leaves room for the reply, unset it is {}",
+            thousands(room),
+            thousands(crate::context::default_budget(limits.window, limits.output))
+        ));
+    } else if budget > room {
+        warnings.push(format!(
+            "agents.{id}.context.budget = {budget}{place} and {output} add up to more than {window}: a turn that fills the budget may be refused; at most {} leaves room for the reply",
+            thousands(room)
+        ));
+    }
+}
+
+/// `1024` as `1,024`.
+fn thousands(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `[tools.exec]`: allowlist patterns that can match a resolved path, and timeouts in
 /// order (`timeout` ≤ `maxTimeout` ≤ 10 min, none zero).
 fn check_exec(
@@ -313,20 +451,25 @@ fn check_providers(
         return;
     }
     for (i, fallback) in model.fallbacks.iter().enumerate() {
-        let key = format!("agents.{id}.model.fallbacks[{i}] = \"{fallback}\"");
-        let place = at(&["agents", id, "model", "fallbacks", &format!("[{i}]")]);
-        let parsed = ModelConfig::from_text(fallback);
-        match &parsed.provider {
-            Some(provider) => {
-                if let Some(why) = unknown_provider(provider) {
-                    errors.push(format!("{key}{place}: `{provider}` {why}"));
-                }
-            }
-            None if parsed.provider_name().is_none() => errors.push(format!(
-                "{key}{place}: cannot tell the provider of model `{fallback}`; write it as `provider/name` (echo, openai, anthropic)"
-            )),
-            None => {}
+        if let Some(why) = model_ref_problem(fallback) {
+            let place = at(&["agents", id, "model", "fallbacks", &format!("[{i}]")]);
+            errors.push(format!(
+                "agents.{id}.model.fallbacks[{i}] = \"{fallback}\"{place}: {why}"
+            ));
         }
+    }
+}
+
+/// Why `text`, a model written as `provider/name` (a fallback, a summary model), names
+/// no model a provider here serves; `None` when it does.
+fn model_ref_problem(text: &str) -> Option<String> {
+    let parsed = ModelConfig::from_text(text);
+    match &parsed.provider {
+        Some(provider) => unknown_provider(provider).map(|why| format!("`{provider}` {why}")),
+        None if parsed.provider_name().is_none() => Some(format!(
+            "cannot tell the provider of model `{text}`; write it as `provider/name` (echo, openai, anthropic)"
+        )),
+        None => None,
     }
 }
 
