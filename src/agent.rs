@@ -3,6 +3,7 @@
 //! [`turn`]); the agent's settings are read from the config in force when a turn starts,
 //! so an edited prompt or model applies from the next turn on.
 
+pub mod summary;
 pub mod turn;
 
 use std::collections::HashMap;

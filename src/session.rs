@@ -12,6 +12,7 @@
 //! in the store, and the next message starts a fresh context.
 
 pub mod commands;
+mod compact;
 pub mod context;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -25,8 +26,9 @@ use pincer_config::live::View;
 use pincer_core::metrics::Counter;
 use pincer_core::metrics::catalog::Catalog;
 use pincer_core::{Role, ToolRecord, TranscriptEntry, now_ms};
-use pincer_providers::ChatMessage;
 use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow, Store};
+
+use context::{Context, Summary};
 
 use crate::agent::turn::{Approval, Step, TurnCtx};
 use crate::agent::{self, Agents, TurnEvent, TurnRequest};
@@ -67,6 +69,13 @@ pub enum SessionMsg {
     },
     /// A timer fired.
     Expired(Expiry),
+    /// A compaction ended: the summary of the context up to `through`, or why not.
+    Compacted {
+        /// The last sequence number summarized.
+        through: i64,
+        /// The summary, or why there is none.
+        summary: Result<String, String>,
+    },
     /// A tool's question had no answer in time.
     ApprovalDue {
         /// The question's id.
@@ -124,8 +133,12 @@ pub struct SessionState {
     /// `pincer_turns_total` of its agent.
     turns_total: Counter,
     row: SessionRow,
-    /// The current context, for the model.
-    context: Vec<ChatMessage>,
+    /// The current context, for the model: the summary and what follows it.
+    context: Context,
+    /// A compaction is running (at most one at a time).
+    compacting: bool,
+    /// When the last compaction failed: the next waits a while.
+    compact_failed: Option<Instant>,
     queue: VecDeque<InboxEntry>,
     /// Inbox ids queued or in progress: a swept duplicate is ignored.
     known: HashSet<i64>,
@@ -209,16 +222,7 @@ impl Actor for Session {
                 summary_seq: 0,
             },
         };
-        let context = store
-            .transcript_from(&row.key, row.context_from)
-            .await?
-            .into_iter()
-            .filter(|(_, e)| matches!(e.role, Role::User | Role::Assistant))
-            .map(|(_, e)| ChatMessage {
-                role: e.role,
-                content: e.content,
-            })
-            .collect();
+        let context = load_context(store, &row).await?;
         let idle = Timer::new(&args.scope, myself.clone(), || {
             SessionMsg::Expired(Expiry::Idle)
         });
@@ -229,6 +233,8 @@ impl Actor for Session {
             scope: args.scope,
             row,
             context,
+            compacting: false,
+            compact_failed: None,
             queue: VecDeque::new(),
             known: HashSet::new(),
             current: None,
@@ -264,7 +270,7 @@ impl Actor for Session {
                     && entry.state == InboxState::Pending
                     && !state.known.contains(&entry.id)
                 {
-                    state.aside(*entry, command).await;
+                    state.aside(&myself, *entry, command).await;
                     return Ok(());
                 }
                 if state.known.insert(entry.id) {
@@ -289,8 +295,16 @@ impl Actor for Session {
                     Some(TurnEvent::Approval(approval)) => {
                         state.ask(&myself, attempt, approval).await
                     }
-                    Some(TurnEvent::Done { reply, thinking }) => {
+                    Some(TurnEvent::Done {
+                        reply,
+                        thinking,
+                        measured,
+                    }) => {
+                        if let Some(m) = measured {
+                            state.context.calibrate(m.bytes, m.input_tokens);
+                        }
                         state.finish_turn(reply, thinking, false).await;
+                        state.maybe_compact(&myself, false);
                         state.next(&myself).await;
                     }
                     Some(TurnEvent::Failed(why)) => {
@@ -309,6 +323,7 @@ impl Actor for Session {
                     state.start_turn(&myself, attempt).await;
                 }
             }
+            SessionMsg::Compacted { through, summary } => state.compacted(through, summary).await,
             SessionMsg::ApprovalDue { id } => {
                 if let Some(question) = state.questions.remove(&id) {
                     question.answer.send(Decision::TimedOut);
@@ -367,7 +382,7 @@ impl SessionState {
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
                 Some(command) => {
-                    let reply = self.run_command(command).await;
+                    let reply = self.run_command(command, myself).await;
                     if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
                         self.store_failed(&error);
                     }
@@ -393,7 +408,9 @@ impl SessionState {
             agent: self.row.agent.clone(),
             session_key: self.row.key.clone(),
             inbox_id: current.entry.id,
-            context: self.context.clone(),
+            context: self.context.messages(),
+            summary: self.context.summary().map(|s| s.text.clone()),
+            bytes_per_token: self.context.ratio(),
             text: current.entry.inbound.text.clone(),
             topic: self
                 .ctx
@@ -515,6 +532,7 @@ impl SessionState {
             summary_through: None,
         });
         let count = entries.len() as i64;
+        let kept = is_turn.then(|| entries.clone());
         let committed = self
             .ctx
             .store
@@ -539,15 +557,12 @@ impl SessionState {
                 if let Some(seq) = committed.first_seq {
                     self.next_seq = seq + count;
                 }
+                if let (Some(entries), Some(first)) = (kept, committed.first_seq) {
+                    for (seq, entry) in (first..).zip(entries) {
+                        self.context.push_entry(seq, entry);
+                    }
+                }
                 if is_turn {
-                    self.context.push(ChatMessage {
-                        role: Role::User,
-                        content: text,
-                    });
-                    self.context.push(ChatMessage {
-                        role: Role::Assistant,
-                        content: reply.clone(),
-                    });
                     self.turns_total.inc();
                     let turns = self.ctx.catalog.turns();
                     turns.seconds.observe_duration(current.started.elapsed());
@@ -662,7 +677,12 @@ impl SessionState {
 
     /// Answers `entry`, a command, while the turn goes on: it is committed and answered
     /// on its own, ahead of the turn's entries.
-    async fn aside(&mut self, entry: InboxEntry, command: commands::Command) {
+    async fn aside(
+        &mut self,
+        myself: &ActorRef<SessionMsg>,
+        entry: InboxEntry,
+        command: commands::Command,
+    ) {
         self.known.insert(entry.id);
         let text = entry.inbound.text.clone();
         let turn = self.current.replace(Current {
@@ -671,7 +691,7 @@ impl SessionState {
             started: Instant::now(),
             steps: Vec::new(),
         });
-        let reply = self.run_command(command).await;
+        let reply = self.run_command(command, myself).await;
         if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
             self.store_failed(&error);
         }
@@ -793,6 +813,35 @@ impl SessionState {
             self.max_age.cancel();
         }
     }
+}
+
+/// The context of `row` from the store: its summary, if it has one in the current
+/// context, and the entries after what it covers; never the whole transcript.
+async fn load_context(
+    store: &Store,
+    row: &SessionRow,
+) -> Result<Context, pincer_store::StoreError> {
+    let summary = if row.summary_seq >= row.context_from && row.summary_seq > 0 {
+        store
+            .transcript_entry(&row.key, row.summary_seq)
+            .await?
+            .and_then(|e| {
+                e.summary_through.map(|through| Summary {
+                    seq: row.summary_seq,
+                    through,
+                    text: e.content,
+                    at_ms: e.at_ms,
+                })
+            })
+    } else {
+        None
+    };
+    let from = summary
+        .as_ref()
+        .map_or(row.context_from, |s| s.through + 1)
+        .max(row.context_from);
+    let entries = store.transcript_from(&row.key, from).await?;
+    Ok(Context::load(summary, entries))
 }
 
 /// Whether a session's context has ended at `now`.

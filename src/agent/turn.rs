@@ -39,8 +39,13 @@ pub struct TurnRequest {
     pub session_key: String,
     /// The inbox entry answered.
     pub inbox_id: i64,
-    /// The conversation so far, oldest first.
+    /// The conversation so far, oldest first: the turn keeps as many of the newest as fit
+    /// in the agent's budget (`agents.<id>.context`).
     pub context: Vec<ChatMessage>,
+    /// The summary of what came before `context`, added to the system prompt.
+    pub summary: Option<String>,
+    /// Bytes per token of this session, for fitting `context` into the budget.
+    pub bytes_per_token: f64,
     /// The new user message.
     pub text: String,
     /// The Telegram topic it came from: its prompt over the agent's, its skills narrowing
@@ -64,6 +69,8 @@ pub enum TurnEvent {
         reply: String,
         /// The model's thinking, if any.
         thinking: Option<String>,
+        /// The size of the turn's first model request, and the provider's count of it.
+        measured: Option<Measured>,
     },
     /// No reply can be had; the text says why (the session answers with it).
     Failed(String),
@@ -87,6 +94,19 @@ pub struct Step {
     /// How it ended, once it has.
     pub end: Option<StepEnd>,
 }
+
+/// A model request's size in bytes (system prompt, messages, tool definitions) and the
+/// input tokens the provider counted for it: the session learns its bytes per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measured {
+    /// Bytes of the request's text.
+    pub bytes: usize,
+    /// Input tokens the provider reported.
+    pub input_tokens: u64,
+}
+
+/// The summary's place in the system prompt.
+const SUMMARY_HEADER: &str = "Summary of the earlier conversation (older messages were condensed into it; the messages after it are verbatim):";
 
 /// A question for the person in the chat, and where its answer goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,18 +243,17 @@ async fn run(
         let _ = events.send(TurnEvent::Failed(why)).await;
         return;
     };
-    let with_topic;
-    let agent = match &request.topic {
-        Some(topic) => {
-            let mut a = agent.clone();
-            if let Some(prompt) = &topic.system_prompt {
-                a.system_prompt = Some(prompt.clone());
-            }
-            with_topic = a;
-            &with_topic
-        }
-        None => agent,
-    };
+    // The topic's prompt over the agent's, and the session's summary under it.
+    let mut agent = agent.clone();
+    if let Some(prompt) = request.topic.as_ref().and_then(|t| t.system_prompt.clone()) {
+        agent.system_prompt = Some(prompt);
+    }
+    if let Some(summary) = &request.summary {
+        let prompt = agent.system_prompt.take().unwrap_or_default();
+        let sep = if prompt.is_empty() { "" } else { "\n\n" };
+        agent.system_prompt = Some(format!("{prompt}{sep}{SUMMARY_HEADER}\n{summary}"));
+    }
+    let agent = &agent;
     let tools = crate::tool::set_of(
         agent,
         request.topic.as_ref().and_then(|t| t.skills.as_deref()),
@@ -246,7 +265,18 @@ async fn run(
         home: ctx.home.clone(),
         approver: approver.clone(),
     };
-    let mut items: Vec<Item> = request.context.into_iter().map(Item::Message).collect();
+    let fixed = agent.system_prompt.as_ref().map_or(0, String::len)
+        + crate::tool::specs(&tools)
+            .iter()
+            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+            .sum::<usize>()
+        + request.text.len();
+    let limits = agent.context();
+    let room = (f64::from(limits.budget) * request.bytes_per_token) as usize;
+    let mut items: Vec<Item> = fit(request.context, room.saturating_sub(fixed))
+        .into_iter()
+        .map(Item::Message)
+        .collect();
     items.push(Item::Message(ChatMessage {
         role: Role::User,
         content: request.text,
@@ -296,6 +326,7 @@ async fn run(
                     .send(TurnEvent::Done {
                         reply: turn.text,
                         thinking,
+                        measured: turn.measured,
                     })
                     .await;
                 return;
@@ -316,6 +347,23 @@ async fn run(
     let _ = events.send(TurnEvent::Failed(last_error)).await;
 }
 
+/// The newest of `context` (oldest first) whose text fits in `room` bytes, whole turns
+/// only: a reply is never sent without the message it answers.
+fn fit(mut context: Vec<ChatMessage>, room: usize) -> Vec<ChatMessage> {
+    let mut used = 0;
+    let mut keep_from = context.len();
+    for (i, message) in context.iter().enumerate().rev() {
+        used += message.content.len();
+        if used > room {
+            break;
+        }
+        if message.role == Role::User {
+            keep_from = i;
+        }
+    }
+    context.split_off(keep_from)
+}
+
 /// The agent's model, then its fallbacks, as `(provider, model)`.
 pub fn models(agent: &AgentConfig) -> Vec<(String, String)> {
     let primary = agent.model.clone().unwrap_or_default();
@@ -333,6 +381,8 @@ struct Reply {
     thinking: String,
     /// Tool calls so far (they are numbered across rounds and models).
     calls: u32,
+    /// The first model request's size and count.
+    measured: Option<Measured>,
     /// Whether any text went to the session (then no other model may take over).
     sent: bool,
     /// Shown thinking was the last thing sent: the answer starts a new paragraph.

@@ -20,6 +20,8 @@ pub enum Command {
     /// `/session extend [duration]`: lengthen the idle time (and the max age, if set) by
     /// the duration, by default the session's idle time.
     Extend(Option<Duration>),
+    /// `/session compact`: summarize the older part of the context now.
+    Compact,
     /// `/session` alone, `/session help`, or something it does not know: usage, with the
     /// problem if there was one.
     Help(Option<String>),
@@ -35,7 +37,7 @@ pub enum Command {
 impl Command {
     /// Whether it is answered at once while a turn runs.
     pub fn mid_turn(&self) -> bool {
-        !matches!(self, Self::Reset)
+        !matches!(self, Self::Reset | Self::Compact)
     }
 }
 
@@ -43,7 +45,7 @@ const APPROVE_USAGE: &str = "Answer a tool's question with /approve <id> once, \
                              /approve <id> always or /approve <id> deny.";
 
 const USAGE: &str = "Session commands: /session status, /session reset (or /new, /reset), \
-                     /session extend [duration, e.g. 30m or 2h].";
+                     /session extend [duration, e.g. 30m or 2h], /session compact.";
 
 /// The command in `text`, if it is one. Anything else (other slash commands included) is
 /// a message for the agent.
@@ -78,6 +80,7 @@ pub fn parse(text: &str) -> Option<Command> {
             (None, ..) | (Some("help"), None, _) => Command::Help(None),
             (Some("status"), None, _) => Command::Status,
             (Some("reset"), None, _) => Command::Reset,
+            (Some("compact"), None, _) => Command::Compact,
             (Some("extend"), None, _) => Command::Extend(None),
             (Some("extend"), Some(d), None) => match parse_duration(d) {
                 Ok(d) if !d.is_zero() => Command::Extend(Some(d)),
@@ -93,9 +96,22 @@ pub fn parse(text: &str) -> Option<Command> {
 impl SessionState {
     /// Applies `command` to the session (its row is committed with the reply) and returns
     /// the reply.
-    pub(super) async fn run_command(&mut self, command: Command) -> String {
+    pub(super) async fn run_command(
+        &mut self,
+        command: Command,
+        myself: &ractor::ActorRef<super::SessionMsg>,
+    ) -> String {
         let now = now_ms();
         match command {
+            Command::Compact => match self.maybe_compact(myself, true) {
+                Some(tokens) => format!(
+                    "Compacting: the older part of the context (about {tokens} tokens in all) is being summarized; the transcript keeps every message."
+                ),
+                None if self.compacting => "A compaction is already running.".to_string(),
+                None => {
+                    "Nothing to compact: the context holds only the most recent turns.".to_string()
+                }
+            },
             Command::Approve { id, decision } => self.answer(&id, decision).await,
             Command::Status => self.status_text(now),
             Command::Reset => {
@@ -103,6 +119,7 @@ impl SessionState {
                 self.row.context_from = self.next_seq + 2;
                 self.row.created_at_ms = now;
                 self.row.turns = 0;
+                self.row.summary_seq = 0;
                 self.context.clear();
                 "Started a new conversation: earlier messages are no longer in context.".to_string()
             }
@@ -135,13 +152,38 @@ impl SessionState {
     fn status_text(&self, now: u64) -> String {
         let row = &self.row;
         format!(
-            "Session {}\nagent: {}\nage: {}\n{}\nturns: {}",
+            "Session {}\nagent: {}\nage: {}\n{}\nturns: {}\n{}",
             row.key,
             row.agent,
             human(Duration::from_millis(now.saturating_sub(row.created_at_ms))),
             self.limits_text(now).replace(", ", "\n"),
             row.turns,
+            self.context_text(now),
         )
+    }
+
+    /// `context: about 1200 of 5250 tokens (compacts at 4200); last compacted 5m ago`.
+    fn context_text(&self, now: u64) -> String {
+        let config = self.ctx.config.current();
+        let used = self.context.tokens();
+        let mut text = match config.agents.get(&self.row.agent).map(|a| a.context()) {
+            Some(limits) => format!(
+                "context: about {used} of {} tokens (compacts at {})",
+                limits.budget, limits.compact_at
+            ),
+            None => format!("context: about {used} tokens"),
+        };
+        match self.context.summary() {
+            Some(summary) => text.push_str(&format!(
+                "; last compacted {} ago",
+                human(Duration::from_millis(now.saturating_sub(summary.at_ms)))
+            )),
+            None => text.push_str("; never compacted"),
+        }
+        if self.compacting {
+            text.push_str("; compacting now");
+        }
+        text
     }
 
     fn limits_text(&self, now: u64) -> String {

@@ -99,7 +99,9 @@ impl Context {
                 role: entry.role,
                 content: entry.content,
             }),
-            (Role::Tool, Some(tool)) => Kept::Note(format!("tool {} {}", tool.name, tool.arguments)),
+            (Role::Tool, Some(tool)) => {
+                Kept::Note(format!("tool {} {}", tool.name, tool.arguments))
+            }
             _ => return,
         };
         self.recent.push_back((seq, kept));
@@ -199,7 +201,11 @@ impl Context {
         for (_, kept) in self.recent.iter().take(cut) {
             match kept {
                 Kept::Message(m) => {
-                    let who = if m.role == Role::User { "User" } else { "Assistant" };
+                    let who = if m.role == Role::User {
+                        "User"
+                    } else {
+                        "Assistant"
+                    };
                     input.push_str(who);
                     input.push_str(": ");
                     input.push_str(&clip(&m.content, SUMMARY_MESSAGE_CHARS));
@@ -260,8 +266,14 @@ mod tests {
         (0..n)
             .flat_map(|t| {
                 [
-                    (2 * t + 1, entry(Role::User, &format!("{t}{}", "q".repeat(size)))),
-                    (2 * t + 2, entry(Role::Assistant, &format!("{t}{}", "a".repeat(size)))),
+                    (
+                        2 * t + 1,
+                        entry(Role::User, &format!("{t}{}", "q".repeat(size))),
+                    ),
+                    (
+                        2 * t + 2,
+                        entry(Role::Assistant, &format!("{t}{}", "a".repeat(size))),
+                    ),
                 ]
             })
             .collect()
@@ -278,7 +290,10 @@ mod tests {
         assert!(c.input.starts_with("User: 0q"), "{}", &c.input[..20]);
         assert!(c.input.contains("Assistant: 7a") && !c.input.contains("User: 8q"));
         let c = context.to_compact(1_000_000, 2).expect("older turns");
-        assert_eq!(c.through, 16, "room for all: still down to the last 2 turns");
+        assert_eq!(
+            c.through, 16,
+            "room for all: still down to the last 2 turns"
+        );
         // Only one of the last 2 fits: fewer are kept.
         assert_eq!(context.to_compact(300, 2).expect("older").through, 18);
         // Not even the last turn fits: everything before it goes, the last one stays.
@@ -301,8 +316,15 @@ mod tests {
         let mut context = Context::load(None, entries);
         assert_eq!(context.messages().len(), 6, "notes are not messages");
         let c = context.to_compact(10, 1).expect("compactable");
-        assert!(c.input.contains(r#"(tool web_fetch {"url":"https://example.org"})"#));
-        assert!(!c.input.contains("100 kB"), "results are not summarized: {}", c.input);
+        assert!(
+            c.input
+                .contains(r#"(tool web_fetch {"url":"https://example.org"})"#)
+        );
+        assert!(
+            !c.input.contains("100 kB"),
+            "results are not summarized: {}",
+            c.input
+        );
         context.compacted(Summary {
             seq: 7,
             through: c.through,

@@ -587,7 +587,10 @@ async fn a_summary_entry_becomes_the_sessions_summary_and_keeps_what_it_covers()
     let turn = |n: i64| CommitTurn {
         inbox_id: None,
         session: Some(row.clone()),
-        entries: vec![entry(Role::User, &format!("q{n}"), n), entry(Role::Assistant, &format!("a{n}"), n)],
+        entries: vec![
+            entry(Role::User, &format!("q{n}"), n),
+            entry(Role::Assistant, &format!("a{n}"), n),
+        ],
         reply: None,
     };
     for n in 1..=3 {
@@ -608,9 +611,24 @@ async fn a_summary_entry_becomes_the_sessions_summary_and_keeps_what_it_covers()
     assert_eq!(committed.first_seq, Some(7));
     let saved = store.session("s").await.expect("read").expect("row");
     assert_eq!(saved.summary_seq, 7);
-    assert_eq!(store.transcript_entry("s", 7).await.expect("read"), Some(summary));
-    assert_eq!(store.transcript("s").await.expect("read").len(), 7, "nothing covered is gone");
+    assert_eq!(
+        store.transcript_entry("s", 7).await.expect("read"),
+        Some(summary)
+    );
+    assert_eq!(
+        store.transcript("s").await.expect("read").len(),
+        7,
+        "nothing covered is gone"
+    );
     // Later commits save the row as given: a session carries its summary_seq in its row.
     store.commit_turn(turn(4)).await.expect("commit");
-    assert_eq!(store.session("s").await.expect("read").expect("row").summary_seq, 0);
+    assert_eq!(
+        store
+            .session("s")
+            .await
+            .expect("read")
+            .expect("row")
+            .summary_seq,
+        0
+    );
 }

@@ -1,0 +1,121 @@
+//! Compaction: when a session's context passes `agents.<id>.context.compactAt` of its
+//! budget, the older turns are summarized in the background and the summary is committed
+//! as a transcript entry (the turns it covers stay in the store). A turn that comes
+//! meanwhile uses the last good context; a session that dies meanwhile loses only the
+//! work (the next compaction starts over), never a message or a reply.
+
+use std::time::{Duration, Instant};
+
+use pincer_core::{Role, TranscriptEntry, now_ms};
+use pincer_store::CommitTurn;
+use ractor::ActorRef;
+
+use super::context::Summary;
+use super::{SessionMsg, SessionState};
+use crate::agent::summary::summarize;
+
+/// After a failed compaction, the next waits this long (the summary model may be down).
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+impl SessionState {
+    /// Starts a compaction if the context has passed its agent's `compactAt` (or `force`,
+    /// for `/session compact`) and none runs; returns how many tokens it summarizes.
+    pub(super) fn maybe_compact(
+        &mut self,
+        myself: &ActorRef<SessionMsg>,
+        force: bool,
+    ) -> Option<u64> {
+        if self.compacting {
+            return None;
+        }
+        let config = self.ctx.config.current();
+        let limits = config.agents.get(&self.row.agent)?.context();
+        let tokens = self.context.tokens();
+        if !force {
+            let resting = self
+                .compact_failed
+                .is_some_and(|at| at.elapsed() < RETRY_AFTER);
+            if resting || tokens <= u64::from(limits.compact_at) {
+                return None;
+            }
+        }
+        // What stays should leave room to grow: half the budget at most.
+        let target = u64::from(limits.budget) / 2;
+        let compaction = self
+            .context
+            .to_compact(target, limits.keep_recent as usize)?;
+        self.compacting = true;
+        let through = compaction.through;
+        tracing::debug!(session = %self.row.key, tokens, through, "Compacting the context.");
+        let (turns, me) = (self.ctx.turns.clone(), myself.clone());
+        let model = limits.summary_model;
+        self.scope.spawn(async move {
+            let summary = summarize(&turns, &model, compaction.input).await;
+            let _ = me.cast(SessionMsg::Compacted { through, summary });
+        });
+        Some(tokens)
+    }
+
+    /// A compaction ended: its summary is committed and replaces what it covers.
+    pub(super) async fn compacted(&mut self, through: i64, summary: Result<String, String>) {
+        self.compacting = false;
+        let text = match summary {
+            Ok(text) => text,
+            Err(why) => {
+                tracing::warn!(session = %self.row.key, "Compaction failed; the context stays as it is: {why}");
+                self.compact_failed = Some(Instant::now());
+                return;
+            }
+        };
+        if through < self.row.context_from {
+            return; // the context was reset meanwhile
+        }
+        // A summary that takes most of the budget defeats its purpose: its start is kept.
+        let config = self.ctx.config.current();
+        let most = config.agents.get(&self.row.agent).map_or(usize::MAX, |a| {
+            (f64::from(a.context().budget / 4) * self.context.ratio()) as usize
+        });
+        let text = match text.char_indices().nth(most) {
+            Some((cut, _)) => format!("{} […]", &text[..cut]),
+            None => text,
+        };
+        let now = now_ms();
+        let entry = TranscriptEntry {
+            role: Role::System,
+            content: text.clone(),
+            at_ms: now,
+            thinking: None,
+            inbox_id: None,
+            tool: None,
+            summary_through: Some(through),
+        };
+        let committed = self
+            .ctx
+            .store
+            .commit_turn(CommitTurn {
+                inbox_id: None,
+                session: Some(self.row.clone()),
+                entries: vec![entry],
+                reply: None,
+            })
+            .await;
+        match committed {
+            Ok(c) => {
+                let Some(seq) = c.first_seq else { return };
+                self.next_seq = seq + 1;
+                self.row.summary_seq = seq;
+                self.compact_failed = None;
+                self.context.compacted(Summary {
+                    seq,
+                    through,
+                    text,
+                    at_ms: now,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(session = %self.row.key, %error, "Cannot save a summary; the context stays as it is.");
+                self.compact_failed = Some(Instant::now());
+            }
+        }
+    }
+}
