@@ -125,8 +125,20 @@ impl sse::Decode for SseDecoder {
             Step::ToolCall(call) => emitter.tool_call(call).await?,
             Step::Reasoning(block) => emitter.reasoning(block).await?,
             Step::Stopped => {
-                if self.decoder.stop_reason() == Some("refusal") {
-                    tracing::info!(provider = NAME, request_id = %self.request_id, "the model refused");
+                // `model_context_window_exceeded` is a normal stop too: the reply filled
+                // the window and is kept as it came (the next call's input is then too
+                // long, and that refusal is the one classified).
+                match self.decoder.stop_reason() {
+                    Some("refusal") => {
+                        tracing::info!(provider = NAME, request_id = %self.request_id, "the model refused");
+                    }
+                    Some("model_context_window_exceeded") => {
+                        tracing::info!(provider = NAME, request_id = %self.request_id, "the reply filled the model's context window");
+                    }
+                    _ => {}
+                }
+                if let Some(usage) = self.decoder.usage() {
+                    emitter.usage(usage).await?;
                 }
                 return Ok(sse::Flow::Done);
             }
@@ -202,6 +214,10 @@ mod tests {
             vec![
                 ProviderEvent::Delta("Hello".into()),
                 ProviderEvent::Delta(" there".into()),
+                ProviderEvent::Usage(crate::Usage {
+                    input_tokens: 9,
+                    output_tokens: 2,
+                }),
                 ProviderEvent::Done,
             ]
         );

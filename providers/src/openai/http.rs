@@ -104,7 +104,12 @@ pub async fn forward(emitter: &mut Emitter, step: Step) -> Result<Flow, Gone> {
         Step::Delta(text) => emitter.delta(&text).await?,
         Step::Thinking(text) => emitter.thinking(&text).await?,
         Step::ToolCall(call) => emitter.tool_call(call).await?,
-        Step::Completed => return Ok(Flow::Completed),
+        Step::Completed(usage) => {
+            if let Some(usage) = usage {
+                emitter.usage(usage).await?;
+            }
+            return Ok(Flow::Completed);
+        }
         Step::Failed(failure) => return Ok(Flow::Failed(failure)),
     }
     Ok(Flow::More)
