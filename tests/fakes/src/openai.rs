@@ -13,8 +13,9 @@
 //! The fake has no tokenizer: a request's input "tokens" are the **words** (runs of
 //! non-whitespace) in every string of `instructions` and of `input` (message `content`
 //! and content parts' `text`, tool `output`), plus, for a continuation
-//! (`previous_response_id`), the input and output tokens of the response it continues, as
-//! the real API counts the whole context. Output tokens are the reply's streamed deltas
+//! (`previous_response_id`), the context of the response it continues (its input less its
+//! `instructions`, which the API does not carry over, plus its output), as the real API
+//! counts the whole context. Output tokens are the reply's streamed deltas
 //! (one per word; about three for a tool call's arguments). `response.usage` reports
 //! exactly these numbers (`input_tokens`, `output_tokens`, `total_tokens`), and
 //! [`Knobs::context_limit`] compares the same input count, so a test can predict both.

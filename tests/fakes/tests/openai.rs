@@ -890,7 +890,8 @@ async fn usage_counts_words_and_a_continuation_counts_what_it_continues() {
     assert_eq!(completed["usage"]["total_tokens"], 9);
     let id = completed["id"].as_str().unwrap().to_owned();
 
-    // Continuing it: its 9 tokens of context, then 2 new words.
+    // Continuing it: its 7 tokens of context (instructions are not carried over), then
+    // 2 new words.
     let text = post(
         &fake,
         "sk-test",
@@ -903,7 +904,7 @@ async fn usage_counts_words_and_a_continuation_counts_what_it_continues() {
     let events: Vec<Value> = parse_sse(&text).into_iter().map(|(_, d)| d).collect();
     assert_eq!(
         events[events.len() - 1]["response"]["usage"]["input_tokens"],
-        11
+        9
     );
 }
 

@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{ApiError, CONTEXT_LENGTH_EXCEEDED, CONTEXT_LENGTH_MESSAGE};
 use super::state::{Shared, bump};
-use super::wire::{default_reply, input_words, is_warmup, split_arguments, split_tokens};
+use super::wire::{
+    default_reply, input_words, instruction_words, is_warmup, split_arguments, split_tokens,
+};
 use super::{Knobs, Script};
 
 /// What a transport delivers.
@@ -269,8 +271,13 @@ impl<'a> Builder<'a> {
     }
 
     fn complete(&mut self, output: Vec<Value>, output_tokens: u64) {
-        // Remembered now, usable once `response.completed` is out (as the id is).
-        let context = self.input_tokens + output_tokens;
+        // Remembered now, usable once `response.completed` is out (as the id is). A
+        // continuation does not inherit `instructions` (the API's rule), so they are left
+        // out.
+        let context = self
+            .input_tokens
+            .saturating_sub(instruction_words(self.body))
+            + output_tokens;
         self.shared.remember_context(&self.response_id, context);
         let usage = self.usage(output_tokens);
         let response = self.response("completed", output, usage, Value::Null);
