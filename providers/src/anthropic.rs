@@ -19,14 +19,36 @@ use crate::{ErrorKind, Lease, ProviderError, ProviderRequest};
 /// The provider's name in config.
 pub const NAME: &str = "anthropic";
 
-/// Anthropic error bodies carry their kind at `error.type`.
+/// Anthropic error bodies carry their kind at `error.type`; a request too long for the
+/// model is told by its message (see [`is_context_length`]).
 pub const SHAPE: ErrorShape = ErrorShape {
     code: |body| {
         body.pointer("/error/type")
             .and_then(Value::as_str)
             .map(str::to_string)
     },
+    too_long: |_, body| {
+        let field = |pointer: &str| body.pointer(pointer).and_then(Value::as_str);
+        match (field("/error/type"), field("/error/message")) {
+            (Some(kind), Some(message)) => is_context_length(kind, message),
+            _ => false,
+        }
+    },
 };
+
+/// Whether an error of type `kind` with `message` says the request is larger than the
+/// model's context window. The API has no code for it: an `invalid_request_error` (HTTP
+/// 400) whose message reads "prompt is too long: 210345 tokens > 200000 maximum", or, from
+/// models that count `max_tokens` into the window, "input length and \`max_tokens\` exceed
+/// context limit: 189136 + 20000 > 204648, ...". (`413 request_too_large` is the request's
+/// size in bytes, and `stop_reason: model_context_window_exceeded` is a normal stop: the
+/// reply filled the window; neither is this.)
+pub fn is_context_length(kind: &str, message: &str) -> bool {
+    let message = message.trim_start().to_ascii_lowercase();
+    kind == "invalid_request_error"
+        && (message.starts_with("prompt is too long")
+            || message.starts_with("input length and `max_tokens` exceed context limit"))
+}
 
 /// The settings one call runs with.
 #[derive(Debug, Clone)]
@@ -125,8 +147,20 @@ impl sse::Decode for SseDecoder {
             Step::ToolCall(call) => emitter.tool_call(call).await?,
             Step::Reasoning(block) => emitter.reasoning(block).await?,
             Step::Stopped => {
-                if self.decoder.stop_reason() == Some("refusal") {
-                    tracing::info!(provider = NAME, request_id = %self.request_id, "the model refused");
+                // `model_context_window_exceeded` is a normal stop too: the reply filled
+                // the window and is kept as it came (the next call's input is then too
+                // long, and that refusal is the one classified).
+                match self.decoder.stop_reason() {
+                    Some("refusal") => {
+                        tracing::info!(provider = NAME, request_id = %self.request_id, "the model refused");
+                    }
+                    Some("model_context_window_exceeded") => {
+                        tracing::info!(provider = NAME, request_id = %self.request_id, "the reply filled the model's context window");
+                    }
+                    _ => {}
+                }
+                if let Some(usage) = self.decoder.usage() {
+                    emitter.usage(usage).await?;
                 }
                 return Ok(sse::Flow::Done);
             }
@@ -143,7 +177,9 @@ impl sse::Decode for SseDecoder {
 fn stream_error(kind: &str, message: &str, started: bool) -> ProviderError {
     // Overload and server trouble mean "not this model now"; anything else is about
     // the request.
-    let kind_of = if started {
+    let kind_of = if is_context_length(kind, message) {
+        ErrorKind::ContextLength
+    } else if started {
         ErrorKind::Broken
     } else if matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error") {
         ErrorKind::Exhausted
@@ -202,6 +238,10 @@ mod tests {
             vec![
                 ProviderEvent::Delta("Hello".into()),
                 ProviderEvent::Delta(" there".into()),
+                ProviderEvent::Usage(crate::Usage {
+                    input_tokens: 9,
+                    output_tokens: 2,
+                }),
                 ProviderEvent::Done,
             ]
         );
@@ -238,8 +278,51 @@ mod tests {
                 "overloaded_error: Overloaded"
             ))]
         );
+        // A prompt too long, should it come as an event: its own kind, even after text.
+        let too_long = run("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"prompt is too long: 210345 tokens > 200000 maximum\"}}\n\n").await;
+        assert_eq!(
+            too_long.last(),
+            Some(&ProviderEvent::Error(ProviderError::new(
+                ErrorKind::ContextLength,
+                "invalid_request_error: prompt is too long: 210345 tokens > 200000 maximum"
+            )))
+        );
         // Cut after a delta: no Done, no Error (the session tries the turn again).
         let cut = run("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n").await;
         assert_eq!(cut, vec![ProviderEvent::Delta("Hel".into())]);
+    }
+
+    #[test]
+    fn a_prompt_too_long_is_told_by_type_and_message() {
+        let body = |kind: &str, message: &str| serde_json::json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_1"});
+        let yes = [
+            "prompt is too long: 210345 tokens > 200000 maximum",
+            "Prompt is too long",
+            "input length and `max_tokens` exceed context limit: 189136 + 20000 > 204648, decrease input length or `max_tokens` and try again",
+        ];
+        for message in yes {
+            assert!(
+                (SHAPE.too_long)(400, &body("invalid_request_error", message)),
+                "{message}"
+            );
+        }
+        let no = [
+            (
+                "invalid_request_error",
+                "max_tokens: 10000 > 4096, which is the maximum allowed number of output tokens",
+            ),
+            (
+                "request_too_large",
+                "Request exceeds the maximum allowed number of bytes",
+            ),
+            ("overloaded_error", "prompt is too long"),
+        ];
+        for (kind, message) in no {
+            assert!(
+                !(SHAPE.too_long)(400, &body(kind, message)),
+                "{kind}: {message}"
+            );
+        }
+        assert!(!(SHAPE.too_long)(400, &serde_json::Value::Null));
     }
 }

@@ -22,6 +22,10 @@ pub struct ErrorShape {
     /// The machine-readable code of an error body (`error.code` for OpenAI,
     /// `error.type` for Anthropic).
     pub code: fn(&Value) -> Option<String>,
+    /// Whether an error reply (its status and body) says the request is larger than the
+    /// model's context window: never retried, reported as
+    /// [`ErrorKind::ContextLength`].
+    pub too_long: fn(u16, &Value) -> bool,
 }
 
 /// Reads `error.message` (both providers put it there).
@@ -177,6 +181,12 @@ pub async fn post(
                         .unwrap_or_default(),
                     message
                 );
+                if (shape.too_long)(status.as_u16(), &body) {
+                    // Not transient: the same request fails the same way; the session
+                    // compacts its context instead.
+                    tracing::info!(provider, request_id, attempt, "model call refused: {last}");
+                    return Err(ProviderError::new(ErrorKind::ContextLength, last));
+                }
                 let hint = retry::hint(&headers);
                 let rested =
                     own_key.is_none() && rest_key(pool, &key, status.as_u16(), hint, &last);

@@ -1,12 +1,13 @@
 //! The built-in offline model: it answers `echo: <the user's message>`, streamed in chunks
-//! of `[providers.echo] chunkSize` characters, each after `chunkDelayMs`. Deterministic,
-//! free, and what the gateway runs on with no API keys.
+//! of `[providers.echo] chunkSize` characters, each after `chunkDelayMs`, then its
+//! [`usage`] (an estimate: it has no tokenizer). Deterministic, free, and what the gateway
+//! runs on with no API keys.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::{ProviderEvent, ProviderRequest};
+use crate::{Item, ProviderEvent, ProviderRequest, Usage};
 
 /// The provider's name in config (`provider = "echo"`).
 pub const NAME: &str = "echo";
@@ -21,11 +22,35 @@ pub fn reply_to(request: &ProviderRequest) -> String {
     }
 }
 
+/// Bytes per token of the estimate: about right for English text, and what the real
+/// providers' counts come to on ordinary prose.
+pub const BYTES_PER_TOKEN: u64 = 4;
+
+/// The tokens the echo model says it used for `reply` to `request`: bytes / 4, rounded up,
+/// of the input (the system prompt and the text of every item: messages, tool calls'
+/// names and arguments, tool outputs, thinking) and of the reply.
+pub fn usage(request: &ProviderRequest, reply: &str) -> Usage {
+    let item_bytes = |item: &Item| match item {
+        Item::Message(m) => m.content.len(),
+        Item::ToolCall(call) => call.name.len() + call.arguments.len(),
+        Item::Reasoning(r) => r.text.len(),
+        Item::ToolOutput { output, .. } => output.len(),
+    };
+    let system = request.system_prompt.as_deref().map_or(0, str::len);
+    let input = system + request.items.iter().map(item_bytes).sum::<usize>();
+    let tokens = |bytes: usize| (bytes as u64).div_ceil(BYTES_PER_TOKEN);
+    Usage {
+        input_tokens: tokens(input),
+        output_tokens: tokens(reply.len()),
+    }
+}
+
 /// Streams `reply` into `events` in chunks of `chunk` characters (at least one), each
-/// after `delay`. Walks the reply in place: a copy as chars took four bytes a byte for the
-/// whole stream.
+/// after `delay`, then `usage` and the end. Walks the reply in place: a copy as chars took
+/// four bytes a byte for the whole stream.
 pub async fn stream(
     reply: String,
+    usage: Usage,
     chunk: usize,
     delay: Duration,
     events: mpsc::Sender<ProviderEvent>,
@@ -41,6 +66,9 @@ pub async fn stream(
         {
             return;
         }
+    }
+    if events.send(ProviderEvent::Usage(usage)).await.is_err() {
+        return;
     }
     let _ = events.send(ProviderEvent::Done).await;
 }
@@ -65,7 +93,41 @@ fn pieces(text: &str, chunk: usize) -> impl Iterator<Item = &str> {
 
 #[cfg(test)]
 mod tests {
-    use super::pieces;
+    use super::*;
+    use crate::ChatMessage;
+    use pincer_core::Role;
+
+    #[tokio::test]
+    async fn the_reply_ends_with_its_estimated_usage() {
+        let request = ProviderRequest {
+            request_id: "r".into(),
+            model: "echo".into(),
+            system_prompt: Some("abcd".into()),
+            items: vec![Item::Message(ChatMessage {
+                role: Role::User,
+                content: "hello".into(),
+            })],
+            tools: Vec::new(),
+            thinking: None,
+            api_key: None,
+        };
+        let reply = reply_to(&request);
+        assert_eq!(reply, "echo: hello");
+        // 4 + 5 input bytes, 11 reply bytes: rounded up.
+        let want = Usage {
+            input_tokens: 3,
+            output_tokens: 3,
+        };
+        assert_eq!(usage(&request, &reply), want);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        stream(reply, want, 100, Duration::ZERO, tx).await;
+        let mut got = Vec::new();
+        while let Some(event) = rx.recv().await {
+            got.push(event);
+        }
+        let tail = [ProviderEvent::Usage(want), ProviderEvent::Done];
+        assert_eq!(got[got.len() - 2..], tail);
+    }
 
     #[test]
     fn pieces_count_characters_not_bytes_and_join_up() {

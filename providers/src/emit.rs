@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use pincer_core::metrics::catalog::{ProviderMetrics, Transport};
 
-use super::{ProviderError, ProviderEvent, Reasoning, ToolCall};
+use super::{ProviderError, ProviderEvent, Reasoning, ToolCall, Usage};
 
 /// Where a call's events go.
 #[derive(Debug)]
@@ -112,6 +112,12 @@ impl Emitter {
     /// A complete thinking block (its text went out as [`thinking`](Self::thinking)).
     pub async fn reasoning(&mut self, block: Reasoning) -> Result<(), Gone> {
         self.send(ProviderEvent::Reasoning(block)).await
+    }
+
+    /// The tokens the call used; after every delta (pending text goes out first).
+    pub async fn usage(&mut self, usage: Usage) -> Result<(), Gone> {
+        self.flush().await?;
+        self.send(ProviderEvent::Usage(usage)).await
     }
 
     /// The end of the reply.

@@ -2,7 +2,7 @@
 //!
 //! What a turn asks of a model ([`ProviderRequest`]: a conversation of [`Item`]s, tools,
 //! a thinking mode) and what comes back ([`ProviderEvent`]s: text, thinking, tool calls,
-//! the end or an error), and everything needed to make the call:
+//! the tokens the call used, the end or an error), and everything needed to make the call:
 //!
 //! - [`openai`]: the Responses API over WebSocket ([`openai::socket`]: warm-up,
 //!   `previous_response_id` continuation, reconnects) and over SSE ([`openai::http`]);
@@ -136,10 +136,25 @@ pub enum ProviderEvent {
     ToolCall(ToolCall),
     /// A complete thinking block, to be sent back with the tool results.
     Reasoning(Reasoning),
+    /// The tokens this model call used, as the upstream counted them (the echo model
+    /// estimates). Comes at most once per call, just before [`ProviderEvent::Done`], and
+    /// only when the upstream reported it.
+    Usage(Usage),
     /// The reply (or this tool round) is complete.
     Done,
     /// The call failed for good (after the provider's own retries).
     Error(ProviderError),
+}
+
+/// The tokens one model call used: what the session needs to learn how many tokens its
+/// context really is (the bytes it sent against `input_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tokens of the request: the whole context the model read (instructions, history,
+    /// tools, this round's input), cached or not.
+    pub input_tokens: u64,
+    /// Tokens the model wrote (reasoning included where the upstream counts it there).
+    pub output_tokens: u64,
 }
 
 /// Why a call failed.
@@ -163,6 +178,11 @@ pub enum ErrorKind {
     Rejected,
     /// Failed mid-reply; trying another model would repeat what the user already saw.
     Broken,
+    /// The request is larger than the model's context window. Not transient (never
+    /// retried as is), and another model of the chain will not help unless its window is
+    /// larger: the turn hands it to the session, which compacts the context and tries
+    /// once more.
+    ContextLength,
 }
 
 impl ProviderError {

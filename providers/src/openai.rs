@@ -25,6 +25,16 @@ pub const NAME: &str = "openai";
 /// Calls one WebSocket carries at once.
 pub const SOCKET_CAPACITY: usize = 1;
 
+/// The `error.code` of a request larger than the model's context window: in an HTTP 400
+/// body before a stream, in the `error` event and `response.failed` of a stream, and in a
+/// WebSocket error frame.
+pub const CONTEXT_LENGTH_CODE: &str = "context_length_exceeded";
+
+/// Whether error code `code` says the request is larger than the model's context window.
+pub fn is_context_length(code: Option<&str>) -> bool {
+    code == Some(CONTEXT_LENGTH_CODE)
+}
+
 /// The settings one call runs with, read from the config in force when it starts (an
 /// edited key or threshold applies from the next call).
 #[derive(Debug, Clone)]

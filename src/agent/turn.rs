@@ -492,6 +492,8 @@ impl Call<'_> {
                     }
                     Some(ProviderEvent::ToolCall(call)) => calls.push(call),
                     Some(ProviderEvent::Reasoning(block)) => blocks.push(block),
+                    // Token counts: the session's context accounting will read them.
+                    Some(ProviderEvent::Usage(_)) => {}
                     Some(ProviderEvent::Done) => break,
                     Some(ProviderEvent::Error(error)) => return Outcome::Failed(error),
                     None => return Outcome::Lost,

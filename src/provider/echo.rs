@@ -51,11 +51,11 @@ impl Actor for Echo {
             } => {
                 let config = state.config.current().providers.echo.clone();
                 let reply = pincer_providers::echo::reply_to(&request);
+                let usage = pincer_providers::echo::usage(&request, &reply);
                 let chunk = config.chunk_size.get();
                 let delay = config.chunk_delay_ms;
-                state
-                    .scope
-                    .spawn(pincer_providers::echo::stream(reply, chunk, delay, events));
+                let stream = pincer_providers::echo::stream(reply, usage, chunk, delay, events);
+                state.scope.spawn(stream);
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::{Item, ProviderRequest, Reasoning, ToolCall, thinking};
+use crate::{Item, ProviderRequest, Reasoning, ToolCall, Usage, thinking};
 use pincer_core::Role;
 
 /// The body of `POST /v1/messages` for `request`, streaming, with `max_tokens` (raised
@@ -121,6 +121,36 @@ pub struct Decoder {
     /// Thinking blocks open, by index.
     thinking: HashMap<u64, Reasoning>,
     stop_reason: Option<String>,
+    /// Token counts so far: `message_start` gives them first, `message_delta` repeats
+    /// them cumulatively (its `output_tokens` always, the input counts when present).
+    counts: Counts,
+}
+
+/// The usage fields of a message, as last reported.
+#[derive(Debug, Default)]
+struct Counts {
+    input: Option<u64>,
+    cache_creation: Option<u64>,
+    cache_read: Option<u64>,
+    output: Option<u64>,
+}
+
+impl Counts {
+    /// Takes the counts `usage` carries; absent or null fields keep what came before.
+    fn update(&mut self, usage: Option<&Value>) {
+        let Some(usage) = usage else { return };
+        let count = |field: &str| usage.get(field).and_then(Value::as_u64);
+        for (slot, field) in [
+            (&mut self.input, "input_tokens"),
+            (&mut self.cache_creation, "cache_creation_input_tokens"),
+            (&mut self.cache_read, "cache_read_input_tokens"),
+            (&mut self.output, "output_tokens"),
+        ] {
+            if let Some(n) = count(field) {
+                *slot = Some(n);
+            }
+        }
+    }
 }
 
 impl Decoder {
@@ -204,7 +234,12 @@ impl Decoder {
                     None => Step::Nothing,
                 }
             }
+            "message_start" => {
+                self.counts.update(event.pointer("/message/usage"));
+                Step::Nothing
+            }
             "message_delta" => {
+                self.counts.update(event.get("usage"));
                 if let Some(reason) = event.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(reason.to_string());
                 }
@@ -219,6 +254,25 @@ impl Decoder {
     /// The `stop_reason` given, if any.
     pub fn stop_reason(&self) -> Option<&str> {
         self.stop_reason.as_deref()
+    }
+
+    /// The tokens the message used, if the stream said: input counts the cache's
+    /// tokens too (`cache_creation_input_tokens` and `cache_read_input_tokens` are
+    /// input the model read, reported apart from `input_tokens`).
+    pub fn usage(&self) -> Option<Usage> {
+        let c = &self.counts;
+        let counts = [c.input, c.cache_creation, c.cache_read, c.output];
+        if counts.iter().all(Option::is_none) {
+            return None;
+        }
+        let input = [c.input, c.cache_creation, c.cache_read]
+            .into_iter()
+            .flatten()
+            .fold(0_u64, u64::saturating_add);
+        Some(Usage {
+            input_tokens: input,
+            output_tokens: c.output.unwrap_or_default(),
+        })
     }
 }
 
@@ -298,6 +352,31 @@ mod tests {
                 arguments: "{\"text\":\"x\"}".into()
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn input_counts_the_cache_and_message_delta_has_the_last_word() {
+        let mut d = Decoder::default();
+        assert_eq!(d.usage(), None);
+        d.step(&json!({"type":"message_start","message":{"id":"m","usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":3000,"output_tokens":1}}}));
+        d.step(&json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":42}}));
+        let want = Usage {
+            input_tokens: 3210,
+            output_tokens: 42,
+        };
+        assert_eq!(d.usage(), Some(want));
+        // Newer streams repeat the input counts in message_delta, cumulatively.
+        d.step(&json!({"type":"message_delta","delta":{},"usage":{"input_tokens":11,"cache_read_input_tokens":null,"output_tokens":43}}));
+        let want = Usage {
+            input_tokens: 3211,
+            output_tokens: 43,
+        };
+        assert_eq!(d.usage(), Some(want));
     }
 }
 

@@ -15,12 +15,16 @@ use crate::retry::{self, Verdict};
 use crate::sse;
 use crate::{ErrorKind, ProviderError};
 
-/// OpenAI error bodies carry their code at `error.code`.
+/// OpenAI error bodies carry their code at `error.code`; `context_length_exceeded` (a
+/// 400) is a request too long for the model.
 pub const SHAPE: ErrorShape = ErrorShape {
     code: |body| {
         body.pointer("/error/code")
             .and_then(Value::as_str)
             .map(str::to_string)
+    },
+    too_long: |_, body| {
+        super::is_context_length(body.pointer("/error/code").and_then(Value::as_str))
     },
 };
 
@@ -104,7 +108,12 @@ pub async fn forward(emitter: &mut Emitter, step: Step) -> Result<Flow, Gone> {
         Step::Delta(text) => emitter.delta(&text).await?,
         Step::Thinking(text) => emitter.thinking(&text).await?,
         Step::ToolCall(call) => emitter.tool_call(call).await?,
-        Step::Completed => return Ok(Flow::Completed),
+        Step::Completed(usage) => {
+            if let Some(usage) = usage {
+                emitter.usage(usage).await?;
+            }
+            return Ok(Flow::Completed);
+        }
         Step::Failed(failure) => return Ok(Flow::Failed(failure)),
     }
     Ok(Flow::More)
@@ -117,7 +126,11 @@ pub fn failed(failure: &Failure, started: bool) -> ProviderError {
         Some(code) => format!("{code}: {}", failure.message),
         None => failure.message.clone(),
     };
-    let kind = if started {
+    // Said before any output as a rule; were text out already, the session still has to
+    // shorten the context before any other try.
+    let kind = if super::is_context_length(code) {
+        ErrorKind::ContextLength
+    } else if started {
         ErrorKind::Broken
     } else {
         match retry::verdict_for_code(failure.status, code) {
@@ -128,4 +141,49 @@ pub fn failed(failure: &Failure, started: bool) -> ProviderError {
         }
     };
     ProviderError::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The body the API answers a request too long for the model with (HTTP 400).
+    fn too_long_body() -> Value {
+        json!({"error": {
+            "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+            "type": "invalid_request_error",
+            "param": "input",
+            "code": "context_length_exceeded",
+        }})
+    }
+
+    #[test]
+    fn a_context_too_long_is_its_own_kind_wherever_it_is_said() {
+        assert!((SHAPE.too_long)(400, &too_long_body()));
+        let other = json!({"error": {"type": "invalid_request_error", "code": "model_not_found", "message": "no"}});
+        assert!(!(SHAPE.too_long)(400, &other));
+        // An error frame before the response (refused), an error event then
+        // `response.failed` (not refused), even after output: never Broken, never retried.
+        for (refused, started) in [(true, false), (false, false), (false, true)] {
+            let failure = Failure {
+                status: refused.then_some(400),
+                code: Some("context_length_exceeded".into()),
+                message: "Your input exceeds the context window of this model.".into(),
+                refused,
+            };
+            let error = failed(&failure, started);
+            assert_eq!(error.kind, ErrorKind::ContextLength, "{failure:?}");
+            assert!(error.message.starts_with("context_length_exceeded: "));
+        }
+        let other = Failure {
+            status: Some(400),
+            code: Some("invalid_prompt".into()),
+            message: "no".into(),
+            refused: true,
+        };
+        assert_eq!(failed(&other, false).kind, ErrorKind::Rejected);
+        assert_eq!(failed(&other, true).kind, ErrorKind::Broken);
+    }
 }

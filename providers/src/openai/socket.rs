@@ -315,7 +315,7 @@ impl Task {
                 continue;
             };
             match decoder.step(&value) {
-                wire::Step::Completed => {
+                wire::Step::Completed(_) => {
                     self.slot.metrics.warmups.inc();
                     return Ok(());
                 }
@@ -469,7 +469,7 @@ impl Task {
                 if !listening {
                     // The turn is gone; read to the end so the socket stays in step.
                     match step {
-                        wire::Step::Completed | wire::Step::Failed(_) => return End::Served,
+                        wire::Step::Completed(_) | wire::Step::Failed(_) => return End::Served,
                         _ => continue,
                     }
                 }
@@ -514,7 +514,9 @@ impl Task {
     /// with another key to use the call moves to a new socket (a socket is bound to the
     /// key it opened with); other retryable refusals wait and go again here.
     async fn plan_retry(&self, job: &Job, failure: &Failure, pool: &Pool) -> Retry {
-        if !failure.refused || job.attempt >= MAX_ATTEMPTS {
+        // A context too long fails the same way on any socket.
+        let too_long = super::is_context_length(failure.code.as_deref());
+        if !failure.refused || too_long || job.attempt >= MAX_ATTEMPTS {
             return Retry::No;
         }
         let Verdict::Retry(hint) = retry::verdict_for_code(failure.status, failure.code.as_deref())

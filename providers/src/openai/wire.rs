@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::{Item, ProviderRequest, ToolCall, thinking};
+use crate::{Item, ProviderRequest, ToolCall, Usage, thinking};
 use pincer_core::Role;
 
 /// The body of a `response.create` (WebSocket) or `POST /responses` (SSE) for
@@ -76,6 +76,21 @@ fn item(item: &Item) -> Option<Value> {
     })
 }
 
+/// `response.usage` (`input_tokens` counts cached tokens too); `None` when absent or
+/// null, or when it carries neither count.
+fn usage(usage: Option<&Value>) -> Option<Usage> {
+    let usage = usage.filter(|u| u.is_object())?;
+    let count = |field: &str| usage.get(field).and_then(Value::as_u64);
+    let (input, output) = (count("input_tokens"), count("output_tokens"));
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    Some(Usage {
+        input_tokens: input.unwrap_or_default(),
+        output_tokens: output.unwrap_or_default(),
+    })
+}
+
 /// What one event means for the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -87,8 +102,9 @@ pub enum Step {
     Thinking(String),
     /// A complete tool call.
     ToolCall(ToolCall),
-    /// The response completed (or ended incomplete, which keeps what came).
-    Completed,
+    /// The response completed (or ended incomplete, which keeps what came), with the
+    /// tokens it used when the event carried `response.usage`.
+    Completed(Option<Usage>),
     /// The response failed.
     Failed(Failure),
 }
@@ -171,7 +187,9 @@ impl Decoder {
                 self.calls.push(call.clone());
                 Step::ToolCall(call)
             }
-            "response.completed" | "response.incomplete" => Step::Completed,
+            "response.completed" | "response.incomplete" => {
+                Step::Completed(usage(event.pointer("/response/usage")))
+            }
             "response.failed" => {
                 let failure = self.error.take().unwrap_or_else(|| Failure {
                     status: None,
@@ -257,7 +275,7 @@ mod tests {
             json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","delta":"{\"a\":"}),
             json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","delta":"1}"}),
             json!({"type":"response.output_item.done","item":{"type":"function_call","id":"fc_1","call_id":"c1","name":"t"}}),
-            json!({"type":"response.completed","response":{"id":"resp_1"}}),
+            json!({"type":"response.completed","response":{"id":"resp_1","usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":3,"total_tokens":15}}}),
         ];
         let steps: Vec<Step> = events.iter().map(|e| d.step(e)).collect();
         assert_eq!(steps[1], Step::Delta("Hi".into()));
@@ -269,9 +287,28 @@ mod tests {
                 arguments: "{\"a\":1}".into()
             })
         );
-        assert_eq!(steps[5], Step::Completed);
+        let usage = Usage {
+            input_tokens: 12,
+            output_tokens: 3,
+        };
+        assert_eq!(steps[5], Step::Completed(Some(usage)));
         assert_eq!(d.response_id(), Some("resp_1"));
         assert_eq!(d.output_items().len(), 2);
+    }
+
+    #[test]
+    fn usage_is_read_when_there_and_absent_otherwise() {
+        let mut d = Decoder::default();
+        let incomplete = json!({"type":"response.incomplete","response":{"usage":{"input_tokens":7,"output_tokens":0}}});
+        let usage = Usage {
+            input_tokens: 7,
+            output_tokens: 0,
+        };
+        assert_eq!(d.step(&incomplete), Step::Completed(Some(usage)));
+        for response in [json!({}), json!({"usage": null}), json!({"usage": {}})] {
+            let event = json!({"type":"response.completed","response":response});
+            assert_eq!(d.step(&event), Step::Completed(None), "{event}");
+        }
     }
 
     #[test]

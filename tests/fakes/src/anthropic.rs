@@ -8,6 +8,27 @@
 //! `message_stop`; JSON errors with `request_id`). Failures are injected through a FIFO
 //! of [`Script`]s and latency through [`Knobs`].
 //!
+//! ## Token counts and the context window
+//!
+//! The fake has no tokenizer: a request's input tokens are the bytes of its body
+//! re-serialized as compact JSON, divided by 4 (rounded down, at least 1). `usage` reports
+//! that number as `input_tokens` (in `message_start` and again, cumulatively, in
+//! `message_delta`, with `cache_creation_input_tokens` and `cache_read_input_tokens` at 0);
+//! output tokens are the streamed deltas (one per word of text or thinking, one per
+//! `input_json_delta` piece). [`Knobs::context_limit`] compares the same input count.
+//!
+//! A request over the window is refused before any event, streaming or not (confirmed
+//! from public reports, not protocols.md, which does not cover it: anthropics/claude-code
+//! issues show it for streamed calls, e.g. #59696, #62560): HTTP 400
+//! `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long:
+//! 210345 tokens > 200000 maximum"},"request_id":"req_..."}`. The API gives no code: the
+//! message is the tell. (Older models counted `max_tokens` in and said "input length and
+//! \`max_tokens\` exceed context limit: 189136 + 20000 > 204648, decrease input length or
+//! \`max_tokens\` and try again" (anthropics/claude-code#408); the fake sends the newer
+//! one.) The newer `stop_reason: "model_context_window_exceeded"` (platform.claude.com,
+//! "Stop reasons") is a successful reply that filled the window, not this error; script
+//! it with [`Script::Stop`].
+//!
 //! ```no_run
 //! use pincer_fakes::anthropic::{AnthropicFake, Script};
 //!
@@ -60,6 +81,11 @@ pub struct Knobs {
     pub models: Vec<String>,
     /// Larger request bodies get 413 `request_too_large` (the real limit is 32 MB).
     pub max_body_bytes: usize,
+    /// The model's context window in the fake's tokens (see the module docs: body bytes
+    /// / 4). A valid request whose input count is larger gets 400 `invalid_request_error`
+    /// "prompt is too long: N tokens > LIMIT maximum" and consumes no script. Default
+    /// `None` (no limit).
+    pub context_limit: Option<u64>,
 }
 
 impl Default for Knobs {
@@ -76,6 +102,7 @@ impl Default for Knobs {
                 .map(str::to_owned)
                 .to_vec(),
             max_body_bytes: 32 * 1024 * 1024,
+            context_limit: None,
         }
     }
 }
@@ -211,6 +238,8 @@ pub struct Counters {
     pub cuts: u64,
     /// Responses left hanging ([`Script::Hang`]).
     pub hangs: u64,
+    /// Requests refused as larger than [`Knobs::context_limit`].
+    pub context_exceeded: u64,
 }
 
 impl Counters {

@@ -8,6 +8,36 @@
 //! hangs. Without a script the reply is deterministic: `"openai: <last user text>"`, or
 //! `"tool said: <output>"` when the last input item is a `function_call_output`.
 //!
+//! ## Token counts and the context window
+//!
+//! The fake has no tokenizer: a request's input "tokens" are the **words** (runs of
+//! non-whitespace) in every string of `instructions` and of `input` (message `content`
+//! and content parts' `text`, tool `output`), plus, for a continuation
+//! (`previous_response_id`), the context of the response it continues (its input less its
+//! `instructions`, which the API does not carry over, plus its output), as the real API
+//! counts the whole context. Output tokens are the reply's streamed deltas
+//! (one per word; about three for a tool call's arguments). `response.usage` reports
+//! exactly these numbers (`input_tokens`, `output_tokens`, `total_tokens`), and
+//! [`Knobs::context_limit`] compares the same input count, so a test can predict both.
+//!
+//! A request over the window, as the real API answers it (confirmed from public reports,
+//! not protocols.md, which does not cover it):
+//! - the error object is `{"message": "Your input exceeds the context window of this
+//!   model. Please adjust your input and try again.", "type": "invalid_request_error",
+//!   "param": "input", "code": "context_length_exceeded"}` (same text over HTTP and in
+//!   streams: openai/codex#2921, dyad-sh/dyad#1672);
+//! - a streamed request (`stream: true`, and WebSocket mode, which carries the same
+//!   events) is answered 200 with `response.created`, `response.in_progress`, then the
+//!   `error` event `{"type":"error","sequence_number":2,"error":{...}}` (dyad-sh/dyad#1672
+//!   shows exactly this frame; maximhq/bifrost#4413 reports the streaming path ends in an
+//!   error event while the non-streaming path returns the HTTP error), then, as for every
+//!   stream error, `response.failed` with `response.error: {code, message}` (openai/codex
+//!   classifies `context_length_exceeded` from `response.failed`'s error);
+//! - refused up front (a non-streaming request; [`Knobs::context_limit_before_stream`]
+//!   picks this for streams too, for clients that must handle both): HTTP 400 with
+//!   `{"error": {...}}`, or on a socket the error frame `{"type":"error","status":400,
+//!   "error":{...}}`.
+//!
 //! Every instance runs on its own thread with its own tokio runtime, so the same fake serves
 //! `#[tokio::test]` (either flavour) and plain synchronous tests that spawn the real binary.
 //! Dropping the [`OpenAiFake`] stops the server and closes every connection.
@@ -73,6 +103,16 @@ pub struct Knobs {
     /// Whether a request without `store` is stored (retrievable by `previous_response_id`
     /// from any connection). The real API defaults to `true`. Default `true`.
     pub store_by_default: bool,
+    /// The model's context window in the fake's tokens (see the module docs: words, plus
+    /// the context a continuation continues). A generating request whose input count is
+    /// larger fails with `context_length_exceeded`, in the stream (the default) or before
+    /// it ([`Knobs::context_limit_before_stream`]), and consumes no script. Default `None`
+    /// (no limit).
+    pub context_limit: Option<u64>,
+    /// Refuse a request over [`Knobs::context_limit`] before any event (SSE: HTTP 400;
+    /// WebSocket: an error frame with `status: 400`), as the real API does a non-streaming
+    /// request, instead of inside the stream. Default `false`.
+    pub context_limit_before_stream: bool,
 }
 
 impl Default for Knobs {
@@ -91,6 +131,8 @@ impl Default for Knobs {
                 .to_vec(),
             reject_unknown_models: false,
             store_by_default: true,
+            context_limit: None,
+            context_limit_before_stream: false,
         }
     }
 }
@@ -239,6 +281,8 @@ pub struct Counters {
     pub previous_not_found: u64,
     /// `response_already_in_flight` errors served.
     pub already_in_flight: u64,
+    /// Requests refused as larger than [`Knobs::context_limit`], in either shape.
+    pub context_exceeded: u64,
 }
 
 /// How a recorded request reached the fake.

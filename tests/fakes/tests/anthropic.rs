@@ -677,3 +677,53 @@ fn sync_use_and_drop() {
     let _ = hung.read_to_end(&mut rest);
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// The input count the fake documents: the body's compact JSON bytes / 4.
+fn estimate(body: &Value) -> u64 {
+    (body.to_string().len() as u64 / 4).max(1)
+}
+
+#[tokio::test]
+async fn usage_is_the_documented_estimate() {
+    let fake = AnthropicFake::start();
+    let request = body("claude-sonnet-4-6", "one two three");
+    let events = events(post(&fake, &request).await).await;
+    let start = &events[0].1["message"]["usage"];
+    assert_eq!(start["input_tokens"], estimate(&request));
+    let (_, delta) = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .unwrap();
+    assert_eq!(delta["usage"]["input_tokens"], estimate(&request));
+    // "anthropic: one two three": four words.
+    assert_eq!(delta["usage"]["output_tokens"], 4);
+}
+
+#[tokio::test]
+async fn over_the_context_limit_the_prompt_is_too_long() {
+    let short = body("claude-sonnet-4-6", "hi");
+    let long = body("claude-sonnet-4-6", &"word ".repeat(40));
+    let limit = estimate(&short);
+    assert!(estimate(&long) > limit);
+    let fake = AnthropicFake::start_with(Knobs {
+        context_limit: Some(limit),
+        ..Knobs::default()
+    });
+    fake.script(Script::text("kept"));
+    let (status, error) = error_of(post(&fake, &long).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        error["error"]["message"],
+        format!(
+            "prompt is too long: {} tokens > {limit} maximum",
+            estimate(&long)
+        )
+    );
+    assert_eq!(fake.counters().context_exceeded, 1);
+    assert_eq!(fake.pending_scripts(), 1);
+    // At the limit: answered, with the script.
+    let events = events(post(&fake, &short).await).await;
+    assert_eq!(joined(&events, "text"), "kept");
+}

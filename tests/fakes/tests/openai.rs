@@ -866,3 +866,141 @@ fn works_from_synchronous_code_and_stops_on_drop() {
         "the port is closed after drop"
     );
 }
+
+/// The input count the fake documents: words of `input` and `instructions`.
+#[tokio::test]
+async fn usage_counts_words_and_a_continuation_counts_what_it_continues() {
+    let fake = OpenAiFake::start().await;
+    let text = post(
+        &fake,
+        "sk-test",
+        json!({"model": "gpt-5", "instructions": "be brief", "input": [
+            {"role": "user", "content": "one two three"},
+        ]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events: Vec<Value> = parse_sse(&text).into_iter().map(|(_, d)| d).collect();
+    let completed = &events[events.len() - 1]["response"];
+    // 2 + 3 words in; "openai: one two three" streams as 4 deltas.
+    assert_eq!(completed["usage"]["input_tokens"], 5);
+    assert_eq!(completed["usage"]["output_tokens"], 4);
+    assert_eq!(completed["usage"]["total_tokens"], 9);
+    let id = completed["id"].as_str().unwrap().to_owned();
+
+    // Continuing it: its 7 tokens of context (instructions are not carried over), then
+    // 2 new words.
+    let text = post(
+        &fake,
+        "sk-test",
+        json!({"model": "gpt-5", "previous_response_id": id, "input": "four five"}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events: Vec<Value> = parse_sse(&text).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(
+        events[events.len() - 1]["response"]["usage"]["input_tokens"],
+        9
+    );
+}
+
+#[tokio::test]
+async fn over_the_context_limit_a_stream_fails_as_production_streams_it() {
+    let fake = OpenAiFake::start_with(Knobs {
+        context_limit: Some(3),
+        ..Knobs::default()
+    })
+    .await;
+    fake.script(Script::text("kept for the next good request"));
+    // At the limit: fine.
+    let ok = post(
+        &fake,
+        "sk-test",
+        json!({"model": "gpt-5", "input": "a b c"}),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("response.completed"));
+    fake.script(Script::text("still kept"));
+
+    let over = post(
+        &fake,
+        "sk-test",
+        json!({"model": "gpt-5", "input": "a b c d"}),
+    )
+    .await;
+    assert_eq!(over.status(), 200);
+    let events: Vec<Value> = parse_sse(&over.text().await.unwrap())
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        types(&events),
+        [
+            "response.created",
+            "response.in_progress",
+            "error",
+            "response.failed"
+        ]
+    );
+    assert_eq!(events[2]["sequence_number"], 2);
+    assert_eq!(
+        events[2]["error"],
+        json!({"type": "invalid_request_error", "code": "context_length_exceeded",
+               "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+               "param": "input"})
+    );
+    let failed = &events[3]["response"];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"]["code"], "context_length_exceeded");
+    // The refused request took no script.
+    assert_eq!(fake.scripts_pending(), 1);
+    assert_eq!(fake.counters().context_exceeded, 1);
+
+    // Over a socket: the same events.
+    let mut socket = connect(&fake).await;
+    send(&mut socket, create("a b c d e")).await;
+    let mut events = read_turn(&mut socket).await;
+    assert_eq!(
+        types(&events),
+        ["response.created", "response.in_progress", "error"]
+    );
+    events.push(next_json(&mut socket).await);
+    assert_eq!(events[3]["type"], "response.failed");
+    assert_eq!(events[2]["error"]["code"], "context_length_exceeded");
+    // The socket serves the next request.
+    send(&mut socket, create("short")).await;
+    let events = read_turn(&mut socket).await;
+    assert_eq!(deltas(&events), "still kept");
+    assert_eq!(fake.counters().context_exceeded, 2);
+}
+
+#[tokio::test]
+async fn over_the_context_limit_before_the_stream_is_a_400() {
+    let fake = OpenAiFake::start_with(Knobs {
+        context_limit: Some(1),
+        context_limit_before_stream: true,
+        ..Knobs::default()
+    })
+    .await;
+    let over = post(&fake, "sk-test", json!({"model": "gpt-5", "input": "a b"})).await;
+    assert_eq!(over.status(), 400);
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+            "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}})
+    );
+    let mut socket = connect(&fake).await;
+    send(&mut socket, create("a b")).await;
+    let frame = next_json(&mut socket).await;
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["status"], 400);
+    assert_eq!(frame["error"]["code"], "context_length_exceeded");
+    assert_eq!(fake.counters().context_exceeded, 2);
+}

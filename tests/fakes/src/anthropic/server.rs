@@ -263,6 +263,17 @@ fn answer_messages(
     let body: Value = serde_json::from_slice(&req.body)
         .map_err(|e| invalid(format!("There was an error parsing the body as JSON: {e}")))?;
     let request = validate(&body)?;
+    // The window is checked on a valid request, before it is planned (so it takes no
+    // script), as the API counts tokens only of a request it can read.
+    if let Some(limit) = knobs.context_limit
+        && request.input_tokens > limit
+    {
+        shared.lock().counters.context_exceeded += 1;
+        return Err(invalid(format!(
+            "prompt is too long: {} tokens > {limit} maximum",
+            request.input_tokens
+        )));
+    }
     // Only a valid request consumes a script: the queue scripts what a good request
     // meets, not what a malformed one does.
     let script = shared.lock().scripts.pop_front();

@@ -63,7 +63,8 @@ pub(super) struct Request {
     pub(super) user_text: String,
     /// Contents of the last user message's `tool_result` blocks.
     pub(super) tool_results: Vec<String>,
-    /// A rough token count of the prompt (chars / 4), for `usage`.
+    /// A rough token count of the prompt, for `usage` and the context limit: the bytes of
+    /// the body as compact JSON, divided by 4 (rounded down, at least 1).
     pub(super) input_tokens: u64,
 }
 

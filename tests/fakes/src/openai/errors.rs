@@ -5,6 +5,13 @@ use serde_json::{Value, json};
 
 use super::state::{Shared, bump};
 
+/// `error.code` of a request larger than the context window.
+pub(super) const CONTEXT_LENGTH_EXCEEDED: &str = "context_length_exceeded";
+
+/// The real API's message for it, over HTTP and in streams alike.
+pub(super) const CONTEXT_LENGTH_MESSAGE: &str =
+    "Your input exceeds the context window of this model. Please adjust your input and try again.";
+
 /// An error answered instead of a response. Boxed: it travels in `Result`s on hot paths.
 #[derive(Debug, Clone)]
 pub(super) struct ApiError(Box<ErrorData>);
@@ -134,6 +141,17 @@ impl ApiError {
         )
     }
 
+    /// A request larger than the model's context window (the real text and `param`).
+    pub(super) fn context_length_exceeded() -> ApiError {
+        ApiError::new(
+            400,
+            "invalid_request_error",
+            Some(CONTEXT_LENGTH_EXCEEDED),
+            CONTEXT_LENGTH_MESSAGE.to_owned(),
+        )
+        .with_param("input")
+    }
+
     pub(super) fn connection_limit() -> ApiError {
         ApiError::new(
             400,
@@ -222,6 +240,7 @@ impl ApiError {
             (401, _) => bump(&c.unauthorized),
             (_, Some("previous_response_not_found")) => bump(&c.previous_not_found),
             (_, Some("response_already_in_flight")) => bump(&c.already_in_flight),
+            (_, Some(CONTEXT_LENGTH_EXCEEDED)) => bump(&c.context_exceeded),
             _ => {}
         }
     }

@@ -6,9 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use super::errors::ApiError;
+use super::errors::{ApiError, CONTEXT_LENGTH_EXCEEDED, CONTEXT_LENGTH_MESSAGE};
 use super::state::{Shared, bump};
-use super::wire::{default_reply, input_words, is_warmup, split_arguments, split_tokens};
+use super::wire::{
+    default_reply, input_words, instruction_words, is_warmup, split_arguments, split_tokens,
+};
 use super::{Knobs, Script};
 
 /// What a transport delivers.
@@ -83,6 +85,27 @@ pub(super) fn decide(
     let steps = if warmup {
         b.warmup()
     } else {
+        // The whole context counts, as upstream: what a continuation continues, then
+        // this request's own input.
+        b.input_tokens = previous.map_or(0, |id| shared.context_of(id)) + input_words(body);
+        if knobs
+            .context_limit
+            .is_some_and(|limit| b.input_tokens > limit)
+        {
+            if knobs.context_limit_before_stream {
+                // Counted as the error is served.
+                return Err(ApiError::context_length_exceeded());
+            }
+            bump(&shared.counters.context_exceeded);
+            let steps = b.too_long();
+            return Ok(Plan {
+                steps,
+                response_id: b.response_id,
+                store,
+                continuation,
+                warmup,
+            });
+        }
         if continuation {
             bump(&shared.counters.continuations);
         }
@@ -162,6 +185,8 @@ struct Builder<'a> {
     model: &'a str,
     response_id: String,
     created_at: u64,
+    /// The request's input tokens, whole context included (0 for a warm-up).
+    input_tokens: u64,
     sequence: u64,
     steps: Vec<Step>,
 }
@@ -178,6 +203,7 @@ impl<'a> Builder<'a> {
             model,
             response_id: shared.next_id("resp"),
             created_at,
+            input_tokens: 0,
             sequence: 0,
             steps: Vec::new(),
         }
@@ -228,7 +254,7 @@ impl<'a> Builder<'a> {
     }
 
     fn usage(&self, output_tokens: u64) -> Value {
-        let input_tokens = input_words(self.body);
+        let input_tokens = self.input_tokens;
         json!({
             "input_tokens": input_tokens,
             "input_tokens_details": {"cached_tokens": 0},
@@ -245,6 +271,14 @@ impl<'a> Builder<'a> {
     }
 
     fn complete(&mut self, output: Vec<Value>, output_tokens: u64) {
+        // Remembered now, usable once `response.completed` is out (as the id is). A
+        // continuation does not inherit `instructions` (the API's rule), so they are left
+        // out.
+        let context = self
+            .input_tokens
+            .saturating_sub(instruction_words(self.body))
+            + output_tokens;
+        self.shared.remember_context(&self.response_id, context);
         let usage = self.usage(output_tokens);
         let response = self.response("completed", output, usage, Value::Null);
         self.emit("response.completed", json!({ "response": response }));
@@ -359,6 +393,20 @@ impl<'a> Builder<'a> {
             json!({"output_index": 0, "item": done.clone()}),
         );
         self.complete(vec![done], pieces.len() as u64);
+        std::mem::take(&mut self.steps)
+    }
+
+    /// A request over the context window, as a stream answers it: the response starts,
+    /// then the nested `error` event (sequence number 2, as production sends it) and
+    /// `response.failed` with the same code. Nothing was generated.
+    fn too_long(&mut self) -> Vec<Step> {
+        self.start();
+        let error = json!({"type": "invalid_request_error", "code": CONTEXT_LENGTH_EXCEEDED,
+                           "message": CONTEXT_LENGTH_MESSAGE, "param": "input"});
+        self.emit("error", json!({ "error": error }));
+        let error = json!({"code": CONTEXT_LENGTH_EXCEEDED, "message": CONTEXT_LENGTH_MESSAGE});
+        let response = self.response("failed", vec![], Value::Null, error);
+        self.emit("response.failed", json!({ "response": response }));
         std::mem::take(&mut self.steps)
     }
 

@@ -21,6 +21,9 @@ pub(super) struct Shared {
     records: Mutex<Vec<Recorded>>,
     /// Ids of responses created with `store: true`, visible from every connection.
     stored: Mutex<HashSet<String>>,
+    /// Each completed response's context in tokens (its input plus output): where a
+    /// continuation of it starts counting.
+    contexts: Mutex<HashMap<String, u64>>,
     ids: Mutex<HashMap<&'static str, u64>>,
     pub(super) counters: CounterCells,
 }
@@ -34,6 +37,7 @@ impl Shared {
             scripts: Mutex::new(VecDeque::new()),
             records: Mutex::new(Vec::new()),
             stored: Mutex::new(HashSet::new()),
+            contexts: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
             counters: CounterCells::default(),
         }
@@ -107,6 +111,15 @@ impl Shared {
         self.stored.lock().contains(id)
     }
 
+    pub(super) fn remember_context(&self, id: &str, tokens: u64) {
+        self.contexts.lock().insert(id.to_owned(), tokens);
+    }
+
+    /// The tokens of response `id`'s whole context; 0 when unknown (a warm-up).
+    pub(super) fn context_of(&self, id: &str) -> u64 {
+        self.contexts.lock().get(id).copied().unwrap_or(0)
+    }
+
     /// Next id with this prefix: `resp_1`, `msg_1`, `req_7`, ...
     pub(super) fn next_id(&self, prefix: &'static str) -> String {
         format!("{prefix}_{}", self.next_number(prefix))
@@ -135,6 +148,7 @@ pub(super) struct CounterCells {
     pub(super) unauthorized: AtomicU64,
     pub(super) previous_not_found: AtomicU64,
     pub(super) already_in_flight: AtomicU64,
+    pub(super) context_exceeded: AtomicU64,
 }
 
 impl CounterCells {
@@ -153,6 +167,7 @@ impl CounterCells {
             unauthorized: get(&self.unauthorized),
             previous_not_found: get(&self.previous_not_found),
             already_in_flight: get(&self.already_in_flight),
+            context_exceeded: get(&self.context_exceeded),
         }
     }
 }

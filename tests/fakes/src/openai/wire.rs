@@ -107,6 +107,13 @@ pub(super) fn split_arguments(arguments: &str) -> Vec<String> {
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
+/// Words of the request's `instructions`.
+pub(super) fn instruction_words(body: &Value) -> u64 {
+    body.get("instructions")
+        .and_then(Value::as_str)
+        .map_or(0, |s| s.split_whitespace().count() as u64)
+}
+
 /// A rough input token count: words in every string of `input` and `instructions`.
 pub(super) fn input_words(body: &Value) -> u64 {
     fn words(v: &Value) -> u64 {
