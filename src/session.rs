@@ -159,6 +159,9 @@ struct Current {
     started: Instant,
     /// The tool calls of the current attempt that have ended, for the transcript.
     steps: Vec<Step>,
+    /// The model refused the turn as too long: a compaction runs, then the turn is tried
+    /// once more (`Some(false)`: waiting; `Some(true)`: retried).
+    too_long: Option<bool>,
 }
 
 /// The child spec of a session.
@@ -304,9 +307,10 @@ impl Actor for Session {
                             state.context.calibrate(m.bytes, m.input_tokens);
                         }
                         state.finish_turn(reply, thinking, false).await;
-                        state.maybe_compact(&myself, false);
+                        state.maybe_compact(&myself, compact::Why::Grown);
                         state.next(&myself).await;
                     }
+                    Some(TurnEvent::TooLong(why)) => state.too_long(&myself, why).await,
                     Some(TurnEvent::Failed(why)) => {
                         state.finish_turn(failure_text(&why), None, true).await;
                         state.next(&myself).await;
@@ -323,7 +327,9 @@ impl Actor for Session {
                     state.start_turn(&myself, attempt).await;
                 }
             }
-            SessionMsg::Compacted { through, summary } => state.compacted(through, summary).await,
+            SessionMsg::Compacted { through, summary } => {
+                state.compacted(&myself, through, summary).await
+            }
             SessionMsg::ApprovalDue { id } => {
                 if let Some(question) = state.questions.remove(&id) {
                     question.answer.send(Decision::TimedOut);
@@ -378,6 +384,7 @@ impl SessionState {
                 attempt: 0,
                 started: Instant::now(),
                 steps: Vec::new(),
+                too_long: None,
             });
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
@@ -690,6 +697,7 @@ impl SessionState {
             attempt: 0,
             started: Instant::now(),
             steps: Vec::new(),
+            too_long: None,
         });
         let reply = self.run_command(command, myself).await;
         if let Err(error) = self.commit(text, reply, None, Role::System, false).await {

@@ -74,6 +74,9 @@ pub enum TurnEvent {
     },
     /// No reply can be had; the text says why (the session answers with it).
     Failed(String),
+    /// The model refused the request as larger than its context window: the session
+    /// compacts and tries the turn once more.
+    TooLong(String),
 }
 
 /// One tool call of a turn: sent when it starts (`end` is `None`) and when it ends.
@@ -266,10 +269,7 @@ async fn run(
         approver: approver.clone(),
     };
     let fixed = agent.system_prompt.as_ref().map_or(0, String::len)
-        + crate::tool::specs(&tools)
-            .iter()
-            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
-            .sum::<usize>()
+        + spec_bytes(&crate::tool::specs(&tools))
         + request.text.len();
     let limits = agent.context();
     let room = (f64::from(limits.budget) * request.bytes_per_token) as usize;
@@ -334,6 +334,10 @@ async fn run(
             // The provider is restarting or the session went away: end without a final
             // event; the session tries again.
             Outcome::Lost => return,
+            Outcome::Failed(error) if error.kind == ErrorKind::ContextLength && !turn.sent => {
+                let _ = events.send(TurnEvent::TooLong(error.message)).await;
+                return;
+            }
             Outcome::Failed(error) if turn.sent || error.kind == ErrorKind::Broken => {
                 let _ = events.send(TurnEvent::Failed(error.message)).await;
                 return;
@@ -345,6 +349,29 @@ async fn run(
         }
     }
     let _ = events.send(TurnEvent::Failed(last_error)).await;
+}
+
+/// The bytes of text a request carries: what a provider counts tokens of.
+fn request_bytes(request: &ProviderRequest) -> usize {
+    let items: usize = request
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Message(m) => m.content.len(),
+            Item::ToolCall(c) => c.name.len() + c.arguments.len(),
+            Item::ToolOutput { output, .. } => output.len(),
+            Item::Reasoning(_) => 0,
+        })
+        .sum();
+    request.system_prompt.as_ref().map_or(0, String::len) + items + spec_bytes(&request.tools)
+}
+
+/// The bytes of text tool definitions carry.
+fn spec_bytes(tools: &[pincer_providers::ToolSpec]) -> usize {
+    tools
+        .iter()
+        .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+        .sum()
 }
 
 /// The newest of `context` (oldest first) whose text fits in `room` bytes, whole turns
@@ -457,6 +484,8 @@ impl Call<'_> {
                 thinking,
                 api_key: self.own_key.clone(),
             };
+            // The turn's first request, measured against the provider's count of it.
+            let bytes = (turn.measured.is_none() && round == 0).then(|| request_bytes(&call));
             let mut rx = match self.providers.dispatch(self.provider, call).await {
                 Ok(rx) => rx,
                 Err(DispatchError::Unavailable(_)) => return Outcome::Lost,
@@ -493,7 +522,14 @@ impl Call<'_> {
                     Some(ProviderEvent::ToolCall(call)) => calls.push(call),
                     Some(ProviderEvent::Reasoning(block)) => blocks.push(block),
                     // Token counts: the session's context accounting will read them.
-                    Some(ProviderEvent::Usage(_)) => {}
+                    Some(ProviderEvent::Usage(usage)) => {
+                        if let Some(bytes) = bytes {
+                            turn.measured = Some(Measured {
+                                bytes,
+                                input_tokens: usage.input_tokens,
+                            });
+                        }
+                    }
                     Some(ProviderEvent::Done) => break,
                     Some(ProviderEvent::Error(error)) => return Outcome::Failed(error),
                     None => return Outcome::Lost,

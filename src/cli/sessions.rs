@@ -83,6 +83,12 @@ pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Fail
             for entry in body["transcript"].as_array().into_iter().flatten() {
                 match entry.get("tool") {
                     Some(tool) => println!("[{}] {}", entry["seq"], tool_line(tool, entry)),
+                    None if entry.get("summary_through").is_some() => println!(
+                        "[{}] summary of the conversation through #{}: {}",
+                        entry["seq"],
+                        entry["summary_through"],
+                        text(&entry["content"])
+                    ),
                     None => println!(
                         "[{}] {}: {}",
                         entry["seq"],

@@ -234,6 +234,7 @@ async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
     };
     let mut body = session_json(&gw, &row, pincer_core::now_ms());
     body["context_from"] = json!(row.context_from);
+    body["summary_seq"] = json!(row.summary_seq);
     body["transcript"] = transcript
         .into_iter()
         .map(|(seq, e)| {
@@ -244,6 +245,9 @@ async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
             }
             if let Some(thinking) = e.thinking {
                 entry["thinking"] = json!(thinking);
+            }
+            if let Some(through) = e.summary_through {
+                entry["summary_through"] = json!(through);
             }
             if let Some(tool) = e.tool {
                 entry["tool"] = json!({

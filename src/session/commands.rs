@@ -103,7 +103,7 @@ impl SessionState {
     ) -> String {
         let now = now_ms();
         match command {
-            Command::Compact => match self.maybe_compact(myself, true) {
+            Command::Compact => match self.maybe_compact(myself, super::compact::Why::Asked) {
                 Some(tokens) => format!(
                     "Compacting: the older part of the context (about {tokens} tokens in all) is being summarized; the transcript keeps every message."
                 ),

@@ -17,21 +17,29 @@ use crate::agent::summary::summarize;
 /// After a failed compaction, the next waits this long (the summary model may be down).
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// Why a compaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    /// The context passed `compactAt` after a turn.
+    Grown,
+    /// `/session compact`.
+    Asked,
+    /// The model refused a turn as too long: the estimate was wrong, so the context is
+    /// halved and only the last turn kept whole.
+    Refused,
+}
+
 impl SessionState {
-    /// Starts a compaction if the context has passed its agent's `compactAt` (or `force`,
-    /// for `/session compact`) and none runs; returns how many tokens it summarizes.
-    pub(super) fn maybe_compact(
-        &mut self,
-        myself: &ActorRef<SessionMsg>,
-        force: bool,
-    ) -> Option<u64> {
+    /// Starts a compaction if `why` calls for one and none runs; returns how many tokens
+    /// the context holds.
+    pub(super) fn maybe_compact(&mut self, myself: &ActorRef<SessionMsg>, why: Why) -> Option<u64> {
         if self.compacting {
             return None;
         }
         let config = self.ctx.config.current();
         let limits = config.agents.get(&self.row.agent)?.context();
         let tokens = self.context.tokens();
-        if !force {
+        if why == Why::Grown {
             let resting = self
                 .compact_failed
                 .is_some_and(|at| at.elapsed() < RETRY_AFTER);
@@ -39,11 +47,13 @@ impl SessionState {
                 return None;
             }
         }
-        // What stays should leave room to grow: half the budget at most.
-        let target = u64::from(limits.budget) / 2;
-        let compaction = self
-            .context
-            .to_compact(target, limits.keep_recent as usize)?;
+        // What stays should leave room to grow: half the budget at most (half of what
+        // the model refused, when it refused).
+        let (target, keep) = match why {
+            Why::Refused => (tokens / 2, 1),
+            Why::Grown | Why::Asked => (u64::from(limits.budget) / 2, limits.keep_recent as usize),
+        };
+        let compaction = self.context.to_compact(target, keep)?;
         self.compacting = true;
         let through = compaction.through;
         tracing::debug!(session = %self.row.key, tokens, through, "Compacting the context.");
@@ -56,9 +66,46 @@ impl SessionState {
         Some(tokens)
     }
 
-    /// A compaction ended: its summary is committed and replaces what it covers.
-    pub(super) async fn compacted(&mut self, through: i64, summary: Result<String, String>) {
+    /// The model refused the current turn as larger than its window: compact (harder
+    /// than usual: the estimate was wrong) and try the turn once more; a second refusal,
+    /// or nothing to compact, is the turn's answer.
+    pub(super) async fn too_long(&mut self, myself: &ActorRef<SessionMsg>, why: String) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let first = current.too_long.is_none();
+        current.too_long = Some(false);
+        self.context.distrust();
+        let started =
+            first && (self.compacting || self.maybe_compact(myself, Why::Refused).is_some());
+        if !started {
+            let why =
+                format!("the conversation does not fit in the model's context window ({why})");
+            self.finish_turn(super::failure_text(&why), None, true)
+                .await;
+            self.next(myself).await;
+        }
+    }
+
+    /// A compaction ended: its summary is committed and replaces what it covers; a turn
+    /// waiting for it is tried again.
+    pub(super) async fn compacted(
+        &mut self,
+        myself: &ActorRef<SessionMsg>,
+        through: i64,
+        summary: Result<String, String>,
+    ) {
         self.compacting = false;
+        self.save_summary(through, summary).await;
+        let waiting = self.current.as_mut().filter(|c| c.too_long == Some(false));
+        if let Some(current) = waiting {
+            current.too_long = Some(true);
+            let attempt = current.attempt + 1;
+            self.start_turn(myself, attempt).await;
+        }
+    }
+
+    async fn save_summary(&mut self, through: i64, summary: Result<String, String>) {
         let text = match summary {
             Ok(text) => text,
             Err(why) => {

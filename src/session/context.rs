@@ -144,6 +144,12 @@ impl Context {
         self.ratio = 0.7 * self.ratio + 0.3 * seen;
     }
 
+    /// The model counted more than estimated (it refused a request as too long): count
+    /// every byte as more of a token from now on, until replies say otherwise.
+    pub fn distrust(&mut self) {
+        self.ratio = (self.ratio * 0.75).max(RATIO_BOUNDS.0);
+    }
+
     /// Estimated tokens of the summary and every kept message.
     pub fn tokens(&self) -> u64 {
         let bytes: usize = self.summary.as_ref().map_or(0, |s| s.text.len())
@@ -211,7 +217,7 @@ impl Context {
                     input.push_str(&clip(&m.content, SUMMARY_MESSAGE_CHARS));
                 }
                 Kept::Note(note) => {
-                    input.push_str("(");
+                    input.push('(');
                     input.push_str(&clip(note, 200));
                     input.push(')');
                 }
