@@ -139,6 +139,8 @@ pub struct SessionState {
     compacting: bool,
     /// When the last compaction failed: the next waits a while.
     compact_failed: Option<Instant>,
+    /// A note for the web chat that the context was summarized, said with the next reply.
+    summary_notice: Option<String>,
     queue: VecDeque<InboxEntry>,
     /// Inbox ids queued or in progress: a swept duplicate is ignored.
     known: HashSet<i64>,
@@ -238,6 +240,7 @@ impl Actor for Session {
             context,
             compacting: false,
             compact_failed: None,
+            summary_notice: None,
             queue: VecDeque::new(),
             known: HashSet::new(),
             current: None,
@@ -410,6 +413,12 @@ impl SessionState {
         };
         current.attempt = attempt;
         current.steps.clear(); // a new attempt runs its calls again
+        if let Some(text) = self.summary_notice.take() {
+            self.notice(text, None);
+        }
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
         self.questions.clear(); // and asks its questions again
         let request = TurnRequest {
             agent: self.row.agent.clone(),

@@ -291,3 +291,59 @@ async fn a_session_killed_while_it_compacts_loses_and_doubles_nothing() {
         "a later compaction got through"
     );
 }
+
+#[tokio::test]
+async fn the_web_chat_is_told_where_the_summary_begins() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let fake = OpenAiFake::start().await;
+    for k in 0..20 {
+        fake.script(Script::for_model(
+            "summarizer",
+            Script::text(format!("Summary {k}.")),
+        ));
+    }
+    let home = TempDir::new();
+    let gw = Gw::start(home.path(), Some(&config(&fake, "sse"))).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
+        .await
+        .expect("websocket");
+    let hello = serde_json::json!({"type": "hello", "client": "0123456789abcdef0123456789abcdef"});
+    ws.send(Message::text(hello.to_string()))
+        .await
+        .expect("hello");
+    let mut notice = None;
+    for n in 0..20 {
+        let id = format!("m{n}");
+        let send = serde_json::json!({"type": "send", "id": id, "agent": "main", "session": "web-1", "text": message(n)});
+        ws.send(Message::text(send.to_string()))
+            .await
+            .expect("send");
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame")
+                .expect("open")
+                .expect("frame");
+            let Message::Text(text) = msg else { continue };
+            let frame: Value = serde_json::from_str(&text).expect("JSON");
+            if frame["id"] != id.as_str() {
+                continue;
+            }
+            match frame["type"].as_str() {
+                Some("notice") => notice = frame["text"].as_str().map(str::to_string),
+                Some("done") => break,
+                Some("error") => panic!("{frame}"),
+                _ => {}
+            }
+        }
+        if notice.is_some() {
+            break;
+        }
+    }
+    let notice = notice.expect("a notice within 20 turns");
+    assert!(
+        notice.contains("were summarized") && notice.contains("transcript keeps them all"),
+        "{notice}"
+    );
+}

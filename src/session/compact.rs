@@ -158,6 +158,13 @@ impl SessionState {
                     text,
                     at_ms: now,
                 });
+                // The web chat marks where the summary begins (a chat app would only
+                // get noise from it).
+                if self.row.channel == "web" {
+                    self.summary_notice = Some(format!(
+                        "Earlier messages (through #{through}) were summarized to keep this conversation within the model's context window; the transcript keeps them all."
+                    ));
+                }
             }
             Err(error) => {
                 tracing::warn!(session = %self.row.key, %error, "Cannot save a summary; the context stays as it is.");

@@ -1,0 +1,129 @@
+//! Long conversations: one session of 3,000 turns, and 64 sessions of 300, through the
+//! OpenAI fake over a warm WebSocket, with a 32,000-token window (budget 20,928 tokens:
+//! compaction keeps each session's context under 16,742), summaries from a scripted
+//! model that writes short ones.
+//!
+//! ```sh
+//! cargo build --release --bin pincer
+//! cargo bench --bench gateway_context
+//! BENCH_QUICK=1 cargo bench --bench gateway_context   # 600 turns, 16 × 100
+//! ```
+//!
+//! Prints the latency of turns 1..=10 against the last 10 (goal: the late ones within
+//! 1.5× of the early ones), the largest upstream request in the last 100 turns, the
+//! compactions, and the gateway's RSS after the 64 sessions.
+
+#[path = "common.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use pincer_fakes::openai::{OpenAiFake, Script, Transport};
+use serde_json::json;
+
+fn main() {
+    let bin = pincer_bin();
+    let (turns, sessions, each) = if quick() {
+        (600, 16, 100)
+    } else {
+        (3_000, 64, 300)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let fake = OpenAiFake::start().await;
+        for k in 0..(turns + sessions * each) {
+            fake.script(Script::for_model(
+                "summarizer",
+                Script::text(format!("Summary {k}: a long chat of numbered messages about the weather, trains and lunch.")),
+            ));
+        }
+        let home = TempHome::new("context");
+        home.write_config(&format!(
+            "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[agents.main.model]\nprovider = \"openai\"\nname = \"gpt-4.1\"\ncontextWindow = 32000\nmaxOutputTokens = 4096\n\n[agents.main.context]\nsummaryModel = \"openai/summarizer\"\n",
+            fake.base_url()
+        ));
+        let mut gw = Gateway::spawn(&bin, &home.0);
+        gw.wait_ready(Duration::from_millis(5), Duration::from_secs(20));
+        let client = reqwest::Client::new();
+        let idle_kb = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
+
+        let mut times = Vec::with_capacity(turns);
+        let mut sizes = Vec::with_capacity(turns);
+        for n in 0..turns {
+            let before = fake.requests().len();
+            times.push(turn(&client, &gw, "long", n).await);
+            let size = fake.requests()[before..]
+                .iter()
+                .filter(|r| matches!(r.transport, Transport::Ws | Transport::Sse))
+                .filter(|r| r.body["model"] == "gpt-4.1")
+                .map(|r| r.body.to_string().len())
+                .max()
+                .unwrap_or(0);
+            sizes.push(size);
+        }
+        let summaries = fake
+            .requests()
+            .iter()
+            .filter(|r| r.body["model"] == "summarizer")
+            .count();
+        let early = Summary::of(&mut times[..10].to_vec());
+        let late = Summary::of(&mut times[turns - 10..].to_vec());
+        let late_size = sizes[turns - 100..].iter().max().copied().unwrap_or(0);
+        let full = sizes.iter().max().copied().unwrap_or(0);
+        println!("\ngateway_context  (OpenAI fake over a warm WebSocket, 32,000-token window, one session of {turns} turns)");
+        println!(
+            "turns 1..10   p50 {}  max {}\nturns {}..{}  p50 {}  max {}   ratio of p50 {:.2}   {}",
+            ms(early.p50),
+            ms(early.max),
+            turns - 9,
+            turns,
+            ms(late.p50),
+            ms(late.max),
+            late.p50.as_secs_f64() / early.p50.as_secs_f64().max(1e-9),
+            verdict(late.p50.as_secs_f64() <= 1.5 * early.p50.as_secs_f64())
+        );
+        println!(
+            "largest upstream request: last 100 turns {:.1} KB, whole run {:.1} KB; compactions {summaries}",
+            late_size as f64 / 1024.0,
+            full as f64 / 1024.0
+        );
+
+        let started = Instant::now();
+        for n in 0..each {
+            for s in 0..sessions {
+                turn(&client, &gw, &format!("user-{s}"), n).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_kb = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
+        println!(
+            "{sessions} sessions × {each} turns in {:.1} s: RSS {:.1} MB (idle {:.1} MB)",
+            started.elapsed().as_secs_f64(),
+            rss_kb as f64 / 1024.0,
+            idle_kb as f64 / 1024.0
+        );
+        gw.stop(Duration::from_secs(5));
+    });
+}
+
+/// One non-streamed turn of `user`'s session: how long it took.
+async fn turn(client: &reqwest::Client, gw: &Gateway, user: &str, n: usize) -> Duration {
+    let text = format!("message {n}: how is the weather, and which train do we take after lunch?");
+    let body = json!({"model": "pincer:main", "user": user, "messages": [{"role": "user", "content": text}]});
+    let started = Instant::now();
+    let response = client
+        .post(format!("{}/v1/chat/completions", gw.base()))
+        .bearer_auth(gw.token())
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let _ = response.bytes().await.expect("body");
+    started.elapsed()
+}
