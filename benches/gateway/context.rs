@@ -9,9 +9,10 @@
 //! BENCH_QUICK=1 cargo bench --bench gateway_context   # 600 turns, 16 × 100
 //! ```
 //!
-//! Prints the latency of turns 1..=10 against the last 10 (goal: the late ones within
-//! 1.5× of the early ones), the largest upstream request in the last 100 turns, the
-//! compactions, and the gateway's RSS after the 64 sessions.
+//! Prints the latency of turns 1..=10 against the last 10, and the gateway's own part of
+//! it, from the client's request to the model's (goal: late within 1.5× of early); the
+//! largest upstream request in the last 100 turns; the compactions; the gateway's RSS
+//! after the 64 sessions.
 
 #[path = "common.rs"]
 mod common;
@@ -53,18 +54,24 @@ fn main() {
         let idle_kb = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
 
         let mut times = Vec::with_capacity(turns);
+        let mut inbound = Vec::with_capacity(turns);
         let mut sizes = Vec::with_capacity(turns);
         for n in 0..turns {
             let before = fake.requests().len();
+            let sent = Instant::now();
             times.push(turn(&client, &gw, "long", n).await);
-            let size = fake.requests()[before..]
+            let mine: Vec<_> = fake.requests()[before..]
                 .iter()
                 .filter(|r| matches!(r.transport, Transport::Ws | Transport::Sse))
                 .filter(|r| r.body["model"] == "gpt-4.1")
-                .map(|r| r.body.to_string().len())
-                .max()
-                .unwrap_or(0);
-            sizes.push(size);
+                .cloned()
+                .collect();
+            sizes.push(mine.iter().map(|r| r.body.to_string().len()).max().unwrap_or(0));
+            // The gateway's own work before the model is asked: the session, the turn,
+            // the context and the request (the fake's time is in the total only).
+            if let Some(first) = mine.first() {
+                inbound.push(first.at.saturating_duration_since(sent));
+            }
         }
         let summaries = fake
             .requests()
@@ -74,6 +81,9 @@ fn main() {
         let early = Summary::of(&mut times[..10].to_vec());
         let late = Summary::of(&mut times[turns - 10..].to_vec());
         let late_size = sizes[turns - 100..].iter().max().copied().unwrap_or(0);
+        let k = inbound.len();
+        let early_in = Summary::of(&mut inbound[..20.min(k)].to_vec());
+        let late_in = Summary::of(&mut inbound[k.saturating_sub(20)..].to_vec());
         let full = sizes.iter().max().copied().unwrap_or(0);
         println!("\ngateway_context  (OpenAI fake over a warm WebSocket, 32,000-token window, one session of {turns} turns)");
         println!(
@@ -86,6 +96,13 @@ fn main() {
             ms(late.max),
             late.p50.as_secs_f64() / early.p50.as_secs_f64().max(1e-9),
             verdict(late.p50.as_secs_f64() <= 1.5 * early.p50.as_secs_f64())
+        );
+        println!(
+            "request to the model sent after: turns 1..20 p50 {}, last 20 p50 {}   ratio {:.2}   {}",
+            ms(early_in.p50),
+            ms(late_in.p50),
+            late_in.p50.as_secs_f64() / early_in.p50.as_secs_f64().max(1e-9),
+            verdict(late_in.p50.as_secs_f64() <= 1.5 * early_in.p50.as_secs_f64())
         );
         println!(
             "largest upstream request: last 100 turns {:.1} KB, whole run {:.1} KB; compactions {summaries}",
