@@ -175,6 +175,8 @@ impl Conn {
     }
 
     async fn on_frame(&mut self, socket: &mut WebSocket, text: &str) -> Flow {
+        // When it arrived, before the fake's own work on it (a continuation's context).
+        let at = std::time::Instant::now();
         let body: Value =
             serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
         let outcome = self.evaluate(&body);
@@ -189,7 +191,7 @@ impl Conn {
             headers: self.headers.clone(),
             body,
             connection: Some(self.id),
-            at: std::time::Instant::now(),
+            at,
             continuation: plan.is_some_and(|p| p.continuation),
             warmup: plan.is_some_and(|p| p.warmup),
         });
