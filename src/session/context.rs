@@ -25,6 +25,9 @@ const RATIO_BOUNDS: (f64, f64) = (1.0, 8.0);
 /// start and end, not sent whole.
 const SUMMARY_MESSAGE_CHARS: usize = 4_000;
 
+/// The most of a tool call a note keeps.
+const NOTE_CHARS: usize = 200;
+
 /// The summary of the turns before `through`, and where it is in the transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -99,9 +102,11 @@ impl Context {
                 role: entry.role,
                 content: entry.content,
             }),
-            (Role::Tool, Some(tool)) => {
-                Kept::Note(format!("tool {} {}", tool.name, tool.arguments))
-            }
+            // A note, not the call: its arguments may be a long command or document.
+            (Role::Tool, Some(tool)) => Kept::Note(clip(
+                &format!("tool {} {}", tool.name, tool.arguments),
+                NOTE_CHARS,
+            )),
             _ => return,
         };
         self.recent.push_back((seq, kept));
@@ -218,7 +223,7 @@ impl Context {
                 }
                 Kept::Note(note) => {
                     input.push('(');
-                    input.push_str(&clip(note, 200));
+                    input.push_str(note);
                     input.push(')');
                 }
             }
