@@ -347,3 +347,31 @@ async fn the_web_chat_is_told_where_the_summary_begins() {
         "{notice}"
     );
 }
+
+#[tokio::test]
+async fn with_summaries_failing_the_context_in_memory_stays_bounded() {
+    let fake = OpenAiFake::start().await;
+    // The summary model refuses every request (400: not retried).
+    for _ in 0..40 {
+        fake.script(Script::for_model("summarizer", Script::http_error(400, None)));
+    }
+    let home = TempDir::new();
+    let gw = Gw::start(home.path(), Some(&config(&fake, "sse"))).await;
+    for n in 0..30 {
+        let (status, reply) = gw.ask("main", "nosum", &message(n)).await;
+        assert_eq!(status, 200, "turn {n}: {reply}");
+    }
+    let (_, status) = gw.ask("main", "nosum", "/session status").await;
+    let used: u64 = status
+        .split("context: about ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    // 30 turns of 2 KB are about 30,000 tokens; the bound is twice the budget.
+    assert!(used <= 2 * BUDGET, "{used} tokens kept: {status}");
+    assert!(status.contains("never compacted"), "{status}");
+    assert!(gw.log().contains("left the context unsummarized"));
+    let transcript = gw.transcript(&http_session("nosum")).await;
+    assert_eq!(transcript.iter().filter(|e| e["role"] == "user").count(), 31);
+}

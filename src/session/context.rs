@@ -232,6 +232,36 @@ impl Context {
         Some(Compaction { through, input })
     }
 
+    /// Forgets the oldest turns while the context holds more than `max` tokens, keeping
+    /// the last turn; returns how many messages went. The bound for when summaries fail
+    /// (the summary model down for days): a turn never sends more than its budget, so
+    /// what lies beyond twice that would only have fed a summary. It stays in the store.
+    pub fn forget_beyond(&mut self, max: u64) -> usize {
+        let mut dropped = 0;
+        while self.tokens() > max {
+            let users = self
+                .recent
+                .iter()
+                .filter(|(_, k)| matches!(k, Kept::Message(m) if m.role == Role::User))
+                .count();
+            if users <= 1 {
+                break;
+            }
+            // The oldest whole turn: its user message and all up to the next one.
+            self.recent.pop_front();
+            dropped += 1;
+            while self
+                .recent
+                .front()
+                .is_some_and(|(_, k)| !matches!(k, Kept::Message(m) if m.role == Role::User))
+            {
+                self.recent.pop_front();
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// A summary was committed at `seq`: what it covers leaves the context.
     pub fn compacted(&mut self, summary: Summary) {
         while self
@@ -349,6 +379,19 @@ mod tests {
         let summary = context.summary().cloned();
         let reloaded = Context::load(summary, turns(3, 10));
         assert_eq!(reloaded.messages(), context.messages());
+    }
+
+    #[test]
+    fn without_summaries_the_oldest_turns_are_forgotten_past_the_bound() {
+        let mut context = Context::load(None, turns(10, 396));
+        assert_eq!(context.forget_beyond(10_000), 0, "under the bound");
+        // About 199 tokens a turn: 3 turns fit in 600.
+        assert_eq!(context.forget_beyond(600), 14);
+        assert_eq!(context.messages().len(), 6);
+        assert!(context.messages()[0].content.starts_with("7q"));
+        // The last turn stays whatever its size.
+        assert_eq!(context.forget_beyond(1), 4);
+        assert_eq!(context.messages().len(), 2);
     }
 
     #[test]
