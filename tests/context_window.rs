@@ -353,7 +353,10 @@ async fn with_summaries_failing_the_context_in_memory_stays_bounded() {
     let fake = OpenAiFake::start().await;
     // The summary model refuses every request (400: not retried).
     for _ in 0..40 {
-        fake.script(Script::for_model("summarizer", Script::http_error(400, None)));
+        fake.script(Script::for_model(
+            "summarizer",
+            Script::http_error(400, None),
+        ));
     }
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some(&config(&fake, "sse"))).await;
@@ -373,5 +376,8 @@ async fn with_summaries_failing_the_context_in_memory_stays_bounded() {
     assert!(status.contains("never compacted"), "{status}");
     assert!(gw.log().contains("left the context unsummarized"));
     let transcript = gw.transcript(&http_session("nosum")).await;
-    assert_eq!(transcript.iter().filter(|e| e["role"] == "user").count(), 31);
+    assert_eq!(
+        transcript.iter().filter(|e| e["role"] == "user").count(),
+        31
+    );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::{Item, ProviderEvent, ProviderRequest, Usage};
+use crate::{ProviderEvent, ProviderRequest, Usage};
 
 /// The provider's name in config (`provider = "echo"`).
 pub const NAME: &str = "echo";
@@ -27,20 +27,12 @@ pub fn reply_to(request: &ProviderRequest) -> String {
 pub const BYTES_PER_TOKEN: u64 = 4;
 
 /// The tokens the echo model says it used for `reply` to `request`: bytes / 4, rounded up,
-/// of the input (the system prompt and the text of every item: messages, tool calls'
-/// names and arguments, tool outputs, thinking) and of the reply.
+/// of the input ([`crate::text_bytes`]: the system prompt, the text of every item, the
+/// tool definitions) and of the reply.
 pub fn usage(request: &ProviderRequest, reply: &str) -> Usage {
-    let item_bytes = |item: &Item| match item {
-        Item::Message(m) => m.content.len(),
-        Item::ToolCall(call) => call.name.len() + call.arguments.len(),
-        Item::Reasoning(r) => r.text.len(),
-        Item::ToolOutput { output, .. } => output.len(),
-    };
-    let system = request.system_prompt.as_deref().map_or(0, str::len);
-    let input = system + request.items.iter().map(item_bytes).sum::<usize>();
     let tokens = |bytes: usize| (bytes as u64).div_ceil(BYTES_PER_TOKEN);
     Usage {
-        input_tokens: tokens(input),
+        input_tokens: tokens(crate::text_bytes(request)),
         output_tokens: tokens(reply.len()),
     }
 }
@@ -94,7 +86,7 @@ fn pieces(text: &str, chunk: usize) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ChatMessage;
+    use crate::{ChatMessage, Item};
     use pincer_core::Role;
 
     #[tokio::test]

@@ -216,6 +216,31 @@ pub fn prefix_hashes(request: &ProviderRequest) -> Vec<u64> {
     hashes
 }
 
+/// The bytes of text `request` carries (system prompt, every item's text, tool
+/// definitions): what a provider counts its input tokens of. Estimates of tokens and the
+/// calibration of a bytes-per-token ratio both start from it.
+pub fn text_bytes(request: &ProviderRequest) -> usize {
+    let items: usize = request
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Message(m) => m.content.len(),
+            Item::ToolCall(call) => call.name.len() + call.arguments.len(),
+            Item::Reasoning(r) => r.text.len(),
+            Item::ToolOutput { output, .. } => output.len(),
+        })
+        .sum();
+    request.system_prompt.as_deref().map_or(0, str::len) + items + tool_bytes(&request.tools)
+}
+
+/// The bytes of text tool definitions carry (name, description, JSON schema).
+pub fn tool_bytes(tools: &[ToolSpec]) -> usize {
+    tools
+        .iter()
+        .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+        .sum()
+}
+
 /// The text of the last user message of `items`.
 pub fn last_user_text(items: &[Item]) -> &str {
     items

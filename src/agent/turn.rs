@@ -269,7 +269,7 @@ async fn run(
         approver: approver.clone(),
     };
     let fixed = agent.system_prompt.as_ref().map_or(0, String::len)
-        + spec_bytes(&crate::tool::specs(&tools))
+        + pincer_providers::tool_bytes(&crate::tool::specs(&tools))
         + request.text.len();
     let limits = agent.context();
     let room = (f64::from(limits.budget) * request.bytes_per_token) as usize;
@@ -349,29 +349,6 @@ async fn run(
         }
     }
     let _ = events.send(TurnEvent::Failed(last_error)).await;
-}
-
-/// The bytes of text a request carries: what a provider counts tokens of.
-fn request_bytes(request: &ProviderRequest) -> usize {
-    let items: usize = request
-        .items
-        .iter()
-        .map(|item| match item {
-            Item::Message(m) => m.content.len(),
-            Item::ToolCall(c) => c.name.len() + c.arguments.len(),
-            Item::ToolOutput { output, .. } => output.len(),
-            Item::Reasoning(_) => 0,
-        })
-        .sum();
-    request.system_prompt.as_ref().map_or(0, String::len) + items + spec_bytes(&request.tools)
-}
-
-/// The bytes of text tool definitions carry.
-fn spec_bytes(tools: &[pincer_providers::ToolSpec]) -> usize {
-    tools
-        .iter()
-        .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
-        .sum()
 }
 
 /// The newest of `context` (oldest first) whose text fits in `room` bytes, whole turns
@@ -485,7 +462,8 @@ impl Call<'_> {
                 api_key: self.own_key.clone(),
             };
             // The turn's first request, measured against the provider's count of it.
-            let bytes = (turn.measured.is_none() && round == 0).then(|| request_bytes(&call));
+            let bytes = (turn.measured.is_none() && round == 0)
+                .then(|| pincer_providers::text_bytes(&call));
             let mut rx = match self.providers.dispatch(self.provider, call).await {
                 Ok(rx) => rx,
                 Err(DispatchError::Unavailable(_)) => return Outcome::Lost,
