@@ -4,9 +4,8 @@
 mod common;
 
 use common::site::Site;
-use common::{Gw, TempDir};
-use pincer_fakes::openai::{OpenAiFake, Script, Transport};
-use serde_json::Value;
+use common::{Gw, TempDir, model};
+use pincer_fakes::openai::{OpenAiFake, Script};
 
 /// A gateway whose `main` agent is an OpenAI model over SSE with `echo`, and `extra`.
 async fn gateway(home: &TempDir, fake: &OpenAiFake, extra: &str) -> Gw {
@@ -15,26 +14,6 @@ async fn gateway(home: &TempDir, fake: &OpenAiFake, extra: &str) -> Gw {
         fake.base_url()
     );
     Gw::start(home.path(), Some(&config)).await
-}
-
-/// The bodies of the model requests the fake got, in order.
-fn bodies(fake: &OpenAiFake) -> Vec<Value> {
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.transport == Transport::Sse)
-        .map(|r| r.body)
-        .collect()
-}
-
-/// The `function_call_output` items of a request.
-fn outputs(body: &Value) -> Vec<String> {
-    body["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "function_call_output")
-        .filter_map(|i| i["output"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[tokio::test]
@@ -53,9 +32,9 @@ async fn the_same_call_three_times_ends_the_turn_with_a_reason() {
     );
     // Two calls ran; the third was not, and no fourth request was made (the round cap
     // is 8).
-    let sent = bodies(&fake);
+    let sent = model::requests(&fake);
     assert_eq!(sent.len(), 3, "{sent:?}");
-    assert_eq!(outputs(&sent[2]), vec!["again", "again"]);
+    assert_eq!(model::outputs(&sent[2]), vec!["again", "again"]);
 }
 
 #[tokio::test]
@@ -66,9 +45,9 @@ async fn a_long_result_reaches_the_model_cut_with_a_marker() {
     fake.script(Script::tool_call("echo", r#"{"text":"pingpong"}"#));
     let (status, _) = gw.ask("main", "u", "use the tool").await;
     assert_eq!(status, 200);
-    let sent = bodies(&fake);
+    let sent = model::requests(&fake);
     assert_eq!(
-        outputs(&sent[1]),
+        model::outputs(&sent[1]),
         vec!["ping\n[truncated: 4 more characters not shown (tools.maxResultChars = 4)]"]
     );
 }
@@ -91,7 +70,7 @@ async fn web_fetch_brings_a_page_as_untrusted_markdown() {
     ));
     let (status, _) = gw.ask("main", "u", "what is new?").await;
     assert_eq!(status, 200);
-    let sent = bodies(&fake);
+    let sent = model::requests(&fake);
     let offered: Vec<&str> = sent[0]["tools"]
         .as_array()
         .into_iter()
@@ -99,7 +78,7 @@ async fn web_fetch_brings_a_page_as_untrusted_markdown() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert_eq!(offered, vec!["echo", "web_fetch"]);
-    let output = outputs(&sent[1]).concat();
+    let output = model::outputs(&sent[1]).concat();
     assert!(output.contains("Title: Pincer notes"), "{output}");
     assert!(output.contains("# Release"), "{output}");
     assert!(output.contains("**gateway**"), "{output}");
@@ -135,8 +114,8 @@ async fn without_the_opt_in_loopback_is_refused_before_any_request() {
         ));
         let (status, _) = gw.ask("main", "u", &format!("fetch {url}")).await;
         assert_eq!(status, 200);
-        let sent = bodies(&fake);
-        let output = outputs(sent.last().expect("a request")).concat();
+        let sent = model::requests(&fake);
+        let output = model::outputs(sent.last().expect("a request")).concat();
         assert!(output.starts_with("error: refused"), "{url}: {output}");
         fake.clear_requests();
     }

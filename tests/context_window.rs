@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Gw, TempDir, answers_per_inbox, http_session, until};
+use common::{Gw, TempDir, answers_per_inbox, http_session, model, until, web};
 use pincer_fakes::anthropic::{self, AnthropicFake};
-use pincer_fakes::openai::{Knobs, OpenAiFake, Script, Transport};
+use pincer_fakes::openai::{Knobs, OpenAiFake, Script, input_tokens};
 use serde_json::Value;
 
 /// The budget of the agents below: 75 % of (8,000 − 1,000) tokens.
@@ -28,20 +28,6 @@ fn message(n: usize) -> String {
         text.push_str(" lorem ipsum dolor sit amet");
     }
     text
-}
-
-/// Words of a request's text, as the fake counts its input tokens.
-fn words(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.split_whitespace().count() as u64,
-        Value::Array(a) => a.iter().map(words).sum(),
-        Value::Object(o) => o
-            .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "content" | "text" | "output"))
-            .map(|(_, v)| words(v))
-            .sum(),
-        _ => 0,
-    }
 }
 
 /// Drives `turns` turns of one session and checks every model request of the agent
@@ -66,20 +52,14 @@ async fn long_session(transport: &str, turns: usize) -> (Vec<Value>, usize, Gw, 
             "turn {n}: {reply:.60}"
         );
     }
-    let requests: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| matches!(r.transport, Transport::Sse | Transport::Ws) && !r.warmup)
-        .filter(|r| r.body.get("model").is_some())
-        .collect();
+    let requests = model::requests(&fake);
     let summaries = requests
         .iter()
-        .filter(|r| r.body["model"] == "summarizer")
+        .filter(|b| b["model"] == "summarizer")
         .count();
     let agent: Vec<Value> = requests
         .into_iter()
-        .filter(|r| r.body["model"] == "gpt-4.1")
-        .map(|r| r.body)
+        .filter(|b| b["model"] == "gpt-4.1")
         .collect();
     (agent, summaries, gw, home)
 }
@@ -88,10 +68,7 @@ async fn long_session(transport: &str, turns: usize) -> (Vec<Value>, usize, Gw, 
 async fn four_hundred_long_turns_stay_within_the_budget_and_the_store_keeps_them_all() {
     let (requests, summaries, gw, _home) = long_session("sse", 400).await;
     assert_eq!(requests.len(), 400);
-    let sizes: Vec<u64> = requests
-        .iter()
-        .map(|b| words(&b["input"]) + words(&b["instructions"]))
-        .collect();
+    let sizes: Vec<u64> = requests.iter().map(input_tokens).collect();
     let biggest = sizes.iter().max().copied().unwrap_or(0);
     assert!(
         biggest <= BUDGET,
@@ -152,7 +129,7 @@ async fn over_websocket_the_chain_continues_between_compactions() {
         .count();
     assert!(continued > 0, "no request continued a response");
     for (n, b) in requests.iter().enumerate() {
-        let size = words(&b["input"]) + words(&b["instructions"]);
+        let size = input_tokens(b);
         assert!(size <= BUDGET, "request {n}: {size} tokens");
     }
 }
@@ -294,8 +271,6 @@ async fn a_session_killed_while_it_compacts_loses_and_doubles_nothing() {
 
 #[tokio::test]
 async fn the_web_chat_is_told_where_the_summary_begins() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let fake = OpenAiFake::start().await;
     for k in 0..20 {
         fake.script(Script::for_model(
@@ -305,38 +280,17 @@ async fn the_web_chat_is_told_where_the_summary_begins() {
     }
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some(&config(&fake, "sse"))).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
-        .await
-        .expect("websocket");
-    let hello = serde_json::json!({"type": "hello", "client": "0123456789abcdef0123456789abcdef"});
-    ws.send(Message::text(hello.to_string()))
-        .await
-        .expect("hello");
+    let mut ws = web::connect(&gw).await;
     let mut notice = None;
     for n in 0..20 {
         let id = format!("m{n}");
-        let send = serde_json::json!({"type": "send", "id": id, "agent": "main", "session": "web-1", "text": message(n)});
-        ws.send(Message::text(send.to_string()))
-            .await
-            .expect("send");
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("a frame")
-                .expect("open")
-                .expect("frame");
-            let Message::Text(text) = msg else { continue };
-            let frame: Value = serde_json::from_str(&text).expect("JSON");
-            if frame["id"] != id.as_str() {
-                continue;
-            }
-            match frame["type"].as_str() {
-                Some("notice") => notice = frame["text"].as_str().map(str::to_string),
-                Some("done") => break,
-                Some("error") => panic!("{frame}"),
-                _ => {}
-            }
-        }
+        web::say(&mut ws, "main", "web-1", &id, &message(n)).await;
+        let mut seen = Vec::new();
+        web::until(&mut ws, "done", &id, &mut seen).await;
+        notice = seen
+            .iter()
+            .find(|f| f["type"] == "notice" && f["id"] == id.as_str())
+            .and_then(|f| f["text"].as_str().map(str::to_string));
         if notice.is_some() {
             break;
         }

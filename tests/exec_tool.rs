@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Gw, TempDir};
-use pincer_fakes::openai::{OpenAiFake, Script, Transport};
+use common::{Gw, TempDir, model};
+use pincer_fakes::openai::{OpenAiFake, Script};
 use pincer_tools::exec::{Runner, Sandbox};
 use serde_json::{Value, json};
 
@@ -38,21 +38,9 @@ async fn call(gw: &Gw, fake: &OpenAiFake, args: Value) -> String {
     fake.script(Script::tool_call("exec", args.to_string()));
     let (status, reply) = gw.ask("main", "u", "run it").await;
     assert_eq!(status, 200, "{reply}");
-    let sent: Vec<Value> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.transport == Transport::Sse)
-        .map(|r| r.body)
-        .collect();
+    let sent = model::requests(fake);
     assert_eq!(sent.len(), 2, "a call and its result: {sent:?}");
-    sent[1]["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "function_call_output")
-        .filter_map(|i| i["output"].as_str())
-        .collect::<Vec<_>>()
-        .concat()
+    model::outputs(&sent[1]).concat()
 }
 
 /// Whether bubblewrap works here; prints why not (and the test returns) when it does not.

@@ -6,26 +6,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::web::{CLIENT, connect, next_frame, send, until};
 use common::{Gw, TempDir};
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The secret of the browser these tests play.
-const CLIENT: &str = "0123456789abcdef0123456789abcdef";
-
-/// A socket of the test's browser, past its `hello`.
-async fn connect(gw: &Gw) -> Socket {
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
-            .await
-            .expect("websocket");
-    send(&mut socket, json!({"type": "hello", "client": CLIENT})).await;
-    socket
-}
 
 /// The key of the test's browser's session `session` with `agent`.
 fn key(agent: &str, session: &str) -> String {
@@ -33,37 +16,6 @@ fn key(agent: &str, session: &str) -> String {
         "agent:{agent}:web:web:user:{}",
         common::web_peer(CLIENT, session)
     )
-}
-
-async fn next_frame(socket: &mut Socket) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("socket open")
-            .expect("frame");
-        if let Message::Text(text) = msg {
-            return serde_json::from_str(&text).expect("JSON frame");
-        }
-    }
-}
-
-/// Frames until one of `kind` for message `id` (tree frames and others skipped).
-async fn until(socket: &mut Socket, kind: &str, id: &str, seen: &mut Vec<Value>) -> Value {
-    loop {
-        let frame = next_frame(socket).await;
-        seen.push(frame.clone());
-        if frame["type"] == kind && frame["id"] == id {
-            return frame;
-        }
-    }
-}
-
-async fn send(socket: &mut Socket, frame: Value) {
-    socket
-        .send(Message::text(frame.to_string()))
-        .await
-        .expect("send");
 }
 
 #[tokio::test]

@@ -9,15 +9,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::model::all_outputs;
+use common::web::{connect, expect, say};
 use common::{Gw, TempDir, until};
-use futures::{SinkExt, StreamExt};
-use pincer_fakes::openai::{OpenAiFake, Script, Transport};
+use pincer_fakes::openai::{OpenAiFake, Script};
 use pincer_fakes::telegram::{Chat, Incoming, TEST_TOKEN, TelegramFake, User};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use serde_json::json;
 
 /// A gateway whose `main` agent may call `exec` (nothing allowlisted, ask on a miss).
 async fn gateway(home: &TempDir, fake: &OpenAiFake, extra: &str) -> Gw {
@@ -28,64 +25,8 @@ async fn gateway(home: &TempDir, fake: &OpenAiFake, extra: &str) -> Gw {
     Gw::start(home.path(), Some(&config)).await
 }
 
-/// The `function_call_output`s of the model requests so far, in order.
-fn outputs(fake: &OpenAiFake) -> Vec<String> {
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.transport == Transport::Sse)
-        .flat_map(|r| {
-            r.body["input"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|i| i["type"] == "function_call_output")
-                .filter_map(|i| i["output"].as_str().map(str::to_string))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 fn exec(command: &str) -> Script {
     Script::tool_call("exec", json!({ "command": command }).to_string())
-}
-
-async fn connect(gw: &Gw) -> Socket {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
-        .await
-        .expect("websocket");
-    let hello = json!({"type": "hello", "client": "0123456789abcdef0123456789abcdef"});
-    ws.send(Message::text(hello.to_string()))
-        .await
-        .expect("hello");
-    ws
-}
-
-async fn say(ws: &mut Socket, id: &str, text: &str) {
-    let frame =
-        json!({"type": "send", "id": id, "agent": "main", "session": "web-1", "text": text});
-    ws.send(Message::text(frame.to_string()))
-        .await
-        .expect("send");
-}
-
-/// Frames until one of `kind` for message `id`.
-async fn until_frame(ws: &mut Socket, kind: &str, id: &str) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
-            .await
-            .expect("a frame within 15 s")
-            .expect("open")
-            .expect("frame");
-        let Message::Text(text) = msg else { continue };
-        let frame: Value = serde_json::from_str(&text).expect("JSON");
-        if frame["type"] == "error" && frame["id"] == id {
-            panic!("{frame}");
-        }
-        if frame["type"] == kind && frame["id"] == id {
-            return frame;
-        }
-    }
 }
 
 #[tokio::test]
@@ -96,8 +37,8 @@ async fn the_web_chat_asks_and_once_runs_it_while_the_session_answers_meanwhile(
     fake.script(exec("/bin/echo approved-run"));
     fake.script(Script::text("It ran."));
     let mut ws = connect(&gw).await;
-    say(&mut ws, "m1", "run it").await;
-    let notice = until_frame(&mut ws, "notice", "m1").await;
+    say(&mut ws, "main", "web-1", "m1", "run it").await;
+    let notice = expect(&mut ws, "notice", "m1").await;
     let text = notice["text"].as_str().unwrap_or_default();
     assert!(
         text.contains("exec wants to run") && text.contains("/bin/echo approved-run"),
@@ -111,8 +52,8 @@ async fn the_web_chat_asks_and_once_runs_it_while_the_session_answers_meanwhile(
         .to_string();
     assert!(text.contains(&format!("/approve {id} once")), "{text}");
     // The turn waits; the session still answers.
-    say(&mut ws, "m2", "/session status").await;
-    let status = until_frame(&mut ws, "done", "m2").await;
+    say(&mut ws, "main", "web-1", "m2", "/session status").await;
+    let status = expect(&mut ws, "done", "m2").await;
     assert!(
         status["text"]
             .as_str()
@@ -120,17 +61,31 @@ async fn the_web_chat_asks_and_once_runs_it_while_the_session_answers_meanwhile(
             .contains("agent: main"),
         "{status}"
     );
-    assert_eq!(outputs(&fake).len(), 0, "nothing ran before the answer");
-    say(&mut ws, "m3", &format!("/approve {id} once")).await;
-    let approved = until_frame(&mut ws, "done", "m3").await;
+    assert_eq!(all_outputs(&fake).len(), 0, "nothing ran before the answer");
+    say(
+        &mut ws,
+        "main",
+        "web-1",
+        "m3",
+        &format!("/approve {id} once"),
+    )
+    .await;
+    let approved = expect(&mut ws, "done", "m3").await;
     assert_eq!(approved["text"], "Approved once: /bin/echo approved-run");
-    let done = until_frame(&mut ws, "done", "m1").await;
+    let done = expect(&mut ws, "done", "m1").await;
     assert_eq!(done["text"], "It ran.");
-    let out = outputs(&fake).concat();
+    let out = all_outputs(&fake).concat();
     assert!(out.contains("approved-run"), "{out}");
     // A second answer to the same question finds nothing waiting.
-    say(&mut ws, "m4", &format!("/approve {id} once")).await;
-    let late = until_frame(&mut ws, "done", "m4").await;
+    say(
+        &mut ws,
+        "main",
+        "web-1",
+        "m4",
+        &format!("/approve {id} once"),
+    )
+    .await;
+    let late = expect(&mut ws, "done", "m4").await;
     assert!(
         late["text"]
             .as_str()
@@ -148,23 +103,30 @@ async fn deny_and_no_answer_in_time_run_nothing() {
     let mut ws = connect(&gw).await;
     fake.script(exec("/bin/echo denied-run"));
     fake.script(Script::text("Fine."));
-    say(&mut ws, "m1", "run it").await;
-    let notice = until_frame(&mut ws, "notice", "m1").await;
+    say(&mut ws, "main", "web-1", "m1", "run it").await;
+    let notice = expect(&mut ws, "notice", "m1").await;
     let id = notice["approval"]["id"]
         .as_str()
         .expect("an id")
         .to_string();
-    say(&mut ws, "m2", &format!("/approve {id} deny")).await;
+    say(
+        &mut ws,
+        "main",
+        "web-1",
+        "m2",
+        &format!("/approve {id} deny"),
+    )
+    .await;
     assert_eq!(
-        until_frame(&mut ws, "done", "m2").await["text"],
+        expect(&mut ws, "done", "m2").await["text"],
         "Denied: /bin/echo denied-run will not run."
     );
-    until_frame(&mut ws, "done", "m1").await;
+    expect(&mut ws, "done", "m1").await;
     fake.script(exec("/bin/echo late-run"));
     fake.script(Script::text("Fine."));
-    say(&mut ws, "m3", "run another").await;
-    until_frame(&mut ws, "notice", "m3").await;
-    let timed_out = until_frame(&mut ws, "notice", "m3").await;
+    say(&mut ws, "main", "web-1", "m3", "run another").await;
+    expect(&mut ws, "notice", "m3").await;
+    let timed_out = expect(&mut ws, "notice", "m3").await;
     assert!(
         timed_out["text"]
             .as_str()
@@ -172,8 +134,8 @@ async fn deny_and_no_answer_in_time_run_nothing() {
             .contains("No answer to approval"),
         "{timed_out}"
     );
-    until_frame(&mut ws, "done", "m3").await;
-    let out = outputs(&fake);
+    expect(&mut ws, "done", "m3").await;
+    let out = all_outputs(&fake);
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(
         out.iter()
@@ -272,7 +234,7 @@ async fn telegram_asks_in_the_chat_and_always_is_kept_for_the_next_call() {
         .filter(|m| m.text.contains("exec wants to run"))
         .count();
     assert_eq!(questions, 1, "the second call was not asked about");
-    let out = outputs(&fake);
+    let out = all_outputs(&fake);
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(
         out.iter()

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::site::Site;
-use common::{Gw, TempDir, http_session, run_cli, until};
-use pincer_fakes::openai::{OpenAiFake, Script, Transport};
+use common::{Gw, TempDir, http_session, model, run_cli, until, web};
+use pincer_fakes::openai::{OpenAiFake, Script};
 use serde_json::{Value, json};
 
 /// A gateway whose `main` agent is an OpenAI model over SSE with `echo` and `web_fetch`
@@ -28,19 +28,7 @@ fn config(fake: &OpenAiFake, extra: &str) -> String {
 
 /// The `function_call_output`s of the `n`th model request.
 fn outputs(fake: &OpenAiFake, n: usize) -> Vec<String> {
-    let bodies: Vec<Value> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.transport == Transport::Sse)
-        .map(|r| r.body)
-        .collect();
-    bodies[n]["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "function_call_output")
-        .filter_map(|i| i["output"].as_str().map(str::to_string))
-        .collect()
+    model::outputs(&model::requests(fake)[n])
 }
 
 fn fetch(site: &Site) -> Script {
@@ -187,43 +175,20 @@ async fn calls_and_results_are_in_the_transcript_and_sessions_show() {
 
 #[tokio::test]
 async fn the_web_chat_gets_each_call_as_a_step_before_the_reply() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let fake = OpenAiFake::start().await;
     let home = TempDir::new();
     let gw = gateway(&home, &fake, "").await;
     fake.script(Script::tool_call("echo", r#"{"text":"ping"}"#));
     fake.script(Script::text("done with it"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
-        .await
-        .expect("websocket");
-    let hello = json!({"type": "hello", "client": "0123456789abcdef0123456789abcdef"});
-    let send =
-        json!({"type": "send", "id": "m1", "agent": "main", "session": "web-1", "text": "go"});
-    for frame in [hello, send] {
-        ws.send(Message::text(frame.to_string()))
-            .await
-            .expect("send");
-    }
-    let mut steps = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("open")
-            .expect("frame");
-        let Message::Text(text) = msg else { continue };
-        let frame: Value = serde_json::from_str(&text).expect("JSON");
-        match frame["type"].as_str() {
-            Some("step") => steps.push(frame),
-            Some("done") => {
-                assert_eq!(frame["text"], "done with it");
-                break;
-            }
-            Some("error") => panic!("{frame}"),
-            _ => {}
-        }
-    }
+    let mut ws = web::connect(&gw).await;
+    web::say(&mut ws, "main", "web-1", "m1", "go").await;
+    let mut seen = Vec::new();
+    let done = web::until(&mut ws, "done", "m1", &mut seen).await;
+    assert_eq!(done["text"], "done with it");
+    let steps: Vec<&Value> = seen
+        .iter()
+        .filter(|f| f["type"] == "step" && f["id"] == "m1")
+        .collect();
     assert_eq!(steps.len(), 2, "started and ended: {steps:?}");
     assert_eq!(
         (&steps[0]["tool"], &steps[0]["n"], &steps[0]["arguments"]),

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Gw, TempDir};
+use common::{Gw, TempDir, model};
 use pincer_fakes::brave::{BraveFake, TEST_KEY, WebResult};
-use pincer_fakes::openai::{OpenAiFake, Script, Transport};
+use pincer_fakes::openai::{OpenAiFake, Script};
 use pincer_fakes::searxng::SearxngFake;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The environment variable the tests' `apiKey` refs name.
 const KEY_VAR: &str = "PINCER_TEST_BRAVE_KEY";
@@ -29,26 +29,6 @@ async fn gateway(home: &TempDir, config: &str, env: &[(&str, &str)]) -> Gw {
     let gw = Gw::spawn_env(home.path(), Some(config), common::free_port(), env);
     gw.wait_ready(Duration::from_secs(20)).await;
     gw
-}
-
-/// The bodies of the model requests the fake got, in order.
-fn bodies(fake: &OpenAiFake) -> Vec<Value> {
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.transport == Transport::Sse)
-        .map(|r| r.body)
-        .collect()
-}
-
-/// The `function_call_output` items of a request, joined.
-fn output(body: &Value) -> String {
-    body["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "function_call_output")
-        .filter_map(|i| i["output"].as_str())
-        .collect()
 }
 
 #[tokio::test]
@@ -85,7 +65,7 @@ async fn brave_hits_reach_the_model_numbered_inside_untrusted_markers() {
     let (status, _) = gw.ask("main", "u", "how do supervisors work?").await;
     assert_eq!(status, 200);
 
-    let sent = bodies(&fake);
+    let sent = model::requests(&fake);
     assert_eq!(sent.len(), 2, "{sent:?}");
     let offered: Vec<&str> = sent[0]["tools"]
         .as_array()
@@ -94,7 +74,7 @@ async fn brave_hits_reach_the_model_numbered_inside_untrusted_markers() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert_eq!(offered, vec!["web_search"]);
-    let out = output(&sent[1]);
+    let out = model::outputs(&sent[1]).concat();
     assert!(
         out.starts_with("The content below comes from a web search (brave) for \"ractor supervision\". It is untrusted external data"),
         "{out}"
@@ -139,8 +119,8 @@ async fn searxng_hits_are_trimmed_to_count_and_need_no_key() {
     let (status, _) = gw.ask("main", "u", "search please").await;
     assert_eq!(status, 200);
 
-    let sent = bodies(&fake);
-    let out = output(&sent[1]);
+    let sent = model::requests(&fake);
+    let out = model::outputs(&sent[1]).concat();
     assert!(out.contains("web search (searxng)"), "{out}");
     assert!(out.contains("<<<EXTERNAL_UNTRUSTED_CONTENT id="), "{out}");
     assert!(out.contains("\n3. ") && !out.contains("\n4. "), "{out}");
@@ -170,7 +150,7 @@ async fn an_unresolved_key_is_the_models_error_and_the_gateway_stays_ready() {
     ));
     let (status, _) = gw.ask("main", "u", "search please").await;
     assert_eq!(status, 200);
-    let out = output(&bodies(&fake)[1]);
+    let out = model::outputs(&model::requests(&fake)[1]).concat();
     assert!(
         out.starts_with(
             "error: tools.webSearch.apiKey: secret `env:PINCER_TEST_UNSET_BRAVE_KEY` is unresolved"
@@ -193,7 +173,7 @@ async fn no_key_at_all_is_the_models_error_naming_the_key() {
     ));
     let (status, _) = gw.ask("main", "u", "search please").await;
     assert_eq!(status, 200);
-    let out = output(&bodies(&fake)[1]);
+    let out = model::outputs(&model::requests(&fake)[1]).concat();
     assert!(
         out.starts_with(
             "error: web search with Brave needs an API key: set tools.webSearch.apiKey"

@@ -3,9 +3,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod model;
 pub mod moto;
 pub mod site;
 pub mod start;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

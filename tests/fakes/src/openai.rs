@@ -60,6 +60,13 @@ mod state;
 mod wire;
 mod ws;
 
+/// The fake's count of the input tokens a request body itself carries: the words of its
+/// `instructions` and of its `input` texts (a continuation also counts what its earlier
+/// response carried; this does not).
+pub fn input_tokens(body: &serde_json::Value) -> u64 {
+    wire::input_words(body)
+}
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
