@@ -367,6 +367,27 @@ pub(crate) fn chat_body(user: &str, content: &str) -> serde_json::Value {
     })
 }
 
+/// One non-streamed completion from `user` with `text`, which must answer 200: how long
+/// it took, body read.
+pub(crate) async fn timed_chat(
+    client: &reqwest::Client,
+    gw: &Gateway,
+    user: &str,
+    text: &str,
+) -> Duration {
+    let started = Instant::now();
+    let response = client
+        .post(format!("{}/v1/chat/completions", gw.base()))
+        .bearer_auth(gw.token())
+        .json(&chat_body(user, text))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let _ = response.bytes().await.expect("body");
+    started.elapsed()
+}
+
 /// The session key the HTTP channel gives `user`.
 pub(crate) fn session_key(user: &str) -> String {
     format!("agent:main:http:http:user:{user}")

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pincer_fakes::openai::{OpenAiFake, Script, Transport};
-use serde_json::json;
 
 fn main() {
     let bin = pincer_bin();
@@ -128,19 +127,8 @@ fn main() {
     });
 }
 
-/// One non-streamed turn of `user`'s session: how long it took.
+/// One turn of `user`'s session, message number `n`: how long it took.
 async fn turn(client: &reqwest::Client, gw: &Gateway, user: &str, n: usize) -> Duration {
     let text = format!("message {n}: how is the weather, and which train do we take after lunch?");
-    let body = json!({"model": "pincer:main", "user": user, "messages": [{"role": "user", "content": text}]});
-    let started = Instant::now();
-    let response = client
-        .post(format!("{}/v1/chat/completions", gw.base()))
-        .bearer_auth(gw.token())
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    let _ = response.bytes().await.expect("body");
-    started.elapsed()
+    timed_chat(client, gw, user, &text).await
 }

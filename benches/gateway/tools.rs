@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pincer_fakes::openai::{OpenAiFake, Script, Transport};
-use serde_json::json;
 
 fn main() {
     let bin = pincer_bin();
@@ -43,20 +42,21 @@ fn main() {
         let mut gw = Gateway::spawn(&bin, &home.0);
         gw.wait_ready(Duration::from_millis(5), Duration::from_secs(20));
         let client = reqwest::Client::new();
-        // Warm up: the socket, the session, the caches.
+        // Warm up: the socket, the session, the caches. A new user per turn: a session's
+        // transcript would grow across turns and every request with it (issue 17).
         for n in 0..20 {
             fake.script(Script::tool_call("echo", r#"{"text":"warm"}"#));
             fake.script(Script::text("ok"));
-            turn(&client, &gw, &format!("warm-{n}"), "warm").await;
+            timed_chat(&client, &gw, &format!("warm-{n}"), "warm").await;
         }
         let (mut inside, mut with, mut without) = (Vec::new(), Vec::new(), Vec::new());
         for n in 0..turns {
             fake.script(Script::text("ok"));
-            without.push(turn(&client, &gw, &format!("plain-{n}"), "plain").await);
+            without.push(timed_chat(&client, &gw, &format!("plain-{n}"), "plain").await);
             let before = fake.requests().len();
             fake.script(Script::tool_call("echo", r#"{"text":"x"}"#));
             fake.script(Script::text("ok"));
-            with.push(turn(&client, &gw, &format!("tool-{n}"), "use echo").await);
+            with.push(timed_chat(&client, &gw, &format!("tool-{n}"), "use echo").await);
             let sent: Vec<Instant> = fake.requests()[before..]
                 .iter()
                 .filter(|r| r.transport == Transport::Ws)
@@ -83,21 +83,4 @@ fn main() {
         row("turn without", &without);
         row("added by the round (paired)", &added);
     });
-}
-
-/// One non-streamed completion as `user`, a new one each turn (a session's transcript
-/// would grow across turns and every request with it: issue 17): how long it took.
-async fn turn(client: &reqwest::Client, gw: &Gateway, user: &str, text: &str) -> Duration {
-    let body = json!({"model": "pincer:main", "user": user, "messages": [{"role": "user", "content": text}]});
-    let started = Instant::now();
-    let response = client
-        .post(format!("{}/v1/chat/completions", gw.base()))
-        .bearer_auth(gw.token())
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    let _ = response.bytes().await.expect("body");
-    started.elapsed()
 }
