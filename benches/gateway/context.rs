@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Prints the latency of turns 1..=10 against the last 10, and the gateway's own part of
-//! it, from the client's request to the model's (goal: late within 1.5× of early); the
+//! it, from the client's request to the model's (goal: late within 1.5× of early), the
+//! gateway's CPU time a turn over the first 100 turns and the last 100 (what a loaded
+//! machine moves least); the
 //! largest upstream request in the last 100 turns; the compactions; the gateway's RSS
 //! after the 64 sessions.
 
@@ -55,7 +57,15 @@ fn main() {
         let mut times = Vec::with_capacity(turns);
         let mut inbound = Vec::with_capacity(turns);
         let mut sizes = Vec::with_capacity(turns);
+        let block = 100.min(turns / 2);
+        let mut cpu = [Duration::ZERO; 4];
         for n in 0..turns {
+            match n {
+                0 => cpu[0] = cpu_time(gw.pid()),
+                _ if n == block => cpu[1] = cpu_time(gw.pid()),
+                _ if n == turns - block => cpu[2] = cpu_time(gw.pid()),
+                _ => {}
+            }
             let before = fake.requests().len();
             let sent = Instant::now();
             times.push(turn(&client, &gw, "long", n).await);
@@ -72,6 +82,9 @@ fn main() {
                 inbound.push(first.at.saturating_duration_since(sent));
             }
         }
+        cpu[3] = cpu_time(gw.pid());
+        let early_cpu = (cpu[1] - cpu[0]) / block as u32;
+        let late_cpu = (cpu[3] - cpu[2]) / block as u32;
         let summaries = fake
             .requests()
             .iter()
@@ -102,6 +115,13 @@ fn main() {
             ms(late_in.p50),
             late_in.p50.as_secs_f64() / early_in.p50.as_secs_f64().max(1e-9),
             verdict(late_in.p50.as_secs_f64() <= 1.5 * early_in.p50.as_secs_f64())
+        );
+        println!(
+            "gateway CPU a turn: turns 1..{block} {}, last {block} {}   ratio {:.2}   {}",
+            ms(early_cpu),
+            ms(late_cpu),
+            late_cpu.as_secs_f64() / early_cpu.as_secs_f64().max(1e-9),
+            verdict(late_cpu.as_secs_f64() <= 1.5 * early_cpu.as_secs_f64())
         );
         println!(
             "largest upstream request: last 100 turns {:.1} KB, whole run {:.1} KB; compactions {summaries}",

@@ -26,6 +26,7 @@ pub mod openai;
 pub mod pool;
 pub mod retry;
 pub mod sse;
+mod text;
 pub mod thinking;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,6 +35,7 @@ use pincer_config::ThinkingMode;
 use pincer_core::Role;
 
 pub use pool::{Chain, Lease, Pool};
+pub use text::Text;
 
 /// One model call.
 #[derive(Debug, Clone)]
@@ -87,8 +89,8 @@ pub enum Item {
 pub struct ChatMessage {
     /// Who said it.
     pub role: Role,
-    /// What was said.
-    pub content: String,
+    /// What was said (shared, not copied: see [`Text`]).
+    pub content: Text,
 }
 
 /// A tool call requested by the model.
@@ -197,7 +199,9 @@ impl ProviderError {
 
 /// `hashes[i]` fingerprints the request's model, instructions, tools and first `i`
 /// items: a connection whose last response ended at a fingerprint in this list can
-/// continue from it (see [`pool::Chain`]).
+/// continue from it (see [`pool::Chain`]). Each fingerprint is made from the one before
+/// and the next item ([`chain_step`]), so a chain is extended by the items it gains
+/// without hashing the conversation again.
 pub fn prefix_hashes(request: &ProviderRequest) -> Vec<u64> {
     let mut hasher = DefaultHasher::new();
     request.model.hash(&mut hasher);
@@ -208,12 +212,34 @@ pub fn prefix_hashes(request: &ProviderRequest) -> Vec<u64> {
         tool.parameters.to_string().hash(&mut hasher);
     }
     let mut hashes = Vec::with_capacity(request.items.len() + 1);
-    hashes.push(hasher.finish());
+    let mut hash = hasher.finish();
+    hashes.push(hash);
     for item in &request.items {
-        item.hash(&mut hasher);
-        hashes.push(hasher.finish());
+        hash = chain_step(hash, item);
+        hashes.push(hash);
     }
     hashes
+}
+
+/// The fingerprint of a prefix ending at `previous` followed by `item`: one short hash of
+/// `previous` and the item's own fingerprint, so that a message (whose text is hashed once
+/// in its life, see [`Text`]) costs the same however long it is.
+pub fn chain_step(previous: u64, item: &Item) -> u64 {
+    let (kind, own) = match item {
+        Item::Message(m) => (m.role as u8, m.content.fingerprint()),
+        other => {
+            let mut hasher = DefaultHasher::new();
+            other.hash(&mut hasher);
+            (u8::MAX, hasher.finish())
+        }
+    };
+    let mut bytes = [0u8; 17];
+    bytes[..8].copy_from_slice(&previous.to_le_bytes());
+    bytes[8] = kind;
+    bytes[9..].copy_from_slice(&own.to_le_bytes());
+    let mut hasher = DefaultHasher::new();
+    hasher.write(&bytes);
+    hasher.finish()
 }
 
 /// The bytes of text `request` carries (system prompt, every item's text, tool
@@ -247,7 +273,7 @@ pub fn last_user_text(items: &[Item]) -> &str {
         .iter()
         .rev()
         .find_map(|item| match item {
-            Item::Message(m) if m.role == Role::User => Some(m.content.as_str()),
+            Item::Message(m) if m.role == Role::User => Some(&*m.content),
             _ => None,
         })
         .unwrap_or_default()
@@ -284,6 +310,20 @@ mod tests {
         assert_eq!(long[..2], short[..]);
         let other = prefix_hashes(&request(vec![user("x"), user("b")]));
         assert_ne!(other[1], short[1]);
+    }
+
+    #[test]
+    fn a_chain_extended_by_items_is_the_longer_request_s_prefix() {
+        let short = request(vec![user("a")]);
+        let long = request(vec![user("a"), user("b"), user("c")]);
+        let start = pool::Chain {
+            hash: *prefix_hashes(&short).last().expect("a prefix"),
+            len: 1,
+        };
+        let extended = start.then(&user("b")).then(&user("c"));
+        let hashes = prefix_hashes(&long);
+        assert_eq!((extended.hash, extended.len), (hashes[3], 3));
+        assert_ne!(start.then(&user("c")).hash, hashes[2]);
     }
 
     #[test]

@@ -52,7 +52,20 @@ pub struct Lease {
     index: usize,
     path: String,
     continues: Option<Chain>,
+    request: Chain,
     overflow: bool,
+}
+
+// === impl Chain ===
+
+impl Chain {
+    /// The chain with `item` after it.
+    pub fn then(self, item: &crate::Item) -> Self {
+        Self {
+            hash: crate::chain_step(self.hash, item),
+            len: self.len + 1,
+        }
+    }
 }
 
 // === impl Pool ===
@@ -149,6 +162,10 @@ impl Pool {
             index,
             path: slot.path.clone(),
             continues: if overflowed { None } else { continues(slot) },
+            request: Chain {
+                hash: prefixes.last().copied().unwrap_or_default(),
+                len: prefixes.len().saturating_sub(1),
+            },
             overflow: overflowed,
         })
     }
@@ -175,6 +192,12 @@ impl Lease {
     /// The chain this call continues on this connection, when it does.
     pub fn continues(&self) -> Option<Chain> {
         self.continues
+    }
+
+    /// Where the call's request ends: the connection's chain once the response's output
+    /// items are added to it ([`Chain::then`]).
+    pub fn request(&self) -> Chain {
+        self.request
     }
 
     /// Whether the slot was full: the call must not use the slot's exclusive transport

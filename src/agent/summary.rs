@@ -35,7 +35,7 @@ pub async fn summarize(
         system_prompt: Some(INSTRUCTIONS.to_string()),
         items: vec![Item::Message(ChatMessage {
             role: Role::User,
-            content: input,
+            content: input.into(),
         })],
         tools: Vec::new(),
         thinking: None,

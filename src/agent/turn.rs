@@ -279,11 +279,13 @@ async fn run(
         .collect();
     items.push(Item::Message(ChatMessage {
         role: Role::User,
-        content: request.text,
+        content: request.text.into(),
     }));
     let mut turn = Reply::default();
     let mut last_error = String::from("no model is configured");
-    for (n, (provider_name, model)) in models(agent).into_iter().enumerate() {
+    let chain = models(agent);
+    let last = chain.len().saturating_sub(1);
+    for (n, (provider_name, model)) in chain.into_iter().enumerate() {
         *trying.lock() = format!("{provider_name}/{model}");
         if !provider::is_configured(&config, &provider_name) {
             last_error = format!(
@@ -319,7 +321,13 @@ async fn run(
             model: &model,
             own_key,
         };
-        match call.run(items.clone(), &mut turn, events).await {
+        // The last model of the chain takes the items; the others work on copies.
+        let items = if n == last {
+            std::mem::take(&mut items)
+        } else {
+            items.clone()
+        };
+        match call.run(items, &mut turn, events).await {
             Outcome::Answered => {
                 let thinking = (!turn.thinking.is_empty()).then_some(turn.thinking);
                 let _ = events
@@ -365,7 +373,8 @@ fn fit(mut context: Vec<ChatMessage>, room: usize) -> Vec<ChatMessage> {
             keep_from = i;
         }
     }
-    context.split_off(keep_from)
+    context.drain(..keep_from);
+    context
 }
 
 /// The agent's model, then its fallbacks, as `(provider, model)`.
@@ -539,7 +548,7 @@ impl Call<'_> {
             if !said.is_empty() {
                 items.push(Item::Message(ChatMessage {
                     role: Role::Assistant,
-                    content: said,
+                    content: said.into(),
                 }));
             }
             let mut outputs = Vec::with_capacity(calls.len());

@@ -100,7 +100,7 @@ impl Context {
         let kept = match (entry.role, &entry.tool) {
             (Role::User | Role::Assistant, _) => Kept::Message(ChatMessage {
                 role: entry.role,
-                content: entry.content,
+                content: entry.content.into(),
             }),
             // A note, not the call: its arguments may be a long command or document.
             (Role::Tool, Some(tool)) => Kept::Note(clip(

@@ -56,7 +56,7 @@ fn messages(items: &[Item]) -> Vec<Value> {
                 } else {
                     "user"
                 };
-                (role, json!({ "type": "text", "text": m.content }))
+                (role, json!({ "type": "text", "text": &*m.content }))
             }
             Item::ToolCall(call) => {
                 let input = serde_json::from_str::<Value>(&call.arguments)

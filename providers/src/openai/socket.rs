@@ -37,7 +37,7 @@ use crate::emit::Gone;
 use crate::keys::Pick;
 use crate::pool::Chain;
 use crate::retry::{self, MAX_ATTEMPTS, Verdict};
-use crate::{ErrorKind, ProviderError, prefix_hashes};
+use crate::{ErrorKind, ProviderError};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -543,13 +543,10 @@ impl Task {
         let Some(id) = decoder.response_id() else {
             return;
         };
-        let mut request = (*job.request).clone();
-        request.items.extend(decoder.output_items());
-        let hashes = prefix_hashes(&request);
-        let chain = Chain {
-            hash: hashes.last().copied().unwrap_or_default(),
-            len: request.items.len(),
-        };
+        let chain = decoder
+            .output_items()
+            .iter()
+            .fold(job.lease.request(), |chain, item| chain.then(item));
         self.latest = Some((id.to_string(), chain));
         pool.set_chain(self.slot.index, Some(chain));
     }

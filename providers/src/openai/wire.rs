@@ -59,7 +59,7 @@ fn item(item: &Item) -> Option<Value> {
                 Role::System => "developer",
                 Role::User | Role::Tool => "user",
             };
-            json!({ "role": role, "content": m.content })
+            json!({ "role": role, "content": &*m.content })
         }
         Item::ToolCall(call) => json!({
             "type": "function_call",
@@ -253,7 +253,7 @@ impl Decoder {
         if !self.text.is_empty() {
             items.push(Item::Message(crate::ChatMessage {
                 role: Role::Assistant,
-                content: self.text.clone(),
+                content: self.text.as_str().into(),
             }));
         }
         items.extend(self.calls.iter().cloned().map(Item::ToolCall));
