@@ -44,7 +44,9 @@ fn unit_for_this_machine(dir: &Path) -> PathBuf {
     path
 }
 
-fn analyze() -> Option<&'static str> {
+/// `systemd-analyze ARGS <the unit for this machine>`; `None` (SKIPPED printed) where
+/// systemd-analyze is not installed.
+fn analyze(args: &[&str]) -> Option<std::process::Output> {
     let found = Command::new("systemd-analyze")
         .arg("--version")
         .output()
@@ -53,8 +55,16 @@ fn analyze() -> Option<&'static str> {
         eprintln!(
             "SKIPPED: systemd-analyze is not installed (Debian's `systemd`; scripts/test installs it)"
         );
+        return None;
     }
-    found.then_some("systemd-analyze")
+    let dir = TempDir::new();
+    let unit = unit_for_this_machine(dir.path());
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .arg(&unit)
+        .output()
+        .expect("run systemd-analyze");
+    Some(out)
 }
 
 /// Receives datagrams until one has `line` among its lines; every datagram seen.
@@ -87,14 +97,9 @@ fn count(seen: &[String], line: &str) -> usize {
 
 #[test]
 fn systemd_accepts_the_unit_as_written() {
-    let Some(analyze) = analyze() else { return };
-    let dir = TempDir::new();
-    let unit = unit_for_this_machine(dir.path());
-    let out = Command::new(analyze)
-        .args(["verify", "--man=no"])
-        .arg(&unit)
-        .output()
-        .expect("run systemd-analyze verify");
+    let Some(out) = analyze(&["verify", "--man=no"]) else {
+        return;
+    };
     // An unknown or misspelt key is only a warning (exit 0): any output fails the test.
     let said = format!(
         "{}{}",
@@ -110,15 +115,10 @@ fn systemd_accepts_the_unit_as_written() {
 
 #[test]
 fn the_units_hardening_keeps_exposure_at_2_or_less() {
-    let Some(analyze) = analyze() else { return };
-    let dir = TempDir::new();
-    let unit = unit_for_this_machine(dir.path());
     // `--threshold` counts tenths: 20 is an exposure of 2.0 ("OK" is below 5).
-    let out = Command::new(analyze)
-        .args(["security", "--offline=true", "--threshold=20", "--no-pager"])
-        .arg(&unit)
-        .output()
-        .expect("run systemd-analyze security");
+    let Some(out) = analyze(&["security", "--offline=true", "--threshold=20", "--no-pager"]) else {
+        return;
+    };
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
