@@ -4,7 +4,10 @@
 //! 2), binds the port (in use: exit 2), opens the store and starts the tree. SIGTERM or
 //! SIGINT: stop taking input, let turns in flight finish within `gateway.drainTimeout`
 //! (what is left stays pending in the inbox for the next start), stop the tree bottom to
-//! top, exit 0.
+//! top, exit 0. Under systemd (`Type=notify`) the service manager is told when the
+//! gateway is up and when it drains ([`notify`]).
+
+mod notify;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -170,6 +173,11 @@ async fn serve(
         token: Some(token),
         http,
     });
+    // A service manager that cannot be told is no reason not to serve: said, not fatal.
+    let notifier = notify::Notifier::from_env().unwrap_or_else(|error| {
+        tracing::warn!(%error, "Cannot notify the service manager.");
+        None
+    });
     let root = crate::tree::start(&gw)
         .await
         .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
@@ -180,6 +188,7 @@ async fn serve(
         started_in_ms = started_at.elapsed().as_millis() as u64,
         "Pincer is running: web chat at the address, API at /v1, probes at /healthz and /readyz."
     );
+    let notifier = notifier.map(|n| notify::ready(&gw, n));
 
     let hangups = gw.clone();
     tokio::spawn(async move {
@@ -200,6 +209,9 @@ async fn serve(
         exit = root.wait() => Some(exit),
         signal = shutdown_signal() => {
             tracing::info!(signal, "Shutting down: no new input, draining turns in flight.");
+            if let Some(notifier) = &notifier {
+                notify::stopping(notifier, drain);
+            }
             None
         }
     };

@@ -90,9 +90,15 @@ impl Gw {
         if let Some(config) = config {
             std::fs::write(home.join("pincer.toml"), config).expect("write config");
         }
+        Self::spawn_args(home, &["gateway", "--port", &port.to_string()], port, env)
+    }
+
+    /// Runs `pincer ARGS` in `home` with `env` and returns at once; `port` is where the
+    /// test expects it to listen (the args or the config say so, not this).
+    pub fn spawn_args(home: &Path, args: &[&str], port: u16, env: &[(&str, &str)]) -> Self {
         let log = home.join(format!("gateway-{}.log", uuid::Uuid::new_v4().simple()));
         let child = Command::new(bin())
-            .args(["gateway", "--port", &port.to_string()])
+            .args(args)
             .env("PINCER_HOME", home)
             .env_remove("PINCER_CONFIG")
             .env_remove("PINCER_GATEWAY_TOKEN")
