@@ -313,6 +313,19 @@ fn a_token_file_in_the_environment_is_a_file_ref_and_clashes_are_named() {
 }
 
 #[test]
+fn the_compose_configs_parse() {
+    // docker/compose.yaml mounts docker/config/ as the gateway's config directory.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("docker/config") {
+        let path = entry.expect("entry").path();
+        load_file(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "pincer.toml and pincer.vault.toml");
+}
+
+#[test]
 fn bad_port_in_the_environment_names_the_variable() {
     let err = load_file(
         &examples_dir().join("seed-sse-only.toml"),
