@@ -10,6 +10,7 @@ pub mod chaos;
 pub mod client;
 pub mod doctor;
 pub mod gateway;
+pub mod health;
 pub mod secrets;
 pub mod sessions;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Pairing(channels::PairingArgs),
     /// Sessions of a running gateway.
     Sessions(sessions::SessionsArgs),
+    /// Ask a gateway's probe (`/healthz`, or `/readyz` with `--ready`): exit 0 or 1.
+    Health(health::HealthArgs),
     /// Kill actors of a running gateway, once or at a rate.
     Chaos(chaos::ChaosArgs),
     /// Check the config and what it needs.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Sessions(args) => sessions::run(config, args).await,
             Command::Channels(args) => channels::run(config, args).await,
             Command::Pairing(args) => channels::run_pairing(config, args).await,
+            Command::Health(args) => health::run(config, args).await,
             Command::Chaos(args) => chaos::run(config, args).await,
             Command::Doctor(args) => doctor::run(config, args).await,
             Command::Secrets(args) => secrets::run(config, args).await,

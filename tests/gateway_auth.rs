@@ -140,6 +140,85 @@ async fn a_token_file_others_can_read_is_refused() {
 }
 
 #[tokio::test]
+async fn a_non_loopback_bind_needs_a_given_token_and_a_token_file_is_one() {
+    // A generated token guards loopback, where the CLI reads it; a client elsewhere could
+    // not know it. The refusal says every way to give one.
+    let home = TempDir::new();
+    let unsafe_bind = [("PINCER__GATEWAY__BIND", "0.0.0.0")];
+    let (code, err) = refused(
+        home.path(),
+        &["--port", &free_port().to_string()],
+        &unsafe_bind,
+    );
+    assert_eq!(code, 2, "{err}");
+    for way in [
+        "PINCER_GATEWAY_TOKEN",
+        "PINCER__GATEWAY__AUTH__TOKEN",
+        "PINCER_GATEWAY_TOKEN_FILE=PATH",
+        "/run/secrets/pincer_token",
+        "mode 0600",
+        "gateway.auth.token in the config",
+        "secret ref",
+    ] {
+        assert!(err.contains(way), "{way}: {err}");
+    }
+    assert!(
+        !home.path().join("gateway.token").exists(),
+        "nothing generated"
+    );
+
+    // The Docker secret way: a file holding only the token, read as a `file` ref (private
+    // to the user, watched: a rotated file is the new token).
+    let secret = home.path().join("pincer_token");
+    let write = |token: &str| {
+        std::fs::write(&secret, format!("{token}\n")).expect("token file");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    };
+    write(GOOD);
+    let path = secret.display().to_string();
+    let env = [unsafe_bind[0], ("PINCER_GATEWAY_TOKEN_FILE", path.as_str())];
+    let gw = Gw::spawn_env(home.path(), None, free_port(), &env);
+    assert!(
+        gw.wait_readyz(true, Duration::from_secs(20)).await,
+        "{}",
+        gw.log()
+    );
+    let (status, _) = get_with(&gw, "/admin/tree", Some(&bearer(GOOD)), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get_with(
+        &gw,
+        "/admin/tree",
+        Some(&bearer("x".repeat(20).as_str())),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        !home.path().join("gateway.token").exists(),
+        "nothing generated"
+    );
+
+    let rotated = "a-rotated-gateway-token-9876543210";
+    write(rotated);
+    until(
+        "the rotated token to be in force",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let (status, _) = get_with(&gw, "/admin/tree", Some(&bearer(rotated)), None).await;
+            (status == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    let (status, _) = get_with(&gw, "/admin/tree", Some(&bearer(GOOD)), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token is gone");
+    assert!(
+        !gw.log().contains(rotated) && !gw.log().contains(GOOD),
+        "never logged"
+    );
+}
+
+#[tokio::test]
 async fn a_live_edit_to_a_short_token_is_refused_and_the_old_token_stays() {
     let home = TempDir::new();
     let file = home.path().join("pincer.toml");

@@ -55,8 +55,10 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthConfig {
-    /// Bearer token for the admin and HTTP APIs; env `PINCER_GATEWAY_TOKEN`. When neither
-    /// is set, one is generated into `$PINCER_HOME/gateway.token`.
+    /// Bearer token for the admin and HTTP APIs; env `PINCER_GATEWAY_TOKEN`, or
+    /// `PINCER_GATEWAY_TOKEN_FILE` naming a file that holds only the token. When none is
+    /// set, a loopback gateway generates one into `$PINCER_HOME/gateway.token`; any other
+    /// refuses to start.
     pub token: Option<SecretValue>,
 }
 

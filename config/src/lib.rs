@@ -4,7 +4,8 @@
 //! (`--config`, `$PINCER_CONFIG`, or `$PINCER_HOME/pincer.toml`; TOML, JSON or JSON5), then
 //! the environment: `PINCER__SECTION__KEY` for any key (words joined by `_` become
 //! camelCase: `PINCER__CHANNELS__DISCORD__THREADS__IDLE_HOURS`), plus
-//! `PINCER_GATEWAY_PORT` and `PINCER_GATEWAY_TOKEN`.
+//! `PINCER_GATEWAY_PORT`, `PINCER_GATEWAY_TOKEN` and `PINCER_GATEWAY_TOKEN_FILE` (a file
+//! holding only the token, such as a Docker secret).
 //!
 //! Every struct rejects unknown keys, so a key we forgot to model fails a test rather than
 //! being ignored; the error names the key, the file and line, and the closest valid key.
@@ -54,8 +55,8 @@ pub use gateway::{
     StoreConfig,
 };
 pub use load::{
-    DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, MAX_CONFIG_BYTES, Sources, load, load_from,
-    parse_str, read_file,
+    DEFAULT_TOML, FALLBACK_AGENT, Format, Loaded, MAX_CONFIG_BYTES, Sources, TOKEN_FILE_ENV,
+    TOKEN_FILE_PROVIDER, load, load_from, parse_str, read_file,
 };
 pub use overrides::Overrides;
 pub use providers::{

@@ -49,6 +49,13 @@ pub struct Loaded {
 /// The variable that sets the gateway token.
 const TOKEN_ENV: &str = "PINCER_GATEWAY_TOKEN";
 
+/// The variable naming a file that holds only the gateway token: a Docker or Kubernetes
+/// secret such as `/run/secrets/pincer_token`, as the `_FILE` variables of common images.
+pub const TOKEN_FILE_ENV: &str = "PINCER_GATEWAY_TOKEN_FILE";
+
+/// The `file` secrets back end that [`TOKEN_FILE_ENV`] adds to `[secrets.providers]`.
+pub const TOKEN_FILE_PROVIDER: &str = "gatewayTokenFile";
+
 impl Loaded {
     /// Checks a gateway token written in the config as plaintext against
     /// [`token_problem`](crate::token_problem), naming where it was written. A ref is
@@ -339,6 +346,7 @@ fn build(
             error: e.to_string(),
         })?;
     apply_agent_shorthand(&mut value);
+    token_file(&mut value, env)?;
     expand_model_strings(&mut value);
     inherit_default_agent(&mut value);
 
@@ -387,6 +395,63 @@ fn apply_agent_shorthand(value: &mut Value) {
             .or_insert_with(|| Value::Object(Map::new()));
         merge(target, agent);
     }
+}
+
+/// `PINCER_GATEWAY_TOKEN_FILE=PATH` becomes a `file` secrets back end in single mode and a
+/// ref to it as `gateway.auth.token`: the file is checked (private to the gateway's user),
+/// watched and rotated as every secrets file is, and read nowhere else.
+fn token_file(value: &mut Value, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let Some(path) = env.get(TOKEN_FILE_ENV) else {
+        return Ok(());
+    };
+    let refuse = |why: String| ConfigError::Env {
+        var: TOKEN_FILE_ENV.to_string(),
+        error: why,
+    };
+    if path.trim().is_empty() {
+        return Err(refuse(
+            "is empty; it names the file that holds the gateway token".to_string(),
+        ));
+    }
+    if !Path::new(path).is_absolute() {
+        return Err(refuse(format!(
+            "`{path}` is not an absolute path (e.g. /run/secrets/pincer_token)"
+        )));
+    }
+    if let Some(other) = [TOKEN_ENV, "PINCER__GATEWAY__AUTH__TOKEN"]
+        .into_iter()
+        .find(|v| env.contains_key(*v))
+    {
+        return Err(refuse(format!(
+            "and {other} both set the gateway token; keep one"
+        )));
+    }
+    let Some(root) = value.as_object_mut() else {
+        return Ok(());
+    };
+    fn table(parent: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
+        match parent.remove(key) {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+    let mut secrets = table(root, "secrets");
+    let mut providers = table(&mut secrets, "providers");
+    providers.insert(
+        TOKEN_FILE_PROVIDER.to_string(),
+        serde_json::json!({"source": "file", "path": path, "mode": "single"}),
+    );
+    secrets.insert("providers".to_string(), Value::Object(providers));
+    root.insert("secrets".to_string(), Value::Object(secrets));
+    let mut gateway = table(root, "gateway");
+    let mut auth = table(&mut gateway, "auth");
+    auth.insert(
+        "token".to_string(),
+        serde_json::json!({"source": "file", "provider": TOKEN_FILE_PROVIDER, "id": "token"}),
+    );
+    gateway.insert("auth".to_string(), Value::Object(auth));
+    root.insert("gateway".to_string(), Value::Object(gateway));
+    Ok(())
 }
 
 /// `model = "anthropic/claude-4.6-sonnet"` becomes `{ provider, name }`, so that an agent

@@ -254,6 +254,78 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
+fn a_token_file_in_the_environment_is_a_file_ref_and_clashes_are_named() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(&path, "[gateway.auth]\ntoken = \"env:OVERRIDDEN\"\n").expect("write");
+    let c = load_file(
+        &path,
+        &[("PINCER_GATEWAY_TOKEN_FILE", "/run/secrets/pincer_token")],
+    )
+    .expect("loads")
+    .config;
+    assert_eq!(
+        c.gateway.auth.token,
+        Some(SecretValue::Ref(SecretRef {
+            source: SecretSource::File,
+            provider: Some(TOKEN_FILE_PROVIDER.to_string()),
+            id: "token".to_string(),
+        }))
+    );
+    match c.secrets.providers.get(TOKEN_FILE_PROVIDER) {
+        Some(SecretProvider::File { path, mode }) => {
+            assert_eq!(
+                path.as_deref(),
+                Some(Path::new("/run/secrets/pincer_token"))
+            );
+            assert_eq!(*mode, FileMode::Single);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    for (env, why) in [
+        (
+            vec![("PINCER_GATEWAY_TOKEN_FILE", " ")],
+            "environment variable PINCER_GATEWAY_TOKEN_FILE: is empty",
+        ),
+        (
+            vec![("PINCER_GATEWAY_TOKEN_FILE", "secrets/token")],
+            "environment variable PINCER_GATEWAY_TOKEN_FILE: `secrets/token` is not an absolute path",
+        ),
+        (
+            vec![
+                ("PINCER_GATEWAY_TOKEN_FILE", "/run/secrets/t"),
+                ("PINCER_GATEWAY_TOKEN", "0123456789abcdef"),
+            ],
+            "environment variable PINCER_GATEWAY_TOKEN_FILE: and PINCER_GATEWAY_TOKEN both set the gateway token; keep one",
+        ),
+        (
+            vec![
+                ("PINCER_GATEWAY_TOKEN_FILE", "/run/secrets/t"),
+                ("PINCER__GATEWAY__AUTH__TOKEN", "0123456789abcdef"),
+            ],
+            "and PINCER__GATEWAY__AUTH__TOKEN both set",
+        ),
+    ] {
+        let err = load_file(&path, &env).expect_err(why).to_string();
+        assert!(err.contains(why), "{env:?}: {err}");
+    }
+}
+
+#[test]
+fn the_compose_configs_parse() {
+    // docker/compose.yaml mounts docker/config/ as the gateway's config directory.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("docker/config") {
+        let path = entry.expect("entry").path();
+        load_file(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "pincer.toml and pincer.vault.toml");
+}
+
+#[test]
 fn bad_port_in_the_environment_names_the_variable() {
     let err = load_file(
         &examples_dir().join("seed-sse-only.toml"),

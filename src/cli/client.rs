@@ -26,11 +26,6 @@ impl Client {
     pub async fn from_config(config: Option<PathBuf>) -> Result<Self, Failure> {
         let (sources, loaded) = load_config(config)?;
         let gateway = &loaded.config.gateway;
-        let host = match gateway.bind.as_str() {
-            "0.0.0.0" | "::" => "127.0.0.1".to_string(),
-            ip if ip.contains(':') => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
         let token = match &gateway.auth.token {
             Some(value) => Some(
                 pincer_secrets::resolve_now(value, &loaded.config, &sources.home, &sources.env)
@@ -42,7 +37,7 @@ impl Client {
                 .map(|t| t.trim().to_string()),
         };
         Ok(Self {
-            base: format!("http://{host}:{}", gateway.port),
+            base: local_base(gateway),
             token,
             http: pincer_core::net::http_client()?,
         })
@@ -91,6 +86,17 @@ impl Client {
             self.base
         )
     }
+}
+
+/// `http://host:port` of the gateway `gateway` describes, as a client on this host
+/// reaches it: an unspecified bind (`0.0.0.0`, `::`) is asked on loopback.
+pub fn local_base(gateway: &pincer_config::GatewayConfig) -> String {
+    let host = match gateway.bind.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+        ip if ip.contains(':') => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", gateway.port)
 }
 
 async fn read(response: reqwest::Response) -> anyhow::Result<Value> {

@@ -134,10 +134,18 @@ async fn serve(
         }
         None => None,
     };
+    // A generated token guards loopback, where the CLI reads it from the file; clients
+    // elsewhere could not know it, so a reachable port needs one given.
     if !ip.is_loopback() && gateway.auth.token.is_none() {
         return Err(usage(anyhow!(
-            "refusing to bind {ip} without gateway.auth.token (or PINCER_GATEWAY_TOKEN): \
-             a non-loopback address needs authentication"
+            "refusing to bind {ip} without gateway.auth.token: a non-loopback address needs \
+             a token its clients know. Give it as PINCER_GATEWAY_TOKEN (or \
+             PINCER__GATEWAY__AUTH__TOKEN); as {file_env}=PATH, a file holding only the token \
+             (a Docker secret such as /run/secrets/pincer_token; mode 0600, owned by uid {uid}); \
+             or as gateway.auth.token in the config, plaintext or a secret ref \
+             ({{ source = \"vault\", provider = \"vault\", id = \"pincer#gatewayToken\" }})",
+            file_env = pincer_config::TOKEN_FILE_ENV,
+            uid = rustix::process::geteuid().as_raw(),
         )));
     }
     let token = match configured_token {

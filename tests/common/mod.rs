@@ -426,6 +426,7 @@ pub fn run_cli_env(
     env: &[(&str, &str)],
 ) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
+    cmd.env_remove("PINCER_URL");
     cmd.envs(env.iter().copied());
     cmd.args(args)
         .env("PINCER_HOME", home)
