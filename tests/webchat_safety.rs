@@ -291,11 +291,12 @@ async fn a_page_that_never_reads_is_closed_and_its_messages_still_answered() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    // Now read: what the socket held, then its end.
+    // Now read: what the socket held, then its end. A loaded machine may be slow to get
+    // to the stall (every one of these turns also compacts its context): wait long.
     let mut read = 0usize;
     let mut close = None;
     let ended = loop {
-        match tokio::time::timeout(Duration::from_secs(10), page.next()).await {
+        match tokio::time::timeout(Duration::from_secs(30), page.next()).await {
             Ok(Some(Ok(Message::Close(frame)))) => {
                 close = frame;
                 break true;
