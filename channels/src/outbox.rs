@@ -522,7 +522,8 @@ mod tests {
             Delivery::Done {
                 inbox_id: accepted.id,
                 reply: "echo: hi".into(),
-                failed: false
+                failed: false,
+                extra: None,
             }
         );
         store.stop_writer();

@@ -106,8 +106,8 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
         .and(warp::path!("chat" / "completions"))
         .and(warp::post())
         .and(with_gw.clone())
-        .and(headers.clone())
-        .and(json_body.clone())
+        .and(headers)
+        .and(json_body)
         .then(chat_completions);
 
     let responses = v1

@@ -202,7 +202,10 @@ pub(super) fn messages_of(messages: &[Value]) -> Result<Conversation, ApiError> 
         };
         match role {
             "system" | "developer" => out.system.push(text(m.get("content"), i)?),
-            "user" if Some(i) == last_user => {}
+            // The new turn: read by `caller_text`; its parts are checked here too.
+            "user" if Some(i) == last_user => {
+                text(m.get("content"), i)?;
+            }
             "user" => side.push(CallerItem::Message {
                 role: Role::User,
                 content: text(m.get("content"), i)?,
