@@ -122,7 +122,7 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
 
 /// An error answered as `{"error": {"message", "type", "code"}}` (the OpenAI shape, which
 /// the SDKs read; the admin API uses it too).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
@@ -132,6 +132,8 @@ pub struct ApiError {
     pub kind: &'static str,
     /// A stable code for programs.
     pub code: &'static str,
+    /// The request field at fault, when one is (OpenAI's `param`).
+    pub param: Option<String>,
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -186,13 +188,27 @@ impl ApiError {
             message: message.into(),
             kind,
             code,
+            param: None,
+        }
+    }
+
+    /// 400 naming the request field `param` at fault; `code` is `invalid_value` or
+    /// `unsupported_parameter`, as OpenAI says.
+    pub fn param(param: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            param: Some(param.into()),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                message,
+                "invalid_request_error",
+                code,
+            )
         }
     }
 
     /// As a response.
     pub fn into_reply(self) -> warp::reply::Response {
-        let body =
-            json!({"error": {"message": self.message, "type": self.kind, "code": self.code}});
+        let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}});
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         let headers = response.headers_mut();
@@ -217,7 +233,7 @@ impl ApiError {
 async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
     use warp::reject::{LengthRequired, MethodNotAllowed, PayloadTooLarge};
     let error = if let Some(e) = rejection.find::<ApiError>() {
-        ApiError::new(e.status, e.message.clone(), e.kind, e.code)
+        e.clone()
     } else if rejection.is_not_found() {
         ApiError::not_found("no such route", "not_found")
     } else if rejection.find::<MethodNotAllowed>().is_some() {

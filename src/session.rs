@@ -34,6 +34,8 @@ use crate::agent::turn::{Approval, Step, TurnCtx};
 use crate::agent::{self, Agents, TurnEvent, TurnRequest};
 use crate::channel::{Delivery, HandedTo, Outbox};
 use crate::tool::Decision;
+use pincer_channels::{CallerCall, ReplyExtra};
+use pincer_providers::{Caller, CallerItem, ToolCall};
 
 /// New messages a session holds behind the one it answers; more are refused ("busy, try
 /// again"): a session answers one message at a time, so a deeper queue only means longer
@@ -164,6 +166,8 @@ struct Current {
     /// The model refused the turn as too long: a compaction runs, then the turn is tried
     /// once more (`Some(false)`: waiting; `Some(true)`: retried).
     too_long: Option<bool>,
+    /// What the reply carries for an API caller besides its text.
+    extra: Option<Box<ReplyExtra>>,
 }
 
 /// The child spec of a session.
@@ -305,18 +309,25 @@ impl Actor for Session {
                         reply,
                         thinking,
                         measured,
+                        usage,
+                        caller_calls,
                     }) => {
                         if let Some(m) = measured {
                             state.context.calibrate(m.bytes, m.input_tokens);
                         }
+                        if let Some(current) = state.current.as_mut() {
+                            current.extra = Some(Box::new(reply_extra(usage, caller_calls)));
+                        }
                         state.finish_turn(reply, thinking, false).await;
                         state.maybe_compact(&myself, compact::Why::Grown);
                         state.next(&myself).await;
+                        state.stop_if_one_off(&myself);
                     }
                     Some(TurnEvent::TooLong(why)) => state.too_long(&myself, why).await,
                     Some(TurnEvent::Failed(why)) => {
                         state.finish_turn(failure_text(&why), None, true).await;
                         state.next(&myself).await;
+                        state.stop_if_one_off(&myself);
                     }
                     None => state.turn_lost(&myself, attempt),
                 }
@@ -372,7 +383,7 @@ impl SessionState {
             if entry.state != InboxState::Pending {
                 // Answered before (by an earlier incarnation): send that reply again.
                 let reply = entry.reply.clone().unwrap_or_default();
-                self.send_done(&entry, reply, false);
+                self.send_done(&entry, reply, false, None);
                 self.known.remove(&entry.id);
                 continue;
             }
@@ -388,6 +399,7 @@ impl SessionState {
                 started: Instant::now(),
                 steps: Vec::new(),
                 too_long: None,
+                extra: None,
             });
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
@@ -428,6 +440,12 @@ impl SessionState {
             summary: self.context.summary().map(|s| s.text.clone()),
             bytes_per_token: self.context.ratio(),
             text: current.entry.inbound.text.clone(),
+            caller: current
+                .entry
+                .inbound
+                .api
+                .as_deref()
+                .and_then(Caller::from_json),
             topic: self
                 .ctx
                 .config
@@ -528,7 +546,26 @@ impl SessionState {
             row.turns += 1;
         }
         let inbox_id = Some(current.entry.id);
-        let mut entries = vec![TranscriptEntry {
+        // A session without history takes the request's as its start (see the README's
+        // OpenAI API section); a stateless request's history stays its own.
+        let seed = match current
+            .entry
+            .inbound
+            .api
+            .as_deref()
+            .and_then(Caller::from_json)
+        {
+            Some(caller) if is_turn && !caller.stateless && self.context.messages().is_empty() => {
+                seed_entries(
+                    caller.history,
+                    current.entry.inbound.received_at_ms,
+                    inbox_id,
+                )
+            }
+            _ => Vec::new(),
+        };
+        let mut entries = seed;
+        entries.push(TranscriptEntry {
             role: Role::User,
             content: text.clone(),
             at_ms: current.entry.inbound.received_at_ms,
@@ -536,7 +573,7 @@ impl SessionState {
             inbox_id,
             tool: None,
             summary_through: None,
-        }];
+        });
         entries.extend(current.steps.iter().map(|step| tool_entry(step, inbox_id)));
         entries.push(TranscriptEntry {
             role: reply_role,
@@ -589,7 +626,7 @@ impl SessionState {
                 reply
             }
         };
-        self.send_done(&current.entry, reply, failed);
+        self.send_done(&current.entry, reply, failed, current.extra);
         Ok(())
     }
 
@@ -643,11 +680,18 @@ impl SessionState {
         }
     }
 
-    fn send_done(&self, entry: &InboxEntry, reply: String, failed: bool) {
+    fn send_done(
+        &self,
+        entry: &InboxEntry,
+        reply: String,
+        failed: bool,
+        extra: Option<Box<ReplyExtra>>,
+    ) {
         let delivery = Delivery::Done {
             inbox_id: entry.id,
             reply,
             failed,
+            extra,
         };
         let channel = &entry.inbound.channel;
         let latency = Duration::from_millis(now_ms().saturating_sub(entry.inbound.received_at_ms));
@@ -707,6 +751,7 @@ impl SessionState {
             started: Instant::now(),
             steps: Vec::new(),
             too_long: None,
+            extra: None,
         });
         let reply = self.run_command(command, myself).await;
         if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
@@ -817,6 +862,17 @@ impl SessionState {
         }
     }
 
+    /// A stateless API request's session (a key of its own, never reused) stops once it
+    /// has answered: one-off sessions do not pile up as idle actors.
+    fn stop_if_one_off(&self, myself: &ActorRef<SessionMsg>) {
+        if self.current.is_none()
+            && self.queue.is_empty()
+            && pincer_core::session_key::is_one_off(&self.row.key)
+        {
+            myself.stop(Some("one-off session answered".into()));
+        }
+    }
+
     fn arm_timers(&self) {
         let now = now_ms();
         let idle_at = self.row.last_active_ms.saturating_add(self.row.idle_ms);
@@ -902,6 +958,45 @@ fn tool_entry(step: &Step, inbox_id: Option<i64>) -> TranscriptEntry {
     }
 }
 
+/// A turn's token counts and calls of the caller's tools, as a reply carries them.
+fn reply_extra(usage: Option<pincer_providers::Usage>, calls: Vec<ToolCall>) -> ReplyExtra {
+    ReplyExtra {
+        usage: usage.map(|u| (u.input_tokens, u.output_tokens)),
+        tool_calls: calls
+            .into_iter()
+            .map(|c| CallerCall {
+                id: c.call_id,
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect(),
+    }
+}
+
+/// The messages of a request's history as the transcript's start (tool calls and their
+/// results are the caller's, not the conversation's).
+fn seed_entries(
+    history: Vec<CallerItem>,
+    at_ms: u64,
+    inbox_id: Option<i64>,
+) -> Vec<TranscriptEntry> {
+    history
+        .into_iter()
+        .filter_map(|item| match item {
+            CallerItem::Message { role, content } => Some(TranscriptEntry {
+                role,
+                content,
+                at_ms,
+                thinking: None,
+                inbox_id,
+                tool: None,
+                summary_through: None,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 fn failure_text(why: &str) -> String {
     format!("Sorry, I could not answer: {why}.")
 }
@@ -935,6 +1030,7 @@ pub async fn answer_unroutable(
                     inbox_id: entry.id,
                     reply,
                     failed: true,
+                    extra: None,
                 };
                 outbox.hand_over(entry.id, &entry.inbound, done);
             }

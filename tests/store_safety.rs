@@ -220,6 +220,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
         text: text.into(),
         received_at_ms: hour_ago,
         fingerprint: None,
+        api: None,
     };
     let store = Store::new(db);
     let writer = store.start_writer().expect("writer");

@@ -25,5 +25,6 @@ pub mod telegram;
 
 pub use links::{DiscordResume, LinkStatus, Links, PollSlot};
 pub use outbox::{
-    ApprovalPrompt, Delivery, HandedTo, Notice, Outbox, Push, STEP_ARGUMENTS_CHARS, Step, Waiter,
+    ApprovalPrompt, CallerCall, Delivery, HandedTo, Notice, Outbox, Push, ReplyExtra,
+    STEP_ARGUMENTS_CHARS, Step, Waiter,
 };

@@ -69,6 +69,9 @@ pub enum Delivery {
         reply: String,
         /// The reply reports a failure (no model answered).
         failed: bool,
+        /// What an API caller gets besides the text (token counts, calls of its tools);
+        /// `None` for a reply read back from the store.
+        extra: Option<Box<ReplyExtra>>,
     },
     /// The message was not taken after all (its session is busy): nothing of it is kept,
     /// and the sender should try again later. The last delivery for a message.
@@ -87,6 +90,26 @@ pub enum Delivery {
         /// Why.
         reason: String,
     },
+}
+
+/// What a reply carries besides its text, for the OpenAI-compatible API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyExtra {
+    /// Tokens the turn's model calls read and wrote, as the provider counted them.
+    pub usage: Option<(u64, u64)>,
+    /// Calls of the caller's own tools: the turn ended for the caller to run them.
+    pub tool_calls: Vec<CallerCall>,
+}
+
+/// A call of a caller's tool, as the model made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerCall {
+    /// The model's id of the call.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its arguments, a JSON text.
+    pub arguments: String,
 }
 
 /// A message of the gateway in a conversation.
@@ -363,6 +386,7 @@ impl Waiter {
                             inbox_id: entry.id,
                             reply: entry.reply.unwrap_or_default(),
                             failed: false,
+                            extra: None,
                         };
                     }
                 }
@@ -391,6 +415,7 @@ mod tests {
             inbox_id: 1,
             reply: "hi".into(),
             failed: false,
+            extra: None,
         };
         assert_eq!(outbox.deliver("u1", done.clone()), 1);
         assert_eq!(w.recv().await, done);
@@ -428,6 +453,7 @@ mod tests {
             inbox_id: 7,
             reply: "the whole reply".into(),
             failed: false,
+            extra: None,
         };
         outbox.deliver("slow", done.clone());
         let mut deltas = 0;
@@ -470,6 +496,7 @@ mod tests {
             text: "hi".into(),
             received_at_ms: now_ms(),
             fingerprint: None,
+            api: None,
         };
         let outbox = Outbox::default();
         let mut waiter = outbox.wait("idem:k");
@@ -495,7 +522,8 @@ mod tests {
             Delivery::Done {
                 inbox_id: accepted.id,
                 reply: "echo: hi".into(),
-                failed: false
+                failed: false,
+                extra: None,
             }
         );
         store.stop_writer();

@@ -233,6 +233,7 @@ pub fn start<U: Upstream>(ctx: PushCtx, scope: &Scope, kind: &'static str, accou
                         inbox_id: entry.id,
                         reply: entry.reply.clone().unwrap_or_default(),
                         failed: false,
+                        extra: None,
                     },
                     inbound: Arc::new(entry.inbound),
                 };

@@ -121,6 +121,18 @@ const fn fifteen() -> u32 {
     15
 }
 
+impl AgentConfig {
+    /// The agent's model, then its fallbacks, as `(provider, model)`.
+    pub fn model_chain(&self) -> Vec<(String, String)> {
+        let primary = self.model.clone().unwrap_or_default();
+        let fallbacks = primary.fallbacks.iter().map(|f| ModelConfig::from_text(f));
+        std::iter::once(primary.clone())
+            .chain(fallbacks)
+            .map(|m| m.resolved())
+            .collect()
+    }
+}
+
 impl ModelConfig {
     /// Parses the string form: `provider/name`, or a bare name whose provider is inferred.
     pub fn from_text(text: &str) -> Self {

@@ -42,6 +42,10 @@ pub struct Inbound {
     /// idempotency key: a retry with that key must carry the same request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// What a caller of the OpenAI-compatible API brings besides `text` (its history,
+    /// system messages, options and tools), as JSON the turn reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// A peer in a channel.

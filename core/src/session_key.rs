@@ -24,6 +24,15 @@ pub fn session_key(agent: &str, inbound: &Inbound) -> String {
     key
 }
 
+/// The peer kind of a one-off session: a stateless API request gets a key of its own
+/// (`...:request:<uuid>`), never reused, whose session stops once it has answered.
+pub const ONE_OFF_PEER: &str = "request";
+
+/// Whether `key` is a one-off session's (see [`ONE_OFF_PEER`]).
+pub fn is_one_off(key: &str) -> bool {
+    key.split(':').nth(4) == Some(ONE_OFF_PEER)
+}
+
 /// The agent id in a session key.
 pub fn agent_of(key: &str) -> Option<&str> {
     key.strip_prefix("agent:")?.split(':').next()
@@ -57,6 +66,13 @@ pub fn child_id(key: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn one_off_keys_are_told_by_their_peer_kind() {
+        assert!(is_one_off("agent:main:http:http:request:0b5e"));
+        assert!(!is_one_off("agent:main:http:http:user:request"));
+        assert!(!is_one_off("agent:main:web:web:session:x"));
+    }
 
     #[test]
     fn ordinary_keys_read_as_they_are() {

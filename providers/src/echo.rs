@@ -102,6 +102,7 @@ mod tests {
             tools: Vec::new(),
             thinking: None,
             api_key: None,
+            options: Default::default(),
         };
         let reply = reply_to(&request);
         assert_eq!(reply, "echo: hello");

@@ -19,10 +19,12 @@
 
 pub mod anthropic;
 pub mod call;
+pub mod caller;
 pub mod echo;
 pub mod emit;
 pub mod keys;
 pub mod openai;
+pub mod options;
 pub mod pool;
 pub mod retry;
 pub mod sse;
@@ -34,6 +36,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use pincer_config::ThinkingMode;
 use pincer_core::Role;
 
+pub use caller::{Caller, CallerItem};
+pub use options::{Options, ResponseFormat, ToolChoice};
 pub use pool::{Chain, Lease, Pool};
 pub use text::Text;
 
@@ -54,6 +58,8 @@ pub struct ProviderRequest {
     pub thinking: Option<ThinkingMode>,
     /// The agent's own key, used instead of the provider's keys.
     pub api_key: Option<ApiKey>,
+    /// What the caller asked of this call (sampling, format, tool choice).
+    pub options: Options,
 }
 
 /// An API key carried with a call; its `Debug` never shows it.
@@ -117,7 +123,7 @@ pub struct Reasoning {
 }
 
 /// A tool offered to the model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolSpec {
     /// Name.
     pub name: String,
@@ -292,6 +298,7 @@ mod tests {
             tools: Vec::new(),
             thinking: None,
             api_key: None,
+            options: Options::default(),
         }
     }
 

@@ -42,6 +42,7 @@ fn request(model: &str, items: Vec<Item>) -> ProviderRequest {
         tools: Vec::new(),
         thinking: None,
         api_key: None,
+        options: Default::default(),
     }
 }
 

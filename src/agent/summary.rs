@@ -40,6 +40,7 @@ pub async fn summarize(
         tools: Vec::new(),
         thinking: None,
         api_key: None,
+        options: Default::default(),
     };
     let call = async {
         let mut rx = ctx

@@ -21,10 +21,11 @@ use tokio::sync::mpsc;
 use crate::provider::{self, DispatchError, Providers};
 use pincer_config::TopicConfig;
 use pincer_config::live::View;
-use pincer_config::{AgentConfig, ModelConfig, ThinkingMode};
+use pincer_config::{AgentConfig, ThinkingMode};
 use pincer_core::Role;
 use pincer_providers::{
-    ApiKey, ChatMessage, ErrorKind, Item, ProviderError, ProviderEvent, ProviderRequest,
+    ApiKey, Caller, ChatMessage, ErrorKind, Item, ProviderError, ProviderEvent, ProviderRequest,
+    ToolCall, Usage,
 };
 use pincer_secrets::{Handle, Secrets};
 
@@ -51,6 +52,9 @@ pub struct TurnRequest {
     /// The Telegram topic it came from: its prompt over the agent's, its skills narrowing
     /// the agent's tools.
     pub topic: Option<TopicConfig>,
+    /// What a caller of the OpenAI-compatible API brings: its history (which replaces
+    /// `context` when it is stateless), system messages, options and tools.
+    pub caller: Option<Caller>,
 }
 
 /// What a turn sends back.
@@ -71,6 +75,10 @@ pub enum TurnEvent {
         thinking: Option<String>,
         /// The size of the turn's first model request, and the provider's count of it.
         measured: Option<Measured>,
+        /// The tokens of all the turn's model calls, as the providers counted them.
+        usage: Option<Usage>,
+        /// Calls of the caller's own tools: the turn ended for the caller to run them.
+        caller_calls: Vec<ToolCall>,
     },
     /// No reply can be had; the text says why (the session answers with it).
     Failed(String),
@@ -251,10 +259,18 @@ async fn run(
     if let Some(prompt) = request.topic.as_ref().and_then(|t| t.system_prompt.clone()) {
         agent.system_prompt = Some(prompt);
     }
-    if let Some(summary) = &request.summary {
+    let caller = request.caller.unwrap_or_default();
+    // A stateless request's context is its own: the session's summary is not part of it.
+    if let Some(summary) = request.summary.as_ref().filter(|_| !caller.stateless) {
         let prompt = agent.system_prompt.take().unwrap_or_default();
         let sep = if prompt.is_empty() { "" } else { "\n\n" };
         agent.system_prompt = Some(format!("{prompt}{sep}{SUMMARY_HEADER}\n{summary}"));
+    }
+    // A caller's system messages come after the agent's prompt: the agent's stays first.
+    if let Some(system) = &caller.system {
+        let prompt = agent.system_prompt.take().unwrap_or_default();
+        let sep = if prompt.is_empty() { "" } else { "\n\n" };
+        agent.system_prompt = Some(format!("{prompt}{sep}{system}"));
     }
     let agent = &agent;
     let tools = crate::tool::set_of(
@@ -273,14 +289,34 @@ async fn run(
         + request.text.len();
     let limits = agent.context();
     let room = (f64::from(limits.budget) * request.bytes_per_token) as usize;
-    let mut items: Vec<Item> = fit(request.context, room.saturating_sub(fixed))
-        .into_iter()
-        .map(Item::Message)
-        .collect();
+    let mut items: Vec<Item> = if caller.stateless || request.context.is_empty() {
+        // A stateless request's history is its whole context (the caller keeps it); a
+        // session without history may be seeded with the request's.
+        caller.history.into_iter().map(Item::from).collect()
+    } else {
+        fit(request.context, room.saturating_sub(fixed))
+            .into_iter()
+            .map(Item::Message)
+            .collect()
+    };
     items.push(Item::Message(ChatMessage {
         role: Role::User,
         content: request.text.into(),
     }));
+    items.extend(caller.after.into_iter().map(Item::from));
+    if let Some(name) = caller
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .find(|name| tools.contains(name))
+    {
+        let why = format!(
+            "the caller's tool `{name}` has the name of one of agent `{}`'s own tools; rename it",
+            request.agent
+        );
+        let _ = events.send(TurnEvent::Failed(why)).await;
+        return;
+    }
     let mut turn = Reply::default();
     let mut last_error = String::from("no model is configured");
     let chain = models(agent);
@@ -317,6 +353,8 @@ async fn run(
             agent,
             tools: &tools,
             tool_ctx: &tool_ctx,
+            caller_tools: &caller.tools,
+            options: &caller.options,
             provider: &provider_name,
             model: &model,
             own_key,
@@ -335,6 +373,8 @@ async fn run(
                         reply: turn.text,
                         thinking,
                         measured: turn.measured,
+                        usage: turn.usage,
+                        caller_calls: turn.caller_calls,
                     })
                     .await;
                 return;
@@ -379,12 +419,7 @@ fn fit(mut context: Vec<ChatMessage>, room: usize) -> Vec<ChatMessage> {
 
 /// The agent's model, then its fallbacks, as `(provider, model)`.
 pub fn models(agent: &AgentConfig) -> Vec<(String, String)> {
-    let primary = agent.model.clone().unwrap_or_default();
-    let fallbacks = primary.fallbacks.iter().map(|f| ModelConfig::from_text(f));
-    std::iter::once(primary.clone())
-        .chain(fallbacks)
-        .map(|m| m.resolved())
-        .collect()
+    agent.model_chain()
 }
 
 /// What the turn has produced so far, across models and tool rounds.
@@ -396,6 +431,10 @@ struct Reply {
     calls: u32,
     /// The first model request's size and count.
     measured: Option<Measured>,
+    /// The tokens of the turn's model calls so far, when the providers counted them.
+    usage: Option<Usage>,
+    /// Calls of the caller's tools that ended the turn.
+    caller_calls: Vec<ToolCall>,
     /// Whether any text went to the session (then no other model may take over).
     sent: bool,
     /// Shown thinking was the last thing sent: the answer starts a new paragraph.
@@ -434,6 +473,10 @@ struct Call<'a> {
     tools: &'a BTreeSet<&'static str>,
     /// What its tool calls run with.
     tool_ctx: &'a crate::tool::Context,
+    /// The caller's own tools, offered next to the agent's.
+    caller_tools: &'a [pincer_providers::ToolSpec],
+    /// What the caller asked of each model call.
+    options: &'a pincer_providers::Options,
     provider: &'a str,
     model: &'a str,
     own_key: Option<ApiKey>,
@@ -447,7 +490,8 @@ impl Call<'_> {
         events: &mpsc::Sender<TurnEvent>,
     ) -> Outcome {
         let thinking = self.thinking_mode();
-        let tools = crate::tool::specs(self.tools);
+        let mut tools = crate::tool::specs(self.tools);
+        tools.extend(self.caller_tools.iter().cloned());
         let max_rounds = self
             .agent
             .adaptive_thinking
@@ -469,6 +513,7 @@ impl Call<'_> {
                 },
                 thinking,
                 api_key: self.own_key.clone(),
+                options: self.options.clone(),
             };
             // The turn's first request, measured against the provider's count of it.
             let bytes = (turn.measured.is_none() && round == 0)
@@ -510,6 +555,9 @@ impl Call<'_> {
                     Some(ProviderEvent::Reasoning(block)) => blocks.push(block),
                     // Token counts: the session's context accounting will read them.
                     Some(ProviderEvent::Usage(usage)) => {
+                        let total = turn.usage.get_or_insert_default();
+                        total.input_tokens += usage.input_tokens;
+                        total.output_tokens += usage.output_tokens;
                         if let Some(bytes) = bytes {
                             turn.measured = Some(Measured {
                                 bytes,
@@ -523,6 +571,17 @@ impl Call<'_> {
                 }
             }
             if calls.is_empty() {
+                return Outcome::Answered;
+            }
+            // A call of the caller's tool ends the turn: the caller runs it and continues
+            // with its result. The agent's own calls of that reply are not run.
+            let theirs: Vec<ToolCall> = calls
+                .iter()
+                .filter(|c| self.caller_tools.iter().any(|t| t.name == c.name))
+                .cloned()
+                .collect();
+            if !theirs.is_empty() {
+                turn.caller_calls = theirs;
                 return Outcome::Answered;
             }
             for call in &calls {

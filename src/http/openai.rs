@@ -1,15 +1,20 @@
 //! The OpenAI-compatible API: `POST /v1/chat/completions` (streaming and not) and
 //! `GET /v1/models`, shaped as OpenAI's Chat Completions so the official SDKs work.
 //!
-//! - `model`: `pincer:<agent>` or `<agent>`.
-//! - The session is the header `x-pincer-session`, else the body's `user`, else
-//!   `anonymous`; the session keeps the conversation, so only the last user message of
-//!   `messages` is new input.
+//! - `model`: `pincer:<agent>` or `<agent>`; the header `x-pincer-agent` names the agent
+//!   instead.
+//! - Without `x-pincer-session` or `user` a request is stateless: its `messages` are the
+//!   whole context, and its session is one-off. With one, that session's transcript is
+//!   the context and the last user message the new turn ([`request`] and the README).
+//! - Every field is honoured or refused with a 400 naming it ([`request`]).
 //! - `Idempotency-Key`: a retry with the same key (in the same session, with the same
 //!   request) gets the same reply, never a second turn; the same key with a different
 //!   request is refused (422 `idempotency_key_reused`).
 //! - A turn that fails mid-stream ends the stream with an OpenAI streaming error event
 //!   (`data: {"error": {...}}`), not with its message as text.
+
+mod request;
+mod responses;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -25,8 +30,10 @@ use super::{ApiError, authenticated};
 use crate::channel::http::HttpLinkMsg;
 use crate::channel::{Delivery, IntakeError, Waiter};
 use crate::topology::Topology;
+use pincer_channels::ReplyExtra;
 use pincer_core::{Inbound, PeerRef, now_ms};
 use pincer_store::Accepted;
+use request::Asked;
 
 /// How long a request waits for its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -59,87 +66,74 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
             warp::reply::json(&json!({"object": "list", "data": data})).into_response()
         });
 
-    let completions = v1
-        .and(warp::path!("chat" / "completions"))
-        .and(warp::post())
-        .and(with_gw)
+    let model = v1
+        .clone()
+        .and(warp::path!("models" / String))
+        .and(warp::get())
+        .and(with_gw.clone())
+        .map(|id: String, gw: Topology| {
+            let agent = id.strip_prefix("pincer:").unwrap_or(&id);
+            if gw.config().agents.contains_key(agent) {
+                warp::reply::json(&json!({"id": format!("pincer:{agent}"), "object": "model", "created": 0, "owned_by": "pincer"})).into_response()
+            } else {
+                ApiError::not_found(
+                    format!("The model `{id}` does not exist: no agent `{agent}` (see GET /v1/models)"),
+                    "model_not_found",
+                )
+                .into_reply()
+            }
+        });
+
+    let headers = warp::header::optional::<String>("x-pincer-agent")
         .and(warp::header::optional::<String>("x-pincer-session"))
         .and(warp::header::optional::<String>("idempotency-key"))
-        .and(warp::body::content_length_limit(max_body))
-        // JSON whatever the Content-Type says: `curl -d` sends form encoding by default.
-        .and(
-            warp::body::bytes().and_then(|body: bytes::Bytes| async move {
-                serde_json::from_slice::<Value>(&body).map_err(|e| {
-                    warp::reject::custom(ApiError::bad_request(format!(
-                        "the body is not JSON: {e}"
-                    )))
-                })
-            }),
-        )
+        .map(|agent, session, key| Headers {
+            agent,
+            session,
+            idempotency_key: key,
+        });
+    // JSON whatever the Content-Type says: `curl -d` sends form encoding by default.
+    let json_body = warp::body::content_length_limit(max_body).and(warp::body::bytes().and_then(
+        |body: bytes::Bytes| async move {
+            serde_json::from_slice::<Value>(&body).map_err(|e| {
+                warp::reject::custom(ApiError::bad_request(format!("the body is not JSON: {e}")))
+            })
+        },
+    ));
+
+    let completions = v1
+        .clone()
+        .and(warp::path!("chat" / "completions"))
+        .and(warp::post())
+        .and(with_gw.clone())
+        .and(headers)
+        .and(json_body)
         .then(chat_completions);
 
-    models.or(completions).unify().boxed()
+    let responses = v1
+        .and(warp::path!("responses"))
+        .and(warp::post())
+        .and(with_gw)
+        .and(headers)
+        .and(json_body)
+        .then(responses::create);
+
+    models
+        .or(model)
+        .unify()
+        .or(completions)
+        .unify()
+        .or(responses)
+        .unify()
+        .boxed()
 }
 
-/// A parsed request.
-#[derive(Debug)]
-struct ChatRequest {
-    agent: String,
-    model: String,
-    text: String,
-    stream: bool,
-    include_usage: bool,
-    session: String,
-}
-
-fn parse(
-    gw: &Topology,
-    body: &Value,
-    session_header: Option<String>,
-) -> Result<ChatRequest, ApiError> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("`model` is required (pincer:<agent> or <agent>)"))?;
-    let agent = model.strip_prefix("pincer:").unwrap_or(model);
-    if !gw.config().agents.contains_key(agent) {
-        return Err(ApiError::not_found(
-            format!("The model `{model}` does not exist: no agent `{agent}` (see GET /v1/models)"),
-            "model_not_found",
-        ));
-    }
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::bad_request("`messages` must be a non-empty array"))?;
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .ok_or_else(|| ApiError::bad_request("`messages` has no message with role `user`"))?;
-    let text = content_text(last_user.get("content"))
-        .ok_or_else(|| ApiError::bad_request("the last user message has no text content"))?;
-    let session = session_header
-        .or_else(|| body.get("user").and_then(Value::as_str).map(str::to_string))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "anonymous".to_string());
-    if session.len() > 256 {
-        return Err(ApiError::bad_request(
-            "the session id is longer than 256 bytes",
-        ));
-    }
-    Ok(ChatRequest {
-        agent: agent.to_string(),
-        model: model.to_string(),
-        text,
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        include_usage: body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        session,
-    })
+/// The headers both POST routes read.
+#[derive(Debug, Clone)]
+struct Headers {
+    agent: Option<String>,
+    session: Option<String>,
+    idempotency_key: Option<String>,
 }
 
 /// A digest of what a request asks (SHA-256 of its JSON with keys in order), so that a
@@ -158,75 +152,108 @@ fn fingerprint(body: &Value, agent: &str) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A message's text: a string, or the text parts of a content array.
-fn content_text(content: Option<&Value>) -> Option<String> {
-    match content? {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => {
-            let text: Vec<&str> = parts
-                .iter()
-                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect();
-            (!text.is_empty()).then(|| text.join("\n"))
-        }
-        _ => None,
+async fn chat_completions(gw: Topology, headers: Headers, body: Value) -> warp::reply::Response {
+    let asked = match request::chat(
+        &gw.config(),
+        &body,
+        headers.agent.as_deref(),
+        headers.session.clone(),
+    ) {
+        Ok(a) => a,
+        Err(e) => return e.into_reply(),
+    };
+    let (accepted, waiter) = match take_in(&gw, &asked, &headers, &body).await {
+        Ok(taken) => taken,
+        Err(response) => return response,
+    };
+    let meta = Meta {
+        id: format!("chatcmpl-pincer-{}", accepted.id),
+        created: now_ms() / 1000,
+        model: asked.model.clone(),
+        prompt_tokens: tokens(&asked.text),
+    };
+    if asked.stream {
+        let (waiter, first) = match peek(&accepted, waiter).await {
+            Ok(peeked) => peeked,
+            Err(response) => return response,
+        };
+        let stream = sse_stream(
+            gw.clone(),
+            meta,
+            accepted,
+            waiter,
+            first,
+            asked.include_usage,
+        );
+        warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
+    } else {
+        complete(&gw, meta, accepted, waiter).await
     }
 }
 
-async fn chat_completions(
-    gw: Topology,
-    session_header: Option<String>,
-    idempotency_key: Option<String>,
-    body: Value,
-) -> warp::reply::Response {
-    let request = match parse(&gw, &body, session_header) {
-        Ok(r) => r,
-        Err(e) => return e.into_reply(),
-    };
+/// Takes `asked` into the durable inbox (once per idempotency key) and returns its entry
+/// and the waiter of its reply; an error response when it cannot be taken.
+async fn take_in(
+    gw: &Topology,
+    asked: &Asked,
+    headers: &Headers,
+    body: &Value,
+) -> Result<(Accepted, Waiter), warp::reply::Response> {
+    let idempotency_key = &headers.idempotency_key;
     if idempotency_key
         .as_ref()
         .is_some_and(|k| k.is_empty() || k.len() > 256)
     {
-        return ApiError::bad_request("Idempotency-Key must be 1 to 256 bytes").into_reply();
+        return Err(ApiError::bad_request("Idempotency-Key must be 1 to 256 bytes").into_reply());
     }
+    // A stateful request is its session's; a stateless one gets a one-off session of its
+    // own, never reused (its actor stops once it has answered).
+    let peer = match &asked.session {
+        Some(session) => PeerRef {
+            kind: "user".into(),
+            id: session.clone(),
+        },
+        None => PeerRef {
+            kind: pincer_core::session_key::ONE_OFF_PEER.into(),
+            id: uuid::Uuid::new_v4().to_string(),
+        },
+    };
     // A key belongs to its caller's session: another caller's key is another message. The
-    // session's length keeps `a:b` + `c` apart from `a` + `b:c`.
-    let upstream_id = match &idempotency_key {
-        Some(key) => format!("idem:{}:{}:{key}", request.session.len(), request.session),
-        None => format!("req:{}", uuid::Uuid::new_v4()),
+    // session's length keeps `a:b` + `c` apart from `a` + `b:c`. Stateless requests share
+    // one space of keys.
+    let upstream_id = match (idempotency_key, &asked.session) {
+        (Some(key), Some(session)) => format!("idem:{}:{session}:{key}", session.len()),
+        (Some(key), None) => format!("idem-stateless:{key}"),
+        (None, _) => format!("req:{}", uuid::Uuid::new_v4()),
     };
     let fingerprint = idempotency_key
         .as_ref()
-        .map(|_| fingerprint(&body, &request.agent));
+        .map(|_| fingerprint(body, &asked.agent));
     let Some(account) = gw.accounts().get("http") else {
-        return ApiError::unavailable("the http channel is disabled").into_reply();
+        return Err(ApiError::unavailable("the http channel is disabled").into_reply());
     };
     let inbound = Inbound {
         channel: "http".into(),
         account: "http".into(),
         upstream_id: upstream_id.clone(),
-        peer: PeerRef {
-            kind: "user".into(),
-            id: request.session.clone(),
-        },
+        peer,
         thread: None,
         guild: None,
         team: None,
-        agent: Some(request.agent.clone()),
+        agent: Some(asked.agent.clone()),
         topic: None,
-        text: request.text.clone(),
+        text: asked.text.clone(),
         received_at_ms: now_ms(),
         fingerprint: fingerprint.clone(),
+        api: Some(asked.caller.to_json()),
     };
     // Wait before submitting: a fast reply cannot slip past.
     let waiter = account.outbox.wait(&upstream_id);
-    let accepted = match submit(&gw, inbound).await {
-        Ok(a) => a,
-        Err(e) => return intake_error(e).into_reply(),
-    };
+    let accepted = submit(gw, inbound)
+        .await
+        .map_err(|e| intake_error(e).into_reply())?;
     if accepted.duplicate
-        && let (Some(key), Some(fingerprint)) = (&idempotency_key, &fingerprint)
+        && let (Some(key), Some(fingerprint)) = (idempotency_key, &fingerprint)
     {
         match gw
             .store()
@@ -234,7 +261,7 @@ async fn chat_completions(
             .await
         {
             Ok(Some(first)) if first.inbound.fingerprint.as_ref() != Some(fingerprint) => {
-                return ApiError::new(
+                return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!(
                         "Idempotency-Key `{key}` was already used in this session for a different request; a retry must send the same request, a new request needs a new key"
@@ -242,44 +269,29 @@ async fn chat_completions(
                     "invalid_request_error",
                     "idempotency_key_reused",
                 )
-                .into_reply();
+                .into_reply());
             }
             Ok(_) => {}
-            Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
+            Err(e) => return Err(ApiError::unavailable(e.to_string()).into_reply()),
         }
     }
-    let meta = Meta {
-        id: format!("chatcmpl-pincer-{}", accepted.id),
-        created: now_ms() / 1000,
-        model: request.model.clone(),
-        prompt_tokens: tokens(&request.text),
+    Ok((accepted, waiter))
+}
+
+/// A message its session refuses (busy) is refused at once: the first delivery is looked
+/// at, briefly, before a stream's 200 goes out.
+async fn peek(
+    accepted: &Accepted,
+    mut waiter: Waiter,
+) -> Result<(Waiter, Option<Delivery>), warp::reply::Response> {
+    let first = match accepted.reply {
+        Some(_) => None,
+        None => tokio::time::timeout(PEEK, waiter.recv()).await.ok(),
     };
-    if request.stream {
-        let mut waiter = waiter;
-        // A message its session refuses (busy) is refused at once: look at the first
-        // delivery before the 200 goes out, briefly.
-        let first = match accepted.reply {
-            Some(_) => None,
-            None => tokio::time::timeout(PEEK, waiter.recv()).await.ok(),
-        };
-        match first {
-            Some(Delivery::Refused { reason, .. }) => return busy(reason).into_reply(),
-            Some(Delivery::Unavailable { reason, .. }) => {
-                return unavailable_reply(reason).into_reply();
-            }
-            _ => {}
-        }
-        let stream = sse_stream(
-            gw.clone(),
-            meta,
-            accepted,
-            waiter,
-            first,
-            request.include_usage,
-        );
-        warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
-    } else {
-        complete(&gw, meta, accepted, waiter).await
+    match first {
+        Some(Delivery::Refused { reason, .. }) => Err(busy(reason).into_reply()),
+        Some(Delivery::Unavailable { reason, .. }) => Err(unavailable_reply(reason).into_reply()),
+        first => Ok((waiter, first)),
     }
 }
 
@@ -341,19 +353,46 @@ fn tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-fn usage(meta: &Meta, reply: &str) -> Value {
-    let completion = tokens(reply);
+/// The tokens of a reply: the provider's counts when the turn has them, else (a reply
+/// read back from the store) a rough estimate.
+fn counts(meta: &Meta, reply: &str, extra: Option<&ReplyExtra>) -> (u64, u64) {
+    extra
+        .and_then(|e| e.usage)
+        .unwrap_or_else(|| (meta.prompt_tokens, tokens(reply)))
+}
+
+fn usage(meta: &Meta, reply: &str, extra: Option<&ReplyExtra>) -> Value {
+    let (prompt, completion) = counts(meta, reply, extra);
     json!({
-        "prompt_tokens": meta.prompt_tokens,
+        "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": meta.prompt_tokens + completion,
+        "total_tokens": prompt + completion,
+    })
+}
+
+/// A reply's calls of the caller's tools, as Chat Completions' `tool_calls` (with
+/// `index` for a streamed delta).
+fn tool_calls(extra: Option<&ReplyExtra>, indexed: bool) -> Option<Value> {
+    let calls = &extra?.tool_calls;
+    (!calls.is_empty()).then(|| {
+        calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut call = json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}});
+                if indexed {
+                    call["index"] = json!(i);
+                }
+                call
+            })
+            .collect()
     })
 }
 
 /// How a non-streamed request ends.
 enum Final {
-    /// The reply; `true` when it reports a failure.
-    Reply(String, bool),
+    /// The reply; `true` when it reports a failure; what it carries besides its text.
+    Reply(String, bool, Option<Box<ReplyExtra>>),
     /// The session refused the message.
     Refused(String),
     /// The reply could not be committed.
@@ -362,12 +401,17 @@ enum Final {
 
 async fn final_reply(gw: &Topology, accepted: &Accepted, waiter: &mut Waiter) -> Option<Final> {
     if let Some(reply) = &accepted.reply {
-        return Some(Final::Reply(reply.clone(), false));
+        return Some(Final::Reply(reply.clone(), false, None));
     }
     let wait = async {
         loop {
             match waiter.next_or_stored(gw.store(), "http", "http").await {
-                Delivery::Done { reply, failed, .. } => return Final::Reply(reply, failed),
+                Delivery::Done {
+                    reply,
+                    failed,
+                    extra,
+                    ..
+                } => return Final::Reply(reply, failed, extra),
                 Delivery::Refused { reason, .. } => return Final::Refused(reason),
                 Delivery::Unavailable { reason, .. } => return Final::Unavailable(reason),
                 Delivery::Delta { .. } | Delivery::Step { .. } | Delivery::Notice { .. } => {}
@@ -386,22 +430,36 @@ async fn complete(
     match final_reply(gw, &accepted, &mut waiter).await {
         Some(Final::Refused(reason)) => busy(reason).into_reply(),
         Some(Final::Unavailable(reason)) => unavailable_reply(reason).into_reply(),
-        Some(Final::Reply(reply, false)) => warp::reply::json(&json!({
-            "id": meta.id,
-            "object": "chat.completion",
-            "created": meta.created,
-            "model": meta.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": reply, "refusal": null},
-                "logprobs": null,
-                "finish_reason": "stop",
-            }],
-            "usage": usage(&meta, &reply),
-            "system_fingerprint": null,
-        }))
-        .into_response(),
-        Some(Final::Reply(reply, true)) => {
+        Some(Final::Reply(reply, false, extra)) => {
+            let extra = extra.as_deref();
+            let mut message = json!({"role": "assistant", "content": reply, "refusal": null});
+            let finish = match tool_calls(extra, false) {
+                Some(calls) => {
+                    message["tool_calls"] = calls;
+                    if reply.is_empty() {
+                        message["content"] = Value::Null;
+                    }
+                    "tool_calls"
+                }
+                None => "stop",
+            };
+            warp::reply::json(&json!({
+                "id": meta.id,
+                "object": "chat.completion",
+                "created": meta.created,
+                "model": meta.model,
+                "choices": [{
+                    "index": 0,
+                    "message": message,
+                    "logprobs": null,
+                    "finish_reason": finish,
+                }],
+                "usage": usage(&meta, &reply, extra),
+                "system_fingerprint": null,
+            }))
+            .into_response()
+        }
+        Some(Final::Reply(reply, true, _)) => {
             ApiError::new(StatusCode::BAD_GATEWAY, reply, "server_error", "turn_failed").into_reply()
         }
         None => ApiError::new(
@@ -437,8 +495,18 @@ fn chunk_event(meta: &Meta, choices: Value, usage: Option<Value>) -> Event {
     Event::default().data(body.to_string())
 }
 
-/// The SSE events of a streamed completion. A turn started again after a crash streams
-/// from its start; text already sent is not sent twice.
+/// What a streamed reply is made of, whatever the shape it is sent in.
+#[derive(Debug)]
+enum Piece {
+    /// New reply text.
+    Text(String),
+    /// The end: the whole reply and what it carries besides.
+    Done(String, Option<Box<ReplyExtra>>),
+    /// The end, without a reply: message, type, code.
+    Error(String, &'static str, &'static str),
+}
+
+/// A streamed completion in Chat Completions' shape.
 fn sse_stream(
     gw: Topology,
     meta: Meta,
@@ -447,54 +515,67 @@ fn sse_stream(
     first: Option<Delivery>,
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    use futures::StreamExt as _;
+    let head = chunk(&meta, json!({"role": "assistant", "content": ""}), None);
+    let body = pieces(gw, accepted, waiter, first).flat_map(move |piece| {
+        let mut queue = std::collections::VecDeque::new();
+        match piece {
+            Piece::Text(text) => queue.push_back(chunk(&meta, json!({"content": text}), None)),
+            Piece::Done(reply, extra) => {
+                finish_tail(&mut queue, &meta, &reply, extra.as_deref(), include_usage)
+            }
+            Piece::Error(message, kind, code) => {
+                let error = json!({"error": {"message": message, "type": kind, "code": code}});
+                queue.push_back(Event::default().data(error.to_string()));
+                queue.push_back(Event::default().data("[DONE]"));
+            }
+        }
+        futures::stream::iter(queue.into_iter().map(Ok))
+    });
+    futures::stream::once(async move { Ok(head) }).chain(body)
+}
+
+/// The pieces of a reply as its deliveries come. A turn started again after a crash
+/// streams from its start; text already sent is not sent twice.
+fn pieces(
+    gw: Topology,
+    accepted: Accepted,
+    waiter: Waiter,
+    first: Option<Delivery>,
+) -> impl Stream<Item = Piece> + Send + 'static {
+    use futures::StreamExt as _;
     struct S {
         gw: Topology,
-        meta: Meta,
         accepted: Accepted,
         waiter: Waiter,
         first: Option<Delivery>,
-        include_usage: bool,
-        started: bool,
         sent: usize,
         attempt: u32,
         position: usize,
-        queue: std::collections::VecDeque<Event>,
         finished: bool,
     }
     let state = S {
         gw,
-        meta,
         accepted,
         waiter,
         first,
-        include_usage,
-        started: false,
         sent: 0,
         attempt: 0,
         position: 0,
-        queue: Default::default(),
         finished: false,
     };
     futures::stream::unfold(state, |mut s| async move {
         loop {
-            if let Some(event) = s.queue.pop_front() {
-                return Some((Ok(event), s));
-            }
             if s.finished {
                 return None;
             }
-            if !s.started {
-                s.started = true;
-                s.queue.push_back(chunk(
-                    &s.meta,
-                    json!({"role": "assistant", "content": ""}),
-                    None,
-                ));
-                if let Some(reply) = s.accepted.reply.clone() {
-                    finish(&mut s.queue, &s.meta, &reply, s.include_usage);
-                    s.finished = true;
-                }
-                continue;
+            if let Some(reply) = s.accepted.reply.take() {
+                // Answered before: the whole reply at once.
+                s.finished = true;
+                let mut rest = std::collections::VecDeque::from([Piece::Text(reply.clone())]);
+                rest.push_back(Piece::Done(reply, None));
+                s.first = None;
+                return Some((rest, s));
             }
             let next = match s.first.take() {
                 Some(first) => Ok(Some(first)),
@@ -508,6 +589,7 @@ fn sse_stream(
                     .map(Some)
                 }
             };
+            let end = |piece: Piece| std::collections::VecDeque::from([piece]);
             match next {
                 // Tool calls are the gateway's business: a client sees their outcome.
                 Ok(Some(Delivery::Step { .. } | Delivery::Notice { .. })) => {}
@@ -522,8 +604,7 @@ fn sse_stream(
                         let skip = s.sent.saturating_sub(start);
                         let new = text.get(skip..).unwrap_or_default().to_string();
                         s.sent = s.position;
-                        s.queue
-                            .push_back(chunk(&s.meta, json!({"content": new}), None));
+                        return Some((end(Piece::Text(new)), s));
                     }
                 }
                 Ok(Some(Delivery::Done {
@@ -531,69 +612,65 @@ fn sse_stream(
                     failed: true,
                     ..
                 })) => {
-                    // No model answered: an error event as OpenAI streams one, not text.
-                    let error = json!({"error": {"message": reply, "type": "server_error", "code": "turn_failed"}});
-                    s.queue.push_back(Event::default().data(error.to_string()));
-                    s.queue.push_back(Event::default().data("[DONE]"));
+                    // No model answered: an error event, not text.
                     s.finished = true;
+                    return Some((end(Piece::Error(reply, "server_error", "turn_failed")), s));
                 }
                 Ok(Some(Delivery::Refused { reason, .. })) => {
-                    let error = json!({"error": {"message": reason, "type": "rate_limit_error", "code": "session_busy"}});
-                    s.queue.push_back(Event::default().data(error.to_string()));
-                    s.queue.push_back(Event::default().data("[DONE]"));
                     s.finished = true;
+                    return Some((end(Piece::Error(reason, "rate_limit_error", "session_busy")), s));
                 }
                 Ok(Some(Delivery::Unavailable { reason, .. })) => {
                     let message = format!(
                         "{reason}; the message stays queued: retry with the same Idempotency-Key to get its reply"
                     );
-                    let error = json!({"error": {"message": message, "type": "server_error", "code": "unavailable"}});
-                    s.queue.push_back(Event::default().data(error.to_string()));
-                    s.queue.push_back(Event::default().data("[DONE]"));
                     s.finished = true;
+                    return Some((end(Piece::Error(message, "server_error", "unavailable")), s));
                 }
-                Ok(Some(Delivery::Done { reply, .. })) => {
+                Ok(Some(Delivery::Done { reply, extra, .. })) => {
                     // Whatever the deltas missed (a reply answered before this stream
                     // began, or cut by a restart) goes out before the end.
+                    let mut out = std::collections::VecDeque::new();
                     if let Some(rest) = reply.get(s.sent..).filter(|r| !r.is_empty()) {
-                        s.queue
-                            .push_back(chunk(&s.meta, json!({"content": rest}), None));
+                        out.push_back(Piece::Text(rest.to_string()));
                     }
                     s.sent = reply.len();
-                    let (meta, include_usage) = (s.meta.clone(), s.include_usage);
-                    finish_tail(&mut s.queue, &meta, &reply, include_usage);
+                    out.push_back(Piece::Done(reply, extra));
                     s.finished = true;
+                    return Some((out, s));
                 }
                 Ok(None) | Err(_) => {
-                    let error = json!({"error": {"message": "no reply in time; retry with the same Idempotency-Key", "type": "server_error", "code": "timeout"}});
-                    s.queue.push_back(Event::default().data(error.to_string()));
-                    s.queue.push_back(Event::default().data("[DONE]"));
                     s.finished = true;
+                    let message = "no reply in time; retry with the same Idempotency-Key".to_string();
+                    return Some((end(Piece::Error(message, "server_error", "timeout")), s));
                 }
             }
         }
     })
-}
-
-fn finish(
-    queue: &mut std::collections::VecDeque<Event>,
-    meta: &Meta,
-    reply: &str,
-    include_usage: bool,
-) {
-    queue.push_back(chunk(meta, json!({"content": reply}), None));
-    finish_tail(queue, meta, reply, include_usage);
+    .flat_map(futures::stream::iter)
 }
 
 fn finish_tail(
     queue: &mut std::collections::VecDeque<Event>,
     meta: &Meta,
     reply: &str,
+    extra: Option<&ReplyExtra>,
     include_usage: bool,
 ) {
-    queue.push_back(chunk(meta, json!({}), Some("stop")));
+    let finish = match tool_calls(extra, true) {
+        Some(calls) => {
+            queue.push_back(chunk(meta, json!({ "tool_calls": calls }), None));
+            "tool_calls"
+        }
+        None => "stop",
+    };
+    queue.push_back(chunk(meta, json!({}), Some(finish)));
     if include_usage {
-        queue.push_back(chunk_event(meta, json!([]), Some(usage(meta, reply))));
+        queue.push_back(chunk_event(
+            meta,
+            json!([]),
+            Some(usage(meta, reply, extra)),
+        ));
     }
     queue.push_back(Event::default().data("[DONE]"));
 }

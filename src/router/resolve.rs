@@ -204,6 +204,7 @@ match = { channel = "discord", peer = { kind = "thread", id = "t9" } }
             text: "hi".into(),
             received_at_ms: 0,
             fingerprint: None,
+            api: None,
         }
     }
 

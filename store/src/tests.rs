@@ -55,6 +55,7 @@ fn inbound(upstream_id: &str, text: &str) -> Inbound {
         text: text.into(),
         received_at_ms: now_ms(),
         fingerprint: None,
+        api: None,
     }
 }
 

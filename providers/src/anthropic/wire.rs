@@ -4,12 +4,13 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::{Item, ProviderRequest, Reasoning, ToolCall, Usage, thinking};
+use crate::{Item, Options, ProviderRequest, Reasoning, ToolCall, ToolChoice, Usage, thinking};
 use pincer_core::Role;
 
 /// The body of `POST /v1/messages` for `request`, streaming, with `max_tokens` (raised
 /// above the thinking budget when there is one).
 pub fn body(request: &ProviderRequest, max_tokens: u32) -> Map<String, Value> {
+    let max_tokens = request.options.max_tokens.unwrap_or(max_tokens);
     let (model, named_adaptive) = thinking::model_id(&request.model);
     let mode = request
         .thinking
@@ -40,7 +41,30 @@ pub fn body(request: &ProviderRequest, max_tokens: u32) -> Map<String, Value> {
     if let Some(config) = think.output_config {
         body.insert("output_config".into(), config);
     }
+    options(&request.options, &mut body);
     body
+}
+
+/// The caller's options as Messages fields (`seed` and an output format have none: the
+/// gateway refuses them before a call is made, see [`Options::unsupported_by`]).
+fn options(options: &Options, body: &mut Map<String, Value>) {
+    if let Some(t) = options.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = options.top_p {
+        body.insert("top_p".into(), json!(p));
+    }
+    if !options.stop.is_empty() {
+        body.insert("stop_sequences".into(), json!(options.stop));
+    }
+    let choice = match &options.tool_choice {
+        Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        Some(ToolChoice::None) => json!({"type": "none"}),
+        Some(ToolChoice::Required) => json!({"type": "any"}),
+        Some(ToolChoice::Function(name)) => json!({"type": "tool", "name": name}),
+        None => return,
+    };
+    body.insert("tool_choice".into(), choice);
 }
 
 /// Items as alternating user/assistant messages of content blocks, starting with a user
@@ -323,6 +347,7 @@ mod tests {
             tools: Vec::new(),
             thinking: None,
             api_key: None,
+            options: Default::default(),
         };
         let b = body(&request, 1000);
         assert_eq!(b["model"], "claude-opus-4-6");

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::{Item, ProviderRequest, ToolCall, Usage, thinking};
+use crate::{
+    Item, Options, ProviderRequest, ResponseFormat, ToolCall, ToolChoice, Usage, thinking,
+};
 use pincer_core::Role;
 
 /// The body of a `response.create` (WebSocket) or `POST /responses` (SSE) for
@@ -36,6 +38,7 @@ pub fn body(request: &ProviderRequest, from: usize, previous: Option<&str>) -> M
     if let Some(reasoning) = thinking::openai(&request.model, request.thinking) {
         body.insert("reasoning".into(), reasoning);
     }
+    options(&request.options, &mut body);
     // The gateway keeps the transcript; the upstream keeps only the socket's latest
     // response, which is what continuation needs.
     body.insert("store".into(), json!(false));
@@ -43,6 +46,45 @@ pub fn body(request: &ProviderRequest, from: usize, previous: Option<&str>) -> M
         body.insert("previous_response_id".into(), json!(previous));
     }
     body
+}
+
+/// The caller's options as Responses fields (`stop` and `seed` have none: the gateway
+/// refuses them before a call is made, see [`Options::unsupported_by`]).
+fn options(options: &Options, body: &mut Map<String, Value>) {
+    if let Some(max) = options.max_tokens {
+        body.insert("max_output_tokens".into(), json!(max));
+    }
+    if let Some(t) = options.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = options.top_p {
+        body.insert("top_p".into(), json!(p));
+    }
+    match &options.response_format {
+        Some(ResponseFormat::JsonObject) => {
+            body.insert("text".into(), json!({"format": {"type": "json_object"}}));
+        }
+        Some(ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
+            let mut format = json!({"type": "json_schema", "name": name, "schema": schema});
+            if let Some(strict) = strict {
+                format["strict"] = json!(strict);
+            }
+            body.insert("text".into(), json!({ "format": format }));
+        }
+        None => {}
+    }
+    let choice = match &options.tool_choice {
+        Some(ToolChoice::Auto) => json!("auto"),
+        Some(ToolChoice::None) => json!("none"),
+        Some(ToolChoice::Required) => json!("required"),
+        Some(ToolChoice::Function(name)) => json!({"type": "function", "name": name}),
+        None => return,
+    };
+    body.insert("tool_choice".into(), choice);
 }
 
 /// A warm-up frame for `model`: prepares the socket, generates nothing.
@@ -363,6 +405,7 @@ mod tests {
             tools: Vec::new(),
             thinking: None,
             api_key: None,
+            options: Default::default(),
         };
         let full = body(&request, 0, None);
         assert_eq!(full["input"].as_array().map(Vec::len), Some(3));
@@ -371,5 +414,33 @@ mod tests {
         let next = body(&request, 2, Some("resp_1"));
         assert_eq!(next["input"], json!([{"role":"user","content":"c"}]));
         assert_eq!(next["previous_response_id"], json!("resp_1"));
+        assert!(full.get("max_output_tokens").is_none() && full.get("text").is_none());
+    }
+
+    #[test]
+    fn a_caller_s_options_become_responses_fields() {
+        let request = ProviderRequest {
+            request_id: "r".into(),
+            model: "gpt-5".into(),
+            system_prompt: None,
+            items: Vec::new(),
+            tools: Vec::new(),
+            thinking: None,
+            api_key: None,
+            options: Options {
+                max_tokens: Some(5),
+                temperature: Some(0.5),
+                top_p: Some(0.9),
+                response_format: Some(ResponseFormat::JsonObject),
+                tool_choice: Some(ToolChoice::Function("f".into())),
+                ..Options::default()
+            },
+        };
+        let b = body(&request, 0, None);
+        assert_eq!(b["max_output_tokens"], json!(5));
+        assert_eq!(b["temperature"], json!(0.5));
+        assert_eq!(b["top_p"], json!(0.9));
+        assert_eq!(b["text"], json!({"format": {"type": "json_object"}}));
+        assert_eq!(b["tool_choice"], json!({"type": "function", "name": "f"}));
     }
 }

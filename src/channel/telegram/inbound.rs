@@ -152,6 +152,7 @@ impl Ctx {
             text,
             received_at_ms: now_ms(),
             fingerprint: None,
+            api: None,
         };
         let accepted = self.link.intake.take(inbound).await?;
         if !accepted.duplicate {

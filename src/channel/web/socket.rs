@@ -288,6 +288,7 @@ async fn answer(
         text,
         received_at_ms: now_ms(),
         fingerprint: None,
+        api: None,
     };
     let mut waiter = link.outbox.wait(&inbound.upstream_id);
     let accepted = match link.intake.take(inbound).await {

@@ -1,0 +1,167 @@
+//! The OpenAI-compatible API as the official `openai` Python SDK uses it, against the real
+//! binary on the OpenAI fake (tests/sdk/openai_sdk.py is the client; scripts/test installs
+//! the SDK): a stateless request's history and system message reach the model after the
+//! agent's prompt, `max_tokens` and `temperature` reach it, `n=2` is a 400 naming `n`, a
+//! client tool makes a round trip, `/v1/responses` answers streamed and not, and `usage`
+//! carries the provider's own counts.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use common::{Gw, TempDir, model};
+use pincer_fakes::openai::{OpenAiFake, Script, input_tokens};
+use serde_json::{Value, json};
+
+const CONFIG: &str = "[providers.openai]\nbaseUrl = \"{base}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nsystemPrompt = \"You are Pincer.\"\n\n[agents.main.model]\nprovider = \"openai\"\nname = \"gpt-4.1\"\n";
+
+/// The SDK's checks by name; fails loudly when Python or the SDK is missing.
+fn run_sdk(gw: &Gw) -> HashMap<String, Value> {
+    let output = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/openai_sdk.py"
+        ))
+        .arg(gw.url(""))
+        .arg(gw.token())
+        .output()
+        .expect("python3 runs (scripts/test installs the openai SDK)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the SDK script failed:\n{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gw.log()
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| Some((v["check"].as_str()?.to_string(), v)))
+        .collect()
+}
+
+/// The fake's output-token count of a reply: one per word.
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_sdk_gets_what_it_asks_for() {
+    let fake = OpenAiFake::start().await;
+    // The first turn answers by its default; the client tool's turn is scripted.
+    fake.script(Script::for_model(
+        "gpt-4.1",
+        Script::text("Tu t'appelles Ada."),
+    ));
+    fake.script(Script::for_model(
+        "gpt-4.1",
+        Script::tool_call("get_weather", r#"{"city":"Paris"}"#),
+    ));
+    let home = TempDir::new();
+    let config = CONFIG.replace("{base}", &fake.base_url());
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    let checks = run_sdk(&gw);
+    let requests = model::requests(&fake);
+
+    // 1. Stateless: the whole history, the system message after the agent's prompt,
+    // the options, and usage as the fake counted it.
+    let first = &requests[0];
+    assert_eq!(
+        first["instructions"],
+        json!("You are Pincer.\n\nAnswer in French.")
+    );
+    let input: Vec<(&str, &str)> = first["input"]
+        .as_array()
+        .expect("input items")
+        .iter()
+        .map(|i| {
+            (
+                i["role"].as_str().unwrap_or(""),
+                i["content"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        input,
+        [
+            ("user", "my name is Ada"),
+            ("assistant", "hello Ada"),
+            ("user", "what is my name?")
+        ]
+    );
+    assert_eq!(first["max_output_tokens"], json!(50));
+    assert_eq!(first["temperature"], json!(0.3));
+    let stateless = &checks["stateless"];
+    assert_eq!(stateless["content"], json!("Tu t'appelles Ada."));
+    assert_eq!(
+        stateless["usage"]["prompt_tokens"],
+        json!(input_tokens(first))
+    );
+    assert_eq!(
+        stateless["usage"]["completion_tokens"],
+        json!(words("Tu t'appelles Ada."))
+    );
+
+    // 2. n=2.
+    assert_eq!(checks["n2"]["status"], json!(400), "{:?}", checks["n2"]);
+    assert_eq!(checks["n2"]["param"], json!("n"));
+
+    // 3. The client tool: offered next to the agent's, called, its result sent back.
+    let offered = requests[1]["tools"].as_array().expect("tools offered");
+    assert!(
+        offered.iter().any(|t| t["name"] == "get_weather"),
+        "{offered:?}"
+    );
+    assert_eq!(checks["tool_call"]["finish"], json!("tool_calls"));
+    assert_eq!(checks["tool_call"]["name"], json!("get_weather"));
+    assert_eq!(
+        checks["tool_call"]["arguments"],
+        json!(r#"{"city":"Paris"}"#)
+    );
+    assert_eq!(model::outputs(&requests[2]), ["sunny and 21 C"]);
+    assert_eq!(checks["tool_result"]["finish"], json!("stop"));
+    assert_eq!(
+        checks["tool_result"]["content"],
+        json!("tool said: sunny and 21 C")
+    );
+
+    // 4. Streamed chat, with the provider's counts in the usage chunk.
+    assert_eq!(checks["stream"]["content"], json!("openai: stream me"));
+    assert_eq!(
+        checks["stream"]["usage"]["prompt_tokens"],
+        json!(input_tokens(&requests[3]))
+    );
+    assert_eq!(checks["stream"]["usage"]["completion_tokens"], json!(3));
+
+    // 5. Responses, not streamed and streamed.
+    assert_eq!(
+        checks["responses"]["text"],
+        json!("openai: hello responses")
+    );
+    assert_eq!(checks["responses"]["status"], json!("completed"));
+    assert_eq!(requests[4]["max_output_tokens"], json!(40));
+    assert_eq!(
+        requests[4]["instructions"],
+        json!("You are Pincer.\n\nBe brief.")
+    );
+    assert_eq!(
+        checks["responses"]["usage"]["input_tokens"],
+        json!(input_tokens(&requests[4]))
+    );
+    let types = &checks["responses_stream"]["types"];
+    assert_eq!(types[0], json!("response.created"));
+    assert_eq!(
+        types.as_array().and_then(|t| t.last()),
+        Some(&json!("response.completed"))
+    );
+    assert_eq!(
+        checks["responses_stream"]["text"],
+        json!("openai: stream responses")
+    );
+
+    // 6. Models.
+    assert_eq!(checks["model"]["id"], json!("pincer:main"));
+    assert_eq!(checks["model"]["missing"], json!(404));
+    assert_eq!(requests.len(), 6, "one model request per turn");
+}
