@@ -8,9 +8,11 @@ pub mod agents;
 pub mod channels;
 pub mod chaos;
 pub mod client;
+pub mod discovery;
 pub mod doctor;
 pub mod gateway;
 pub mod health;
+pub mod logging;
 pub mod secrets;
 pub mod sessions;
 
@@ -26,6 +28,10 @@ pub struct Cli {
     /// Config file (default: $PINCER_HOME/pincer.toml, or PINCER_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// The running gateway's URL, for commands that talk to one (default: from
+    /// $PINCER_HOME/gateway.json, then the config's gateway.bind and gateway.port).
+    #[arg(long, global = true, value_name = "URL", env = "PINCER_URL")]
+    pub url: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -93,6 +99,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let config = cli.config;
+    client::set_url(cli.url);
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Gateway(args) => gateway::run(config, args).await,

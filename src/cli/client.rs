@@ -1,13 +1,16 @@
-//! A client of a running gateway's admin API: address and token from the same config,
-//! environment and `$PINCER_HOME/gateway.token` the gateway uses.
+//! A client of a running gateway's admin API: found through `--url`, `gateway.json` or
+//! the config; token from the same config, environment and `$PINCER_HOME/gateway.token`
+//! the gateway uses.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use serde_json::Value;
 
 use super::Failure;
+use super::discovery;
 use super::gateway::load_config;
 
 /// How long the gateway may take to answer a command.
@@ -21,8 +24,22 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// `--url` / `PINCER_URL`, set once by [`super::run`] before any command runs.
+static URL: OnceLock<Option<String>> = OnceLock::new();
+
+/// How long a candidate address may take to answer `/healthz` before the next is tried.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Records `--url` / `PINCER_URL` for every client of this process.
+pub fn set_url(url: Option<String>) {
+    let _ = URL.set(url.filter(|u| !u.trim().is_empty()));
+}
+
 impl Client {
-    /// A client for the gateway the config describes.
+    /// A client for the running gateway: at `--url` / `PINCER_URL` when given; else at
+    /// the address `$PINCER_HOME/gateway.json` names, then at the config's address. The
+    /// first that answers `/healthz` is used; when none does, the error says where it
+    /// looked.
     pub async fn from_config(config: Option<PathBuf>) -> Result<Self, Failure> {
         let (sources, loaded) = load_config(config)?;
         let gateway = &loaded.config.gateway;
@@ -36,11 +53,56 @@ impl Client {
                 .ok()
                 .map(|t| t.trim().to_string()),
         };
-        Ok(Self {
-            base: local_base(gateway),
-            token,
-            http: pincer_core::net::http_client()?,
-        })
+        let http = pincer_core::net::http_client()?;
+        let mut looked = Vec::new();
+        let candidates = match URL.get().cloned().flatten() {
+            Some(url) => vec![(url.trim_end_matches('/').to_string(), "--url/PINCER_URL")],
+            None => {
+                let mut candidates = Vec::new();
+                let file = sources.home.join(discovery::FILE);
+                match discovery::Found::read(&sources.home) {
+                    discovery::Found::Live(found) => candidates.push((found.url, "gateway.json")),
+                    discovery::Found::Missing => {
+                        looked.push(format!("{}: no such file", file.display()))
+                    }
+                    discovery::Found::Stale(found) => looked.push(format!(
+                        "{}: stale (pid {} is not running; it named {})",
+                        file.display(),
+                        found.pid,
+                        found.url
+                    )),
+                    discovery::Found::Unreadable(why) => {
+                        looked.push(format!("{}: {why}", file.display()))
+                    }
+                }
+                candidates.push((
+                    config_url(gateway),
+                    "the config's gateway.bind/gateway.port",
+                ));
+                candidates
+            }
+        };
+        for (base, from) in candidates {
+            let probe = http
+                .get(format!("{base}/healthz"))
+                .timeout(PROBE_TIMEOUT)
+                .send()
+                .await;
+            match probe {
+                Ok(_) => {
+                    return Ok(Self { base, token, http });
+                }
+                Err(e) => looked.push(format!("{base} ({from}): {}", short(&e))),
+            }
+        }
+        if URL.get().cloned().flatten().is_none() {
+            looked.push("--url/PINCER_URL: not set".to_string());
+        }
+        Err(anyhow!(
+            "no gateway answers; looked at: {}. Is `pincer gateway` running?",
+            looked.join("; ")
+        )
+        .into())
     }
 
     /// `http://host:port`.
@@ -82,21 +144,35 @@ impl Client {
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
         anyhow!(
-            "no gateway answers at {} ({e}); is `pincer gateway` running?",
-            self.base
+            "no gateway answers at {} ({}); is `pincer gateway` running?",
+            self.base,
+            short(&e)
         )
     }
 }
 
-/// `http://host:port` of the gateway `gateway` describes, as a client on this host
-/// reaches it: an unspecified bind (`0.0.0.0`, `::`) is asked on loopback.
-pub fn local_base(gateway: &pincer_config::GatewayConfig) -> String {
+/// `http://host:port` of the config's `gateway.bind` and `gateway.port` (a wildcard bind
+/// is reached on loopback).
+fn config_url(gateway: &pincer_config::GatewayConfig) -> String {
     let host = match gateway.bind.as_str() {
-        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+        "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
         ip if ip.contains(':') => format!("[{ip}]"),
         ip => ip.to_string(),
     };
     format!("http://{host}:{}", gateway.port)
+}
+
+/// A reqwest error with its causes, in one line ("error sending request" alone says
+/// nothing; "connection refused" does).
+fn short(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 async fn read(response: reqwest::Response) -> anyhow::Result<Value> {
