@@ -4,6 +4,15 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 bad usage or config (and a port already in use).
 
+/// `println!` for the CLI's output: a reader that went away (`pincer ... | head -3`) ends
+/// the command quietly, exit 0, instead of a panic (Rust ignores SIGPIPE, so the write
+/// fails with `BrokenPipe` and `println!` would panic with exit 101).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
 pub mod agents;
 pub mod channels;
 pub mod chaos;
@@ -21,9 +30,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `pincer --version`: the package version, the commit and the build date (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PINCER_COMMIT"),
+    ", built ",
+    env!("PINCER_BUILD_DATE"),
+    ")"
+);
+
 /// Pincer: a self-hosted AI-agent gateway on a supervision tree.
 #[derive(Debug, Parser)]
-#[command(name = "pincer", version, about, propagate_version = true)]
+#[command(name = "pincer", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Config file (default: $PINCER_HOME/pincer.toml, or PINCER_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]
@@ -58,6 +77,36 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// External secrets: audit, configure a back end, apply, reload.
     Secrets(secrets::SecretsArgs),
+    /// Print a shell completion script: `pincer completions bash > ~/.local/share/bash-completion/completions/pincer`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pincer", &mut script);
+    out!("{}", String::from_utf8_lossy(&script).trim_end());
+}
+
+/// Writes one line to stdout; see [`out!`].
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("pincer: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A failure with its exit code.
@@ -111,6 +160,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Chaos(args) => chaos::run(config, args).await,
             Command::Doctor(args) => doctor::run(config, args).await,
             Command::Secrets(args) => secrets::run(config, args).await,
+            Command::Completions { shell } => {
+                completions(shell);
+                Ok(())
+            }
         }
     });
     // Tasks still running (a server's connections) end with the runtime, without waiting.

@@ -85,9 +85,9 @@ pub async fn run(config: Option<PathBuf>, args: AgentsArgs) -> Result<(), Failur
                 |text| pincer_config::edit::bind(text, &agent, &target),
                 |added: bool, file| {
                     if added {
-                        println!("bound {agent} → {} in {}", describe_target(&target), file);
+                        out!("bound {agent} → {} in {}", describe_target(&target), file);
                     } else {
-                        println!(
+                        out!(
                             "{agent} → {} is already bound in {}",
                             describe_target(&target),
                             file
@@ -107,7 +107,7 @@ pub async fn run(config: Option<PathBuf>, args: AgentsArgs) -> Result<(), Failur
                 config,
                 |text| pincer_config::edit::unbind(text, agent.as_deref(), what.as_ref(), all),
                 |removed: usize, file| {
-                    println!(
+                    out!(
                         "removed {removed} binding{} from {file}",
                         if removed == 1 { "" } else { "s" }
                     );
@@ -180,17 +180,17 @@ async fn bindings(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     };
     let rows = rows(&loaded.config, tree.as_ref());
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({"bindings": rows}))?
         );
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no bindings; every message goes to the default agent");
+        out!("no bindings; every message goes to the default agent");
     }
     for row in &rows {
-        println!(
+        out!(
             "{} → {} ({})",
             row["agent"].as_str().unwrap_or("?"),
             row["target"].as_str().unwrap_or("?"),
@@ -198,7 +198,7 @@ async fn bindings(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
         );
     }
     if let Some(default) = loaded.config.default_agent() {
-        println!("{default} → everything else (default agent)");
+        out!("{default} → everything else (default agent)");
     }
     Ok(())
 }

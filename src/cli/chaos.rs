@@ -61,7 +61,7 @@ pub async fn run(config: Option<PathBuf>, args: ChaosArgs) -> Result<(), Failure
             client
                 .post_json("/admin/actors/kill", &json!({"path": path, "force": force}))
                 .await?;
-            println!("killed {path}");
+            out!("killed {path}");
             Ok(())
         }
         ChaosAction::Monkey {
@@ -128,7 +128,7 @@ async fn monkey(
             }
         }
         if Instant::now() >= next_report {
-            println!(
+            out!(
                 "{:>4}s  kills {kills}  missed {misses}",
                 start.elapsed().as_secs()
             );
@@ -145,7 +145,7 @@ async fn monkey(
     let ready_again = wait_ready(client, Duration::from_secs(10)).await;
     let after = restarts(&client.get_json("/admin/tree").await?);
     let seen = after.saturating_sub(before);
-    println!(
+    out!(
         "verdict: {kills} kills in {:.1}s ({misses} missed), {seen} restarts seen, tree {}",
         start.elapsed().as_secs_f64(),
         if ready_again {

@@ -47,7 +47,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             }
             None => "note",
         };
-        println!("[{mark}] {text}");
+        out!("[{mark}] {text}");
     };
     match &loaded.file {
         Some(f) => line(Some(true), format!("config {} loads", f.display())),

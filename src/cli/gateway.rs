@@ -451,18 +451,18 @@ async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     let client = Client::from_config(config).await?;
     let body = client.get_json("/admin/tree").await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        out!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     let ready = body["ready"].as_bool().unwrap_or(false);
-    println!(
+    out!(
         "gateway {}: {}",
         client.base(),
         if ready { "ready" } else { "NOT READY" }
     );
     if let Some(failing) = body["failing"].as_array() {
         for f in failing {
-            println!(
+            out!(
                 "  failing: {} ({})",
                 f["path"].as_str().unwrap_or("?"),
                 f["reason"].as_str().unwrap_or("")
@@ -483,9 +483,9 @@ async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     for node in body["tree"].as_array().into_iter().flatten() {
         walk(node, &mut counts);
     }
-    println!("actors by kind (count, restarts):");
+    out!("actors by kind (count, restarts):");
     for (kind, (n, restarts)) in counts {
-        println!("  {kind:<12} {n:>6} {restarts:>6}");
+        out!("  {kind:<12} {n:>6} {restarts:>6}");
     }
     if ready {
         Ok(())
