@@ -21,6 +21,7 @@ pub mod discovery;
 pub mod doctor;
 pub mod gateway;
 pub mod health;
+pub mod init;
 pub mod logging;
 pub mod secrets;
 pub mod sessions;
@@ -59,6 +60,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first config (provider, model, where the key is) and check the key.
+    Init(init::InitArgs),
     /// Run the gateway (or `gateway status`).
     Gateway(gateway::GatewayArgs),
     /// Agents and their bindings.
@@ -151,6 +154,7 @@ pub fn run(cli: Cli) -> ExitCode {
     client::set_url(cli.url);
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Init(args) => init::run(config, args).await,
             Command::Gateway(args) => gateway::run(config, args).await,
             Command::Agents(args) => agents::run(config, args).await,
             Command::Sessions(args) => sessions::run(config, args).await,

@@ -12,7 +12,7 @@ use clap::Args;
 
 mod channels;
 pub(crate) mod exec;
-mod providers;
+pub(super) mod providers;
 mod store;
 mod tools;
 

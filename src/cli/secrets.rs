@@ -670,7 +670,7 @@ async fn store_values(
 }
 
 /// Sets `value` at JSON pointer `pointer`, making objects on the way.
-fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+pub(super) fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
     let mut at = doc;
     let steps: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
     for (i, step) in steps.iter().enumerate() {
@@ -690,7 +690,7 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
 
 /// Writes a secrets file readable by its owner only (atomically: readers never see half
 /// of it).
-fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+pub(super) fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
