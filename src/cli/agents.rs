@@ -157,17 +157,28 @@ pub(super) fn edit<T>(
     let before = std::fs::read_to_string(&file).ok();
     let result = pincer_config::edit::edit_file(&file, change).map_err(usage)?;
     sources.file = Some(file.clone());
-    if let Err(e) = load(&sources) {
-        // Put the file back as it was: the CLI never leaves a config that does not load.
-        match &before {
-            Some(text) => std::fs::write(&file, text)?,
-            None => std::fs::remove_file(&file)?,
+    let after = match load(&sources) {
+        Ok(after) => after,
+        Err(e) => {
+            // Put the file back as it was: the CLI never leaves a config that does not load.
+            match &before {
+                Some(text) => std::fs::write(&file, text)?,
+                None => std::fs::remove_file(&file)?,
+            }
+            return Err(usage(anyhow!(
+                "the edit would make the config invalid, nothing changed: {e}"
+            )));
         }
-        return Err(usage(anyhow!(
-            "the edit would make the config invalid, nothing changed: {e}"
-        )));
-    }
+    };
     report(result, &file.display().to_string());
+    // What the edit made questionable (a binding to an account no channel has).
+    for warning in after
+        .warnings
+        .iter()
+        .filter(|w| !loaded.warnings.contains(w))
+    {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
 
