@@ -193,7 +193,7 @@ fn doctor_reports_unresolved_keys_and_features_not_in_this_build() {
     // The example's secrets come from environment variables this test does not set.
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("[ok  ] agent `research-bot`: anthropic/claude-4.6-sonnet"),
+        out.contains("[ok  ] agent `research-bot`: anthropic/claude-sonnet-4-6"),
         "{out}"
     );
     assert!(

@@ -82,10 +82,16 @@ fn agent_shorthand_configures_the_default_agent() {
     assert_eq!(c.default_agent(), Some("default"));
     let agent = &c.agents["default"];
     let model = agent.model.as_ref().expect("model");
-    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6-adaptive"));
+    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6"));
     assert_eq!(model.provider_name().as_deref(), Some("anthropic"));
     let steps = agent.adaptive_thinking.expect("adaptiveThinking");
     assert_eq!((steps.min_steps, steps.max_steps), (1, 15));
+    // The release article's own name for it still loads (the examples use the real id).
+    let article = r#"{"agent": {"model": "claude-opus-4-6-adaptive"}}"#;
+    let c = parse_str(article, Format::Json).expect("parses");
+    let model = c.agents["default"].model.clone().expect("model");
+    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6-adaptive"));
+    assert_eq!(model.provider_name().as_deref(), Some("anthropic"));
 }
 
 #[test]
