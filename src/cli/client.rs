@@ -35,6 +35,11 @@ pub fn set_url(url: Option<String>) {
     let _ = URL.set(url.filter(|u| !u.trim().is_empty()));
 }
 
+/// `--url` / `PINCER_URL`, if given.
+pub fn url() -> Option<String> {
+    URL.get().cloned().flatten()
+}
+
 impl Client {
     /// A client for the running gateway: at `--url` / `PINCER_URL` when given; else at
     /// the address `$PINCER_HOME/gateway.json` names, then at the config's address. The
@@ -55,7 +60,7 @@ impl Client {
         };
         let http = pincer_core::net::http_client()?;
         let mut looked = Vec::new();
-        let candidates = match URL.get().cloned().flatten() {
+        let candidates = match url() {
             Some(url) => vec![(url.trim_end_matches('/').to_string(), "--url/PINCER_URL")],
             None => {
                 let mut candidates = Vec::new();
@@ -76,7 +81,7 @@ impl Client {
                     }
                 }
                 candidates.push((
-                    config_url(gateway),
+                    local_base(gateway),
                     "the config's gateway.bind/gateway.port",
                 ));
                 candidates
@@ -95,7 +100,7 @@ impl Client {
                 Err(e) => looked.push(format!("{base} ({from}): {}", short(&e))),
             }
         }
-        if URL.get().cloned().flatten().is_none() {
+        if url().is_none() {
             looked.push("--url/PINCER_URL: not set".to_string());
         }
         Err(anyhow!(
@@ -151,12 +156,11 @@ impl Client {
     }
 }
 
-/// `http://host:port` of the config's `gateway.bind` and `gateway.port` (a wildcard bind
-/// is reached on loopback).
-fn config_url(gateway: &pincer_config::GatewayConfig) -> String {
+/// `http://host:port` of the gateway `gateway` describes, as a client on this host
+/// reaches it: an unspecified bind (`0.0.0.0`, `::`) is asked on loopback.
+pub fn local_base(gateway: &pincer_config::GatewayConfig) -> String {
     let host = match gateway.bind.as_str() {
-        "0.0.0.0" => "127.0.0.1".to_string(),
-        "::" => "[::1]".to_string(),
+        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
         ip if ip.contains(':') => format!("[{ip}]"),
         ip => ip.to_string(),
     };
