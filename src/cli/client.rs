@@ -46,6 +46,12 @@ impl Client {
     /// first that answers `/healthz` is used; when none does, the error says where it
     /// looked.
     pub async fn from_config(config: Option<PathBuf>) -> Result<Self, Failure> {
+        Self::locate(config).await?.map_err(Failure::from)
+    }
+
+    /// [`Client::from_config`], telling a gateway that does not answer (the inner error,
+    /// saying where it looked) from a config that cannot be used (the outer one).
+    pub async fn locate(config: Option<PathBuf>) -> Result<anyhow::Result<Self>, Failure> {
         let (sources, loaded) = load_config(config)?;
         let gateway = &loaded.config.gateway;
         let token = match &gateway.auth.token {
@@ -95,7 +101,7 @@ impl Client {
                 .await;
             match probe {
                 Ok(_) => {
-                    return Ok(Self { base, token, http });
+                    return Ok(Ok(Self { base, token, http }));
                 }
                 Err(e) => looked.push(format!("{base} ({from}): {}", short(&e))),
             }
@@ -103,11 +109,10 @@ impl Client {
         if url().is_none() {
             looked.push("--url/PINCER_URL: not set".to_string());
         }
-        Err(anyhow!(
+        Ok(Err(anyhow!(
             "no gateway answers; looked at: {}. Is `pincer gateway` running?",
             looked.join("; ")
-        )
-        .into())
+        )))
     }
 
     /// `http://host:port`.

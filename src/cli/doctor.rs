@@ -131,8 +131,10 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     for finding in store::privacy(home, &store) {
         line(Some(finding.ok), finding.text);
     }
-    match Client::from_config(config).await {
-        Ok(client) => match client.get_json("/admin/tree").await {
+    match Client::locate(config).await {
+        // No gateway running is a fact, not a problem of the config.
+        Ok(Err(not_found)) => line(None, format!("{not_found:#}")),
+        Ok(Ok(client)) => match client.get_json("/admin/tree").await {
             Ok(tree) => {
                 let ready = tree["ready"].as_bool() == Some(true);
                 let state = if ready { "ready" } else { "not ready" };
