@@ -4,13 +4,25 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 bad usage or config (and a port already in use).
 
+/// `println!` for the CLI's output: a reader that went away (`pincer ... | head -3`) ends
+/// the command quietly, exit 0, instead of a panic (Rust ignores SIGPIPE, so the write
+/// fails with `BrokenPipe` and `println!` would panic with exit 101).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
 pub mod agents;
 pub mod channels;
 pub mod chaos;
 pub mod client;
+pub mod discovery;
 pub mod doctor;
 pub mod gateway;
 pub mod health;
+pub mod init;
+pub mod logging;
 pub mod secrets;
 pub mod sessions;
 
@@ -19,13 +31,27 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `pincer --version`: the package version, the commit and the build date (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PINCER_COMMIT"),
+    ", built ",
+    env!("PINCER_BUILD_DATE"),
+    ")"
+);
+
 /// Pincer: a self-hosted AI-agent gateway on a supervision tree.
 #[derive(Debug, Parser)]
-#[command(name = "pincer", version, about, propagate_version = true)]
+#[command(name = "pincer", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Config file (default: $PINCER_HOME/pincer.toml, or PINCER_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// The running gateway's URL, for commands that talk to one (default: from
+    /// $PINCER_HOME/gateway.json, then the config's gateway.bind and gateway.port).
+    #[arg(long, global = true, value_name = "URL", env = "PINCER_URL")]
+    pub url: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +60,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first config (provider, model, where the key is) and check the key.
+    Init(init::InitArgs),
     /// Run the gateway (or `gateway status`).
     Gateway(gateway::GatewayArgs),
     /// Agents and their bindings.
@@ -52,6 +80,36 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// External secrets: audit, configure a back end, apply, reload.
     Secrets(secrets::SecretsArgs),
+    /// Print a shell completion script: `pincer completions bash > ~/.local/share/bash-completion/completions/pincer`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pincer", &mut script);
+    out!("{}", String::from_utf8_lossy(&script).trim_end());
+}
+
+/// Writes one line to stdout; see [`out!`].
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("pincer: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A failure with its exit code.
@@ -93,8 +151,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let config = cli.config;
+    client::set_url(cli.url);
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Init(args) => init::run(config, args).await,
             Command::Gateway(args) => gateway::run(config, args).await,
             Command::Agents(args) => agents::run(config, args).await,
             Command::Sessions(args) => sessions::run(config, args).await,
@@ -104,6 +164,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Chaos(args) => chaos::run(config, args).await,
             Command::Doctor(args) => doctor::run(config, args).await,
             Command::Secrets(args) => secrets::run(config, args).await,
+            Command::Completions { shell } => {
+                completions(shell);
+                Ok(())
+            }
         }
     });
     // Tasks still running (a server's connections) end with the runtime, without waiting.

@@ -259,8 +259,25 @@ async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallib
         )
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::bad_request(format!("cannot read the JSON body: {e}"))
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad_request(format!("invalid request header `{}`", e.name()))
+    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::bad_request(format!("missing request header `{}`", e.name()))
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::bad_request("invalid query string")
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request's content-type is not supported (send application/json)",
+            "invalid_request_error",
+            "unsupported_media_type",
+        )
     } else {
-        ApiError::bad_request(format!("bad request: {rejection:?}"))
+        // Never Rust debug text in a response: what is left has no message worth showing.
+        ApiError::bad_request("bad request")
     };
     Ok(error.into_reply())
 }

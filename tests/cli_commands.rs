@@ -147,6 +147,27 @@ async fn status_sessions_chaos_and_doctor_talk_to_the_running_gateway() {
         out.contains("verdict:") && out.contains("ready again"),
         "{out}"
     );
+    assert!(
+        out.contains("missed: at that moment no actor in the scope was running"),
+        "the verdict says what missed means: {out}"
+    );
+    let (code, _, err) = run_cli(
+        home.path(),
+        &[
+            "chaos",
+            "monkey",
+            "--duration",
+            "1s",
+            "--scope",
+            "pincer/chanels/**",
+        ],
+        port,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--scope `pincer/chanels/**` matches no actor of the gateway"),
+        "{err}"
+    );
 
     let (code, out, err) = run_cli(home.path(), &["doctor"], port);
     assert_eq!(code, 0, "{out}{err}");
@@ -172,7 +193,7 @@ fn doctor_reports_unresolved_keys_and_features_not_in_this_build() {
     // The example's secrets come from environment variables this test does not set.
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("[ok  ] agent `research-bot`: anthropic/claude-4.6-sonnet"),
+        out.contains("[ok  ] agent `research-bot`: anthropic/claude-sonnet-4-6"),
         "{out}"
     );
     assert!(
@@ -185,6 +206,30 @@ fn doctor_reports_unresolved_keys_and_features_not_in_this_build() {
     );
     assert!(
         out.contains("secret providers.anthropic.apiKey: secret `env:ANTHROPIC_API_KEY`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_binding_to_an_account_no_channel_has_is_a_warning_and_a_doctor_note() {
+    let home = TempDir::new();
+    std::fs::write(home.path().join("pincer.toml"), CONFIG).expect("config");
+    let (code, out, err) = run_cli(
+        home.path(),
+        &["agents", "bind", "--agent", "main", "--account", "telegarm"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("bound main → telegarm"), "{out}");
+    assert!(
+        err.contains(
+            "warning: bindings[0] (agent `main`) names account `telegarm`, which no channel has"
+        ),
+        "{err}"
+    );
+    let (_, out, _) = run_cli(home.path(), &["doctor"], Some(common::free_port()));
+    assert!(
+        out.contains("[note] bindings[0] (agent `main`) names account `telegarm`"),
         "{out}"
     );
 }

@@ -161,7 +161,7 @@ fn parse_unknown_variant(message: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
-fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+pub(super) fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (name, rest) = rest.split_once('`')?;
     let expected = rest
@@ -238,8 +238,19 @@ pub(super) fn locate(
             .collect::<Vec<_>>()
             .join("__")
     );
-    env.contains_key(&var)
-        .then(|| format!("environment variable {var}"))
+    // The documented form (each key uppercased) or the older one (`_` between words).
+    let upper = format!(
+        "PINCER__{}",
+        segments
+            .iter()
+            .map(|s| s.to_ascii_uppercase().replace('-', "_"))
+            .collect::<Vec<_>>()
+            .join("__")
+    );
+    [upper, var]
+        .into_iter()
+        .find(|v| env.contains_key(v))
+        .map(|v| format!("environment variable {v}"))
 }
 
 fn to_screaming_snake(key: &str) -> String {

@@ -2,10 +2,12 @@
 //!
 //! Layers, lowest first: `config/default.toml` (compiled in), the config file
 //! (`--config`, `$PINCER_CONFIG`, or `$PINCER_HOME/pincer.toml`; TOML, JSON or JSON5), then
-//! the environment: `PINCER__SECTION__KEY` for any key (words joined by `_` become
-//! camelCase: `PINCER__CHANNELS__DISCORD__THREADS__IDLE_HOURS`), plus
+//! the environment: `PINCER__SECTION__KEY` for any key, each key's name uppercased
+//! (`PINCER__PROVIDERS__OPENAI__APIKEY`, `PINCER__CHANNELS__DISCORD__THREADS__IDLEHOURS`;
+//! the older `IDLE_HOURS` form works, with a deprecation warning), plus
 //! `PINCER_GATEWAY_PORT`, `PINCER_GATEWAY_TOKEN` and `PINCER_GATEWAY_TOKEN_FILE` (a file
-//! holding only the token, such as a Docker secret).
+//! holding only the token, such as a Docker secret). A configured OpenAI or Anthropic
+//! provider that names no key reads `OPENAI_API_KEY` or `ANTHROPIC_API_KEY`.
 //!
 //! Every struct rejects unknown keys, so a key we forgot to model fails a test rather than
 //! being ignored; the error names the key, the file and line, and the closest valid key.
@@ -21,6 +23,7 @@ mod channels;
 mod context;
 pub mod duration;
 pub mod edit;
+mod env_keys;
 mod errors;
 mod gateway;
 pub mod live;
@@ -49,6 +52,7 @@ pub use channels::{
 pub use context::{
     BUDGET_PERCENT, ContextConfig, ContextLimits, DEFAULT_COMPACT_AT, DEFAULT_KEEP_RECENT,
 };
+pub use env_keys::DEFAULT_KEY_ENV;
 pub use errors::ConfigError;
 pub use gateway::{
     AuthConfig, DEFAULT_PORT, GatewayConfig, Keep, Retention, SessionDefaults, SessionOverrides,

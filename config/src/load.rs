@@ -350,9 +350,11 @@ fn build(
     expand_model_strings(&mut value);
     inherit_default_agent(&mut value);
 
-    let config: Config = serde_path_to_error::deserialize(&value)
+    let mut config: Config = super::env_keys::deserialize(&mut value, env)
         .map_err(|e| super::errors::explain(e, file, env))?;
-    let warnings = validate::validate(&config, file, env).map_err(ConfigError::Invalid)?;
+    super::env_keys::default_key_refs(&mut config);
+    let mut warnings = validate::validate(&config, file, env).map_err(ConfigError::Invalid)?;
+    warnings.extend(super::env_keys::deprecations(env));
     Ok((config, warnings))
 }
 

@@ -82,10 +82,16 @@ fn agent_shorthand_configures_the_default_agent() {
     assert_eq!(c.default_agent(), Some("default"));
     let agent = &c.agents["default"];
     let model = agent.model.as_ref().expect("model");
-    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6-adaptive"));
+    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6"));
     assert_eq!(model.provider_name().as_deref(), Some("anthropic"));
     let steps = agent.adaptive_thinking.expect("adaptiveThinking");
     assert_eq!((steps.min_steps, steps.max_steps), (1, 15));
+    // The release article's own name for it still loads (the examples use the real id).
+    let article = r#"{"agent": {"model": "claude-opus-4-6-adaptive"}}"#;
+    let c = parse_str(article, Format::Json).expect("parses");
+    let model = c.agents["default"].model.clone().expect("model");
+    assert_eq!(model.name.as_deref(), Some("claude-opus-4-6-adaptive"));
+    assert_eq!(model.provider_name().as_deref(), Some("anthropic"));
 }
 
 #[test]
@@ -835,3 +841,89 @@ fn a_key_searxng_does_not_take_is_a_warning() {
 }
 
 mod context;
+
+#[test]
+fn environment_keys_are_the_config_keys_uppercased() {
+    let dir = tempdir();
+    let path = dir.join("pincer.toml");
+    std::fs::write(
+        &path,
+        "[providers.openai]\nbaseUrl = \"http://127.0.0.1:1/v1\"\n[channels.discord.threads]\nidleHours = 24\n",
+    )
+    .expect("write");
+    let loaded = load_file(
+        &path,
+        &[
+            ("PINCER__PROVIDERS__OPENAI__APIKEY", "env:MY_KEY"),
+            ("PINCER__CHANNELS__DISCORD__THREADS__IDLEHOURS", "5"),
+        ],
+    )
+    .expect("loads");
+    let openai = loaded.config.providers.openai.expect("openai");
+    assert_eq!(openai.api_key, Some(SecretValue::from_text("env:MY_KEY")));
+    assert_eq!(
+        openai.base_url, "http://127.0.0.1:1/v1",
+        "the file's keys stay"
+    );
+    let threads = loaded.config.channels.discord.expect("discord").threads;
+    assert_eq!(threads.idle_hours, Some(Duration::from_secs(5 * 3600)));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    // The older form works and says which form to write.
+    let loaded = load_file(
+        &path,
+        &[("PINCER__PROVIDERS__OPENAI__API_KEY", "env:MY_KEY")],
+    )
+    .expect("loads");
+    assert_eq!(
+        loaded.config.providers.openai.expect("openai").api_key,
+        Some(SecretValue::from_text("env:MY_KEY"))
+    );
+    assert!(
+        loaded.warnings.iter().any(|w| w.contains(
+            "PINCER__PROVIDERS__OPENAI__API_KEY: `_` between the words of a key is deprecated; write PINCER__PROVIDERS__OPENAI__APIKEY"
+        )),
+        "{:?}",
+        loaded.warnings
+    );
+
+    // A key the schema does not have is still an error, with the closest key.
+    let err = load_file(&path, &[("PINCER__PROVIDERS__OPENAI__APIKEYZ", "x")]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("unknown config key `providers.openai.apikeyz`")
+            && text.contains("did you mean `apiKey`?"),
+        "{text}"
+    );
+    // A file's wrongly cased key is not renamed: only the environment has one case.
+    let err = toml("[providers.openai]\napikey = \"x\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown config key `providers.openai.apikey`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_provider_that_names_no_key_reads_the_usual_variable() {
+    let c =
+        toml("[providers.openai]\n[providers.anthropic]\napiKey = \"env:MINE\"\n").expect("loads");
+    assert_eq!(
+        c.providers.openai.expect("openai").api_key,
+        Some(SecretValue::from_text("env:OPENAI_API_KEY"))
+    );
+    assert_eq!(
+        c.providers.anthropic.expect("anthropic").api_key,
+        Some(SecretValue::from_text("env:MINE")),
+        "a key the config names wins"
+    );
+    let c = toml("[providers.anthropic]\n").expect("loads");
+    assert_eq!(
+        c.providers.anthropic.expect("anthropic").api_key,
+        Some(SecretValue::from_text("env:ANTHROPIC_API_KEY"))
+    );
+    assert!(
+        toml("").expect("loads").providers.openai.is_none(),
+        "no provider, no key"
+    );
+}

@@ -83,6 +83,26 @@ pub(super) fn validate(
         }
     }
 
+    // A binding to an account no channel has matches nothing: said, not fatal (the
+    // account may be added next).
+    let accounts: Vec<String> = config
+        .accounts()
+        .into_iter()
+        .map(|(_, id)| id.to_string())
+        .collect();
+    for (i, binding) in config.bindings.iter().enumerate() {
+        if let Some(account) = &binding.matches.account
+            && !accounts.contains(account)
+        {
+            let known: Vec<&String> = accounts.iter().collect();
+            warnings.push(format!(
+                "bindings[{i}] (agent `{}`) names account `{account}`, which no channel has (accounts: {}): it matches nothing until that account is added",
+                binding.agent,
+                list(&known)
+            ));
+        }
+    }
+
     // Account ids are unique across channels: bindings and the CLI name them alone.
     let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (kind, id) in config.accounts() {

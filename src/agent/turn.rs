@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use parking_lot::Mutex;
 use pincer_actors::{ChildSpec, Restart, SupervisorHandle, SupervisorSpec};
@@ -159,18 +160,30 @@ pub struct TurnCtx {
 /// as its task and stopping when the turn is done. The request and the events sender move
 /// into the task when it starts: nothing keeps the sender alive once the turn is gone.
 pub fn spec(ctx: &TurnCtx, request: TurnRequest, events: mpsc::Sender<TurnEvent>) -> ChildSpec {
-    let id = format!("turn:{}", uuid::Uuid::new_v4());
+    let request_id = uuid::Uuid::new_v4();
+    let id = format!("turn:{request_id}");
+    // Every line the turn logs carries its id, agent and session (JSON logs: `spans`).
+    let span = tracing::info_span!(
+        "turn",
+        request_id = %request_id,
+        agent = %request.agent,
+        session = %request.session_key
+    );
     let (spec, calls) = SupervisorSpec::dynamic(MAX_CALLS_PER_ROUND).into_child_spec(id);
     let parts = Arc::new(Mutex::new(Some((ctx.clone(), request, events))));
     spec.restart(Restart::Temporary)
         .with_task(move |_start, started| {
             let (parts, calls, me) = (parts.lock().take(), calls.clone(), started.cell().clone());
+            let span = span.clone();
             async move {
                 if let Some((ctx, request, events)) = parts {
+                    tracing::debug!("Turn started.");
                     run_within_deadline(&ctx, &calls, request, &events).await;
+                    tracing::debug!("Turn ended.");
                 }
                 me.stop(None);
             }
+            .instrument(span)
         })
 }
 

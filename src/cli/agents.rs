@@ -85,9 +85,9 @@ pub async fn run(config: Option<PathBuf>, args: AgentsArgs) -> Result<(), Failur
                 |text| pincer_config::edit::bind(text, &agent, &target),
                 |added: bool, file| {
                     if added {
-                        println!("bound {agent} → {} in {}", describe_target(&target), file);
+                        out!("bound {agent} → {} in {}", describe_target(&target), file);
                     } else {
-                        println!(
+                        out!(
                             "{agent} → {} is already bound in {}",
                             describe_target(&target),
                             file
@@ -107,7 +107,7 @@ pub async fn run(config: Option<PathBuf>, args: AgentsArgs) -> Result<(), Failur
                 config,
                 |text| pincer_config::edit::unbind(text, agent.as_deref(), what.as_ref(), all),
                 |removed: usize, file| {
-                    println!(
+                    out!(
                         "removed {removed} binding{} from {file}",
                         if removed == 1 { "" } else { "s" }
                     );
@@ -157,17 +157,28 @@ pub(super) fn edit<T>(
     let before = std::fs::read_to_string(&file).ok();
     let result = pincer_config::edit::edit_file(&file, change).map_err(usage)?;
     sources.file = Some(file.clone());
-    if let Err(e) = load(&sources) {
-        // Put the file back as it was: the CLI never leaves a config that does not load.
-        match &before {
-            Some(text) => std::fs::write(&file, text)?,
-            None => std::fs::remove_file(&file)?,
+    let after = match load(&sources) {
+        Ok(after) => after,
+        Err(e) => {
+            // Put the file back as it was: the CLI never leaves a config that does not load.
+            match &before {
+                Some(text) => std::fs::write(&file, text)?,
+                None => std::fs::remove_file(&file)?,
+            }
+            return Err(usage(anyhow!(
+                "the edit would make the config invalid, nothing changed: {e}"
+            )));
         }
-        return Err(usage(anyhow!(
-            "the edit would make the config invalid, nothing changed: {e}"
-        )));
-    }
+    };
     report(result, &file.display().to_string());
+    // What the edit made questionable (a binding to an account no channel has).
+    for warning in after
+        .warnings
+        .iter()
+        .filter(|w| !loaded.warnings.contains(w))
+    {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
 
@@ -180,17 +191,17 @@ async fn bindings(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     };
     let rows = rows(&loaded.config, tree.as_ref());
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({"bindings": rows}))?
         );
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no bindings; every message goes to the default agent");
+        out!("no bindings; every message goes to the default agent");
     }
     for row in &rows {
-        println!(
+        out!(
             "{} → {} ({})",
             row["agent"].as_str().unwrap_or("?"),
             row["target"].as_str().unwrap_or("?"),
@@ -198,7 +209,7 @@ async fn bindings(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
         );
     }
     if let Some(default) = loaded.config.default_agent() {
-        println!("{default} → everything else (default agent)");
+        out!("{default} → everything else (default agent)");
     }
     Ok(())
 }

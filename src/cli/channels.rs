@@ -110,12 +110,12 @@ pub async fn run_pairing(config: Option<PathBuf>, args: PairingArgs) -> Result<(
         PairingAction::List { json } => {
             let answer = client.get_json("/admin/pairing").await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+                out!("{}", serde_json::to_string_pretty(&answer)?);
                 return Ok(());
             }
             let all = answer["pairings"].as_array().cloned().unwrap_or_default();
             if all.is_empty() {
-                println!("no pairings yet");
+                out!("no pairings yet");
             }
             for p in all {
                 let state = if p["approved_at_ms"].is_null() {
@@ -123,7 +123,7 @@ pub async fn run_pairing(config: Option<PathBuf>, args: PairingArgs) -> Result<(
                 } else {
                     "approved"
                 };
-                println!(
+                out!(
                     "{}  {}  {} (user {}) on {}",
                     p["code"].as_str().unwrap_or("?"),
                     state,
@@ -139,7 +139,7 @@ pub async fn run_pairing(config: Option<PathBuf>, args: PairingArgs) -> Result<(
                 .post_json("/admin/pairing/approve", &json!({ "code": code }))
                 .await?;
             let p = &answer["pairing"];
-            println!(
+            out!(
                 "approved {} (user {}) on {}",
                 p["name"].as_str().unwrap_or("?"),
                 p["user"].as_str().unwrap_or("?"),
@@ -166,7 +166,7 @@ async fn list(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
             .collect(),
     };
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({ "accounts": accounts }))?
         );
@@ -196,7 +196,7 @@ async fn list(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
             }
             s
         };
-        println!("{id:<20} {kind:<9} {state}");
+        out!("{id:<20} {kind:<9} {state}");
     }
     Ok(())
 }
@@ -234,9 +234,9 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
         }
     };
     let report = |(), file: &str| {
-        println!("added {kind} account {} to {file}", args.account);
+        out!("added {kind} account {} to {file}", args.account);
         if let Some(agent) = &args.bind_agent {
-            println!("bound {agent} → {}", args.account);
+            out!("bound {agent} → {}", args.account);
         }
     };
     super::agents::edit(config.clone(), change, report, args.bind_agent.clone())?;
@@ -249,7 +249,7 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(args.account.as_str())));
         if started {
-            println!("started on the running gateway at {}", client.base());
+            out!("started on the running gateway at {}", client.base());
         }
     }
     Ok(())

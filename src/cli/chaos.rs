@@ -5,7 +5,9 @@
 //! `--force`. The monkey picks among running actors whose path matches the glob (`*`
 //! within a path segment, `**` across segments; default every actor), never those two,
 //! kills at the given rate, prints progress each second, and ends with a verdict: kills
-//! done, restarts seen, and whether the gateway was ready again within 10 s.
+//! done, kills missed (no actor of the scope running at that moment, or the one picked
+//! ended first), restarts seen, and whether the gateway was ready again within 10 s. A
+//! scope that matches no actor at all is an error (exit 2).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -61,7 +63,7 @@ pub async fn run(config: Option<PathBuf>, args: ChaosArgs) -> Result<(), Failure
             client
                 .post_json("/admin/actors/kill", &json!({"path": path, "force": force}))
                 .await?;
-            println!("killed {path}");
+            out!("killed {path}");
             Ok(())
         }
         ChaosAction::Monkey {
@@ -93,7 +95,22 @@ async fn monkey(
     duration: Duration,
     scope: &str,
 ) -> Result<(), Failure> {
-    let before = restarts(&client.get_json("/admin/tree").await?);
+    let tree = client.get_json("/admin/tree").await?;
+    // A scope that matches no actor (running or not, protected or not) is a typo, not a
+    // quiet run of misses.
+    let all: Vec<String> = nodes(&tree)
+        .iter()
+        .filter_map(|n| n["path"].as_str().map(str::to_string))
+        .collect();
+    if !all.iter().any(|p| glob_match(scope, p)) {
+        let examples: Vec<&str> = all.iter().take(6).map(String::as_str).collect();
+        return Err(usage(anyhow!(
+            "--scope `{scope}` matches no actor of the gateway ({} actors, e.g. {}); `*` is any text within a segment, `**` any segments",
+            all.len(),
+            examples.join(", ")
+        )));
+    }
+    let before = restarts(&tree);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
     let (mut kills, mut misses) = (0u64, 0u64);
@@ -128,7 +145,7 @@ async fn monkey(
             }
         }
         if Instant::now() >= next_report {
-            println!(
+            out!(
                 "{:>4}s  kills {kills}  missed {misses}",
                 start.elapsed().as_secs()
             );
@@ -145,8 +162,8 @@ async fn monkey(
     let ready_again = wait_ready(client, Duration::from_secs(10)).await;
     let after = restarts(&client.get_json("/admin/tree").await?);
     let seen = after.saturating_sub(before);
-    println!(
-        "verdict: {kills} kills in {:.1}s ({misses} missed), {seen} restarts seen, tree {}",
+    out!(
+        "verdict: {kills} kills in {:.1}s ({misses} missed: at that moment no actor in the scope was running, or the one picked ended before the kill), {seen} restarts seen, tree {}",
         start.elapsed().as_secs_f64(),
         if ready_again {
             "ready again"

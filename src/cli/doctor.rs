@@ -12,7 +12,7 @@ use clap::Args;
 
 mod channels;
 pub(crate) mod exec;
-mod providers;
+pub(super) mod providers;
 mod store;
 mod tools;
 
@@ -47,7 +47,7 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
             }
             None => "note",
         };
-        println!("[{mark}] {text}");
+        out!("[{mark}] {text}");
     };
     match &loaded.file {
         Some(f) => line(Some(true), format!("config {} loads", f.display())),
@@ -131,8 +131,10 @@ pub async fn run(config: Option<PathBuf>, _args: DoctorArgs) -> Result<(), Failu
     for finding in store::privacy(home, &store) {
         line(Some(finding.ok), finding.text);
     }
-    match Client::from_config(config).await {
-        Ok(client) => match client.get_json("/admin/tree").await {
+    match Client::locate(config).await {
+        // No gateway running is a fact, not a problem of the config.
+        Ok(Err(not_found)) => line(None, format!("{not_found:#}")),
+        Ok(Ok(client)) => match client.get_json("/admin/tree").await {
             Ok(tree) => {
                 let ready = tree["ready"].as_bool() == Some(true);
                 let state = if ready { "ready" } else { "not ready" };

@@ -67,7 +67,7 @@ async fn serve(
     port: Option<u16>,
     bind: Option<String>,
 ) -> Result<(), Failure> {
-    init_tracing();
+    super::logging::init();
     let (sources, mut loaded) = load_config(config)?;
     // No empty or short token is ever in force: written in the config, it stops the start.
     loaded.check_gateway_token().map_err(usage)?;
@@ -189,9 +189,20 @@ async fn serve(
     let root = crate::tree::start(&gw)
         .await
         .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
+    // Clients find this gateway through the file, whatever port it was given; it goes
+    // when this function returns (a kill leaves it, naming a pid that is gone).
+    let _discovery = match super::discovery::GatewayFile::for_this_process(addr).write(&home) {
+        Ok(written) => Some(written),
+        Err(error) => {
+            tracing::warn!(%error, "Client commands will look for this gateway at the config's address only.");
+            None
+        }
+    };
     tracing::info!(
         address = %format!("http://{addr}/"),
-        config = ?gw.config_file(),
+        config = %gw
+            .config_file()
+            .map_or_else(|| "none (built-in defaults)".to_string(), |f| f.display().to_string()),
         store = %store_path.display(),
         started_in_ms = started_at.elapsed().as_millis() as u64,
         "Pincer is running: web chat at the address, API at /v1, probes at /healthz and /readyz."
@@ -224,13 +235,21 @@ async fn serve(
         }
     };
     if let Some(exit) = exit {
-        return Err(anyhow!("the supervision tree ended: {exit:?}").into());
+        return Err(anyhow!("the supervision tree ended: {}", root_exit(&exit)).into());
     }
     gw.status().start_draining();
     drain_turns(&gw, drain).await;
     let exit = root.stop().await;
-    tracing::info!(?exit, "Stopped.");
+    tracing::info!(exit = %root_exit(&exit), "Stopped.");
     Ok(())
+}
+
+/// How the tree ended, in words.
+fn root_exit(exit: &pincer_actors::RootExit) -> String {
+    match exit {
+        pincer_actors::RootExit::Normal => "normal".to_string(),
+        pincer_actors::RootExit::Failed(why) => format!("failed: {why}"),
+    }
 }
 
 /// Says at start what exec's config gives up: no sandbox at all, or (checked in the
@@ -303,32 +322,6 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
-    }
-}
-
-/// Logs to stderr at the level `PINCER_LOG` (else `RUST_LOG`) names: `info`,
-/// `warn,pincer=debug`, ... A value that does not parse is reported, and `info` used.
-fn init_tracing() {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    let (source, wanted) = match std::env::var("PINCER_LOG") {
-        Ok(v) => ("PINCER_LOG", Some(v)),
-        Err(_) => ("RUST_LOG", std::env::var("RUST_LOG").ok()),
-    };
-    let parsed = wanted.as_deref().map(str::parse::<Targets>);
-    let filter = match &parsed {
-        Some(Ok(targets)) => targets.clone(),
-        _ => Targets::new().with_default(tracing::Level::INFO),
-    };
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(pincer_secrets::redact::Redacting::new(std::io::stderr))
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = tracing_subscriber::registry()
-        .with(format.with_filter(filter))
-        .try_init();
-    if let (Some(Err(e)), Some(value)) = (parsed, wanted) {
-        tracing::warn!("{source}={value:?} is not a log filter ({e}); logging at info");
     }
 }
 
@@ -458,18 +451,18 @@ async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     let client = Client::from_config(config).await?;
     let body = client.get_json("/admin/tree").await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        out!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     let ready = body["ready"].as_bool().unwrap_or(false);
-    println!(
+    out!(
         "gateway {}: {}",
         client.base(),
         if ready { "ready" } else { "NOT READY" }
     );
     if let Some(failing) = body["failing"].as_array() {
         for f in failing {
-            println!(
+            out!(
                 "  failing: {} ({})",
                 f["path"].as_str().unwrap_or("?"),
                 f["reason"].as_str().unwrap_or("")
@@ -490,9 +483,9 @@ async fn status(config: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     for node in body["tree"].as_array().into_iter().flatten() {
         walk(node, &mut counts);
     }
-    println!("actors by kind (count, restarts):");
+    out!("actors by kind (count, restarts):");
     for (kind, (n, restarts)) in counts {
-        println!("  {kind:<12} {n:>6} {restarts:>6}");
+        out!("  {kind:<12} {n:>6} {restarts:>6}");
     }
     if ready {
         Ok(())

@@ -25,19 +25,18 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// `pincer health`.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// Ask `/readyz` (ready to take traffic) instead of `/healthz` (alive).
+    /// Ask `/readyz` (ready to take traffic) instead of `/healthz` (alive). The gateway
+    /// is the one the global `--url` (or `PINCER_URL`) names, else the configured bind
+    /// address and port.
     #[arg(long)]
     pub ready: bool,
-    /// The gateway's base URL, e.g. `http://127.0.0.1:18789` (default: the configured
-    /// bind address and port).
-    #[arg(long, env = "PINCER_URL", value_name = "URL")]
-    pub url: Option<String>,
 }
 
 /// Runs `pincer health`.
 pub async fn run(config: Option<PathBuf>, args: HealthArgs) -> Result<(), Failure> {
     let probe = if args.ready { "readyz" } else { "healthz" };
-    let (base, note) = match args.url {
+    // `--url` is the CLI's global flag (with `PINCER_URL`), as for every command.
+    let (base, note) = match super::client::url() {
         Some(url) => (checked_base(&url)?, None),
         None => configured_base(config),
     };

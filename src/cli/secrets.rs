@@ -218,7 +218,7 @@ async fn audit(config: Option<PathBuf>, json_out: bool, check: bool) -> Result<(
         "secrets": uses.len(),
     });
     if json_out {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({"findings": findings, "summary": summary}))?
         );
@@ -229,9 +229,9 @@ async fn audit(config: Option<PathBuf>, json_out: bool, check: bool) -> Result<(
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
-            println!("[{}] {}{reference}: {}", f.kind, f.at, f.detail);
+            out!("[{}] {}{reference}: {}", f.kind, f.at, f.detail);
         }
-        println!(
+        out!(
             "{} secret value(s) in the config: {} ref(s) resolved, {} plaintext, {} unresolved, {} shadowed; {} plaintext in env files",
             uses.len(),
             refs_ok,
@@ -304,12 +304,12 @@ async fn access(
         .get_json(&format!("/admin/secrets/access?since={since_ms}"))
         .await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        out!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
     let rows = answer["access"].as_array().cloned().unwrap_or_default();
     for row in &rows {
-        println!(
+        out!(
             "{}  {}  {}  {}",
             row["at"]
                 .as_u64()
@@ -319,7 +319,7 @@ async fn access(
             row["outcome"].as_str().unwrap_or_default()
         );
     }
-    println!("{} access(es)", rows.len());
+    out!("{} access(es)", rows.len());
     Ok(())
 }
 
@@ -372,7 +372,7 @@ async fn configure(config: Option<PathBuf>, a: ConfigureArgs) -> Result<(), Fail
     let change = |text: &str| pincer_config::edit::set_secrets_provider(text, &alias, &fields);
     let report = |replaced: bool, file: &str| {
         let verb = if replaced { "replaced" } else { "added" };
-        println!("{verb} [secrets.providers.{alias}] (source = \"{kind}\") in {file}");
+        out!("{verb} [secrets.providers.{alias}] (source = \"{kind}\") in {file}");
     };
     super::agents::edit(config.clone(), change, report, None)?;
     ask_reload(config).await;
@@ -422,25 +422,26 @@ async fn apply(
         })
         .collect();
     if moves.is_empty() {
-        println!(
+        out!(
             "nothing to apply: no plaintext secret under `{target}` in {}",
             file.display()
         );
         return Ok(());
     }
     let source = refs::source_of(&backend).name();
-    println!(
+    out!(
         "{} plaintext secret(s) move to `{alias}` ({source}):",
         moves.len()
     );
     for m in &moves {
-        println!(
+        out!(
             "  {} → {{ source = \"{source}\", provider = \"{alias}\", id = \"{}\" }}",
-            m.key, m.id
+            m.key,
+            m.id
         );
     }
     if dry_run {
-        println!("dry run: nothing changed");
+        out!("dry run: nothing changed");
         return Ok(());
     }
     store_values(&sources.home, &sources.env, cfg, &backend, &moves).await?;
@@ -459,7 +460,7 @@ async fn apply(
         }
         Ok((text, n))
     };
-    let report = |n: usize, file: &str| println!("{n} value(s) in {file} are refs now");
+    let report = |n: usize, file: &str| out!("{n} value(s) in {file} are refs now");
     super::agents::edit(config.clone(), change, report, None)?;
     ask_reload(config).await;
     Ok(())
@@ -603,7 +604,7 @@ async fn store_values(
                 set_pointer(&mut doc, &m.id, Value::String(m.value.clone()));
             }
             write_private(&path, &serde_json::to_string_pretty(&doc)?)?;
-            println!("wrote {} value(s) to {}", moves.len(), path.display());
+            out!("wrote {} value(s) to {}", moves.len(), path.display());
         }
         SecretProvider::Vault {
             address,
@@ -646,7 +647,7 @@ async fn store_values(
                     .write(&http, path, all)
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
-                println!("wrote {mount}/{path} (version {version}) to Vault at {address}");
+                out!("wrote {mount}/{path} (version {version}) to Vault at {address}");
             }
         }
         SecretProvider::Aws {
@@ -658,7 +659,7 @@ async fn store_values(
                 aws.put(&http, &m.id, &m.value)
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
-                println!("wrote secret {} to AWS Secrets Manager", m.id);
+                out!("wrote secret {} to AWS Secrets Manager", m.id);
             }
         }
         SecretProvider::Env { .. } => {
@@ -669,7 +670,7 @@ async fn store_values(
 }
 
 /// Sets `value` at JSON pointer `pointer`, making objects on the way.
-fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+pub(super) fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
     let mut at = doc;
     let steps: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
     for (i, step) in steps.iter().enumerate() {
@@ -689,7 +690,7 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
 
 /// Writes a secrets file readable by its owner only (atomically: readers never see half
 /// of it).
-fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+pub(super) fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -706,21 +707,21 @@ async fn reload(config: Option<PathBuf>) -> Result<(), Failure> {
         .await?;
     let report = &answer["report"];
     let failing = report["failing"].as_array().map_or(0, Vec::len);
-    println!(
+    out!(
         "secrets reloaded: {} resolved, {} failing, {} changed",
         report["resolved"],
         failing,
         report["changed"].as_array().map_or(0, Vec::len)
     );
     for f in report["failing"].as_array().into_iter().flatten() {
-        println!(
+        out!(
             "  unresolved {}: {}",
             f[0].as_str().unwrap_or_default(),
             f[1].as_str().unwrap_or_default()
         );
     }
     for d in report["degraded"].as_array().into_iter().flatten() {
-        println!(
+        out!(
             "  degraded back end {}: {}",
             d[0].as_str().unwrap_or_default(),
             d[1].as_str().unwrap_or_default()
@@ -737,6 +738,6 @@ async fn ask_reload(config: Option<PathBuf>) {
             .await
             .is_ok()
     {
-        println!("the running gateway at {} reloaded", client.base());
+        out!("the running gateway at {} reloaded", client.base());
     }
 }

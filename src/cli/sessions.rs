@@ -1,4 +1,5 @@
-//! `pincer sessions list|show KEY`: sessions of a running gateway.
+//! `pincer sessions list|show KEY`: sessions of a running gateway (`show` takes a unique
+//! prefix of a key).
 
 use std::path::PathBuf;
 
@@ -19,7 +20,7 @@ pub struct SessionsArgs {
 /// Subcommands of `pincer sessions`.
 #[derive(Debug, Subcommand)]
 pub enum SessionsAction {
-    /// Every session: key, agent, turns, state.
+    /// Every session: key, agent, turns, state, when it was created and last active (UTC).
     List {
         /// Print JSON.
         #[arg(long)]
@@ -27,7 +28,7 @@ pub enum SessionsAction {
     },
     /// One session with its transcript.
     Show {
-        /// The session key.
+        /// The session key, or the start of exactly one session's key.
         key: String,
         /// Print JSON.
         #[arg(long)]
@@ -42,12 +43,12 @@ pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Fail
         SessionsAction::List { json } => {
             let body = client.get_json("/admin/sessions").await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&body)?);
+                out!("{}", serde_json::to_string_pretty(&body)?);
                 return Ok(());
             }
             let sessions = body["sessions"].as_array().cloned().unwrap_or_default();
             if sessions.is_empty() {
-                println!("no sessions");
+                out!("no sessions");
             }
             for s in sessions {
                 let state = if s["running"].as_bool() == Some(true) {
@@ -57,39 +58,44 @@ pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Fail
                 } else {
                     "stopped"
                 };
-                println!(
-                    "{}  agent={} turns={} {}",
+                out!(
+                    "{}  agent={} turns={} {}  created {}  last active {}",
                     s["key"].as_str().unwrap_or("?"),
                     s["agent"].as_str().unwrap_or("?"),
                     s["turns"],
-                    state
+                    state,
+                    time(&s["created_at"]),
+                    time(&s["last_active"]),
                 );
             }
         }
         SessionsAction::Show { key, json } => {
+            let key = unique_key(&client, &key).await?;
             let body = client
                 .get_json(&format!("/admin/sessions/{}", encode(&key)))
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&body)?);
+                out!("{}", serde_json::to_string_pretty(&body)?);
                 return Ok(());
             }
-            println!(
-                "{}  agent={} turns={}",
+            out!(
+                "{}  agent={} turns={}  created {}  last active {}",
                 body["key"].as_str().unwrap_or("?"),
                 body["agent"].as_str().unwrap_or("?"),
-                body["turns"]
+                body["turns"],
+                time(&body["created_at"]),
+                time(&body["last_active"]),
             );
             for entry in body["transcript"].as_array().into_iter().flatten() {
                 match entry.get("tool") {
-                    Some(tool) => println!("[{}] {}", entry["seq"], tool_line(tool, entry)),
-                    None if entry.get("summary_through").is_some() => println!(
+                    Some(tool) => out!("[{}] {}", entry["seq"], tool_line(tool, entry)),
+                    None if entry.get("summary_through").is_some() => out!(
                         "[{}] summary of the conversation through #{}: {}",
                         entry["seq"],
                         entry["summary_through"],
                         text(&entry["content"])
                     ),
-                    None => println!(
+                    None => out!(
                         "[{}] {}: {}",
                         entry["seq"],
                         entry["role"].as_str().unwrap_or("?"),
@@ -119,6 +125,38 @@ fn tool_line(tool: &Value, entry: &Value) -> String {
         text(&tool["name"]),
         text(&tool["arguments"]),
     )
+}
+
+/// The one session whose key is `key` or starts with it; several are an error listing
+/// them, none leaves the gateway's "no session" answer to the caller.
+async fn unique_key(client: &Client, key: &str) -> Result<String, Failure> {
+    let body = client.get_json("/admin/sessions").await?;
+    let keys: Vec<&str> = body["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    if keys.contains(&key) {
+        return Ok(key.to_string());
+    }
+    let matching: Vec<&str> = keys.into_iter().filter(|k| k.starts_with(key)).collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Ok(key.to_string()),
+        many => Err(anyhow::anyhow!(
+            "`{key}` starts {} session keys; say which:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        )
+        .into()),
+    }
+}
+
+/// A time in ms since the epoch as `YYYY-MM-DDTHH:MM:SSZ`, or `-`.
+fn time(ms: &Value) -> String {
+    ms.as_u64()
+        .map_or_else(|| "-".to_string(), pincer_core::clock::rfc3339)
 }
 
 fn text(v: &Value) -> &str {

@@ -9,7 +9,7 @@ use pincer_providers::{anthropic, openai};
 use super::Finding;
 
 /// Checks every configured provider in `config` (with its refs resolved in `secrets`).
-pub(super) async fn all(
+pub(crate) async fn all(
     config: &Config,
     secrets: &pincer_secrets::Resolved,
     client: &reqwest::Client,
