@@ -14,8 +14,9 @@ pub(crate) fn rfc3339_secs(secs: u64) -> String {
     )
 }
 
-/// (year, month, day) of day `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// (year, month, day) of day `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`,
+/// <https://howardhinnant.github.io/date_algorithms.html>).
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
