@@ -329,13 +329,7 @@ pub(crate) fn cpu_ticks(pid: u32) -> u64 {
 /// `/proc/<pid>/task/*/schedstat`): finer than [`cpu_ticks`], and, unlike a latency,
 /// barely moved by other work on the machine. Threads that already ended are not counted.
 pub(crate) fn cpu_time(pid: u32) -> Duration {
-    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/pid/task");
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|task| fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(ns)
+    cpu_by_thread(pid).values().sum()
 }
 
 /// Raises this process's soft limit on open files to its hard limit, which must leave
@@ -619,4 +613,27 @@ pub(crate) fn count_line(counts: &std::collections::BTreeMap<String, usize>) -> 
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// CPU time of `pid`'s threads by thread name, from `schedstat` (the runtime's workers,
+/// which share a name, add up).
+#[allow(dead_code)]
+pub(crate) fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, Duration> {
+    let mut by = std::collections::BTreeMap::new();
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/pid/task");
+    for task in tasks.flatten() {
+        let (Ok(comm), Ok(sched)) = (
+            fs::read_to_string(task.path().join("comm")),
+            fs::read_to_string(task.path().join("schedstat")),
+        ) else {
+            continue; // a thread that ended meanwhile
+        };
+        let ns = sched
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        *by.entry(comm.trim().to_string()).or_insert(Duration::ZERO) += Duration::from_nanos(ns);
+    }
+    by
 }

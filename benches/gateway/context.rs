@@ -19,6 +19,7 @@
 #[path = "common.rs"]
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -58,18 +59,23 @@ fn main() {
         let mut inbound = Vec::with_capacity(turns);
         let mut sizes = Vec::with_capacity(turns);
         let block = 100.min(turns / 2);
-        let mut cpu = [Duration::ZERO; 4];
+        // CPU time by thread at turns 0, block, turns - block and the end.
+        let mut cpu = vec![Default::default(); 4];
+        let mut summaries = 0;
         for n in 0..turns {
-            match n {
-                0 => cpu[0] = cpu_time(gw.pid()),
-                _ if n == block => cpu[1] = cpu_time(gw.pid()),
-                _ if n == turns - block => cpu[2] = cpu_time(gw.pid()),
-                _ => {}
+            if n == 0 || n == block || n == turns - block {
+                cpu[usize::from(n > 0) + usize::from(n > block)] = cpu_by_thread(gw.pid());
             }
-            let before = fake.requests().len();
             let sent = Instant::now();
             times.push(turn(&client, &gw, "long", n).await);
-            let mine: Vec<_> = fake.requests()[before..]
+            // Only this turn's records: the fake keeps every request, and copying them all
+            // each turn made the driver's own work grow with the session.
+            let records = fake.take_requests();
+            summaries += records
+                .iter()
+                .filter(|r| r.body["model"] == "summarizer")
+                .count();
+            let mine: Vec<_> = records
                 .iter()
                 .filter(|r| matches!(r.transport, Transport::Ws | Transport::Sse))
                 .filter(|r| r.body["model"] == "gpt-4.1")
@@ -82,14 +88,16 @@ fn main() {
                 inbound.push(first.at.saturating_duration_since(sent));
             }
         }
-        cpu[3] = cpu_time(gw.pid());
-        let early_cpu = (cpu[1] - cpu[0]) / block as u32;
-        let late_cpu = (cpu[3] - cpu[2]) / block as u32;
-        let summaries = fake
-            .requests()
-            .iter()
-            .filter(|r| r.body["model"] == "summarizer")
-            .count();
+        cpu[3] = cpu_by_thread(gw.pid());
+        let per_turn = |from: &BTreeMap<String, Duration>, to: &BTreeMap<String, Duration>| {
+            let by: BTreeMap<String, Duration> = to
+                .iter()
+                .map(|(name, t)| (name.clone(), t.saturating_sub(from.get(name).copied().unwrap_or_default()) / block as u32))
+                .collect();
+            (by.values().sum::<Duration>(), by)
+        };
+        let (early_cpu, early_by) = per_turn(&cpu[0], &cpu[1]);
+        let (late_cpu, late_by) = per_turn(&cpu[2], &cpu[3]);
         let early = Summary::of(&mut times[..10].to_vec());
         let late = Summary::of(&mut times[turns - 10..].to_vec());
         let late_size = sizes[turns - 100..].iter().max().copied().unwrap_or(0);
@@ -123,6 +131,15 @@ fn main() {
             late_cpu.as_secs_f64() / early_cpu.as_secs_f64().max(1e-9),
             verdict(late_cpu.as_secs_f64() <= 1.5 * early_cpu.as_secs_f64())
         );
+        let threads: Vec<String> = late_by
+            .iter()
+            .filter(|(_, late)| !late.is_zero())
+            .map(|(name, late)| {
+                let early = early_by.get(name).copied().unwrap_or_default();
+                format!("{name} {} → {}", ms(early), ms(*late))
+            })
+            .collect();
+        println!("  by thread: {}", threads.join(", "));
         println!(
             "largest upstream request: last 100 turns {:.1} KB, whole run {:.1} KB; compactions {summaries}",
             late_size as f64 / 1024.0,

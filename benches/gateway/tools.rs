@@ -53,11 +53,13 @@ fn main() {
         for n in 0..turns {
             fake.script(Script::text("ok"));
             without.push(timed_chat(&client, &gw, &format!("plain-{n}"), "plain").await);
-            let before = fake.requests().len();
+            // Only this turn's records (copying all of them each turn grows the driver's work).
+            fake.take_requests();
             fake.script(Script::tool_call("echo", r#"{"text":"x"}"#));
             fake.script(Script::text("ok"));
             with.push(timed_chat(&client, &gw, &format!("tool-{n}"), "use echo").await);
-            let sent: Vec<Instant> = fake.requests()[before..]
+            let sent: Vec<Instant> = fake
+                .take_requests()
                 .iter()
                 .filter(|r| r.transport == Transport::Ws)
                 .map(|r| r.at)

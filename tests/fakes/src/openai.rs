@@ -434,6 +434,12 @@ impl OpenAiFake {
         self.shared.records()
     }
 
+    /// The requests recorded since the last take or clear, forgotten here: a driver that
+    /// looks at each turn's requests copies only those.
+    pub fn take_requests(&self) -> Vec<Recorded> {
+        self.shared.take_records()
+    }
+
     /// Forgets the recorded requests (counters are kept).
     pub fn clear_requests(&self) {
         self.shared.clear_records();

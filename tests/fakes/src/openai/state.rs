@@ -99,6 +99,10 @@ impl Shared {
         self.records.lock().clone()
     }
 
+    pub(super) fn take_records(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.records.lock())
+    }
+
     pub(super) fn clear_records(&self) {
         self.records.lock().clear();
     }
