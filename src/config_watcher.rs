@@ -236,12 +236,12 @@ async fn reload(ctx: &WatcherCtx, from_file: &mut bool) -> Result<ReloadOutcome,
     };
     let a = &outcome.applied;
     tracing::info!(
-        file = ?outcome.file,
-        added = ?a.agents_added,
-        removed = ?a.agents_removed,
-        accounts_added = ?a.accounts_added,
-        accounts_removed = ?a.accounts_removed,
-        accounts_restarted = ?a.accounts_restarted,
+        file = %outcome.file.as_deref().map_or_else(|| "none (built-in defaults)".into(), |f| f.display().to_string()),
+        added = %a.agents_added.join(","),
+        removed = %a.agents_removed.join(","),
+        accounts_added = %a.accounts_added.join(","),
+        accounts_removed = %a.accounts_removed.join(","),
+        accounts_restarted = %a.accounts_restarted.join(","),
         "Config reloaded."
     );
     Ok(outcome)

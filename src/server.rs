@@ -146,7 +146,8 @@ fn log_fd_limit() {
             tracing::debug!(from, to, "Open files soft limit raised to the hard limit.");
         }
         Some(FdLimit::Kept { soft, hard }) => {
-            tracing::debug!(?soft, ?hard, "Open files soft limit kept.");
+            let shown = |n: Option<u64>| n.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+            tracing::debug!(soft = %shown(*soft), hard = %shown(*hard), "Open files soft limit kept.");
         }
         Some(FdLimit::Failed { soft, hard, error }) => {
             tracing::debug!(soft, hard, %error, "Open files soft limit not raised.");

@@ -94,6 +94,15 @@ pub enum Expiry {
     MaxAge,
 }
 
+impl std::fmt::Display for Expiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expiry::Idle => "idle",
+            Expiry::MaxAge => "max age",
+        })
+    }
+}
+
 /// What a session works with: the store, the config in force, the agents it asks for
 /// turns, its account's outbox, and the metrics of replies and turns.
 #[derive(Debug, Clone)]
@@ -360,8 +369,8 @@ impl Actor for Session {
                     // Busy: a long turn does not end its own conversation.
                     state.arm_timers();
                 } else if expired(&state.row, now) {
-                    tracing::debug!(session = %state.row.key, ?which, "Session context ended.");
-                    myself.stop(Some(format!("{which:?} timer expired")));
+                    tracing::debug!(session = %state.row.key, timer = %which, "Session context ended.");
+                    myself.stop(Some(format!("{which} timer expired")));
                 } else {
                     state.arm_timers(); // moved by an extension
                 }

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Gw, TempDir, free_port, until};
+use pincer_fakes::openai::{OpenAiFake, Script};
 
 #[tokio::test]
 async fn a_bad_level_is_reported_and_info_used() {
@@ -87,4 +88,58 @@ fn turn_span(line: &serde_json::Value) -> &serde_json::Value {
         .as_array()
         .and_then(|spans| spans.iter().find(|s| s["name"] == "turn"))
         .unwrap_or_else(|| panic!("no turn span: {line}"))
+}
+
+#[tokio::test]
+async fn model_calls_and_their_retries_log_the_request_id_of_their_turn() {
+    let fake = OpenAiFake::start().await;
+    // A 500 first: the provider logs the failed attempt, then retries.
+    fake.script(Script::http_error(500, None));
+    fake.script(Script::tool_call("echo", r#"{"text":"hi"}"#));
+    fake.script(Script::text("done"));
+    let config = format!(
+        "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n[agents.main]\nmodel = \"openai/gpt-4.1\"\nskills = [\"echo\"]\n",
+        fake.base_url()
+    );
+    let home = TempDir::new();
+    let gw = Gw::spawn_env(
+        home.path(),
+        Some(&config),
+        free_port(),
+        &[
+            ("PINCER_LOG_FORMAT", "json"),
+            ("PINCER_LOG", "info,pincer=debug"),
+        ],
+    );
+    gw.wait_ready(Duration::from_secs(20)).await;
+    gw.chat("ids", "use echo", None).await.expect("chat");
+    let log = until("the turn's end", &gw, Duration::from_secs(10), async || {
+        let log = gw.log();
+        log.contains("Turn ended.").then_some(log)
+    })
+    .await;
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "Turn started.")
+        .unwrap_or_else(|| panic!("no start line: {log}"));
+    let id = turn_span(started)["request_id"].as_str().expect("an id");
+    // Lines the provider logs outside the turn's task name the turn's id as a field.
+    let failed: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("model call failed: 500"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert_eq!(failed[0]["request_id"], id, "{log}");
+    // One call line per model request of the turn (the tool round makes two), each with it.
+    let calls: Vec<_> = lines.iter().filter(|l| l["message"] == "call").collect();
+    assert_eq!(calls.len(), 2, "{log}");
+    assert!(calls.iter().all(|l| l["request_id"] == id), "{log}");
 }

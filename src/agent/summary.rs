@@ -66,5 +66,10 @@ pub async fn summarize(
     };
     tokio::time::timeout(SUMMARY_TIMEOUT, call)
         .await
-        .map_err(|_| format!("{provider}/{name} did not summarize within {SUMMARY_TIMEOUT:?}"))?
+        .map_err(|_| {
+            format!(
+                "{provider}/{name} did not summarize within {}",
+                pincer_config::duration::format_duration(SUMMARY_TIMEOUT)
+            )
+        })?
 }

@@ -175,10 +175,11 @@ pub fn spec(ctx: &TurnCtx, request: TurnRequest, events: mpsc::Sender<TurnEvent>
         .with_task(move |_start, started| {
             let (parts, calls, me) = (parts.lock().take(), calls.clone(), started.cell().clone());
             let span = span.clone();
+            let request_id = request_id.to_string();
             async move {
                 if let Some((ctx, request, events)) = parts {
                     tracing::debug!("Turn started.");
-                    run_within_deadline(&ctx, &calls, request, &events).await;
+                    run_within_deadline(&ctx, &calls, request, &request_id, &events).await;
                     tracing::debug!("Turn ended.");
                 }
                 me.stop(None);
@@ -204,17 +205,27 @@ async fn run_within_deadline(
     ctx: &TurnCtx,
     calls: &SupervisorHandle,
     request: TurnRequest,
+    request_id: &str,
     events: &mpsc::Sender<TurnEvent>,
 ) {
     let config = ctx.config.current();
     let approver = approver(events);
     let Some(limit) = config.agents.get(&request.agent).map(|a| a.turn_timeout) else {
-        return run(ctx, calls, &approver, request, events, &Mutex::default()).await;
+        return run(
+            ctx,
+            calls,
+            &approver,
+            request,
+            request_id,
+            events,
+            &Mutex::default(),
+        )
+        .await;
     };
     let agent = request.agent.clone();
     let trying = Mutex::new(String::new());
     // Time waiting for a person's approval does not count against the turn.
-    let work = run(ctx, calls, &approver, request, events, &trying);
+    let work = run(ctx, calls, &approver, request, request_id, events, &trying);
     if approver.within(limit, work).await.is_none() {
         let model = std::mem::take(&mut *trying.lock());
         let why = format!(
@@ -258,6 +269,7 @@ async fn run(
     calls: &SupervisorHandle,
     approver: &Approver,
     request: TurnRequest,
+    request_id: &str,
     events: &mpsc::Sender<TurnEvent>,
     trying: &Mutex<String>,
 ) {
@@ -371,6 +383,7 @@ async fn run(
             provider: &provider_name,
             model: &model,
             own_key,
+            request_id,
         };
         // The last model of the chain takes the items; the others work on copies.
         let items = if n == last {
@@ -493,6 +506,8 @@ struct Call<'a> {
     provider: &'a str,
     model: &'a str,
     own_key: Option<ApiKey>,
+    /// The turn's id: every model call of the turn logs it (`request_id`).
+    request_id: &'a str,
 }
 
 impl Call<'_> {
@@ -514,7 +529,7 @@ impl Call<'_> {
         let mut made: HashMap<(String, String), u32> = HashMap::new();
         for round in 0..=max_rounds {
             let call = ProviderRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
+                request_id: self.request_id.to_string(),
                 model: self.model.to_string(),
                 system_prompt: self.agent.system_prompt.clone(),
                 items: items.clone(),

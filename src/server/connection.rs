@@ -114,7 +114,7 @@ pub(super) async fn serve(
                         tracker.registry().metrics().closed(Closed::WriteStall).inc();
                         tracing::debug!(
                             %peer,
-                            timeout = ?limits.write_timeout,
+                            timeout = %pincer_config::duration::format_duration(limits.write_timeout),
                             "Connection closed: its client took nothing of what it was sent for gateway.writeTimeout."
                         );
                     }

@@ -61,7 +61,12 @@ pub async fn run(
     let limit = tool.time_limit(&args, &ctx.config);
     let id = format!("tool:{}:{n}", tool.name());
     let (tx, rx) = oneshot::channel();
-    let parts = Arc::new(Mutex::new(Some((tool.run(args, ctx.clone()), tx))));
+    // The call runs in its own actor's task: it logs within the turn's span (its request id).
+    let running: super::Running = Box::pin(tracing::Instrument::instrument(
+        tool.run(args, ctx.clone()),
+        tracing::Span::current(),
+    ));
+    let parts = Arc::new(Mutex::new(Some((running, tx))));
     let spec = ChildSpec::new(id.clone(), move |start| {
         let args = parts.lock().take().map(|(running, reply)| CallArgs {
             running,
@@ -92,8 +97,9 @@ pub async fn run(
                 ""
             };
             ended(Err(format!(
-                "`{}` did not finish within {limit:?}{key} and was stopped",
-                tool.name()
+                "`{}` did not finish within {}{key} and was stopped",
+                tool.name(),
+                pincer_config::duration::format_duration(limit)
             )))
         }
     }

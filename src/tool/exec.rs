@@ -185,7 +185,8 @@ fn sandbox_of(sandbox: ExecSandbox) -> Sandbox {
 fn refusal(verdict: Verdict) -> String {
     match verdict {
         Verdict::Refuse(why) => why,
-        other => format!("refused ({other:?})"),
+        // `security = "deny"` refuses whatever the allowlist would say of the command.
+        Verdict::Run | Verdict::Ask(_) => "refused: tools.exec.security is \"deny\"".into(),
     }
 }
 
