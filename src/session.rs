@@ -320,12 +320,13 @@ impl Actor for Session {
                         measured,
                         usage,
                         caller_calls,
+                        cut,
                     }) => {
                         if let Some(m) = measured {
                             state.context.calibrate(m.bytes, m.input_tokens);
                         }
                         if let Some(current) = state.current.as_mut() {
-                            current.extra = Some(Box::new(reply_extra(usage, caller_calls)));
+                            current.extra = Some(Box::new(reply_extra(usage, caller_calls, cut)));
                         }
                         state.finish_turn(reply, thinking, false).await;
                         state.maybe_compact(&myself, compact::Why::Grown);
@@ -967,9 +968,15 @@ fn tool_entry(step: &Step, inbox_id: Option<i64>) -> TranscriptEntry {
     }
 }
 
-/// A turn's token counts and calls of the caller's tools, as a reply carries them.
-fn reply_extra(usage: Option<pincer_providers::Usage>, calls: Vec<ToolCall>) -> ReplyExtra {
+/// A turn's token counts, calls of the caller's tools and whether the answer stopped at
+/// the output cap, as a reply carries them.
+fn reply_extra(
+    usage: Option<pincer_providers::Usage>,
+    calls: Vec<ToolCall>,
+    cut: bool,
+) -> ReplyExtra {
     ReplyExtra {
+        cut,
         usage: usage.map(|u| (u.input_tokens, u.output_tokens)),
         tool_calls: calls
             .into_iter()

@@ -3,7 +3,7 @@
 //! the SDK): a stateless request's history and system message reach the model after the
 //! agent's prompt, `max_tokens` and `temperature` reach it, `n=2` is a 400 naming `n`, a
 //! client tool makes a round trip, `/v1/responses` answers streamed and not, and `usage`
-//! carries the provider's own counts.
+//! carries the provider's own counts, and a reply cut by `max_tokens` ends with `length`.
 
 mod common;
 
@@ -163,5 +163,74 @@ async fn the_official_sdk_gets_what_it_asks_for() {
     // 6. Models.
     assert_eq!(checks["model"]["id"], json!("pincer:main"));
     assert_eq!(checks["model"]["missing"], json!(404));
-    assert_eq!(requests.len(), 6, "one model request per turn");
+    // 7. Cut by the output cap (the fake ends `response.incomplete`, as the API does).
+    assert_eq!(
+        checks["cut"]["finish"],
+        json!("length"),
+        "{:?}",
+        checks["cut"]
+    );
+    assert_eq!(checks["cut"]["content"], json!("openai: say "));
+    assert_eq!(requests[6]["max_output_tokens"], json!(2));
+    assert_eq!(checks["cut_responses"]["status"], json!("incomplete"));
+    assert_eq!(
+        checks["cut_responses"]["reason"],
+        json!("max_output_tokens")
+    );
+    assert_eq!(checks["cut_responses"]["text"], json!("openai: say "));
+    assert_eq!(requests.len(), 8, "one model request per turn");
+}
+
+/// The options Anthropic's Messages API has reach it under its names; what it lacks is a
+/// 400 naming the field before any call; a reply cut at `max_tokens` ends with `length`.
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_gets_the_options_its_api_has() {
+    let fake = pincer_fakes::anthropic::AnthropicFake::start();
+    let home = TempDir::new();
+    let config = format!(
+        "[providers.anthropic]\nbaseUrl = \"{}\"\napiKey = \"sk-ant-test\"\n\n[agents.main.model]\nprovider = \"anthropic\"\nname = \"claude-sonnet-4-6\"\n",
+        fake.base_url()
+    );
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    let ask = |extra: Value| {
+        let mut body = json!({
+            "model": "pincer:main",
+            "messages": [{"role": "user", "content": "tell me about the weather today"}],
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    };
+    let (status, reply) = gw
+        .post(
+            "/v1/chat/completions",
+            ask(json!({"max_tokens": 3, "temperature": 0.2, "top_p": 0.9, "stop": ["END"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let sent = fake.message_requests();
+    assert_eq!(sent.len(), 1);
+    let body = &sent[0].body;
+    assert_eq!(body["max_tokens"], json!(3));
+    assert_eq!(body["temperature"], json!(0.2));
+    assert_eq!(body["top_p"], json!(0.9));
+    assert_eq!(body["stop_sequences"], json!(["END"]));
+    assert_eq!(reply["choices"][0]["finish_reason"], json!("length"));
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        json!("anthropic: tell me ")
+    );
+    // Messages has no seed and no output format: refused by name, nothing sent.
+    for (field, value) in [
+        ("seed", json!(7)),
+        ("response_format", json!({"type": "json_object"})),
+    ] {
+        let (status, reply) = gw
+            .post("/v1/chat/completions", ask(json!({ field: value })))
+            .await;
+        assert_eq!(status, 400, "{field}: {reply}");
+        assert_eq!(reply["error"]["param"], json!(field), "{reply}");
+    }
+    assert_eq!(fake.message_requests().len(), 1);
 }

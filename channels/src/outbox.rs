@@ -99,6 +99,8 @@ pub struct ReplyExtra {
     pub usage: Option<(u64, u64)>,
     /// Calls of the caller's own tools: the turn ended for the caller to run them.
     pub tool_calls: Vec<CallerCall>,
+    /// The answer stopped at the model's output cap (OpenAI's `finish_reason: "length"`).
+    pub cut: bool,
 }
 
 /// A call of a caller's tool, as the model made it.

@@ -157,6 +157,7 @@ impl sse::Decode for SseDecoder {
                     Some("model_context_window_exceeded") => {
                         tracing::info!(provider = NAME, request_id = %self.request_id, "the reply filled the model's context window");
                     }
+                    Some("max_tokens") => emitter.cut().await?,
                     _ => {}
                 }
                 if let Some(usage) = self.decoder.usage() {

@@ -120,6 +120,12 @@ impl Emitter {
         self.send(ProviderEvent::Usage(usage)).await
     }
 
+    /// The reply stopped at the output cap; before [`usage`](Self::usage).
+    pub async fn cut(&mut self) -> Result<(), Gone> {
+        self.flush().await?;
+        self.send(ProviderEvent::Cut).await
+    }
+
     /// The end of the reply.
     pub async fn done(mut self) -> Result<(), Gone> {
         self.flush().await?;

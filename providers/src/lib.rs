@@ -148,6 +148,9 @@ pub enum ProviderEvent {
     /// estimates). Comes at most once per call, just before [`ProviderEvent::Done`], and
     /// only when the upstream reported it.
     Usage(Usage),
+    /// The reply stopped at the output cap (OpenAI's `max_output_tokens`, Anthropic's
+    /// `max_tokens`): what came is all there is. Comes before [`ProviderEvent::Done`].
+    Cut,
     /// The reply (or this tool round) is complete.
     Done,
     /// The call failed for good (after the provider's own retries).

@@ -80,6 +80,8 @@ pub enum TurnEvent {
         usage: Option<Usage>,
         /// Calls of the caller's own tools: the turn ended for the caller to run them.
         caller_calls: Vec<ToolCall>,
+        /// The answer stopped at the model's output cap (`max_tokens`).
+        cut: bool,
     },
     /// No reply can be had; the text says why (the session answers with it).
     Failed(String),
@@ -401,6 +403,7 @@ async fn run(
                         measured: turn.measured,
                         usage: turn.usage,
                         caller_calls: turn.caller_calls,
+                        cut: turn.cut,
                     })
                     .await;
                 return;
@@ -461,6 +464,8 @@ struct Reply {
     usage: Option<Usage>,
     /// Calls of the caller's tools that ended the turn.
     caller_calls: Vec<ToolCall>,
+    /// The answer stopped at the model's output cap.
+    cut: bool,
     /// Whether any text went to the session (then no other model may take over).
     sent: bool,
     /// Shown thinking was the last thing sent: the answer starts a new paragraph.
@@ -593,6 +598,7 @@ impl Call<'_> {
                             });
                         }
                     }
+                    Some(ProviderEvent::Cut) => turn.cut = true,
                     Some(ProviderEvent::Done) => break,
                     Some(ProviderEvent::Error(error)) => return Outcome::Failed(error),
                     None => return Outcome::Lost,

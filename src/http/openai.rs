@@ -389,6 +389,15 @@ fn tool_calls(extra: Option<&ReplyExtra>, indexed: bool) -> Option<Value> {
     })
 }
 
+/// `finish_reason` of a reply without calls: `length` when it stopped at the output cap.
+fn stop_reason(extra: Option<&ReplyExtra>) -> &'static str {
+    if extra.is_some_and(|e| e.cut) {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
 /// How a non-streamed request ends.
 enum Final {
     /// The reply; `true` when it reports a failure; what it carries besides its text.
@@ -441,7 +450,7 @@ async fn complete(
                     }
                     "tool_calls"
                 }
-                None => "stop",
+                None => stop_reason(extra),
             };
             warp::reply::json(&json!({
                 "id": meta.id,
@@ -662,7 +671,7 @@ fn finish_tail(
             queue.push_back(chunk(meta, json!({ "tool_calls": calls }), None));
             "tool_calls"
         }
-        None => "stop",
+        None => stop_reason(extra),
     };
     queue.push_back(chunk(meta, json!({}), Some(finish)));
     if include_usage {

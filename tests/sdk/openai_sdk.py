@@ -92,6 +92,16 @@ def main():
         missing = e.status_code
     out("model", id=m.id, missing=missing)
 
+    # 7. A reply cut by the output cap says so: `length`, and an incomplete response.
+    r = client.chat.completions.create(
+        model="pincer:main", messages=[{"role": "user", "content": "say a lot please"}],
+        max_tokens=2)
+    out("cut", content=r.choices[0].message.content, finish=r.choices[0].finish_reason)
+    r = client.responses.create(model="pincer:main", input="say a lot please",
+                                max_output_tokens=2)
+    out("cut_responses", text=r.output_text, status=r.status,
+        reason=r.incomplete_details.reason if r.incomplete_details else None)
+
 
 if __name__ == "__main__":
     main()

@@ -108,7 +108,10 @@ pub async fn forward(emitter: &mut Emitter, step: Step) -> Result<Flow, Gone> {
         Step::Delta(text) => emitter.delta(&text).await?,
         Step::Thinking(text) => emitter.thinking(&text).await?,
         Step::ToolCall(call) => emitter.tool_call(call).await?,
-        Step::Completed(usage) => {
+        Step::Completed { usage, cut } => {
+            if cut {
+                emitter.cut().await?;
+            }
             if let Some(usage) = usage {
                 emitter.usage(usage).await?;
             }

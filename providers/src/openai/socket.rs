@@ -315,7 +315,7 @@ impl Task {
                 continue;
             };
             match decoder.step(&value) {
-                wire::Step::Completed(_) => {
+                wire::Step::Completed { .. } => {
                     self.slot.metrics.warmups.inc();
                     return Ok(());
                 }
@@ -469,7 +469,7 @@ impl Task {
                 if !listening {
                     // The turn is gone; read to the end so the socket stays in step.
                     match step {
-                        wire::Step::Completed(_) | wire::Step::Failed(_) => return End::Served,
+                        wire::Step::Completed { .. } | wire::Step::Failed(_) => return End::Served,
                         _ => continue,
                     }
                 }

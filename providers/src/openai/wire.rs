@@ -145,8 +145,14 @@ pub enum Step {
     /// A complete tool call.
     ToolCall(ToolCall),
     /// The response completed (or ended incomplete, which keeps what came), with the
-    /// tokens it used when the event carried `response.usage`.
-    Completed(Option<Usage>),
+    /// tokens it used when the event carried `response.usage`, and whether it stopped at
+    /// `max_output_tokens`.
+    Completed {
+        /// `response.usage`.
+        usage: Option<Usage>,
+        /// `response.incomplete` for `max_output_tokens`.
+        cut: bool,
+    },
     /// The response failed.
     Failed(Failure),
 }
@@ -229,9 +235,11 @@ impl Decoder {
                 self.calls.push(call.clone());
                 Step::ToolCall(call)
             }
-            "response.completed" | "response.incomplete" => {
-                Step::Completed(usage(event.pointer("/response/usage")))
-            }
+            "response.completed" | "response.incomplete" => Step::Completed {
+                usage: usage(event.pointer("/response/usage")),
+                cut: event.pointer("/response/incomplete_details/reason")
+                    == Some(&Value::from("max_output_tokens")),
+            },
             "response.failed" => {
                 let failure = self.error.take().unwrap_or_else(|| Failure {
                     status: None,
@@ -333,7 +341,13 @@ mod tests {
             input_tokens: 12,
             output_tokens: 3,
         };
-        assert_eq!(steps[5], Step::Completed(Some(usage)));
+        assert_eq!(
+            steps[5],
+            Step::Completed {
+                usage: Some(usage),
+                cut: false
+            }
+        );
         assert_eq!(d.response_id(), Some("resp_1"));
         assert_eq!(d.output_items().len(), 2);
     }
@@ -346,10 +360,31 @@ mod tests {
             input_tokens: 7,
             output_tokens: 0,
         };
-        assert_eq!(d.step(&incomplete), Step::Completed(Some(usage)));
+        assert_eq!(
+            d.step(&incomplete),
+            Step::Completed {
+                usage: Some(usage),
+                cut: false
+            }
+        );
+        let capped = json!({"type":"response.incomplete","response":{"incomplete_details":{"reason":"max_output_tokens"}}});
+        assert_eq!(
+            d.step(&capped),
+            Step::Completed {
+                usage: None,
+                cut: true
+            }
+        );
         for response in [json!({}), json!({"usage": null}), json!({"usage": {}})] {
             let event = json!({"type":"response.completed","response":response});
-            assert_eq!(d.step(&event), Step::Completed(None), "{event}");
+            assert_eq!(
+                d.step(&event),
+                Step::Completed {
+                    usage: None,
+                    cut: false
+                },
+                "{event}"
+            );
         }
     }
 

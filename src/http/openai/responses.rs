@@ -53,7 +53,8 @@ pub(super) async fn create(gw: Topology, headers: Headers, body: Value) -> warp:
     let mut waiter = waiter;
     match final_reply(&gw, &accepted, &mut waiter).await {
         Some(Final::Reply(reply, false, extra)) => {
-            warp::reply::json(&response(&meta, "completed", &reply, extra.as_deref()))
+            let status = ended(extra.as_deref());
+            warp::reply::json(&response(&meta, status, &reply, extra.as_deref()))
                 .into_response()
         }
         Some(Final::Reply(reply, true, _)) => ApiError::new(
@@ -218,7 +219,7 @@ fn input_item(item: &Value, i: usize) -> Result<Value, ApiError> {
 fn output(meta: &Meta, reply: &str, extra: Option<&ReplyExtra>) -> Vec<Value> {
     let mut out = Vec::new();
     if !reply.is_empty() || extra.is_none_or(|e| e.tool_calls.is_empty()) {
-        out.push(message_item(meta, reply, "completed"));
+        out.push(message_item(meta, reply, ended(extra)));
     }
     for call in extra.map(|e| e.tool_calls.as_slice()).unwrap_or_default() {
         out.push(call_item(call));
@@ -241,9 +242,18 @@ fn call_item(call: &pincer_channels::CallerCall) -> Value {
         "name": call.name, "arguments": call.arguments, "status": "completed"})
 }
 
+/// How a reply's response ends: `incomplete` when the answer stopped at the output cap.
+fn ended(extra: Option<&ReplyExtra>) -> &'static str {
+    if extra.is_some_and(|e| e.cut) {
+        "incomplete"
+    } else {
+        "completed"
+    }
+}
+
 /// A `response` object.
 fn response(meta: &Meta, status: &str, reply: &str, extra: Option<&ReplyExtra>) -> Value {
-    let (output, usage) = if status == "completed" {
+    let (output, usage) = if matches!(status, "completed" | "incomplete") {
         let (input, out) = counts(meta, reply, extra);
         (
             json!(output(meta, reply, extra)),
@@ -261,7 +271,11 @@ fn response(meta: &Meta, status: &str, reply: &str, extra: Option<&ReplyExtra>) 
         "output": output,
         "usage": usage,
         "error": null,
-        "incomplete_details": null,
+        "incomplete_details": if status == "incomplete" {
+            json!({"reason": "max_output_tokens"})
+        } else {
+            Value::Null
+        },
         "parallel_tool_calls": true,
         "tool_choice": "auto",
         "tools": [],
@@ -310,7 +324,8 @@ fn stream(
                 let part = json!({"type": "output_text", "text": reply, "annotations": []});
                 out.push(event("response.output_text.done", json!({"item_id": item_id, "output_index": 0, "content_index": 0, "text": reply})));
                 out.push(event("response.content_part.done", json!({"item_id": item_id, "output_index": 0, "content_index": 0, "part": part})));
-                out.push(event("response.output_item.done", json!({"output_index": 0, "item": message_item(&meta, &reply, "completed")})));
+                let status = ended(extra.as_deref());
+                out.push(event("response.output_item.done", json!({"output_index": 0, "item": message_item(&meta, &reply, status)})));
                 let calls = extra.as_deref().map(|e| e.tool_calls.clone()).unwrap_or_default();
                 for (n, call) in calls.iter().enumerate() {
                     let index = n + 1;
@@ -320,14 +335,14 @@ fn stream(
                     out.push(event("response.function_call_arguments.done", json!({"item_id": item["id"], "output_index": index, "arguments": call.arguments})));
                     out.push(event("response.output_item.done", json!({"output_index": index, "item": item})));
                 }
-                let mut done = response(&meta, "completed", &reply, extra.as_deref());
+                let mut done = response(&meta, status, &reply, extra.as_deref());
                 // The streamed message item is always there, even when empty.
                 if !calls.is_empty() && reply.is_empty() {
                     let mut items = vec![message_item(&meta, "", "completed")];
                     items.extend(calls.iter().map(call_item));
                     done["output"] = json!(items);
                 }
-                out.push(event("response.completed", json!({"response": done})));
+                out.push(event(&format!("response.{status}"), json!({"response": done})));
             }
             Piece::Error(message, kind, code) => {
                 out.push(event("error", json!({"error": {"type": kind, "code": code, "message": message, "param": null}})));

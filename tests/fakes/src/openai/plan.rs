@@ -284,6 +284,15 @@ impl<'a> Builder<'a> {
         self.emit("response.completed", json!({ "response": response }));
     }
 
+    /// The response ends early for `reason` (`max_output_tokens`, `content_filter`),
+    /// keeping its output.
+    fn incomplete(&mut self, output: Vec<Value>, output_tokens: u64, reason: &str) {
+        let usage = self.usage(output_tokens);
+        let mut response = self.response("incomplete", output, usage, Value::Null);
+        response["incomplete_details"] = json!({ "reason": reason });
+        self.emit("response.incomplete", json!({ "response": response }));
+    }
+
     /// Warm-up: the connection is prepared, nothing is generated.
     fn warmup(&mut self) -> Vec<Step> {
         let created = self.response("in_progress", vec![], Value::Null, Value::Null);
@@ -317,7 +326,17 @@ impl<'a> Builder<'a> {
             with(json!({"part": empty_part})),
         );
 
-        let tokens = split_tokens(text);
+        let mut tokens = split_tokens(text);
+        // `max_output_tokens` cuts the reply as the real model does: the message item and
+        // the response end `incomplete`, with `incomplete_details.reason` saying why.
+        let cap = self.body.get("max_output_tokens").and_then(Value::as_u64);
+        let capped =
+            matches!(end, End::Complete) && cap.is_some_and(|cap| (tokens.len() as u64) > cap);
+        if capped {
+            tokens.truncate(cap.unwrap_or_default() as usize);
+        }
+        let kept: String = tokens.concat();
+        let text = if capped { kept.as_str() } else { text };
         let sent = match &end {
             End::Complete => tokens.len(),
             End::Error { after, .. } | End::Cut { after, .. } => (*after).min(tokens.len()),
@@ -340,12 +359,16 @@ impl<'a> Builder<'a> {
                     "response.content_part.done",
                     with(json!({"part": part.clone()})),
                 );
-                let done = item("completed", vec![part]);
+                let done = item(if capped { "incomplete" } else { "completed" }, vec![part]);
                 self.emit(
                     "response.output_item.done",
                     json!({"output_index": 0, "item": done.clone()}),
                 );
-                self.complete(vec![done], tokens.len() as u64);
+                if capped {
+                    self.incomplete(vec![done], tokens.len() as u64, "max_output_tokens");
+                } else {
+                    self.complete(vec![done], tokens.len() as u64);
+                }
             }
             End::Error {
                 code,
