@@ -85,6 +85,7 @@ impl Intake {
                 state: accepted.state,
                 session_key: None,
                 reply: None,
+                reply_extra: None,
             };
             // A router that is down now finds the entry on its next sweep of the inbox.
             if let Some(router) = self.router.get() {

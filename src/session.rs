@@ -604,6 +604,7 @@ impl SessionState {
                 session: Some(row.clone()),
                 entries,
                 reply: Some(reply.clone()),
+                reply_extra: current.extra.as_deref().and_then(ReplyExtra::encode),
             })
             .await;
         let committed = match committed {
@@ -1036,6 +1037,7 @@ pub async fn answer_unroutable(
             session: None,
             entries: Vec::new(),
             reply: Some(reply.clone()),
+            reply_extra: None,
         })
         .await;
     match committed {

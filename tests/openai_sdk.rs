@@ -234,3 +234,55 @@ async fn anthropic_gets_the_options_its_api_has() {
     }
     assert_eq!(fake.message_requests().len(), 1);
 }
+
+/// A retry with the same Idempotency-Key gets the whole first answer again (its calls of
+/// the caller's tools, `finish_reason` and usage), never a second model call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_gets_the_calls_and_usage_of_the_first_answer() {
+    let fake = OpenAiFake::start().await;
+    fake.script(Script::tool_call("get_weather", r#"{"city":"Oslo"}"#));
+    let home = TempDir::new();
+    let gw = Gw::start(
+        home.path(),
+        Some(&CONFIG.replace("{base}", &fake.base_url())),
+    )
+    .await;
+    let body = json!({
+        "model": "pincer:main",
+        "user": "ada",
+        "messages": [{"role": "user", "content": "weather in Oslo?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+    });
+    let ask = || async {
+        let r = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(gw.token())
+            .header("Idempotency-Key", "weather-1")
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.expect("json")
+    };
+    let first = ask().await;
+    let again = ask().await;
+    assert_eq!(first["choices"][0]["finish_reason"], json!("tool_calls"));
+    let call = &first["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["arguments"], json!(r#"{"city":"Oslo"}"#));
+    assert!(
+        first["usage"]["prompt_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    for field in ["finish_reason", "message"] {
+        assert_eq!(
+            again["choices"][0][field], first["choices"][0][field],
+            "{field}"
+        );
+    }
+    assert_eq!(again["usage"], first["usage"]);
+    assert_eq!(model::requests(&fake).len(), 1, "one model call");
+}

@@ -257,6 +257,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
                     entry(Role::Assistant, "echo: hello"),
                 ],
                 reply: Some("echo: hello".into()),
+                reply_extra: None,
             })
             .await
             .expect("commit");

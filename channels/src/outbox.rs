@@ -92,8 +92,10 @@ pub enum Delivery {
     },
 }
 
-/// What a reply carries besides its text, for the OpenAI-compatible API.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a reply carries besides its text, for the OpenAI-compatible API. Kept with the
+/// answered inbox entry ([`ReplyExtra::encode`]) so a retry gets it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ReplyExtra {
     /// Tokens the turn's model calls read and wrote, as the provider counted them.
     pub usage: Option<(u64, u64)>,
@@ -103,8 +105,21 @@ pub struct ReplyExtra {
     pub cut: bool,
 }
 
+impl ReplyExtra {
+    /// As stored with the inbox entry (MessagePack; fields by name, so new ones can come).
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        rmp_serde::to_vec_named(self).ok()
+    }
+
+    /// What [`encode`](Self::encode) stored; `None` for nothing or what cannot be read
+    /// (the reply's text is still there).
+    pub fn decode(bytes: Option<&[u8]>) -> Option<Box<ReplyExtra>> {
+        rmp_serde::from_slice(bytes?).ok().map(Box::new)
+    }
+}
+
 /// A call of a caller's tool, as the model made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerCall {
     /// The model's id of the call.
     pub id: String,
@@ -386,9 +401,9 @@ impl Waiter {
                         });
                         return Delivery::Done {
                             inbox_id: entry.id,
+                            extra: ReplyExtra::decode(entry.reply_extra.as_deref()),
                             reply: entry.reply.unwrap_or_default(),
                             failed: false,
-                            extra: None,
                         };
                     }
                 }
@@ -510,6 +525,7 @@ mod tests {
                 session: None,
                 entries: Vec::new(),
                 reply: Some("echo: hi".into()),
+                reply_extra: None,
             })
             .await
             .expect("commit");

@@ -410,7 +410,8 @@ enum Final {
 
 async fn final_reply(gw: &Topology, accepted: &Accepted, waiter: &mut Waiter) -> Option<Final> {
     if let Some(reply) = &accepted.reply {
-        return Some(Final::Reply(reply.clone(), false, None));
+        let extra = ReplyExtra::decode(accepted.reply_extra.as_deref());
+        return Some(Final::Reply(reply.clone(), false, extra));
     }
     let wait = async {
         loop {
@@ -581,8 +582,9 @@ fn pieces(
             if let Some(reply) = s.accepted.reply.take() {
                 // Answered before: the whole reply at once.
                 s.finished = true;
+                let extra = ReplyExtra::decode(s.accepted.reply_extra.as_deref());
                 let mut rest = std::collections::VecDeque::from([Piece::Text(reply.clone())]);
-                rest.push_back(Piece::Done(reply, None));
+                rest.push_back(Piece::Done(reply, extra));
                 s.first = None;
                 return Some((rest, s));
             }

@@ -149,6 +149,7 @@ impl SessionState {
                 session: Some(self.row.clone()),
                 entries: vec![entry],
                 reply: None,
+                reply_extra: None,
             })
             .await;
         match committed {

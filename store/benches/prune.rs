@@ -242,6 +242,7 @@ async fn live(store: &Store, rate: f64, length: Duration, tag: &str) -> Vec<Dura
                     session: Some(session_row(&key, now, 1)),
                     entries: vec![entry(Role::User, "hello"), entry(Role::Assistant, "echo")],
                     reply: Some("echo".into()),
+                    reply_extra: None,
                 })
                 .await
                 .expect("commit");

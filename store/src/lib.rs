@@ -66,6 +66,8 @@ pub struct Accepted {
     pub state: InboxState,
     /// The reply, if already answered.
     pub reply: Option<String>,
+    /// What the reply carried besides its text ([`CommitTurn::reply_extra`]).
+    pub reply_extra: Option<Vec<u8>>,
 }
 
 /// A turn's durable outcome: the session row, new transcript entries, the inbox entry
@@ -82,6 +84,9 @@ pub struct CommitTurn {
     pub entries: Vec<TranscriptEntry>,
     /// The reply sent back upstream.
     pub reply: Option<String>,
+    /// What the reply carries besides its text, encoded by the channel (the OpenAI API's
+    /// usage and tool calls), so a retry with the same idempotency key gets it again.
+    pub reply_extra: Option<Vec<u8>>,
 }
 
 /// What committing a turn did.
@@ -306,7 +311,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT id, payload, state, session_key, reply FROM inbox
+                    "SELECT id, payload, state, session_key, reply, reply_extra FROM inbox
                      WHERE state != 'delivered' ORDER BY id",
                 )
                 .map_err(sql)?;
@@ -329,7 +334,7 @@ impl Store {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, payload, state, session_key, reply FROM inbox
+                    "SELECT id, payload, state, session_key, reply, reply_extra FROM inbox
                      WHERE state = 'pending' AND received_at <= ?1 ORDER BY id LIMIT ?2",
                 )
                 .map_err(sql)?;
@@ -357,7 +362,7 @@ impl Store {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, payload, state, session_key, reply FROM inbox
+                    "SELECT id, payload, state, session_key, reply, reply_extra FROM inbox
                      WHERE state = 'answered' AND channel = ?1 AND account = ?2
                        AND answered_at <= ?3
                      ORDER BY id LIMIT ?4",
@@ -443,7 +448,7 @@ impl Store {
         );
         self.read(move |conn| {
             conn.query_row(
-                "SELECT id, payload, state, session_key, reply FROM inbox
+                "SELECT id, payload, state, session_key, reply, reply_extra FROM inbox
                  WHERE channel = ?1 AND account = ?2 AND upstream_id = ?3",
                 params![c, a, u],
                 inbox_row,
@@ -593,14 +598,29 @@ fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())
 }
 
-type InboxRow = (i64, Vec<u8>, String, Option<String>, Option<String>);
+/// An inbox row: id, payload, state, session key, reply, reply extra.
+type InboxRow = (
+    i64,
+    Vec<u8>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
 
 fn inbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn decode_inbox(
-    (id, payload, state, session_key, reply): InboxRow,
+    (id, payload, state, session_key, reply, reply_extra): InboxRow,
 ) -> Result<InboxEntry, StoreError> {
     Ok(InboxEntry {
         id,
@@ -608,6 +628,7 @@ fn decode_inbox(
         state: writer::parse_state(&state)?,
         session_key,
         reply,
+        reply_extra,
     })
 }
 

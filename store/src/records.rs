@@ -30,6 +30,8 @@ pub struct InboxEntry {
     pub session_key: Option<String>,
     /// The reply, once answered.
     pub reply: Option<String>,
+    /// What the reply carried besides its text (`CommitTurn::reply_extra`).
+    pub reply_extra: Option<Vec<u8>>,
 }
 
 /// A session's durable state: enough to revive it with its timers intact.

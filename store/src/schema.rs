@@ -82,6 +82,11 @@ CREATE TABLE approvals (
 -- the turns after those it covers, never its whole transcript.
 ALTER TABLE sessions ADD COLUMN summary_seq INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- What an answered entry's reply carried besides its text (usage, calls of the caller's
+-- tools), as the channel encoded it: a retry with the same idempotency key gets it again.
+ALTER TABLE inbox ADD COLUMN reply_extra BLOB;
+"#,
 ];
 
 /// Opens settings every connection needs.

@@ -120,6 +120,7 @@ async fn a_turn_commits_once() {
             entry(Role::Assistant, "hello!", a.id),
         ],
         reply: Some("hello!".into()),
+        reply_extra: None,
     };
     let done = store.commit_turn(turn.clone()).await.expect("commit");
     assert_eq!(
@@ -159,6 +160,7 @@ async fn open_inbox_holds_everything_not_delivered() {
                 session: Some(session("s")),
                 entries: vec![],
                 reply: Some("r".into()),
+                reply_extra: None,
             })
             .await
             .expect("commit");
@@ -357,6 +359,7 @@ async fn one_failing_request_of_a_group_fails_alone() {
         session: None,
         entries: vec![],
         reply: Some("x".into()),
+        reply_extra: None,
     };
     let batch = vec![
         writer::Request::Accept(Box::new(inbound("a", "x")), a),
@@ -593,6 +596,7 @@ async fn a_summary_entry_becomes_the_sessions_summary_and_keeps_what_it_covers()
             entry(Role::Assistant, &format!("a{n}"), n),
         ],
         reply: None,
+        reply_extra: None,
     };
     for n in 1..=3 {
         store.commit_turn(turn(n)).await.expect("commit");
@@ -606,6 +610,7 @@ async fn a_summary_entry_becomes_the_sessions_summary_and_keeps_what_it_covers()
             session: Some(row.clone()),
             entries: vec![summary.clone()],
             reply: None,
+            reply_extra: None,
         })
         .await
         .expect("commit");

@@ -687,11 +687,12 @@ fn accept(tx: &Connection, inbound: &Inbound) -> Result<Accepted, StoreError> {
             ],
         )
         .map_err(sql)?;
-    let (id, state, reply): (i64, String, Option<String>) = query_row(
+    let (id, state, reply, reply_extra): (i64, String, Option<String>, Option<Vec<u8>>) =
+        query_row(
             tx,
-            "SELECT id, state, reply FROM inbox WHERE channel = ?1 AND account = ?2 AND upstream_id = ?3",
+            "SELECT id, state, reply, reply_extra FROM inbox WHERE channel = ?1 AND account = ?2 AND upstream_id = ?3",
             params![inbound.channel, inbound.account, inbound.upstream_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(sql)?;
     Ok(Accepted {
@@ -699,6 +700,7 @@ fn accept(tx: &Connection, inbound: &Inbound) -> Result<Accepted, StoreError> {
         duplicate: inserted == 0,
         state: parse_state(&state)?,
         reply,
+        reply_extra,
     })
 }
 
@@ -758,9 +760,9 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
         exec(
             tx,
             "UPDATE inbox SET state = 'answered', reply = ?1,
-                 session_key = COALESCE(?2, session_key), answered_at = ?3
+                 session_key = COALESCE(?2, session_key), answered_at = ?3, reply_extra = ?5
              WHERE id = ?4",
-            params![turn.reply, key, now_ms() as i64, id],
+            params![turn.reply, key, now_ms() as i64, id, turn.reply_extra],
         )
         .map_err(sql)?;
     }

@@ -29,6 +29,7 @@ async fn message(
                 session: None,
                 entries: vec![],
                 reply: Some("r".into()),
+                reply_extra: None,
             })
             .await
             .expect("answer");
@@ -166,6 +167,7 @@ async fn transcript_of(store: &Store, key: &str, entries: Vec<TranscriptEntry>, 
             }),
             entries,
             reply: None,
+            reply_extra: None,
         })
         .await
         .expect("commit");
@@ -270,6 +272,7 @@ async fn transcripts_lose_only_old_entries_no_context_uses() {
             }),
             entries: vec![old_entry(0, 7)],
             reply: None,
+            reply_extra: None,
         })
         .await
         .expect("commit");
