@@ -339,6 +339,12 @@ impl Actor for Session {
                         state.next(&myself).await;
                         state.stop_if_one_off(&myself);
                     }
+                    // After a refusal as too long the turn has ended on purpose: the
+                    // compaction it waits for tries it again.
+                    None if state
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.too_long == Some(false)) => {}
                     None => state.turn_lost(&myself, attempt),
                 }
             }

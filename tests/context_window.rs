@@ -178,12 +178,27 @@ async fn a_refusal_as_too_long_compacts_and_retries_once() {
 
 #[tokio::test]
 async fn anthropics_refusal_as_too_long_compacts_and_retries_too() {
+    anthropic_refusals_compact_and_retry(Duration::ZERO).await;
+}
+
+/// With a slow summary model the refused turn waits for its compaction: the end of the
+/// refused turn is not a lost turn to retry at once with the same, too long context.
+#[tokio::test]
+async fn a_refusal_waits_for_a_slow_summary_before_its_one_retry() {
+    anthropic_refusals_compact_and_retry(Duration::from_millis(400)).await;
+}
+
+async fn anthropic_refusals_compact_and_retry(summary_delay: Duration) {
     let fake = AnthropicFake::start_with(anthropic::Knobs {
         context_limit: Some(3_000),
         ..anthropic::Knobs::default()
     });
     // Summaries from a model that writes short ones (the Anthropic fake echoes).
-    let summarizer = OpenAiFake::start().await;
+    let summarizer = OpenAiFake::start_with(pincer_fakes::openai::Knobs {
+        first_token_delay: summary_delay,
+        ..Default::default()
+    })
+    .await;
     for k in 0..20 {
         summarizer.script(Script::text(format!("Summary {k}.")));
     }
