@@ -32,6 +32,7 @@ pub use pincer_channels::{Delivery, HandedTo, Links, Outbox, Waiter};
 
 use crate::readiness::Probe;
 use crate::router::RouterMsg;
+use crate::session::keeper::{self, Keeper};
 use crate::status::Status;
 
 /// Sessions one account may hold at once.
@@ -107,6 +108,9 @@ pub struct Account {
     pub sessions: SupervisorHandle,
     /// Where replies for this account go.
     pub outbox: Outbox,
+    /// Its sessions' deadlines, gate and count of hibernated ones (kept by the
+    /// `deadlines` child of `sessions`).
+    pub keeper: Arc<Keeper>,
 }
 
 /// The running accounts, by id. Filled by whoever starts accounts (the tree at start,
@@ -205,9 +209,13 @@ pub fn account_spec(
     };
     // Sessions are independent conversations: one crashing often must not end the others,
     // so their supervisor tolerates many restarts.
-    let (sessions_spec, sessions) = SupervisorSpec::dynamic(MAX_SESSIONS)
+    // Its first child keeps the deadlines of them all (one task, not two timers each).
+    let keeper = Keeper::new(id);
+    let (sessions_spec, sessions) = SupervisorSpec::dynamic(MAX_SESSIONS + 1)
         .intensity(Intensity::new(1000, Duration::from_secs(10)))
+        .child(keeper::spec(&keeper, &ctx.store))
         .into_child_spec("sessions");
+    keeper.set_sessions(sessions.clone());
     // A link that dies (a chaos kill, a panic on upstream garbage) comes back at once at
     // first, then a little later each time, so a crash loop cannot spin; the account
     // tolerates that many link restarts without restarting its sessions.
@@ -228,6 +236,7 @@ pub fn account_spec(
         id: id.to_string(),
         sessions,
         outbox,
+        keeper,
     };
     Some((spec, account))
 }

@@ -22,6 +22,7 @@ use pincer_config::live::View;
 use pincer_store::Store;
 
 use crate::channel::Accounts;
+use crate::session::gate::Offer;
 use crate::session::{self, SessionCtx, SessionMsg};
 use crate::status::Status;
 use pincer_core::now_ms;
@@ -165,23 +166,49 @@ async fn route(ctx: &RouterCtx, entry: InboxEntry) {
         });
     }
     let child = pincer_core::session_key::child_id(&key);
-    let entry = Box::new(entry);
-    let entry = match account.sessions.get(&child) {
-        Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry)) {
-            Ok(()) => return,
-            Err(ractor::MessagingErr::SendErr(SessionMsg::Deliver(entry))) => entry,
-            Err(_) => return,
-        },
-        None => entry,
-    };
     let sessions = SessionCtx {
         outbox: account.outbox.clone(),
+        keeper: account.keeper.clone(),
         ..ctx.sessions.clone()
     };
-    let spec = || session::spec(&sessions, &key, &agent, &entry.inbound.channel, &account.id);
-    match account.sessions.get_or_start(&child, spec).await {
-        Ok(cell) => {
-            let _ = ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry));
+    let channel = entry.inbound.channel.clone();
+    let spec = {
+        let (sessions, key, agent, account) = (sessions.clone(), key.clone(), agent.clone(), account.id.clone());
+        move || session::spec(&sessions, &key, &agent, &channel, &account)
+    };
+    // Through the gate: a session on its way out (hibernating, expiring) holds the
+    // message for its next instance instead of taking it into a mailbox about to close.
+    let gate = &account.keeper.gate;
+    let offer = |entry| {
+        gate.offer(&key, entry, |entry| match account.sessions.get(&child) {
+            Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry)) {
+                Ok(()) => Ok(()),
+                Err(ractor::MessagingErr::SendErr(SessionMsg::Deliver(entry))) => Err(entry),
+                // Not a message we sent back: nothing to keep (the inbox still has it).
+                Err(_) => Ok(()),
+            },
+            None => Err(entry),
+        })
+    };
+    let entry = match offer(Box::new(entry)) {
+        Offer::Sent | Offer::Held { wake: false } => return,
+        Offer::Held { wake: true } => {
+            // The instance that was leaving is gone (killed): start the next one.
+            account.keeper.wake(Arc::from(key.as_str()), spec);
+            return;
+        }
+        Offer::NotRunning(entry) => entry,
+    };
+    match account.sessions.get_or_start(&child, spec.clone()).await {
+        Ok(_) => {
+            // Through the gate again: the new instance may already be on its way out.
+            match offer(entry) {
+                Offer::Held { wake: true } => account.keeper.wake(Arc::from(key.as_str()), spec),
+                Offer::NotRunning(_) => {
+                    tracing::debug!(session = %key, "Session stopped as it started; the inbox entry waits for the next sweep.")
+                }
+                _ => {}
+            }
         }
         Err(error) => {
             tracing::warn!(session = %key, %error, "Cannot start session; the inbox entry waits for the next sweep.");

@@ -7,18 +7,27 @@
 //! on the way: a dead turn is started again, and a dead session's entries come back
 //! through the router's sweep.
 //!
-//! Two timers end the conversation's context: idle (reset by every message) and max age
+//! Two deadlines end the conversation's context: idle (reset by every message) and max age
 //! (from the context's start; 0 = off). The session then stops; its row and transcript stay
 //! in the store, and the next message starts a fresh context.
+//!
+//! A session quiet for `sessions.hibernateAfter` with nothing in hand (no turn, no queued
+//! message, no question waiting for `/approve`, no compaction) hibernates: its row is
+//! saved as hibernated and the actor stops; its next message starts it again from the
+//! row (context, turns, timers). Its deadlines are kept by its account's [`keeper`], not
+//! by a timer of its own; the [`gate`] makes the stop safe against a racing message.
 
 pub mod commands;
 mod compact;
 pub mod context;
+pub mod gate;
+pub mod keeper;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pincer_actors::{ChildSpec, Restart, Scope, Timer};
+use pincer_actors::{ChildSpec, Restart, Scope};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
@@ -26,9 +35,10 @@ use pincer_config::live::View;
 use pincer_core::metrics::Counter;
 use pincer_core::metrics::catalog::Catalog;
 use pincer_core::{Role, ToolRecord, TranscriptEntry, now_ms};
-use pincer_store::{CommitTurn, InboxEntry, InboxState, SessionRow, Store};
+use pincer_store::{CommitTurn, InboxEntry, InboxState, Rest, SessionRow, Store};
 
 use context::{Context, Summary};
+use keeper::Keeper;
 
 use crate::agent::turn::{Approval, Step, TurnCtx};
 use crate::agent::{self, Agents, TurnEvent, TurnRequest};
@@ -52,6 +62,9 @@ const MAX_ATTEMPTS: u32 = 6;
 /// First pause before a turn is tried again; doubled each time.
 const RETRY_DELAY: Duration = Duration::from_millis(25);
 
+/// A busy session whose deadline came looks again this much later (its work ends first).
+const BUSY_RECHECK: Duration = Duration::from_secs(1);
+
 /// Messages of a session.
 #[derive(Debug)]
 pub enum SessionMsg {
@@ -69,8 +82,11 @@ pub enum SessionMsg {
         /// The attempt to start.
         attempt: u32,
     },
-    /// A timer fired.
-    Expired(Expiry),
+    /// Its next deadline came (idle, max age or hibernation): the keeper says so.
+    Due,
+    /// The last step of hibernating or expiring, sent to itself behind every message that
+    /// was in its mailbox when its gate closed.
+    Close,
     /// A compaction ended: the summary of the context up to `through`, or why not.
     Compacted {
         /// The last sequence number summarized.
@@ -85,20 +101,20 @@ pub enum SessionMsg {
     },
 }
 
-/// Which timer fired.
+/// Why a session is on its way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
-    /// No message for the idle time.
-    Idle,
-    /// The context reached its max age.
-    MaxAge,
+pub enum Closing {
+    /// Quiet for `sessions.hibernateAfter`: it rests in the store.
+    Hibernate,
+    /// Its context ended (idle or max age).
+    Expired,
 }
 
-impl std::fmt::Display for Expiry {
+impl std::fmt::Display for Closing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Expiry::Idle => "idle",
-            Expiry::MaxAge => "max age",
+            Closing::Hibernate => "hibernating",
+            Closing::Expired => "context ended",
         })
     }
 }
@@ -119,6 +135,8 @@ pub struct SessionCtx {
     pub outbox: Outbox,
     /// Metrics.
     pub catalog: Catalog,
+    /// Its account's deadlines, gate and count of hibernated sessions.
+    pub keeper: Arc<Keeper>,
 }
 
 /// The session actor.
@@ -160,8 +178,12 @@ pub struct SessionState {
     next_seq: i64,
     /// Tools' questions waiting for `/approve`, by id.
     questions: HashMap<String, Approval>,
-    idle: Timer,
-    max_age: Timer,
+    /// Itself, for the keeper to tell when its deadline comes.
+    me: ActorRef<SessionMsg>,
+    /// Its key, as the keeper's queue and the gate hold it.
+    key: Arc<str>,
+    /// On its way out: every message now waits in the gate for the next instance.
+    closing: Option<Closing>,
 }
 
 /// The entry being answered.
@@ -220,7 +242,18 @@ impl Actor for Session {
         );
         let now = now_ms();
         let last_seq = store.last_seq(&args.key).await?;
-        let row = match store.session(&args.key).await? {
+        let found = store.session_at_rest(&args.key).await?;
+        if let Some((_, Rest::Hibernated)) = &found {
+            // Woken: its row is live again, and the count follows what the store did (an
+            // expiry pass may have ended it first).
+            let (store, key, keeper) = (store.clone(), args.key.clone(), args.ctx.keeper.clone());
+            tokio::spawn(async move {
+                if let Ok(true) = store.set_rest(&key, Rest::Hibernated, Rest::Live).await {
+                    keeper.woke();
+                }
+            });
+        }
+        let row = match found.map(|(row, _)| row) {
             Some(row) if !expired(&row, now) => row,
             // A new session, or one whose context ended while it was stopped.
             found => SessionRow {
@@ -241,11 +274,10 @@ impl Actor for Session {
             },
         };
         let context = load_context(store, &row).await?;
-        let idle = Timer::new(&args.scope, myself.clone(), || {
-            SessionMsg::Expired(Expiry::Idle)
-        });
-        let max_age = Timer::new(&args.scope, myself, || SessionMsg::Expired(Expiry::MaxAge));
-        let state = SessionState {
+        let key: Arc<str> = Arc::from(args.key.as_str());
+        // Messages that came while its previous instance was leaving.
+        let held = args.ctx.keeper.gate.reopen(&key);
+        let mut state = SessionState {
             turns_total: args.ctx.catalog.turns_of(&row.agent),
             ctx: args.ctx,
             scope: args.scope,
@@ -259,11 +291,51 @@ impl Actor for Session {
             current: None,
             next_seq: last_seq + 1,
             questions: HashMap::new(),
-            idle,
-            max_age,
+            me: myself,
+            key,
+            closing: None,
         };
+        for entry in held {
+            if state.known.insert(entry.id) {
+                state.queue.push_back(entry);
+            }
+        }
         state.arm_timers();
         Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        if !state.queue.is_empty() {
+            state.row.last_active_ms = now_ms();
+            state.arm_timers();
+            state.next(&myself).await;
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        let keeper = &state.ctx.keeper;
+        // Its deadline, unless a newer instance set one already.
+        if keeper
+            .deadlines
+            .get(&state.key)
+            .is_some_and(|(_, at)| at.get_id() == state.me.get_id())
+        {
+            keeper.deadlines.remove(&state.key);
+        }
+        if state.closing.is_some() && keeper.gate.claim_wake(&state.key) {
+            let spec = state.respawn();
+            keeper.wake(state.key.clone(), spec);
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -273,6 +345,10 @@ impl Actor for Session {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            SessionMsg::Deliver(entry) if state.closing.is_some() => {
+                // Cast before the gate closed: it waits for the next instance.
+                state.ctx.keeper.gate.hold(&state.key, *entry);
+            }
             SessionMsg::Deliver(entry) => {
                 // A new message beyond the queue's bound is refused: its sender hears
                 // "busy" and may try again. Messages resumed from the inbox (routed
@@ -370,18 +446,8 @@ impl Actor for Session {
                     state.notice(text, None);
                 }
             }
-            SessionMsg::Expired(which) => {
-                let now = now_ms();
-                if state.current.is_some() || !state.queue.is_empty() {
-                    // Busy: a long turn does not end its own conversation.
-                    state.arm_timers();
-                } else if expired(&state.row, now) {
-                    tracing::debug!(session = %state.row.key, timer = %which, "Session context ended.");
-                    myself.stop(Some(format!("{which} timer expired")));
-                } else {
-                    state.arm_timers(); // moved by an extension
-                }
-            }
+            SessionMsg::Due => state.due(&myself),
+            SessionMsg::Close => state.close(&myself).await,
         }
         Ok(())
     }
@@ -886,22 +952,109 @@ impl SessionState {
             && self.queue.is_empty()
             && pincer_core::session_key::is_one_off(&self.row.key)
         {
+            self.ctx.keeper.deadlines.remove(&self.key);
             myself.stop(Some("one-off session answered".into()));
         }
     }
 
+    /// Sets its next deadline in the keeper's queue: the earliest of idle, max age and
+    /// hibernation.
     fn arm_timers(&self) {
-        let now = now_ms();
-        let idle_at = self.row.last_active_ms.saturating_add(self.row.idle_ms);
-        self.idle
-            .arm(Duration::from_millis(idle_at.saturating_sub(now)));
-        if self.row.max_age_ms > 0 {
-            let max_at = self.row.created_at_ms.saturating_add(self.row.max_age_ms);
-            self.max_age
-                .arm(Duration::from_millis(max_at.saturating_sub(now)));
-        } else {
-            self.max_age.cancel();
+        let at = self.row.expires_at_ms().min(self.rests_at());
+        self.arm_at(at);
+    }
+
+    fn arm_at(&self, at_ms: u64) {
+        let after = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+        self.ctx
+            .keeper
+            .deadlines
+            .set(self.key.clone(), Instant::now() + after, self.me.clone());
+    }
+
+    /// When it may hibernate if nothing happens before.
+    fn rests_at(&self) -> u64 {
+        let after = millis(self.ctx.config.current().sessions.hibernate_after);
+        self.row.last_active_ms.saturating_add(after)
+    }
+
+    /// Whether it has something in hand that its actor must keep.
+    fn busy(&self) -> bool {
+        self.current.is_some()
+            || !self.queue.is_empty()
+            || !self.questions.is_empty()
+            || self.compacting
+    }
+
+    /// Its deadline came: it ends, rests, looks again once its work is done, or (the
+    /// deadline moved by a message or an extension) waits for the new one.
+    fn due(&mut self, myself: &ActorRef<SessionMsg>) {
+        if self.closing.is_some() {
+            return;
         }
+        let now = now_ms();
+        if self.busy() {
+            // A long turn does not end or rest its own conversation.
+            self.arm_at(now.saturating_add(millis(BUSY_RECHECK)).max(self.rests_at()));
+            return;
+        }
+        let why = if expired(&self.row, now) {
+            Closing::Expired
+        } else if now >= self.rests_at() {
+            Closing::Hibernate
+        } else {
+            return self.arm_timers();
+        };
+        // From here on the router holds its messages in the gate; those already in the
+        // mailbox come before `Close` and are moved there too.
+        self.closing = Some(why);
+        self.ctx.keeper.deadlines.remove(&self.key);
+        self.ctx
+            .keeper
+            .gate
+            .close(self.key.clone(), myself.get_cell());
+        let _ = myself.cast(SessionMsg::Close);
+    }
+
+    /// The last step out: the row is saved in the state it rests in, then the actor stops
+    /// (its `post_stop` wakes the next instance if a message came meanwhile).
+    async fn close(&mut self, myself: &ActorRef<SessionMsg>) {
+        let Some(why) = self.closing else {
+            return;
+        };
+        let rest = match why {
+            Closing::Hibernate => Rest::Hibernated,
+            Closing::Expired => Rest::Ended,
+        };
+        match self.ctx.store.save_session_as(self.row.clone(), rest).await {
+            Ok(()) => {
+                if why == Closing::Hibernate {
+                    self.ctx.keeper.rested(self.row.expires_at_ms());
+                }
+                tracing::debug!(session = %self.row.key, ?why, "Session stops.");
+                myself.stop(Some(format!("{why:?}")));
+            }
+            Err(error) if why == Closing::Hibernate => {
+                // It cannot rest: it stays, with what came meanwhile, and tries later.
+                tracing::warn!(session = %self.row.key, %error, "Cannot hibernate; the session stays live.");
+                self.closing = None;
+                for entry in self.ctx.keeper.gate.reopen(&self.key) {
+                    if self.known.insert(entry.id) {
+                        self.queue.push_back(entry);
+                    }
+                }
+                self.arm_at(now_ms().saturating_add(millis(BUSY_RECHECK)));
+                self.next(myself).await;
+            }
+            // Ended either way: its time is past, whatever the row says.
+            Err(_) => myself.stop(Some(format!("{why:?}"))),
+        }
+    }
+
+    /// How to start its next instance.
+    fn respawn(&self) -> impl FnOnce() -> ChildSpec + Send + 'static {
+        let (ctx, row) = (self.ctx.clone(), self.row.clone());
+        move || spec(&ctx, &row.key, &row.agent, &row.channel, &row.account)
     }
 }
 

@@ -295,6 +295,8 @@ impl Topology {
             turns: self.turn_ctx(),
             outbox: Default::default(),
             catalog: self.inner.catalog.clone(),
+            // Each account's own, set where its sessions start (the router).
+            keeper: crate::session::keeper::Keeper::new(""),
         }
     }
 

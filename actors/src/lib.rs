@@ -94,6 +94,7 @@
 pub mod addr;
 pub mod backoff;
 pub mod child_spec;
+pub mod deadlines;
 pub mod registry;
 pub mod scope;
 pub mod supervisor;
@@ -102,6 +103,7 @@ pub mod timer;
 
 pub use addr::Addr;
 pub use backoff::Backoff;
+pub use deadlines::Deadlines;
 pub use child_spec::{
     ChildKind, ChildSpec, Restart, Shutdown, StartCtx, StartError, StartFn, Started,
 };

@@ -41,6 +41,9 @@ struct Entry {
     last_error: Option<String>,
     started: Option<(SystemTime, Instant)>,
     cell: Option<ActorCell>,
+    /// Named counts its owner publishes (a supervisor's children kept outside the tree);
+    /// boxed so that the many records without any stay small.
+    counts: Option<Box<BTreeMap<&'static str, u64>>>,
 }
 
 /// Where an actor is in its life.
@@ -89,6 +92,10 @@ pub struct ActorRecord {
     pub started_at_ms: Option<u64>,
     /// How long the current instance has been running, in milliseconds.
     pub uptime_ms: Option<u64>,
+    /// Named counts published for this path (e.g. a `sessions` supervisor's hibernated
+    /// sessions, which are rows in a store, not actors); see [`Registry::set_count`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 /// All records of a tree, sorted by path, as of one moment.
@@ -330,6 +337,7 @@ impl Registry {
                 last_error: None,
                 started: None,
                 cell: None,
+                counts: None,
             });
             entry.kind = kind;
             entry.restart = restart;
@@ -411,6 +419,18 @@ impl Registry {
                 entries.remove(&path);
             }
             changed
+        });
+    }
+
+    /// Publishes a named count for `path` (shown with its record in snapshots and trees);
+    /// watchers wake only when the value changes. Nothing happens for an unknown path.
+    pub fn set_count(&self, path: &str, name: &'static str, value: u64) {
+        self.write_if(|entries| {
+            let Some(entry) = entries.get_mut(path) else {
+                return false;
+            };
+            let counts = entry.counts.get_or_insert_with(Box::default);
+            counts.insert(name, value) != Some(value)
         });
     }
 
@@ -502,6 +522,7 @@ impl Entry {
                 let up = mono.saturating_duration_since(since);
                 u64::try_from(up.as_millis()).unwrap_or(u64::MAX)
             }),
+            counts: self.counts.as_deref().cloned().unwrap_or_default(),
         }
     }
 }

@@ -142,13 +142,23 @@ pub struct SessionDefaults {
     /// Hard cap on a session's age from its creation; 0 means no cap. Default 0.
     #[serde(deserialize_with = "duration::hours::deserialize")]
     pub max_age_hours: Duration,
+    /// Quiet time after which a session's actor stops and its state rests in the store
+    /// until its next message (its timers keep running there). Seconds, or a duration
+    /// string. Default 5 minutes. Only in `[sessions]`.
+    #[serde(deserialize_with = "duration::seconds::deserialize")]
+    pub hibernate_after: Duration,
 }
+
+/// Default of `sessions.hibernateAfter`: a conversation that goes on keeps its actor
+/// between turns, and one left for five minutes costs a store row instead of memory.
+const HIBERNATE_AFTER: Duration = Duration::from_secs(300);
 
 impl Default for SessionDefaults {
     fn default() -> Self {
         Self {
             idle_hours: Duration::from_secs(24 * 3600),
             max_age_hours: Duration::ZERO,
+            hibernate_after: HIBERNATE_AFTER,
         }
     }
 }
@@ -171,6 +181,7 @@ impl SessionDefaults {
         Self {
             idle_hours: overrides.idle_hours.unwrap_or(self.idle_hours),
             max_age_hours: overrides.max_age_hours.unwrap_or(self.max_age_hours),
+            ..self
         }
     }
 }

@@ -27,6 +27,14 @@ pub(super) fn validate(
             .unwrap_or_default()
     };
 
+    if config.sessions.hibernate_after.is_zero() {
+        errors.push(format!(
+            "sessions.hibernateAfter{}: must be longer than 0s (a session would stop between \
+             every two messages)",
+            at(&["sessions", "hibernateAfter"])
+        ));
+    }
+
     let marked: Vec<&String> = config
         .agents
         .iter()

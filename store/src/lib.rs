@@ -29,7 +29,7 @@ pub use health::StoreHealth;
 pub use lock::{LockError, StoreLock, lock, lock_path};
 use pincer_core::{Inbound, TranscriptEntry};
 pub use prune::{BATCH as PRUNE_BATCH, PrunePass, Totals as Pruned, pause_after as prune_pause};
-pub use records::{InboxEntry, InboxState, SecretAccess, SessionRow};
+pub use records::{InboxEntry, InboxState, Rest, SecretAccess, SessionFilter, SessionRow};
 use writer::Request;
 
 /// Requests waiting for the writer before senders wait too (back-pressure).
@@ -199,9 +199,35 @@ impl Store {
         self.request(|r| Request::Refuse(inbox_id, r)).await
     }
 
-    /// Saves a session row (timers, context start, turns).
+    /// Saves a session row (timers, context start, turns) of a live session.
     pub async fn save_session(&self, row: SessionRow) -> Result<(), StoreError> {
-        self.request(|r| Request::SaveSession(Box::new(row), r))
+        self.save_session_as(row, Rest::Live).await
+    }
+
+    /// Saves a session row and leaves it in state `rest` (a hibernating session's last
+    /// write is `Rest::Hibernated`).
+    pub async fn save_session_as(&self, row: SessionRow, rest: Rest) -> Result<(), StoreError> {
+        self.request(|r| Request::SaveSession(Box::new(row), rest, r))
+            .await
+    }
+
+    /// Moves session `key` from state `from` to `to`; false if it was not in `from`.
+    pub async fn set_rest(&self, key: &str, from: Rest, to: Rest) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.request(|r| Request::SetRest(key, from, to, r)).await
+    }
+
+    /// Ends at most `limit` hibernated sessions of `account` whose time is past at
+    /// `now_ms`, without waking them. Returns how many, and the earliest expiry of the
+    /// hibernated sessions left.
+    pub async fn expire_hibernated(
+        &self,
+        account: &str,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<(u64, Option<u64>), StoreError> {
+        let account = account.to_string();
+        self.request(|r| Request::ExpireRest(account, now_ms, limit, r))
             .await
     }
 
@@ -488,6 +514,106 @@ impl Store {
         .await
     }
 
+    /// A session row and the state it rests in.
+    pub async fn session_at_rest(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SessionRow, Rest)>, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("{SESSION_COLUMNS}, state FROM sessions WHERE key = ?1"))
+                .and_then(|mut s| {
+                    s.query_row(params![key], |r| {
+                        let rest: String = r.get(11)?;
+                        Ok((session_row(r)?, Rest::parse(&rest).unwrap_or(Rest::Hibernated)))
+                    })
+                    .optional()
+                })
+                .map_err(sql)
+        })
+        .await
+    }
+
+    /// A page of session rows in key order, after `after` (exclusive), at most `limit`,
+    /// with the state each rests in. An agent filter is a range of keys (keys begin with
+    /// the agent), so it never scans other agents' rows.
+    pub async fn sessions_page(
+        &self,
+        filter: SessionFilter,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(SessionRow, Rest)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let (from, to) = match &filter.agent {
+                Some(agent) => (format!("agent:{agent}:"), format!("agent:{agent}:\u{10FFFF}")),
+                None => (String::new(), "\u{10FFFF}".to_string()),
+            };
+            let from = match after {
+                Some(after) if after >= from => after,
+                _ => from,
+            };
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "{SESSION_COLUMNS}, state FROM sessions
+                     WHERE key > ?1 AND key < ?2 AND (?3 IS NULL OR channel = ?3)
+                       AND (?4 IS NULL OR account = ?4) AND (?5 IS NULL OR state = ?5)
+                     ORDER BY key LIMIT ?6"
+                ))
+                .map_err(sql)?;
+            let state = filter.state.map(Rest::as_str);
+            let rows = stmt
+                .query_map(
+                    params![from, to, filter.channel, filter.account, state, limit],
+                    |r| {
+                        let rest: String = r.get(11)?;
+                        Ok((session_row(r)?, Rest::parse(&rest).unwrap_or(Rest::Hibernated)))
+                    },
+                )
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
+    }
+
+    /// How many sessions of `account` are hibernated, and the earliest time one of them
+    /// ends: what an account's keeper starts from (one indexed count, no rows loaded).
+    pub async fn hibernated_of(&self, account: &str) -> Result<(u64, Option<u64>), StoreError> {
+        let account = account.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT COUNT(*), MIN(expires_at) FROM sessions
+                 WHERE account = ?1 AND state = 'hibernated'",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![account], |r| {
+                    let n: i64 = r.get(0)?;
+                    let next: Option<i64> = r.get(1)?;
+                    Ok((
+                        u64::try_from(n).unwrap_or(0),
+                        next.map(|n| u64::try_from(n).unwrap_or(0)),
+                    ))
+                })
+            })
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// Keys of `account`'s sessions stored as live: after a crash or a restart of the
+    /// account's sessions, those without an actor are hibernated again.
+    pub async fn live_keys(&self, account: &str) -> Result<Vec<String>, StoreError> {
+        let account = account.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT key FROM sessions WHERE account = ?1 AND state = 'live'")
+                .map_err(sql)?;
+            let rows = stmt.query_map(params![account], |r| r.get(0)).map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
+    }
+
     /// A session's whole transcript (all contexts), with sequence numbers.
     pub async fn transcript(&self, key: &str) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
         self.transcript_from(key, 0).await
@@ -591,8 +717,15 @@ impl Store {
     }
 }
 
-const SESSION_SELECT: &str = "SELECT key, agent, channel, account, created_at, last_active, \
-     idle_ms, max_age_ms, context_from, turns, summary_seq FROM sessions";
+macro_rules! session_columns {
+    () => {
+        "SELECT key, agent, channel, account, created_at, last_active, idle_ms, max_age_ms, \
+         context_from, turns, summary_seq"
+    };
+}
+/// The columns of a [`SessionRow`], in [`session_row`]'s order.
+const SESSION_COLUMNS: &str = session_columns!();
+const SESSION_SELECT: &str = concat!(session_columns!(), " FROM sessions");
 
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())

@@ -62,6 +62,65 @@ pub struct SessionRow {
     pub summary_seq: i64,
 }
 
+impl SessionRow {
+    /// When the context ends at the latest: the earlier of the idle and max-age deadlines,
+    /// ms since the Unix epoch.
+    pub fn expires_at_ms(&self) -> u64 {
+        let idle = self.last_active_ms.saturating_add(self.idle_ms);
+        if self.max_age_ms > 0 {
+            idle.min(self.created_at_ms.saturating_add(self.max_age_ms))
+        } else {
+            idle
+        }
+    }
+}
+
+/// Where a session is: held by an actor, resting in the store, or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rest {
+    /// An actor holds it (or held it when the process ended).
+    Live,
+    /// Its state is only in the store; its next message revives it.
+    Hibernated,
+    /// Its context expired; the next message starts a new one.
+    Ended,
+}
+
+impl Rest {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Hibernated => "hibernated",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// The state a stored word names.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "live" => Some(Self::Live),
+            "hibernated" => Some(Self::Hibernated),
+            "ended" => Some(Self::Ended),
+            _ => None,
+        }
+    }
+}
+
+/// Which session rows a page lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Only this agent's.
+    pub agent: Option<String>,
+    /// Only this channel kind's.
+    pub channel: Option<String>,
+    /// Only this account's.
+    pub account: Option<String>,
+    /// Only those in this state.
+    pub state: Option<Rest>,
+}
+
 /// One row of the secrets access trail: which actor asked for which ref, when, and what it
 /// got. Never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -87,6 +87,19 @@ ALTER TABLE sessions ADD COLUMN summary_seq INTEGER NOT NULL DEFAULT 0;
 -- tools), as the channel encoded it: a retry with the same idempotency key gets it again.
 ALTER TABLE inbox ADD COLUMN reply_extra BLOB;
 "#,
+    r#"
+-- Hibernation: `live` while an actor holds the session, `hibernated` while its state is
+-- only here, `ended` once its context expired; `expires_at` is when it ends (the earlier
+-- of idle and max age), so ending hibernated sessions is an indexed range per account,
+-- never a load of every row. Rows from before are hibernated (no actor runs at a
+-- migration); those already past their time are ended by the first expiry pass.
+ALTER TABLE sessions ADD COLUMN state TEXT NOT NULL DEFAULT 'hibernated';
+ALTER TABLE sessions ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET expires_at = CASE
+    WHEN max_age_ms > 0 AND created_at + max_age_ms < last_active + idle_ms
+    THEN created_at + max_age_ms ELSE last_active + idle_ms END;
+CREATE INDEX sessions_rest ON sessions (account, state, expires_at);
+"#,
 ];
 
 /// Opens settings every connection needs.

@@ -31,7 +31,7 @@ use super::health::StoreHealth;
 use pincer_core::{Inbound, TranscriptEntry, now_ms};
 
 use super::prune::{self, PrunePass};
-use super::records::{InboxState, SessionRow};
+use super::records::{InboxState, Rest, SessionRow};
 use super::{Accepted, CommitTurn, Committed, StoreError, files, schema};
 
 /// Most requests committed in one transaction.
@@ -52,7 +52,13 @@ pub(crate) enum Request {
     MarkDelivered(i64, Reply<()>),
     /// Removes a pending entry its session refused.
     Refuse(i64, Reply<()>),
-    SaveSession(Box<SessionRow>, Reply<()>),
+    /// A session row, with the state it is left in.
+    SaveSession(Box<SessionRow>, Rest, Reply<()>),
+    /// (key, from, to): moves a session between states if it is in `from`.
+    SetRest(String, Rest, Rest, Reply<bool>),
+    /// (account, now, limit): ends hibernated sessions past their time; how many, and the
+    /// earliest time of those left.
+    ExpireRest(String, u64, usize, Reply<(u64, Option<u64>)>),
     /// (account, key, value): `None` deletes.
     PutMeta(String, String, Option<String>, Reply<()>),
     /// Rows of the secrets access trail.
@@ -524,6 +530,8 @@ fn in_savepoint(
 enum Outcome {
     Accepted(Accepted),
     Committed(Committed),
+    Changed(bool),
+    Expired(u64, Option<u64>),
     Done,
 }
 
@@ -568,9 +576,44 @@ impl Request {
                 .map_err(sql)?;
                 Ok(Outcome::Done)
             }
-            Self::SaveSession(row, _) => {
-                save_session(tx, row)?;
+            Self::SaveSession(row, rest, _) => {
+                save_session(tx, row, *rest)?;
                 Ok(Outcome::Done)
+            }
+            Self::SetRest(key, from, to, _) => {
+                let changed = exec(
+                    tx,
+                    "UPDATE sessions SET state = ?1 WHERE key = ?2 AND state = ?3",
+                    params![to.as_str(), key, from.as_str()],
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Changed(changed > 0))
+            }
+            Self::ExpireRest(account, now, limit, _) => {
+                let now = i64::try_from(*now).unwrap_or(i64::MAX);
+                let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+                // A bounded batch, so one pass never holds the writer long; the keeper
+                // comes back at once while some are left past their time.
+                let ended = exec(
+                    tx,
+                    "UPDATE sessions SET state = 'ended' WHERE rowid IN (
+                         SELECT rowid FROM sessions
+                         WHERE account = ?1 AND state = 'hibernated' AND expires_at <= ?2
+                         ORDER BY expires_at LIMIT ?3)",
+                    params![account, now, limit],
+                )
+                .map_err(sql)?;
+                let next: Option<i64> = query_row(
+                    tx,
+                    "SELECT MIN(expires_at) FROM sessions WHERE account = ?1 AND state = 'hibernated'",
+                    params![account],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Expired(
+                    ended as u64,
+                    next.map(|n| u64::try_from(n).unwrap_or(0)),
+                ))
             }
             Self::PutMeta(account, key, value, _) => {
                 match value {
@@ -626,11 +669,15 @@ impl Request {
         match (self, outcome) {
             (Self::Accept(_, r), Ok(Outcome::Accepted(a))) => drop(r.send(Ok(a))),
             (Self::CommitTurn(_, r), Ok(Outcome::Committed(c))) => drop(r.send(Ok(c))),
+            (Self::SetRest(_, _, _, r), Ok(Outcome::Changed(c))) => drop(r.send(Ok(c))),
+            (Self::ExpireRest(_, _, _, r), Ok(Outcome::Expired(n, next))) => {
+                drop(r.send(Ok((n, next))))
+            }
             (
                 Self::Route(_, _, r)
                 | Self::MarkDelivered(_, r)
                 | Self::Refuse(_, r)
-                | Self::SaveSession(_, r)
+                | Self::SaveSession(_, _, r)
                 | Self::PutMeta(_, _, _, r)
                 | Self::Approve(_, _, _, r)
                 | Self::RecordAccess(_, r),
@@ -648,10 +695,12 @@ impl Request {
             Self::Accept(_, r) => drop(r.send(Err(error))),
             Self::CommitTurn(_, r) => drop(r.send(Err(error))),
             Self::Prune(_, r) => drop(r.send(Err(error))),
+            Self::SetRest(_, _, _, r) => drop(r.send(Err(error))),
+            Self::ExpireRest(_, _, _, r) => drop(r.send(Err(error))),
             Self::Route(_, _, r)
             | Self::MarkDelivered(_, r)
             | Self::Refuse(_, r)
-            | Self::SaveSession(_, r)
+            | Self::SaveSession(_, _, r)
             | Self::PutMeta(_, _, _, r)
             | Self::Approve(_, _, _, r)
             | Self::RecordAccess(_, r) => drop(r.send(Err(error))),
@@ -744,7 +793,8 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
                 row.summary_seq = seq + 1 + i as i64;
             }
         }
-        save_session(tx, &row)?;
+        // A turn is only committed by the actor that holds the session.
+        save_session(tx, &row, Rest::Live)?;
         for entry in &turn.entries {
             seq += 1;
             let blob = encode_entry(entry)?;
@@ -772,15 +822,16 @@ fn commit_turn(tx: &Connection, turn: &CommitTurn) -> Result<Committed, StoreErr
     })
 }
 
-fn save_session(tx: &Connection, row: &SessionRow) -> Result<(), StoreError> {
+fn save_session(tx: &Connection, row: &SessionRow, rest: Rest) -> Result<(), StoreError> {
     exec(
         tx,
         "INSERT INTO sessions (key, agent, channel, account, created_at, last_active, idle_ms,
-                               max_age_ms, context_from, turns, summary_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                               max_age_ms, context_from, turns, summary_seq, state, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (key) DO UPDATE SET agent = ?2, channel = ?3, account = ?4,
              created_at = ?5, last_active = ?6, idle_ms = ?7, max_age_ms = ?8,
-             context_from = ?9, turns = ?10, summary_seq = ?11",
+             context_from = ?9, turns = ?10, summary_seq = ?11, state = ?12,
+             expires_at = ?13",
         params![
             row.key,
             row.agent,
@@ -792,7 +843,9 @@ fn save_session(tx: &Connection, row: &SessionRow) -> Result<(), StoreError> {
             row.max_age_ms as i64,
             row.context_from,
             row.turns as i64,
-            row.summary_seq
+            row.summary_seq,
+            rest.as_str(),
+            i64::try_from(row.expires_at_ms()).unwrap_or(i64::MAX),
         ],
     )
     .map_err(sql)?;

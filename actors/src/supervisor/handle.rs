@@ -141,6 +141,12 @@ impl SupervisorHandle {
             .cloned()
     }
 
+    /// Whether the supervisor still holds child `id`, running or on its way out: once this
+    /// is false after the child stopped, a start of the same id is not refused as taken.
+    pub fn holds(&self, id: &str) -> bool {
+        self.current().is_some() && self.link.index.read().contains_key(id)
+    }
+
     /// The typed reference of the running child `id`.
     pub fn get_ref<M: ractor::Message>(&self, id: &str) -> Option<ActorRef<M>> {
         self.get(id).map(ActorRef::from)
