@@ -124,6 +124,11 @@ impl Accounts {
         self.0.read().get(id).cloned()
     }
 
+    /// Every running account.
+    pub fn all(&self) -> Vec<Account> {
+        self.0.read().values().cloned().collect()
+    }
+
     /// Records `account`.
     pub fn insert(&self, account: Account) {
         self.0.write().insert(account.id.clone(), account);
@@ -209,12 +214,12 @@ pub fn account_spec(
     };
     // Sessions are independent conversations: one crashing often must not end the others,
     // so their supervisor tolerates many restarts.
-    // Its first child keeps the deadlines of them all (one task, not two timers each).
-    let keeper = Keeper::new(id);
-    let (sessions_spec, sessions) = SupervisorSpec::dynamic(MAX_SESSIONS + 1)
+    let (sessions_spec, sessions) = SupervisorSpec::dynamic(MAX_SESSIONS)
         .intensity(Intensity::new(1000, Duration::from_secs(10)))
-        .child(keeper::spec(&keeper, &ctx.store))
         .into_child_spec("sessions");
+    // Beside them, one actor keeps the deadlines of them all (one task, not two timers
+    // each) and ends hibernated ones in the store.
+    let keeper = Keeper::new(id);
     keeper.set_sessions(sessions.clone());
     // A link that dies (a chaos kill, a panic on upstream garbage) comes back at once at
     // first, then a little later each time, so a crash loop cannot spin; the account
@@ -228,6 +233,7 @@ pub fn account_spec(
         .intensity(Intensity::new(100, Duration::from_secs(10)))
         .child(link)
         .child(sessions_spec)
+        .child(keeper::spec(&keeper, &ctx.store))
         .into_child_spec(paths::account_id(kind, id));
     // A whole account that gave up waits before its next try, so readiness shows it.
     let spec = spec.restart(Restart::Permanent).backoff(account_backoff());

@@ -20,9 +20,28 @@ pub struct SessionsArgs {
 /// Subcommands of `pincer sessions`.
 #[derive(Debug, Subcommand)]
 pub enum SessionsAction {
-    /// Every session: key, agent, turns, state, when it was created and last active (UTC).
+    /// Sessions, a page at a time in key order: key, agent, turns, state (live,
+    /// hibernated, ended), when it was created and last active (UTC).
     List {
-        /// Print JSON.
+        /// Sessions per page (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Where to go on: the `next` cursor the previous page printed.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Only this agent's sessions.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only this channel's (web, http, telegram, discord).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only sessions in this state.
+        #[arg(long, value_parser = ["live", "hibernated", "ended"])]
+        state: Option<String>,
+        /// Print JSON (the page as the gateway gives it).
         #[arg(long)]
         json: bool,
     },
@@ -40,8 +59,30 @@ pub enum SessionsAction {
 pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Failure> {
     let client = Client::from_config(config).await?;
     match args.action {
-        SessionsAction::List { json } => {
-            let body = client.get_json("/admin/sessions").await?;
+        SessionsAction::List {
+            limit,
+            cursor,
+            agent,
+            channel,
+            account,
+            state,
+            json,
+        } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (name, value) in [
+                ("cursor", cursor),
+                ("agent", agent),
+                ("channel", channel),
+                ("account", account),
+                ("state", state),
+            ] {
+                if let Some(value) = value {
+                    query.push(format!("{name}={}", encode(&value)));
+                }
+            }
+            let body = client
+                .get_json(&format!("/admin/sessions?{}", query.join("&")))
+                .await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&body)?);
                 return Ok(());
@@ -51,13 +92,7 @@ pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Fail
                 out!("no sessions");
             }
             for s in sessions {
-                let state = if s["running"].as_bool() == Some(true) {
-                    "running"
-                } else if s["expired"].as_bool() == Some(true) {
-                    "expired"
-                } else {
-                    "stopped"
-                };
+                let state = s["state"].as_str().unwrap_or("?");
                 out!(
                     "{}  agent={} turns={} {}  created {}  last active {}",
                     s["key"].as_str().unwrap_or("?"),
@@ -67,6 +102,14 @@ pub async fn run(config: Option<PathBuf>, args: SessionsArgs) -> Result<(), Fail
                     time(&s["created_at"]),
                     time(&s["last_active"]),
                 );
+            }
+            out!(
+                "{} live, {} hibernated in all",
+                body["live"],
+                body["hibernated"]
+            );
+            if let Some(next) = body["next_cursor"].as_str() {
+                out!("more: pincer sessions list --cursor {next}");
             }
         }
         SessionsAction::Show { key, json } => {
@@ -130,7 +173,10 @@ fn tool_line(tool: &Value, entry: &Value) -> String {
 /// The one session whose key is `key` or starts with it; several are an error listing
 /// them, none leaves the gateway's "no session" answer to the caller.
 async fn unique_key(client: &Client, key: &str) -> Result<String, Failure> {
-    let body = client.get_json("/admin/sessions").await?;
+    // The keys that start with it, by the store's key index (at most a page of them).
+    let body = client
+        .get_json(&format!("/admin/sessions?limit=50&prefix={}", encode(key)))
+        .await?;
     let keys: Vec<&str> = body["sessions"]
         .as_array()
         .into_iter()

@@ -10,10 +10,16 @@ use serde_json::{Value, json};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-use super::{ApiError, authenticated, percent_decode};
+use super::{ApiError, authenticated, percent_decode, query_param};
 use crate::config_watcher::ConfigMsg;
 use crate::topology::Topology;
-use pincer_store::SessionRow;
+use pincer_store::{Rest, SessionFilter, SessionRow};
+
+/// Sessions a page lists unless `limit` says otherwise.
+const PAGE_DEFAULT: usize = 100;
+
+/// Sessions a page lists at most: a page is built in memory and sent at once.
+const PAGE_MAX: usize = 1000;
 
 /// How long a config reload may take before the caller is told it timed out.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,6 +105,7 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
         .and(warp::path("sessions"))
         .and(warp::path::end())
         .and(warp::get())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(with_gw.clone())
         .then(list_sessions);
 
@@ -185,12 +192,22 @@ async fn reload_config(gw: Topology) -> warp::reply::Response {
     }
 }
 
-fn session_json(gw: &Topology, row: &SessionRow, now: u64) -> Value {
+fn session_json(gw: &Topology, row: &SessionRow, rest: Option<Rest>, now: u64) -> Value {
     let running = gw.accounts().get(&row.account).is_some_and(|a| {
         a.sessions
             .get(&pincer_core::session_key::child_id(&row.key))
             .is_some()
     });
+    let expired = crate::session::expired(row, now);
+    // What the store says, corrected by what runs: a row is written live a moment after
+    // its actor starts, and one whose time passed is ended even before the keeper says so.
+    let state = match rest {
+        _ if running => "live",
+        _ if expired => "ended",
+        // Live in the store, no actor: its instance died; it rests until its next message.
+        Some(Rest::Live) | None => "hibernated",
+        Some(rest) => rest.as_str(),
+    };
     json!({
         "key": row.key,
         "agent": row.agent,
@@ -201,17 +218,116 @@ fn session_json(gw: &Topology, row: &SessionRow, now: u64) -> Value {
         "idle_ms": row.idle_ms,
         "max_age_ms": row.max_age_ms,
         "turns": row.turns,
+        "state": state,
         "running": running,
-        "expired": crate::session::expired(row, now),
+        "expired": expired,
     })
 }
 
-async fn list_sessions(gw: Topology) -> warp::reply::Response {
-    match gw.store().sessions().await {
-        Ok(rows) => {
+/// A page request of `/admin/sessions`: `limit`, `cursor`, and the filters `agent`,
+/// `channel`, `account`, `prefix` and `state`.
+fn page_request(query: &str) -> Result<(SessionFilter, Option<String>, usize), ApiError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if !["limit", "cursor", "agent", "channel", "account", "prefix", "state"].contains(&name) {
+            return Err(ApiError::param(
+                name,
+                "unsupported_parameter",
+                format!(
+                    "unknown parameter `{name}`; /admin/sessions takes limit, cursor, agent, channel, account, prefix and state"
+                ),
+            ));
+        }
+    }
+    let limit = match query_param(query, "limit") {
+        None => PAGE_DEFAULT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::param(
+                    "limit",
+                    "invalid_value",
+                    format!("limit `{text}` is not a number from 1 to {PAGE_MAX}"),
+                ));
+            }
+        },
+    };
+    let cursor = match query_param(query, "cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(text) => Some(decode_cursor(&text).ok_or_else(|| {
+            ApiError::param(
+                "cursor",
+                "invalid_value",
+                format!("cursor `{text}` is not one this gateway gave (pass `next_cursor` of the previous page)"),
+            )
+        })?),
+    };
+    let state = match query_param(query, "state") {
+        None => None,
+        Some(text) => Some(Rest::parse(&text).ok_or_else(|| {
+            ApiError::param(
+                "state",
+                "invalid_value",
+                format!("state `{text}` is not one of live, hibernated, ended"),
+            )
+        })?),
+    };
+    let filter = SessionFilter {
+        prefix: query_param(query, "prefix").filter(|p| !p.is_empty()),
+        agent: query_param(query, "agent").filter(|a| !a.is_empty()),
+        channel: query_param(query, "channel").filter(|c| !c.is_empty()),
+        account: query_param(query, "account").filter(|a| !a.is_empty()),
+        state,
+    };
+    Ok((filter, cursor, limit))
+}
+
+/// The cursor of a page that ends at `key`: opaque to clients (hex of the key).
+fn encode_cursor(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(text: &str) -> Option<String> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// `GET /admin/sessions`: one page of sessions in key order, with the cursor of the next
+/// page (`null` at the end) and the counts of live and hibernated sessions.
+async fn list_sessions(query: String, gw: Topology) -> warp::reply::Response {
+    let (filter, cursor, limit) = match page_request(&query) {
+        Ok(request) => request,
+        Err(error) => return error.into_reply(),
+    };
+    // One more than the page, to know whether another follows.
+    match gw.store().sessions_page(filter, cursor, limit + 1).await {
+        Ok(mut rows) => {
             let now = pincer_core::now_ms();
-            let sessions: Vec<Value> = rows.iter().map(|r| session_json(&gw, r, now)).collect();
-            ok(json!({"sessions": sessions}))
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next = more
+                .then(|| rows.last().map(|(r, _)| encode_cursor(&r.key)))
+                .flatten();
+            let sessions: Vec<Value> = rows
+                .iter()
+                .map(|(r, rest)| session_json(&gw, r, Some(*rest), now))
+                .collect();
+            let accounts = gw.accounts().all();
+            let live: usize = accounts.iter().map(|a| a.sessions.len()).sum();
+            let hibernated: u64 = accounts.iter().map(|a| a.keeper.hibernated()).sum();
+            ok(json!({
+                "sessions": sessions,
+                "next_cursor": next,
+                "limit": limit,
+                "live": live,
+                "hibernated": hibernated,
+            }))
         }
         Err(e) => ApiError::unavailable(e.to_string()).into_reply(),
     }
@@ -232,7 +348,8 @@ async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
         Ok(t) => t,
         Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
     };
-    let mut body = session_json(&gw, &row, pincer_core::now_ms());
+    let rest = store.session_at_rest(&key).await.ok().flatten().map(|(_, r)| r);
+    let mut body = session_json(&gw, &row, rest, pincer_core::now_ms());
     body["context_from"] = json!(row.context_from);
     body["summary_seq"] = json!(row.summary_seq);
     body["transcript"] = transcript

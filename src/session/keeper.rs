@@ -1,4 +1,4 @@
-//! `deadlines`: the keeper of one account's sessions, a child of its `sessions` supervisor.
+//! `deadlines`: the keeper of one account's sessions, beside its `sessions` supervisor.
 //!
 //! Live sessions do not each hold timer tasks: their next deadline (idle, max age, or
 //! hibernation, whichever comes first) is one entry in the account's [`Deadlines`] queue,
@@ -10,8 +10,9 @@
 //!
 //! The queue, the gate and the count live in [`Keeper`], shared with the router and the
 //! sessions, so they outlive a restart of this actor. When the whole `sessions`
-//! supervisor restarts, its sessions are gone: the keeper's start finds the rows still
-//! marked live without an actor and counts them hibernated again.
+//! supervisor restarts, its sessions are gone: the first deadline that finds no instance
+//! (or the keeper's own start) has the rows still marked live without an actor rest
+//! again, and counts them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -159,12 +160,13 @@ impl Keeper {
     }
 }
 
-/// The keeper's child spec, to declare in the account's `sessions` supervisor.
+/// The keeper's child spec, to declare in the account's supervisor after `sessions`.
 pub fn spec(keeper: &Arc<Keeper>, store: &Store) -> ChildSpec {
     let (keeper, store) = (keeper.clone(), store.clone());
     ChildSpec::new("deadlines", move |start| {
         let path = start.path();
-        let sessions_path = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+        let account = path.rsplit_once('/').map_or("", |(p, _)| p);
+        let sessions_path = pincer_actors::registry::child_path(account, "sessions");
         let args = KeeperArgs {
             keeper: keeper.clone(),
             store: store.clone(),
@@ -187,13 +189,6 @@ impl Actor for KeeperActor {
         _myself: ActorRef<()>,
         args: KeeperArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let keeper = args.keeper.clone();
-        // Deadlines of instances that are gone (the supervisor restarted, or they were
-        // killed) tell no one; messages held for them are still in the inbox.
-        keeper
-            .deadlines
-            .retain(|_, actor| actor.get_status() < ActorStatus::Stopping);
-        keeper.gate.forget_dead();
         let scope = args.scope.clone();
         scope.spawn(run(args));
         Ok(())
@@ -219,11 +214,13 @@ async fn run(args: KeeperArgs) {
         let changed = keeper.changed.notified();
         tokio::select! {
             due = keeper.deadlines.next_due() => {
-                for (key, session) in due {
-                    if session.cast(SessionMsg::Due).is_err() {
-                        // Killed without a word: it rests, as after a crash.
-                        orphaned(&keeper, &store, &key).await;
-                    }
+                let mut orphans = false;
+                for (_, session) in due {
+                    // Killed without a word (or with its whole supervisor): it rests.
+                    orphans |= session.cast(SessionMsg::Due).is_err();
+                }
+                if orphans {
+                    recover(&keeper, &store).await;
                 }
             }
             () = tokio::time::sleep(wait), if next != u64::MAX => {
@@ -235,8 +232,9 @@ async fn run(args: KeeperArgs) {
     }
 }
 
-/// Rows left live by instances that no longer run rest again; then the count and the
-/// earliest expiry are read from the store (one indexed query, no rows loaded).
+/// Rows left live by instances that no longer run (a crash, a killed `sessions`) rest
+/// again; then the count and the earliest expiry are read from the store (indexed
+/// queries over the account's live rows and its hibernated count, no rows loaded).
 async fn recover(keeper: &Keeper, store: &Store) {
     match store.live_keys(keeper.account()).await {
         Ok(keys) => {
@@ -248,6 +246,10 @@ async fn recover(keeper: &Keeper, store: &Store) {
             tracing::warn!(account = %keeper.account, %error, "Cannot read the sessions left live.")
         }
     }
+    keeper
+        .deadlines
+        .retain(|_, actor| actor.get_status() < ActorStatus::Stopping);
+    keeper.gate.forget_dead();
     match store.hibernated_of(keeper.account()).await {
         Ok((count, next)) => {
             keeper.hibernated.store(count, Ordering::Relaxed);
@@ -290,14 +292,3 @@ async fn expire(keeper: &Keeper, store: &Store) {
     }
 }
 
-/// A live session's deadline found no instance: it rests.
-async fn orphaned(keeper: &Keeper, store: &Store, key: &str) {
-    if keeper.is_live(key) {
-        return;
-    }
-    if let Ok(true) = store.set_rest(key, Rest::Live, Rest::Hibernated).await
-        && let Ok(Some(row)) = store.session(key).await
-    {
-        keeper.rested(row.expires_at_ms());
-    }
-}

@@ -545,26 +545,39 @@ impl Store {
     ) -> Result<Vec<(SessionRow, Rest)>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let (from, to) = match &filter.agent {
-                Some(agent) => (format!("agent:{agent}:"), format!("agent:{agent}:\u{10FFFF}")),
-                None => (String::new(), "\u{10FFFF}".to_string()),
+            // Keys begin with their agent: a prefix or an agent is a range of the key index.
+            let start = match (&filter.prefix, &filter.agent) {
+                (Some(prefix), _) => prefix.clone(),
+                (None, Some(agent)) => format!("agent:{agent}:"),
+                (None, None) => String::new(),
             };
-            let from = match after {
-                Some(after) if after >= from => after,
-                _ => from,
+            let (from, to) = (start.clone(), format!("{start}\u{10FFFF}"));
+            let (from, inclusive) = match after {
+                Some(after) if after >= from => (after, false),
+                _ => (from, true),
             };
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "{SESSION_COLUMNS}, state FROM sessions
-                     WHERE key > ?1 AND key < ?2 AND (?3 IS NULL OR channel = ?3)
-                       AND (?4 IS NULL OR account = ?4) AND (?5 IS NULL OR state = ?5)
+                     WHERE (key > ?1 OR (?7 AND key = ?1)) AND key < ?2
+                       AND (?3 IS NULL OR channel = ?3) AND (?4 IS NULL OR account = ?4)
+                       AND (?5 IS NULL OR state = ?5) AND (?8 IS NULL OR agent = ?8)
                      ORDER BY key LIMIT ?6"
                 ))
                 .map_err(sql)?;
             let state = filter.state.map(Rest::as_str);
             let rows = stmt
                 .query_map(
-                    params![from, to, filter.channel, filter.account, state, limit],
+                    params![
+                        from,
+                        to,
+                        filter.channel,
+                        filter.account,
+                        state,
+                        limit,
+                        inclusive,
+                        filter.agent
+                    ],
                     |r| {
                         let rest: String = r.get(11)?;
                         Ok((session_row(r)?, Rest::parse(&rest).unwrap_or(Rest::Hibernated)))

@@ -111,6 +111,8 @@ impl Rest {
 /// Which session rows a page lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionFilter {
+    /// Only keys that start with this.
+    pub prefix: Option<String>,
     /// Only this agent's.
     pub agent: Option<String>,
     /// Only this channel kind's.
