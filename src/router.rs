@@ -191,8 +191,13 @@ async fn route(ctx: &RouterCtx, entry: InboxEntry) {
         })
     };
     let entry = match offer(Box::new(entry)) {
-        Offer::Sent | Offer::Held { wake: false } => return,
+        Offer::Sent => return,
+        Offer::Held { wake: false } => {
+            tracing::debug!(session = %key, "A message waits for a session on its way out.");
+            return;
+        }
         Offer::Held { wake: true } => {
+            tracing::debug!(session = %key, "A message waits for a session that died on its way out; waking it.");
             // The instance that was leaving is gone (killed): start the next one.
             account.keeper.wake(Arc::from(key.as_str()), spec);
             return;

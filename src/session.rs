@@ -347,6 +347,7 @@ impl Actor for Session {
         match msg {
             SessionMsg::Deliver(entry) if state.closing.is_some() => {
                 // Cast before the gate closed: it waits for the next instance.
+                tracing::debug!(session = %state.row.key, closing = ?state.closing, inbox = entry.id, "A message came as the session closed; it waits for the next instance.");
                 state.ctx.keeper.gate.hold(&state.key, *entry);
             }
             SessionMsg::Deliver(entry) => {

@@ -104,7 +104,7 @@ async fn status_sessions_chaos_and_doctor_talk_to_the_running_gateway() {
     let (code, out, _) = run_cli(home.path(), &["sessions", "list"], port);
     assert_eq!(code, 0);
     assert!(
-        out.contains("agent:main:http:http:user:cli  agent=main turns=1 running"),
+        out.contains("agent:main:http:http:user:cli  agent=main turns=1 live"),
         "{out}"
     );
     let (code, out, _) = run_cli(

@@ -87,8 +87,16 @@ impl Context {
             ..Self::default()
         };
         let after = context.summary.as_ref().map_or(0, |s| s.through);
+        // A command and its answer (a system entry) never entered the live context: a
+        // context loaded again (after a restart, on waking) leaves them out as well.
+        let commands: std::collections::HashSet<i64> = entries
+            .iter()
+            .filter(|(_, e)| e.role == Role::System)
+            .filter_map(|(_, e)| e.inbox_id)
+            .collect();
         for (seq, entry) in entries {
-            if seq > after && entry.summary_through.is_none() {
+            let command = entry.inbox_id.is_some_and(|id| commands.contains(&id));
+            if seq > after && entry.summary_through.is_none() && !command {
                 context.push_entry(seq, entry);
             }
         }

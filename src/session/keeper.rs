@@ -150,6 +150,7 @@ impl Keeper {
             if keeper.gate.release_if_empty(&key) {
                 return;
             }
+            tracing::debug!(session = %key, "Waking a session for the messages that waited.");
             // The new instance takes what waits in the gate when it starts.
             if let Err(error) = sessions.get_or_start(&child, spec).await {
                 // Still pending in the inbox: the router's sweep brings them back.
