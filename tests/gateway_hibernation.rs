@@ -262,7 +262,13 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
     })
     .await;
 
-    assert_eq!(gw.kill("channel:http:http/sessions").await, 200);
+    let sessions = gw
+        .running_paths()
+        .await
+        .into_iter()
+        .find(|p| p.ends_with("channel:http:http/sessions"))
+        .expect("the HTTP account's sessions");
+    assert_eq!(gw.kill(&sessions).await, 200);
     until("sessions to run again", &gw, Duration::from_secs(10), async || {
         let running = gw.running_paths().await;
         running.iter().any(|p| p.ends_with("channel:http:http/sessions")).then_some(())
