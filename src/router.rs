@@ -21,7 +21,11 @@ use std::sync::Arc;
 use pincer_config::live::View;
 use pincer_store::Store;
 
-use crate::channel::Accounts;
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+
+use crate::channel::{Account, Accounts};
 use crate::session::gate::Offer;
 use crate::session::{self, SessionCtx, SessionMsg};
 use crate::status::Status;
@@ -62,6 +66,8 @@ pub struct RouterCtx {
     pub sessions: SessionCtx,
     /// Whether the tree has started (until then there is nowhere to route to).
     pub status: Arc<Status>,
+    /// What each account's sessions work with, made once per account.
+    pub per_account: Arc<Mutex<HashMap<String, Arc<SessionCtx>>>>,
 }
 
 /// The router actor.
@@ -136,6 +142,24 @@ impl Actor for Router {
     }
 }
 
+/// What `account`'s sessions work with: one shared value per account (its sessions hold
+/// it by reference), made again only when the account was replaced.
+fn account_ctx(ctx: &RouterCtx, account: &Account) -> Arc<SessionCtx> {
+    let mut cache = ctx.per_account.lock();
+    if let Some(found) = cache.get(&account.id)
+        && Arc::ptr_eq(&found.keeper, &account.keeper)
+    {
+        return found.clone();
+    }
+    let made = Arc::new(SessionCtx {
+        outbox: account.outbox.clone(),
+        keeper: account.keeper.clone(),
+        ..ctx.sessions.clone()
+    });
+    cache.insert(account.id.clone(), made.clone());
+    made
+}
+
 /// Hands `entry` to its session. On failure the entry stays pending for the next sweep.
 async fn route(ctx: &RouterCtx, entry: InboxEntry) {
     let (agent, key) = match &entry.session_key {
@@ -166,11 +190,7 @@ async fn route(ctx: &RouterCtx, entry: InboxEntry) {
         });
     }
     let child = pincer_core::session_key::child_id(&key);
-    let sessions = SessionCtx {
-        outbox: account.outbox.clone(),
-        keeper: account.keeper.clone(),
-        ..ctx.sessions.clone()
-    };
+    let sessions = account_ctx(ctx, &account);
     let channel = entry.inbound.channel.clone();
     let spec = {
         let (sessions, key, agent, account) = (sessions.clone(), key.clone(), agent.clone(), account.id.clone());

@@ -146,18 +146,25 @@ pub struct Session;
 /// What a session starts from.
 #[derive(Debug)]
 pub struct SessionArgs {
-    ctx: SessionCtx,
+    ctx: Arc<SessionCtx>,
+    who: Arc<Who>,
+    scope: Scope,
+}
+
+/// Whose session it is: kept once, shared by its child spec and each start.
+#[derive(Debug)]
+struct Who {
     key: String,
     agent: String,
     channel: String,
     account: String,
-    scope: Scope,
 }
 
 /// A session's state.
 #[derive(Debug)]
 pub struct SessionState {
-    ctx: SessionCtx,
+    /// Shared by all of its account's sessions (one allocation, not one per session).
+    ctx: Arc<SessionCtx>,
     scope: Scope,
     /// `pincer_turns_total` of its agent.
     turns_total: Counter,
@@ -201,22 +208,25 @@ struct Current {
     extra: Option<Box<ReplyExtra>>,
 }
 
-/// The child spec of a session.
-pub fn spec(ctx: &SessionCtx, key: &str, agent: &str, channel: &str, account: &str) -> ChildSpec {
-    let (session, key, agent, channel, account) = (
-        ctx.clone(),
-        key.to_string(),
-        agent.to_string(),
-        channel.to_string(),
-        account.to_string(),
-    );
-    ChildSpec::new(pincer_core::session_key::child_id(&key), move |start| {
+/// The child spec of a session; `ctx` is its account's.
+pub fn spec(
+    ctx: &Arc<SessionCtx>,
+    key: &str,
+    agent: &str,
+    channel: &str,
+    account: &str,
+) -> ChildSpec {
+    let session = ctx.clone();
+    let who = Arc::new(Who {
+        key: key.to_string(),
+        agent: agent.to_string(),
+        channel: channel.to_string(),
+        account: account.to_string(),
+    });
+    ChildSpec::new(pincer_core::session_key::child_id(key), move |start| {
         let args = SessionArgs {
             ctx: session.clone(),
-            key: key.clone(),
-            agent: agent.clone(),
-            channel: channel.clone(),
-            account: account.clone(),
+            who: who.clone(),
             scope: start.scope().clone(),
         };
         (Session, args)
@@ -235,18 +245,19 @@ impl Actor for Session {
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         let store = &args.ctx.store;
+        let who = &args.who;
         let limits = args.ctx.config.current().session_limits(
-            &args.channel,
-            &args.account,
-            args.key.contains(":thread:"),
+            &who.channel,
+            &who.account,
+            who.key.contains(":thread:"),
         );
         let now = now_ms();
-        let last_seq = store.last_seq(&args.key).await?;
-        let found = store.session_at_rest(&args.key).await?;
+        let last_seq = store.last_seq(&who.key).await?;
+        let found = store.session_at_rest(&who.key).await?;
         if let Some((_, Rest::Hibernated)) = &found {
             // Woken: its row is live again, and the count follows what the store did (an
             // expiry pass may have ended it first).
-            let (store, key, keeper) = (store.clone(), args.key.clone(), args.ctx.keeper.clone());
+            let (store, key, keeper) = (store.clone(), who.key.clone(), args.ctx.keeper.clone());
             tokio::spawn(async move {
                 if let Ok(true) = store.set_rest(&key, Rest::Hibernated, Rest::Live).await {
                     keeper.woke();
@@ -257,10 +268,10 @@ impl Actor for Session {
             Some(row) if !expired(&row, now) => row,
             // A new session, or one whose context ended while it was stopped.
             found => SessionRow {
-                key: args.key.clone(),
-                agent: args.agent.clone(),
-                channel: args.channel.clone(),
-                account: args.account.clone(),
+                key: who.key.clone(),
+                agent: who.agent.clone(),
+                channel: who.channel.clone(),
+                account: who.account.clone(),
                 created_at_ms: now,
                 last_active_ms: now,
                 idle_ms: millis(limits.idle_hours),
@@ -274,7 +285,7 @@ impl Actor for Session {
             },
         };
         let context = load_context(store, &row).await?;
-        let key: Arc<str> = Arc::from(args.key.as_str());
+        let key: Arc<str> = Arc::from(who.key.as_str());
         // Messages that came while its previous instance was leaving.
         let held = args.ctx.keeper.gate.reopen(&key);
         let mut state = SessionState {
@@ -461,6 +472,14 @@ impl SessionState {
     async fn next(&mut self, myself: &ActorRef<SessionMsg>) {
         while self.current.is_none() {
             let Some(entry) = self.queue.pop_front() else {
+                // Drained: give back the buffers, which would stay for the session's life
+                // (a queue of entries holds a kilobyte or more once it has held a few).
+                if self.queue.capacity() > 0 {
+                    self.queue = VecDeque::new();
+                }
+                if self.known.is_empty() && self.known.capacity() > 0 {
+                    self.known = HashSet::new();
+                }
                 return;
             };
             if entry.state != InboxState::Pending {

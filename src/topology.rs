@@ -308,6 +308,7 @@ impl Topology {
             accounts: self.inner.accounts.clone(),
             sessions: self.session_ctx(),
             status: self.inner.status.clone(),
+            per_account: Default::default(),
         }
     }
 

@@ -206,7 +206,12 @@ async fn run(args: KeeperArgs) {
         sessions_path,
         ..
     } = args;
-    recover(&keeper, &store).await;
+    // The store may not be open yet at start: try until it answers.
+    let mut pause = Duration::from_millis(50);
+    while !recover(&keeper, &store).await {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
     let publish = |k: &Keeper| registry.set_count(&sessions_path, "hibernated", k.hibernated());
     publish(&keeper);
     loop {
@@ -221,7 +226,7 @@ async fn run(args: KeeperArgs) {
                     orphans |= session.cast(SessionMsg::Due).is_err();
                 }
                 if orphans {
-                    recover(&keeper, &store).await;
+                    let _ = recover(&keeper, &store).await;
                 }
             }
             () = tokio::time::sleep(wait), if next != u64::MAX => {
@@ -236,7 +241,8 @@ async fn run(args: KeeperArgs) {
 /// Rows left live by instances that no longer run (a crash, a killed `sessions`) rest
 /// again; then the count and the earliest expiry are read from the store (indexed
 /// queries over the account's live rows and its hibernated count, no rows loaded).
-async fn recover(keeper: &Keeper, store: &Store) {
+/// False if the store could not be read.
+async fn recover(keeper: &Keeper, store: &Store) -> bool {
     match store.live_keys(keeper.account()).await {
         Ok(keys) => {
             for key in keys.iter().filter(|k| !keeper.is_live(k)) {
@@ -244,7 +250,8 @@ async fn recover(keeper: &Keeper, store: &Store) {
             }
         }
         Err(error) => {
-            tracing::warn!(account = %keeper.account, %error, "Cannot read the sessions left live.")
+            tracing::debug!(account = %keeper.account, %error, "Cannot read the sessions left live yet.");
+            return false;
         }
     }
     keeper
@@ -257,9 +264,11 @@ async fn recover(keeper: &Keeper, store: &Store) {
             keeper
                 .next_expiry
                 .fetch_min(next.unwrap_or(u64::MAX), Ordering::Relaxed);
+            true
         }
         Err(error) => {
-            tracing::warn!(account = %keeper.account, %error, "Cannot count the hibernated sessions.")
+            tracing::debug!(account = %keeper.account, %error, "Cannot count the hibernated sessions yet.");
+            false
         }
     }
 }
