@@ -147,3 +147,116 @@ impl Gate {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pincer_core::{Inbound, PeerRef};
+    use pincer_store::InboxState;
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+    struct Idle;
+    impl Actor for Idle {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    fn entry(id: i64) -> InboxEntry {
+        InboxEntry {
+            id,
+            inbound: Inbound {
+                channel: "http".into(),
+                account: "http".into(),
+                upstream_id: id.to_string(),
+                peer: PeerRef {
+                    kind: "user".into(),
+                    id: "u".into(),
+                },
+                thread: None,
+                guild: None,
+                team: None,
+                agent: None,
+                topic: None,
+                text: format!("m{id}"),
+                received_at_ms: 0,
+                fingerprint: None,
+                api: None,
+            },
+            state: InboxState::Pending,
+            session_key: None,
+            reply: None,
+        }
+    }
+
+    fn ids(entries: &[InboxEntry]) -> Vec<i64> {
+        entries.iter().map(|e| e.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_message_goes_to_the_instance_or_waits_for_the_next_never_both() {
+        let (actor, _) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let gate = Gate::default();
+        let mut sent = Vec::new();
+        // Open: handed to the instance.
+        let offer = gate.offer("k", Box::new(entry(1)), |e| {
+            sent.push(e.id);
+            Ok(())
+        });
+        assert!(matches!(offer, Offer::Sent));
+        // Closed: held, in order, without duplicates, and the instance is not asked.
+        gate.close(Arc::from("k"), actor.get_cell());
+        for id in [2, 3, 2] {
+            let offer = gate.offer("k", Box::new(entry(id)), |_| panic!("sent to a closing session"));
+            assert!(matches!(offer, Offer::Held { wake: false }), "{offer:?}");
+        }
+        // What the closing instance found in its mailbox waits with the rest.
+        gate.hold("k", entry(4));
+        assert_eq!(sent, vec![1]);
+        // Another session is not affected.
+        let other = gate.offer("other", Box::new(entry(9)), |e| Err(e));
+        assert!(matches!(other, Offer::NotRunning(e) if e.id == 9));
+        // Not empty: the gate stays closed for the next instance, which takes it all.
+        assert!(!gate.release_if_empty("k"));
+        assert_eq!(ids(&gate.reopen("k")), vec![2, 3, 4]);
+        assert!(gate.is_empty());
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_killed_closing_instance_is_woken_once() {
+        let (actor, handle) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let gate = Gate::default();
+        gate.close(Arc::from("k"), actor.get_cell());
+        actor.kill();
+        handle.await.expect("ended");
+        let first = gate.offer("k", Box::new(entry(1)), |_| panic!("sent"));
+        let second = gate.offer("k", Box::new(entry(2)), |_| panic!("sent"));
+        assert!(matches!(first, Offer::Held { wake: true }), "{first:?}");
+        assert!(matches!(second, Offer::Held { wake: false }), "{second:?}");
+        // Its post_stop (had it run) would not claim the wake again.
+        assert!(!gate.claim_wake("k"));
+        assert_eq!(ids(&gate.reopen("k")), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_gate_opens_and_the_dead_are_forgotten() {
+        let (live, _) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let (dead, handle) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let gate = Gate::default();
+        gate.close(Arc::from("a"), live.get_cell());
+        gate.close(Arc::from("b"), dead.get_cell());
+        dead.kill();
+        handle.await.expect("ended");
+        gate.hold("b", entry(1));
+        gate.forget_dead();
+        assert_eq!(gate.len(), 1);
+        assert!(gate.claim_wake("a"));
+        assert!(gate.release_if_empty("a"));
+        assert!(gate.is_empty());
+        live.stop(None);
+    }
+}
