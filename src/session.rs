@@ -489,6 +489,12 @@ impl SessionState {
                 self.known.remove(&entry.id);
                 continue;
             }
+            if entry.session_key.is_some() && self.answered_since(&entry).await {
+                // Resumed by the router's sweep from a read made before this session (or
+                // an earlier instance) answered it: already answered and sent, once.
+                self.known.remove(&entry.id);
+                continue;
+            }
             if let Some(reason) = self.ctx.store.health().refusal() {
                 // No reply could be saved: spend nothing on a model. The entry stays
                 // pending; the router's sweep brings it back once the store writes.
@@ -514,6 +520,14 @@ impl SessionState {
                 None => self.start_turn(myself, 1).await,
             }
         }
+    }
+
+    /// Whether a resumed entry was answered after the read that resumed it.
+    async fn answered_since(&self, entry: &InboxEntry) -> bool {
+        matches!(
+            self.ctx.store.inbox_state(entry.id).await,
+            Ok(Some(state)) if state != InboxState::Pending
+        )
     }
 
     fn current_entry(&self) -> &InboxEntry {
@@ -1014,8 +1028,9 @@ impl SessionState {
         }
         let now = now_ms();
         if self.busy() {
-            // A long turn does not end or rest its own conversation.
-            self.arm_at(now.saturating_add(millis(BUSY_RECHECK)).max(self.rests_at()));
+            // A long turn does not end or rest its own conversation: it looks again soon
+            // after (its work may end without a message that would set a deadline).
+            self.arm_at(now.saturating_add(millis(BUSY_RECHECK)));
             return;
         }
         let why = if expired(&self.row, now) {

@@ -487,6 +487,18 @@ impl Store {
         .await
     }
 
+    /// The state of inbox entry `id`, if it exists.
+    pub async fn inbox_state(&self, id: i64) -> Result<Option<InboxState>, StoreError> {
+        self.read(move |conn| {
+            let state: Option<String> = conn
+                .prepare_cached("SELECT state FROM inbox WHERE id = ?1")
+                .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+                .map_err(sql)?;
+            state.map(|s| writer::parse_state(&s)).transpose()
+        })
+        .await
+    }
+
     /// A session row.
     pub async fn session(&self, key: &str) -> Result<Option<SessionRow>, StoreError> {
         let key = key.to_string();
