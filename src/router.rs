@@ -193,7 +193,12 @@ async fn route(ctx: &RouterCtx, entry: InboxEntry) {
     let sessions = account_ctx(ctx, &account);
     let channel = entry.inbound.channel.clone();
     let spec = {
-        let (sessions, key, agent, account) = (sessions.clone(), key.clone(), agent.clone(), account.id.clone());
+        let (sessions, key, agent, account) = (
+            sessions.clone(),
+            key.clone(),
+            agent.clone(),
+            account.id.clone(),
+        );
         move || session::spec(&sessions, &key, &agent, &channel, &account)
     };
     // Through the gate: a session on its way out (hibernating, expiring) holds the
@@ -201,7 +206,8 @@ async fn route(ctx: &RouterCtx, entry: InboxEntry) {
     let gate = &account.keeper.gate;
     let offer = |entry| {
         gate.offer(&key, entry, |entry| match account.sessions.get(&child) {
-            Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry)) {
+            Some(cell) => match ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Deliver(entry))
+            {
                 Ok(()) => Ok(()),
                 Err(ractor::MessagingErr::SendErr(SessionMsg::Deliver(entry))) => Err(entry),
                 // Not a message we sent back: nothing to keep (the inbox still has it).

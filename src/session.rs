@@ -180,7 +180,8 @@ pub struct SessionState {
     queue: VecDeque<InboxEntry>,
     /// Inbox ids queued or in progress: a swept duplicate is ignored.
     known: HashSet<i64>,
-    current: Option<Current>,
+    /// Boxed: an entry is a few hundred bytes that an idle session would carry for nothing.
+    current: Option<Box<Current>>,
     /// Sequence number the next transcript entry gets.
     next_seq: i64,
     /// Tools' questions waiting for `/approve`, by id.
@@ -323,7 +324,8 @@ impl Actor for Session {
         if !state.queue.is_empty() {
             state.row.last_active_ms = now_ms();
             state.arm_timers();
-            state.next(&myself).await;
+            // Boxed for the reason `handle` is.
+            Box::pin(state.next(&myself)).await;
         }
         Ok(())
     }
@@ -355,114 +357,122 @@ impl Actor for Session {
         msg: SessionMsg,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            SessionMsg::Deliver(entry) if state.closing.is_some() => {
-                // Cast before the gate closed: it waits for the next instance.
-                tracing::debug!(session = %state.row.key, closing = ?state.closing, inbox = entry.id, "A message came as the session closed; it waits for the next instance.");
-                state.ctx.keeper.gate.hold(&state.key, *entry);
+        // Boxed: ractor keeps the future of a call in the actor's own future for the
+        // actor's whole life, and this one is kilobytes (every await of every message
+        // kind); boxed, it is allocated only while a message is handled.
+        Box::pin(handle(myself, msg, state)).await
+    }
+}
+
+/// One message of a session (see [`Session`]'s `handle`).
+async fn handle(
+    myself: ActorRef<SessionMsg>,
+    msg: SessionMsg,
+    state: &mut SessionState,
+) -> Result<(), ActorProcessingErr> {
+    match msg {
+        SessionMsg::Deliver(entry) if state.closing.is_some() => {
+            // Cast before the gate closed: it waits for the next instance.
+            tracing::debug!(session = %state.row.key, closing = %state.closing.map(|c| c.to_string()).unwrap_or_default(), inbox = entry.id, "A message came as the session closed; it waits for the next instance.");
+            state.ctx.keeper.gate.hold(&state.key, *entry);
+        }
+        SessionMsg::Deliver(entry) => {
+            // A new message beyond the queue's bound is refused: its sender hears
+            // "busy" and may try again. Messages resumed from the inbox (routed
+            // before) always queue: they were taken in long ago.
+            let fresh = entry.session_key.is_none() && entry.state == InboxState::Pending;
+            if fresh && state.queue.len() >= MAX_QUEUE && !state.known.contains(&entry.id) {
+                state.refuse(*entry).await;
+                return Ok(());
             }
-            SessionMsg::Deliver(entry) => {
-                // A new message beyond the queue's bound is refused: its sender hears
-                // "busy" and may try again. Messages resumed from the inbox (routed
-                // before) always queue: they were taken in long ago.
-                let fresh = entry.session_key.is_none() && entry.state == InboxState::Pending;
-                if fresh && state.queue.len() >= MAX_QUEUE && !state.known.contains(&entry.id) {
-                    state.refuse(*entry).await;
-                    return Ok(());
-                }
-                // A command that cannot wait for the turn (the turn may be waiting for it).
-                let command = commands::parse(&entry.inbound.text).filter(|c| c.mid_turn());
-                if let Some(command) = command
-                    && state.current.is_some()
-                    && entry.state == InboxState::Pending
-                    && !state.known.contains(&entry.id)
-                {
-                    state.aside(&myself, *entry, command).await;
-                    return Ok(());
-                }
-                if state.known.insert(entry.id) {
-                    state.queue.push_back(*entry);
-                    state.row.last_active_ms = now_ms();
-                    state.arm_timers();
-                    if state.current.is_none() {
-                        state.next(&myself).await;
-                    }
-                }
+            // A command that cannot wait for the turn (the turn may be waiting for it).
+            let command = commands::parse(&entry.inbound.text).filter(|c| c.mid_turn());
+            if let Some(command) = command
+                && state.current.is_some()
+                && entry.state == InboxState::Pending
+                && !state.known.contains(&entry.id)
+            {
+                state.aside(&myself, *entry, command).await;
+                return Ok(());
             }
-            SessionMsg::Turn { attempt, event } => {
-                let current_attempt = state.current.as_ref().map(|c| c.attempt);
-                if current_attempt != Some(attempt) {
-                    return Ok(()); // an earlier attempt's leftovers
-                }
-                match event {
-                    Some(TurnEvent::Delta(text)) => {
-                        state.deliver(Delivery::Delta { attempt, text })
-                    }
-                    Some(TurnEvent::Step(step)) => state.step(attempt, step),
-                    Some(TurnEvent::Approval(approval)) => {
-                        state.ask(&myself, attempt, approval).await
-                    }
-                    Some(TurnEvent::Done {
-                        reply,
-                        thinking,
-                        measured,
-                        usage,
-                        caller_calls,
-                        cut,
-                    }) => {
-                        if let Some(m) = measured {
-                            state.context.calibrate(m.bytes, m.input_tokens);
-                        }
-                        if let Some(current) = state.current.as_mut() {
-                            current.extra = Some(Box::new(reply_extra(usage, caller_calls, cut)));
-                        }
-                        state.finish_turn(reply, thinking, false).await;
-                        state.maybe_compact(&myself, compact::Why::Grown);
-                        state.next(&myself).await;
-                        state.stop_if_one_off(&myself);
-                    }
-                    Some(TurnEvent::TooLong(why)) => state.too_long(&myself, why).await,
-                    Some(TurnEvent::Failed(why)) => {
-                        state.finish_turn(failure_text(&why), None, true).await;
-                        state.next(&myself).await;
-                        state.stop_if_one_off(&myself);
-                    }
-                    // After a refusal as too long the turn has ended on purpose: the
-                    // compaction it waits for tries it again.
-                    None if state
-                        .current
-                        .as_ref()
-                        .is_some_and(|c| c.too_long == Some(false)) => {}
-                    None => state.turn_lost(&myself, attempt),
+            if state.known.insert(entry.id) {
+                state.queue.push_back(*entry);
+                state.row.last_active_ms = now_ms();
+                state.arm_timers();
+                if state.current.is_none() {
+                    state.next(&myself).await;
                 }
             }
-            SessionMsg::Retry { attempt } => {
-                if state
+        }
+        SessionMsg::Turn { attempt, event } => {
+            let current_attempt = state.current.as_ref().map(|c| c.attempt);
+            if current_attempt != Some(attempt) {
+                return Ok(()); // an earlier attempt's leftovers
+            }
+            match event {
+                Some(TurnEvent::Delta(text)) => state.deliver(Delivery::Delta { attempt, text }),
+                Some(TurnEvent::Step(step)) => state.step(attempt, step),
+                Some(TurnEvent::Approval(approval)) => state.ask(&myself, attempt, approval).await,
+                Some(TurnEvent::Done {
+                    reply,
+                    thinking,
+                    measured,
+                    usage,
+                    caller_calls,
+                    cut,
+                }) => {
+                    if let Some(m) = measured {
+                        state.context.calibrate(m.bytes, m.input_tokens);
+                    }
+                    if let Some(current) = state.current.as_mut() {
+                        current.extra = Some(Box::new(reply_extra(usage, caller_calls, cut)));
+                    }
+                    state.finish_turn(reply, thinking, false).await;
+                    state.maybe_compact(&myself, compact::Why::Grown);
+                    state.next(&myself).await;
+                    state.stop_if_one_off(&myself);
+                }
+                Some(TurnEvent::TooLong(why)) => state.too_long(&myself, why).await,
+                Some(TurnEvent::Failed(why)) => {
+                    state.finish_turn(failure_text(&why), None, true).await;
+                    state.next(&myself).await;
+                    state.stop_if_one_off(&myself);
+                }
+                // After a refusal as too long the turn has ended on purpose: the
+                // compaction it waits for tries it again.
+                None if state
                     .current
                     .as_ref()
-                    .is_some_and(|c| c.attempt + 1 == attempt)
-                {
-                    state.start_turn(&myself, attempt).await;
-                }
+                    .is_some_and(|c| c.too_long == Some(false)) => {}
+                None => state.turn_lost(&myself, attempt),
             }
-            SessionMsg::Compacted { through, summary } => {
-                state.compacted(&myself, through, summary).await
-            }
-            SessionMsg::ApprovalDue { id } => {
-                if let Some(question) = state.questions.remove(&id) {
-                    question.answer.send(Decision::TimedOut);
-                    let text = format!(
-                        "No answer to approval {id} in time: `{}` was not run.",
-                        question.ask.action
-                    );
-                    state.notice(text, None);
-                }
-            }
-            SessionMsg::Due => state.due(&myself),
-            SessionMsg::Close => state.close(&myself).await,
         }
-        Ok(())
+        SessionMsg::Retry { attempt } => {
+            if state
+                .current
+                .as_ref()
+                .is_some_and(|c| c.attempt + 1 == attempt)
+            {
+                state.start_turn(&myself, attempt).await;
+            }
+        }
+        SessionMsg::Compacted { through, summary } => {
+            state.compacted(&myself, through, summary).await
+        }
+        SessionMsg::ApprovalDue { id } => {
+            if let Some(question) = state.questions.remove(&id) {
+                question.answer.send(Decision::TimedOut);
+                let text = format!(
+                    "No answer to approval {id} in time: `{}` was not run.",
+                    question.ask.action
+                );
+                state.notice(text, None);
+            }
+        }
+        SessionMsg::Due => state.due(&myself),
+        SessionMsg::Close => state.close(&myself).await,
     }
+    Ok(())
 }
 
 // === impl SessionState ===
@@ -501,14 +511,14 @@ impl SessionState {
                 self.unavailable(&entry, &reason);
                 continue;
             }
-            self.current = Some(Current {
+            self.current = Some(Box::new(Current {
                 entry,
                 attempt: 0,
                 started: Instant::now(),
                 steps: Vec::new(),
                 too_long: None,
                 extra: None,
-            });
+            }));
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
                 Some(command) => {
@@ -862,14 +872,14 @@ impl SessionState {
     ) {
         self.known.insert(entry.id);
         let text = entry.inbound.text.clone();
-        let turn = self.current.replace(Current {
+        let turn = self.current.replace(Box::new(Current {
             entry,
             attempt: 0,
             started: Instant::now(),
             steps: Vec::new(),
             too_long: None,
             extra: None,
-        });
+        }));
         let reply = self.run_command(command, myself).await;
         if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
             self.store_failed(&error);
@@ -1066,8 +1076,8 @@ impl SessionState {
                 if why == Closing::Hibernate {
                     self.ctx.keeper.rested(self.row.expires_at_ms());
                 }
-                tracing::debug!(session = %self.row.key, ?why, "Session stops.");
-                myself.stop(Some(format!("{why:?}")));
+                tracing::debug!(session = %self.row.key, why = %why, "Session stops.");
+                myself.stop(Some(why.to_string()));
             }
             Err(error) if why == Closing::Hibernate => {
                 // It cannot rest: it stays, with what came meanwhile, and tries later.
@@ -1082,7 +1092,7 @@ impl SessionState {
                 self.next(myself).await;
             }
             // Ended either way: its time is past, whatever the row says.
-            Err(_) => myself.stop(Some(format!("{why:?}"))),
+            Err(_) => myself.stop(Some(why.to_string())),
         }
     }
 

@@ -51,7 +51,10 @@ async fn hibernated_in_tree(gw: &Gw) -> Option<u64> {
     let (_, tree) = gw.get("/admin/tree").await;
     fn find(nodes: &Value) -> Option<u64> {
         for node in nodes.as_array()? {
-            if node["path"].as_str().is_some_and(|p| p.ends_with("channel:http:http/sessions")) {
+            if node["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("channel:http:http/sessions"))
+            {
                 return node["counts"]["hibernated"].as_u64();
             }
             if let Some(n) = find(&node["children"]) {
@@ -113,16 +116,30 @@ async fn a_quiet_session_hibernates_and_wakes_with_its_context_turns_and_timers(
     // Its size is an estimate, from bytes per token as the model last measured them, which
     // a new instance learns again: about the same, not to the token.
     let (was, is) = (tokens(&before), tokens(&after));
-    assert!(is > 0 && is.abs_diff(was) <= (was / 4).max(1), "{before}\n{after}");
-    assert!(line(&after, "max age left:").starts_with("max age left: 1h 59m"), "{after}");
     assert!(
-        ["idle left: 1d", "idle left: 23h 59m"].iter().any(|s| after.contains(s)),
+        is > 0 && is.abs_diff(was) <= (was / 4).max(1),
+        "{before}\n{after}"
+    );
+    assert!(
+        line(&after, "max age left:").starts_with("max age left: 1h 59m"),
+        "{after}"
+    );
+    assert!(
+        ["idle left: 1d", "idle left: 23h 59m"]
+            .iter()
+            .any(|s| after.contains(s)),
         "{after}"
     );
     let (_, woken) = gw
         .get(&format!("/admin/sessions/{}", encode(&http_session("h"))))
         .await;
-    for field in ["created_at", "context_from", "summary_seq", "max_age_ms", "idle_ms"] {
+    for field in [
+        "created_at",
+        "context_from",
+        "summary_seq",
+        "max_age_ms",
+        "idle_ms",
+    ] {
         assert_eq!(woken[field], shown[field], "{field} changed by hibernation");
     }
     assert_eq!(hibernated_in_tree(&gw).await, Some(0));
@@ -144,19 +161,30 @@ async fn hibernated_sessions_expire_without_waking() {
     say(&gw, "idle", "remember me").await;
     in_state(&gw, "idle", "hibernated").await;
     let ended = in_state(&gw, "idle", "ended").await;
-    assert!(sent.elapsed() >= Duration::from_millis(1500), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        sent.elapsed()
+    );
     assert_eq!(ended["running"], false);
     // Ended in the store by the keeper: the log never shows it woken.
     assert!(
         !gw.log().contains("Waking a session"),
         "a hibernated session was woken to expire"
     );
-    until("the tree's hibernated count to drop", &gw, Duration::from_secs(5), async || {
-        (hibernated_in_tree(&gw).await == Some(0)).then_some(())
-    })
+    until(
+        "the tree's hibernated count to drop",
+        &gw,
+        Duration::from_secs(5),
+        async || (hibernated_in_tree(&gw).await == Some(0)).then_some(()),
+    )
     .await;
     let status = say(&gw, "idle", "/session status").await;
-    assert_eq!(line(&status, "turns:"), "turns: 0", "a fresh context: {status}");
+    assert_eq!(
+        line(&status, "turns:"),
+        "turns: 0",
+        "a fresh context: {status}"
+    );
     drop(gw);
 
     let home = TempDir::new();
@@ -195,7 +223,10 @@ async fn messages_racing_a_session_on_its_way_out_are_answered_exactly_once() {
         let log = gw.log();
         let seen = races.iter().all(|r| log.contains(r));
         if (seen && sent >= 200) || started.elapsed() > Duration::from_secs(60) {
-            assert!(seen, "after {sent} messages, not every race was seen: {races:?}");
+            assert!(
+                seen,
+                "after {sent} messages, not every race was seen: {races:?}"
+            );
             break;
         }
         // xorshift: gaps from 20 to 120 ms, around both deadlines.
@@ -247,7 +278,10 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
         let gw = gw.clone();
         tasks.spawn(async move {
             for i in (lane..N).step_by(8) {
-                let (status, body) = gw.chat(&format!("u{i:05}"), "hi", None).await.expect("chat");
+                let (status, body) = gw
+                    .chat(&format!("u{i:05}"), "hi", None)
+                    .await
+                    .expect("chat");
                 assert_eq!(status, 200, "{body}");
             }
         });
@@ -256,10 +290,19 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
         done.expect("lane");
     }
     eprintln!("{N} sessions in {:?}", started.elapsed());
-    until("all to hibernate", &gw, Duration::from_secs(60), async || {
-        let n = hibernated_in_tree(&gw).await;
-        if n == Some(N as u64) { Ok(()) } else { Err(format!("{n:?}")) }
-    })
+    until(
+        "all to hibernate",
+        &gw,
+        Duration::from_secs(60),
+        async || {
+            let n = hibernated_in_tree(&gw).await;
+            if n == Some(N as u64) {
+                Ok(())
+            } else {
+                Err(format!("{n:?}"))
+            }
+        },
+    )
     .await;
 
     let sessions = gw
@@ -269,10 +312,18 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
         .find(|p| p.ends_with("channel:http:http/sessions"))
         .expect("the HTTP account's sessions");
     assert_eq!(gw.kill(&sessions).await, 200);
-    until("sessions to run again", &gw, Duration::from_secs(10), async || {
-        let running = gw.running_paths().await;
-        running.iter().any(|p| p.ends_with("channel:http:http/sessions")).then_some(())
-    })
+    until(
+        "sessions to run again",
+        &gw,
+        Duration::from_secs(10),
+        async || {
+            let running = gw.running_paths().await;
+            running
+                .iter()
+                .any(|p| p.ends_with("channel:http:http/sessions"))
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(hibernated_in_tree(&gw).await, Some(N as u64));
 
@@ -291,7 +342,10 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
         assert!(rows.len() <= 1000);
         for r in &rows {
             assert_eq!(r["state"], "hibernated", "{r}");
-            assert!(keys.insert(r["key"].as_str().unwrap_or_default().to_string()), "{r}");
+            assert!(
+                keys.insert(r["key"].as_str().unwrap_or_default().to_string()),
+                "{r}"
+            );
         }
         pages += 1;
         match page["next_cursor"].as_str() {
@@ -304,12 +358,22 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
     let (_, page) = gw.get("/admin/sessions?limit=3").await;
     assert_eq!(page["sessions"].as_array().map(Vec::len), Some(3));
     assert_eq!(page["hibernated"], N as u64);
-    for bad in ["limit=0", "limit=1001", "limit=ten", "cursor=zz", "state=asleep", "colour=red"] {
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "cursor=zz",
+        "state=asleep",
+        "colour=red",
+    ] {
         let (status, body) = gw.get(&format!("/admin/sessions?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
         let param = bad.split('=').next().unwrap_or_default();
         assert!(
-            body["error"]["message"].as_str().unwrap_or_default().contains(param),
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(param),
             "{bad}: {body}"
         );
     }
@@ -331,14 +395,19 @@ async fn sigkill_with_hibernated_and_waking_sessions_loses_nothing() {
     let port = free_port();
     let mut gw = Gw::spawn(home.path(), Some(config), port);
     gw.wait_ready(Duration::from_secs(20)).await;
-    gw.chat_until_answered("rest", "one", "rest-1", Duration::from_secs(20)).await;
-    gw.chat_until_answered("wake", "one", "wake-1", Duration::from_secs(20)).await;
+    gw.chat_until_answered("rest", "one", "rest-1", Duration::from_secs(20))
+        .await;
+    gw.chat_until_answered("wake", "one", "wake-1", Duration::from_secs(20))
+        .await;
     in_state(&gw, "rest", "hibernated").await;
     in_state(&gw, "wake", "hibernated").await;
     let pending = gw.spawn_chat("wake", "two", Some("wake-2"));
-    until("the waking session's turn", &gw, Duration::from_secs(10), async || {
-        (row(&gw, "wake").await["state"] == "live").then_some(())
-    })
+    until(
+        "the waking session's turn",
+        &gw,
+        Duration::from_secs(10),
+        async || (row(&gw, "wake").await["state"] == "live").then_some(()),
+    )
     .await;
     gw.signal("KILL");
     gw.wait_exit(Duration::from_secs(10)).expect("killed");
@@ -347,15 +416,28 @@ async fn sigkill_with_hibernated_and_waking_sessions_loses_nothing() {
     let gw = Gw::spawn(home.path(), None, port);
     gw.wait_ready(Duration::from_secs(20)).await;
     // The message taken in before the kill is answered after it, once.
-    until("the resumed message's answer", &gw, Duration::from_secs(20), async || {
-        let t = gw.transcript(&http_session("wake")).await;
-        let n = answers_per_inbox(&t).len();
-        if n == 2 { Ok(()) } else { Err(format!("{n} answered")) }
-    })
+    until(
+        "the resumed message's answer",
+        &gw,
+        Duration::from_secs(20),
+        async || {
+            let t = gw.transcript(&http_session("wake")).await;
+            let n = answers_per_inbox(&t).len();
+            if n == 2 {
+                Ok(())
+            } else {
+                Err(format!("{n} answered"))
+            }
+        },
+    )
     .await;
     for user in ["rest", "wake"] {
         let status = say(&gw, user, "/session status").await;
-        let want = if user == "rest" { "turns: 1" } else { "turns: 2" };
+        let want = if user == "rest" {
+            "turns: 1"
+        } else {
+            "turns: 2"
+        };
         assert_eq!(line(&status, "turns:"), want, "{user}: {status}");
         let answers = answers_per_inbox(&gw.transcript(&http_session(user)).await);
         assert!(answers.values().all(|n| *n == 1), "{user}: {answers:?}");

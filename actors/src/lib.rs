@@ -103,10 +103,10 @@ pub mod timer;
 
 pub use addr::Addr;
 pub use backoff::Backoff;
-pub use deadlines::Deadlines;
 pub use child_spec::{
     ChildKind, ChildSpec, Restart, Shutdown, StartCtx, StartError, StartFn, Started,
 };
+pub use deadlines::Deadlines;
 pub use registry::{
     ActorRecord, ActorState, ControlError, Folded, Registry, Snapshot, Tally, TreeNode,
 };

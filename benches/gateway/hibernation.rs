@@ -5,6 +5,7 @@
 //! cargo build --release --bin pincer
 //! cargo bench --bench gateway_hibernation            # 1,000,000 rows, 10,000 live
 //! BENCH_QUICK=1 cargo bench --bench gateway_hibernation   # 100,000 rows, 2,000 live
+//! PHASES=live,wake cargo bench --bench gateway_hibernation  # some phases only
 //! ```
 //!
 //! The store is seeded directly (one SQLite transaction of `ROWS` hibernated session rows
@@ -15,7 +16,9 @@
 //! 2. **Hibernated RSS**: `VmRSS` 2 s after ready (after the keeper counted the rows) on
 //!    an empty store, with 100,000 seeded rows and with `ROWS` (goal: 100k < 10 MB above
 //!    empty). Then 100,000 (quick: 20,000) sessions made by real chats with
-//!    `hibernateAfter = "2s"`, all hibernated: RSS then, against the same gateway before.
+//!    `hibernateAfter = "2s"`, all hibernated: RSS then, against the same gateway before;
+//!    then as many new ones again: what a second round adds shows whether hibernated
+//!    sessions leave anything behind (the first round's peak stays with the allocator).
 //! 3. **Live RSS and idle CPU**: on the seeded store, `LIVE` sessions made live by one
 //!    chat each (`hibernateAfter = "1h"`): RSS before and after, the difference per
 //!    session (goal <= 8 KB), and the gateway's CPU time over 10 s idle with them, against
@@ -47,8 +50,15 @@ fn main() {
     let made: usize = if quick { 20_000 } else { 100_000 };
     let wake: usize = if quick { 300 } else { 2_000 };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    println!("gateway_hibernation: {rows} seeded rows, {live} live, {made} hibernated by chats, {wake} woken");
+    let phases = std::env::var("PHASES").unwrap_or_default();
+    let run = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p == phase);
+    println!(
+        "gateway_hibernation: {rows} seeded rows, {live} live, {made} hibernated by chats, {wake} woken"
+    );
 
+    if !run("start") && !run("rest") {
+        return later(&rt, &bin, &run, made, live, wake, rows);
+    }
     // 1. Start.
     let empty = TempHome::new("hib-empty");
     let seeded = TempHome::new("hib-seeded");
@@ -58,7 +68,10 @@ fn main() {
     }
     let started = Instant::now();
     seed(&seeded.0, rows);
-    println!("seeded {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded {rows} rows in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     seed(&hundred_k.0, 100_000);
     for (name, home) in [("empty store", &empty), ("seeded store", &seeded)] {
         let mut times = Vec::new();
@@ -99,13 +112,34 @@ fn main() {
         mb(at_rows),
         mb(at_rows) - mb(base),
     );
-    rt.block_on(hibernated_by_chats(&bin, made));
+    later(&rt, &bin, &run, made, live, wake, rows);
+}
 
-    // 3. Live RSS and idle CPU.
-    rt.block_on(live_sessions(&bin, &seeded.0, &empty.0, live, rows));
-
+/// Phases 2b to 4, each on gateways of its own.
+fn later(
+    rt: &tokio::runtime::Runtime,
+    bin: &Path,
+    run: &dyn Fn(&str) -> bool,
+    made: usize,
+    live: usize,
+    wake: usize,
+    rows: usize,
+) {
+    if run("chats") {
+        rt.block_on(hibernated_by_chats(bin, made));
+    }
+    // 3. Live RSS and idle CPU, on a store of `rows` hibernated sessions.
+    if run("live") {
+        let (empty, seeded) = (TempHome::new("hib-empty"), TempHome::new("hib-seeded"));
+        first_start(bin, &empty.0);
+        first_start(bin, &seeded.0);
+        seed(&seeded.0, rows);
+        rt.block_on(live_sessions(bin, &seeded.0, &empty.0, live, rows));
+    }
     // 4. Wake latency.
-    rt.block_on(wake_latency(&bin, wake));
+    if run("wake") {
+        rt.block_on(wake_latency(bin, wake));
+    }
 }
 
 fn mb(kb: u64) -> f64 {
@@ -141,7 +175,12 @@ fn seed(home: &Path, n: usize) {
             // Spread over the last day, as real users are.
             let at = now - (i as i64 % 86_400_000);
             insert
-                .execute(rusqlite::params![session_key(&format!("seed{i:07}")), at, idle, at + idle])
+                .execute(rusqlite::params![
+                    session_key(&format!("seed{i:07}")),
+                    at,
+                    idle,
+                    at + idle
+                ])
                 .expect("insert");
         }
     }
@@ -211,6 +250,20 @@ async fn hibernated_by_chats(bin: &Path, n: usize) {
         mb(peak),
         mb(after),
         mb(after) - mb(before),
+    );
+    // A second round of as many new sessions: freed memory is reused if nothing stayed.
+    chats(&client, &gw, (0..n).map(|i| format!("again{i:06}"))).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while hibernated(&client, &gw).await < 2 * n as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
+    println!(
+        "then {n} more, all hibernated ({} in all): RSS {:.1} MB ({:+.1} MB for the second round)",
+        hibernated(&client, &gw).await,
+        mb(again),
+        mb(again) - mb(after),
     );
     gw.stop(Duration::from_secs(15));
 }

@@ -230,7 +230,9 @@ fn durations_accept_numbers_and_strings() {
     assert_eq!(c.sessions.hibernate_after, Duration::from_secs(30));
     let c = toml("[sessions]\nhibernateAfter = \"250ms\"\n").expect("parses");
     assert_eq!(c.sessions.hibernate_after, Duration::from_millis(250));
-    let err = toml("[sessions]\nhibernateAfter = 0\n").unwrap_err().to_string();
+    let err = toml("[sessions]\nhibernateAfter = 0\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sessions.hibernateAfter"), "{err}");
     assert_eq!(c.sessions.max_age_hours, Duration::from_secs(5400));
     let c = toml("[channels.discord.threads]\nidleHours = \"15m\"\n").expect("parses");

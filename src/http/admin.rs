@@ -229,7 +229,11 @@ fn session_json(gw: &Topology, row: &SessionRow, rest: Option<Rest>, now: u64) -
 fn page_request(query: &str) -> Result<(SessionFilter, Option<String>, usize), ApiError> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if !["limit", "cursor", "agent", "channel", "account", "prefix", "state"].contains(&name) {
+        if ![
+            "limit", "cursor", "agent", "channel", "account", "prefix", "state",
+        ]
+        .contains(&name)
+        {
             return Err(ApiError::param(
                 name,
                 "unsupported_parameter",
@@ -293,7 +297,10 @@ fn decode_cursor(text: &str) -> Option<String> {
     }
     let bytes: Option<Vec<u8>> = (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     String::from_utf8(bytes?).ok()
 }
@@ -348,7 +355,12 @@ async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
         Ok(t) => t,
         Err(e) => return ApiError::unavailable(e.to_string()).into_reply(),
     };
-    let rest = store.session_at_rest(&key).await.ok().flatten().map(|(_, r)| r);
+    let rest = store
+        .session_at_rest(&key)
+        .await
+        .ok()
+        .flatten()
+        .map(|(_, r)| r);
     let mut body = session_json(&gw, &row, rest, pincer_core::now_ms());
     body["context_from"] = json!(row.context_from);
     body["summary_seq"] = json!(row.summary_seq);

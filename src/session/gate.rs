@@ -210,7 +210,9 @@ mod tests {
         // Closed: held, in order, without duplicates, and the instance is not asked.
         gate.close(Arc::from("k"), actor.get_cell());
         for id in [2, 3, 2] {
-            let offer = gate.offer("k", Box::new(entry(id)), |_| panic!("sent to a closing session"));
+            let offer = gate.offer("k", Box::new(entry(id)), |_| {
+                panic!("sent to a closing session")
+            });
             assert!(matches!(offer, Offer::Held { wake: false }), "{offer:?}");
         }
         // What the closing instance found in its mailbox waits with the rest.

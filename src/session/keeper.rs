@@ -131,7 +131,11 @@ impl Keeper {
     /// Starts the next instance of `key` once the old one has left its supervisor, if
     /// messages wait for it; else opens the gate. Runs outside any actor (the old one is
     /// ending), bounded by [`WAKE_PATIENCE`].
-    pub(crate) fn wake(self: &Arc<Self>, key: Arc<str>, spec: impl FnOnce() -> ChildSpec + Send + 'static) {
+    pub(crate) fn wake(
+        self: &Arc<Self>,
+        key: Arc<str>,
+        spec: impl FnOnce() -> ChildSpec + Send + 'static,
+    ) {
         let keeper = self.clone();
         tokio::spawn(async move {
             let Some(sessions) = keeper.sessions().cloned() else {
@@ -141,9 +145,7 @@ impl Keeper {
             let child = pincer_core::session_key::child_id(&key);
             let until = Instant::now() + WAKE_PATIENCE;
             // Held but not running: the old instance is still leaving.
-            while sessions.holds(&child)
-                && sessions.get(&child).is_none()
-                && Instant::now() < until
+            while sessions.holds(&child) && sessions.get(&child).is_none() && Instant::now() < until
             {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -301,4 +303,3 @@ async fn expire(keeper: &Keeper, store: &Store) {
         }
     }
 }
-

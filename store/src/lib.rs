@@ -533,15 +533,20 @@ impl Store {
     ) -> Result<Option<(SessionRow, Rest)>, StoreError> {
         let key = key.to_string();
         self.read(move |conn| {
-            conn.prepare_cached(&format!("{SESSION_COLUMNS}, state FROM sessions WHERE key = ?1"))
-                .and_then(|mut s| {
-                    s.query_row(params![key], |r| {
-                        let rest: String = r.get(11)?;
-                        Ok((session_row(r)?, Rest::parse(&rest).unwrap_or(Rest::Hibernated)))
-                    })
-                    .optional()
+            conn.prepare_cached(&format!(
+                "{SESSION_COLUMNS}, state FROM sessions WHERE key = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![key], |r| {
+                    let rest: String = r.get(11)?;
+                    Ok((
+                        session_row(r)?,
+                        Rest::parse(&rest).unwrap_or(Rest::Hibernated),
+                    ))
                 })
-                .map_err(sql)
+                .optional()
+            })
+            .map_err(sql)
         })
         .await
     }
@@ -592,7 +597,10 @@ impl Store {
                     ],
                     |r| {
                         let rest: String = r.get(11)?;
-                        Ok((session_row(r)?, Rest::parse(&rest).unwrap_or(Rest::Hibernated)))
+                        Ok((
+                            session_row(r)?,
+                            Rest::parse(&rest).unwrap_or(Rest::Hibernated),
+                        ))
                     },
                 )
                 .map_err(sql)?;
@@ -633,7 +641,9 @@ impl Store {
             let mut stmt = conn
                 .prepare_cached("SELECT key FROM sessions WHERE account = ?1 AND state = 'live'")
                 .map_err(sql)?;
-            let rows = stmt.query_map(params![account], |r| r.get(0)).map_err(sql)?;
+            let rows = stmt
+                .query_map(params![account], |r| r.get(0))
+                .map_err(sql)?;
             rows.map(|r| r.map_err(sql)).collect()
         })
         .await
