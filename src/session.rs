@@ -490,6 +490,8 @@ impl SessionState {
                 if self.known.is_empty() && self.known.capacity() > 0 {
                     self.known = HashSet::new();
                 }
+                // And the finished turn's forwarder, which its scope keeps until reaped.
+                self.scope.task_count();
                 return;
             };
             if entry.state != InboxState::Pending {
