@@ -236,7 +236,7 @@ async fn messages_racing_a_session_on_its_way_out_are_answered_exactly_once() {
         let gap = 20 + seed % 100;
         tokio::time::sleep(Duration::from_millis(gap)).await;
         let text = format!("m{sent}");
-        if seed % 8 == 0 {
+        if seed.is_multiple_of(8) {
             // Killed right as the message arrives.
             let chat = gw.spawn_chat("race", &text, None);
             if let Some(path) = session_path(&gw.running_paths().await) {

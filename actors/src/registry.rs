@@ -42,8 +42,8 @@ struct Entry {
     started: Option<(SystemTime, Instant)>,
     cell: Option<ActorCell>,
     /// Named counts its owner publishes (a supervisor's children kept outside the tree);
-    /// boxed so that the many records without any stay small.
-    counts: Option<Box<BTreeMap<&'static str, u64>>>,
+    /// empty (no allocation) for almost every record.
+    counts: BTreeMap<&'static str, u64>,
 }
 
 /// Where an actor is in its life.
@@ -337,7 +337,7 @@ impl Registry {
                 last_error: None,
                 started: None,
                 cell: None,
-                counts: None,
+                counts: BTreeMap::new(),
             });
             entry.kind = kind;
             entry.restart = restart;
@@ -429,8 +429,7 @@ impl Registry {
             let Some(entry) = entries.get_mut(path) else {
                 return false;
             };
-            let counts = entry.counts.get_or_insert_with(Box::default);
-            counts.insert(name, value) != Some(value)
+            entry.counts.insert(name, value) != Some(value)
         });
     }
 
@@ -522,7 +521,7 @@ impl Entry {
                 let up = mono.saturating_duration_since(since);
                 u64::try_from(up.as_millis()).unwrap_or(u64::MAX)
             }),
-            counts: self.counts.as_deref().cloned().unwrap_or_default(),
+            counts: self.counts.clone(),
         }
     }
 }

@@ -219,7 +219,7 @@ mod tests {
         gate.hold("k", entry(4));
         assert_eq!(sent, vec![1]);
         // Another session is not affected.
-        let other = gate.offer("other", Box::new(entry(9)), |e| Err(e));
+        let other = gate.offer("other", Box::new(entry(9)), Err);
         assert!(matches!(other, Offer::NotRunning(e) if e.id == 9));
         // Not empty: the gate stays closed for the next instance, which takes it all.
         assert!(!gate.release_if_empty("k"));
