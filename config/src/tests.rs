@@ -225,6 +225,7 @@ fn missing_explicit_file_is_an_error() {
 fn durations_accept_numbers_and_strings() {
     let c = toml("[sessions]\nidleHours = \"90s\"\nmaxAgeHours = 1.5\n").expect("parses");
     assert_eq!(c.sessions.idle_hours, Duration::from_secs(90));
+    assert_eq!(c.sessions.max_age_hours, Duration::from_secs(5400));
     assert_eq!(c.sessions.hibernate_after, Duration::from_secs(300));
     let c = toml("[sessions]\nhibernateAfter = 30\n").expect("parses");
     assert_eq!(c.sessions.hibernate_after, Duration::from_secs(30));
@@ -234,7 +235,6 @@ fn durations_accept_numbers_and_strings() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("sessions.hibernateAfter"), "{err}");
-    assert_eq!(c.sessions.max_age_hours, Duration::from_secs(5400));
     let c = toml("[channels.discord.threads]\nidleHours = \"15m\"\n").expect("parses");
     let threads = c.channels.discord.expect("discord").threads;
     assert_eq!(threads.idle_hours, Some(Duration::from_secs(900)));

@@ -638,3 +638,121 @@ async fn a_summary_entry_becomes_the_sessions_summary_and_keeps_what_it_covers()
         0
     );
 }
+
+/// Hibernated rows: moved between states only from the state expected, ended in the store
+/// past their time (a bounded batch, the earliest left reported), counted, and listed a
+/// page at a time with filters.
+#[tokio::test]
+async fn sessions_rest_expire_and_page() {
+    let tmp = TempDb::new();
+    let store = Store::new(tmp.path());
+    let _writer = store.start_writer().expect("writer");
+    let now = 1_000_000;
+    for i in 0..5u64 {
+        let row = SessionRow {
+            last_active_ms: now,
+            idle_ms: 100 * (i + 1),
+            account: if i == 4 {
+                "other".into()
+            } else {
+                "http".into()
+            },
+            ..session(&format!("agent:main:http:http:user:{i}"))
+        };
+        store
+            .save_session_as(row, Rest::Hibernated)
+            .await
+            .expect("save");
+    }
+    let side = SessionRow {
+        agent: "side".into(),
+        ..session("agent:side:http:http:user:x")
+    };
+    store.save_session(side).await.expect("live");
+    assert_eq!(
+        store.hibernated_of("http").await.expect("count"),
+        (4, Some(now + 100))
+    );
+    // Only from the state expected.
+    assert!(
+        !store
+            .set_rest("agent:side:http:http:user:x", Rest::Hibernated, Rest::Live)
+            .await
+            .expect("set")
+    );
+    assert_eq!(
+        store.live_keys("http").await.expect("live"),
+        vec!["agent:side:http:http:user:x".to_string()]
+    );
+    // Past the time of two of them, in batches of one: the other account is untouched.
+    let (ended, next) = store
+        .expire_hibernated("http", now + 250, 1)
+        .await
+        .expect("expire");
+    assert_eq!((ended, next), (1, Some(now + 200)));
+    let (ended, next) = store
+        .expire_hibernated("http", now + 250, 10)
+        .await
+        .expect("expire");
+    assert_eq!((ended, next), (1, Some(now + 300)));
+    assert_eq!(store.hibernated_of("other").await.expect("count").0, 1);
+    let rest = |key: &str| {
+        let store = store.clone();
+        let key = key.to_string();
+        async move {
+            store
+                .session_at_rest(&key)
+                .await
+                .expect("row")
+                .map(|(_, r)| r)
+        }
+    };
+    assert_eq!(rest("agent:main:http:http:user:0").await, Some(Rest::Ended));
+    assert_eq!(
+        rest("agent:main:http:http:user:2").await,
+        Some(Rest::Hibernated)
+    );
+
+    // Pages of two in key order, each after the last one's key; filters.
+    let page = |filter: SessionFilter, after: Option<String>| {
+        let store = store.clone();
+        async move {
+            store
+                .sessions_page(filter, after, 2)
+                .await
+                .expect("page")
+                .into_iter()
+                .map(|(r, _)| r.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = page(SessionFilter::default(), None).await;
+    assert_eq!(
+        first,
+        ["agent:main:http:http:user:0", "agent:main:http:http:user:1"]
+    );
+    let second = page(SessionFilter::default(), first.last().cloned()).await;
+    assert_eq!(
+        second,
+        ["agent:main:http:http:user:2", "agent:main:http:http:user:3"]
+    );
+    let side = SessionFilter {
+        agent: Some("side".into()),
+        ..SessionFilter::default()
+    };
+    assert_eq!(page(side, None).await, ["agent:side:http:http:user:x"]);
+    let hibernated = SessionFilter {
+        state: Some(Rest::Hibernated),
+        account: Some("http".into()),
+        ..SessionFilter::default()
+    };
+    assert_eq!(
+        page(hibernated, None).await,
+        ["agent:main:http:http:user:2", "agent:main:http:http:user:3"]
+    );
+    let prefix = SessionFilter {
+        prefix: Some("agent:main:http:http:user:4".into()),
+        ..SessionFilter::default()
+    };
+    assert_eq!(page(prefix, None).await, ["agent:main:http:http:user:4"]);
+}
