@@ -326,14 +326,21 @@ async fn wake_latency(bin: &Path, n: usize) {
         woken.push(timed_chat(&client, &gw, &user, "again").await);
         warm.push(timed_chat(&client, &gw, &user, "and again").await);
     }
+    let slow = |s: &[Duration]| {
+        s.iter()
+            .filter(|d| **d > Duration::from_millis(100))
+            .count()
+    };
+    let (slow_woken, slow_warm) = (slow(&woken), slow(&warm));
     let (w, l) = (Summary::of(&mut woken), Summary::of(&mut warm));
     println!(
-        "wake: {n} chats to hibernated sessions p50 {} p99 {} max {}; to live ones p50 {} p99 {}; waking adds {} at p50, {} at p99 ({}; latency on a shared machine is noisy)",
+        "wake: {n} chats to hibernated sessions p50 {} p99 {} max {} ({slow_woken} over 100 ms); to live ones p50 {} p99 {} max {} ({slow_warm} over 100 ms); waking adds {} at p50, {} at p99 ({}; latency on a shared machine is noisy)",
         ms(w.p50),
         ms(w.p99),
         ms(w.max),
         ms(l.p50),
         ms(l.p99),
+        ms(l.max),
         ms_diff(w.p50, l.p50),
         ms_diff(w.p99, l.p99),
         verdict(w.p99.saturating_sub(l.p99) < GOAL_WAKE_P99),
