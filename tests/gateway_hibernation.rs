@@ -49,6 +49,12 @@ async fn in_state(gw: &Gw, user: &str, state: &str) -> Value {
 /// The hibernated count the tree shows on the HTTP account's `sessions`.
 async fn hibernated_in_tree(gw: &Gw) -> Option<u64> {
     let (_, tree) = gw.get("/admin/tree").await;
+    hibernated_in(&tree["tree"])
+}
+
+/// The hibernated count on the HTTP account's `sessions` in a tree (the admin API's or the
+/// web chat's frame).
+fn hibernated_in(tree: &Value) -> Option<u64> {
     fn find(nodes: &Value) -> Option<u64> {
         for node in nodes.as_array()? {
             if node["path"]
@@ -63,7 +69,7 @@ async fn hibernated_in_tree(gw: &Gw) -> Option<u64> {
         }
         None
     }
-    find(&tree["tree"])
+    find(tree)
 }
 
 /// `context: about N of ...` in a status: N.
@@ -98,6 +104,17 @@ async fn a_quiet_session_hibernates_and_wakes_with_its_context_turns_and_timers(
     let rested = in_state(&gw, "h", "hibernated").await;
     assert_eq!(rested["running"], false);
     assert_eq!(hibernated_in_tree(&gw).await, Some(1));
+    // The web chat's tree says so too, on the account's sessions, with no session live
+    // (its frame is rebuilt at most every 250 ms after a change).
+    let mut socket = common::web::connect(&gw).await;
+    loop {
+        let frame = common::web::next_frame(&mut socket).await;
+        if frame["type"] == "tree" && hibernated_in(&frame["tree"]) == Some(1) {
+            let text = frame.to_string();
+            assert!(!text.contains("user:h"), "a session listed: {text}");
+            break;
+        }
+    }
     let running = gw.running_paths().await;
     assert!(
         !running.iter().any(|p| p.contains("user:h")),
