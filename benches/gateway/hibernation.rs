@@ -21,8 +21,8 @@
 //!    sessions leave anything behind (the first round's peak stays with the allocator).
 //! 3. **Live RSS and idle CPU**: on the seeded store, `LIVE` sessions made live by one
 //!    chat each (`hibernateAfter = "1h"`): RSS before and after, the difference per
-//!    session (goal <= 8 KB), and the gateway's CPU time over 10 s idle with them, against
-//!    an empty gateway's over 10 s (goal: within noise).
+//!    session (goal <= 8 KB), and the gateway's CPU time over 10 s idle with them (from
+//!    10 s after the burst), against an empty gateway's over 10 s (goal: within noise).
 //! 4. **Wake latency**: `WAKE` sessions (a chat each) left to hibernate
 //!    (`hibernateAfter = "1s"`), then one chat each, one at a time: that chat wakes its
 //!    session; a second chat right after goes to it live. p50/p99 of both and the
@@ -293,6 +293,8 @@ async fn live_sessions(bin: &Path, seeded: &Path, empty: &Path, n: usize, rows: 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = proc_kb(gw.pid(), "VmRSS").unwrap_or(0);
     let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
+    // Idle once the store has folded its log back after the burst (10 s).
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let cpu = cpu_time(gw.pid());
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu = cpu_time(gw.pid()) - cpu;
