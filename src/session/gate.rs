@@ -189,6 +189,7 @@ mod tests {
             state: InboxState::Pending,
             session_key: None,
             reply: None,
+            reply_extra: None,
         }
     }
 
