@@ -55,15 +55,23 @@
         continue;
       }
       if (LIST.test(line)) {
-        // Items, their indented continuations, and blank lines inside the list.
+        // Items, their indented continuations, and blank lines inside the list. An item of
+        // the other kind (bullets, numbers) at the list's own indent starts another list.
+        const head = LIST.exec(line);
+        const ordered = /\d/.test(head[2]);
+        const sameList = (l) => {
+          const m = LIST.exec(l);
+          return m && (m[1].length > head[1].length + 1 || /\d/.test(m[2]) === ordered);
+        };
         i++;
         while (i < lines.length) {
           const l = lines[i];
           if (!l.trim()) {
             const next = lines[i + 1];
-            if (next !== undefined && (LIST.test(next) || /^\s{2,}\S/.test(next))) { i++; continue; }
+            if (next !== undefined && (sameList(next) || /^\s{2,}\S/.test(next))) { i++; continue; }
             break;
           }
+          if (LIST.test(l) && !sameList(l)) break;
           if (LIST.test(l) || /^\s+\S/.test(l)) { i++; continue; }
           if (FENCE.test(l) || HEADING.test(l) || HR.test(l) || QUOTE.test(l)) break;
           i++; // a lazy continuation of the item's paragraph
@@ -237,8 +245,23 @@
     a.rel = "noopener noreferrer";
     a.target = "_blank";
     a.title = safe;
-    inline(a, text, depth + 1);
+    // No link inside a link (a URL as its own text would link itself again).
+    inLink++;
+    try { inline(a, text, depth + 1); } finally { inLink--; }
     parent.append(a);
+  }
+  let inLink = 0;
+
+  // The `)` closing the `(` at `at`, with nesting (URLs may hold parentheses).
+  function paren(s, at) {
+    let n = 0;
+    for (let i = at; i < s.length; i++) {
+      if (s[i] === "\\") { i++; continue; }
+      if (s[i] === "(") n++;
+      else if (s[i] === ")" && --n === 0) return i;
+      else if (s[i] === "\n" && s[i + 1] === "\n") return -1;
+    }
+    return -1;
   }
 
   // Finds the closing `delim` for an opening at `from` (not after a space, not empty).
@@ -330,27 +353,27 @@
           continue;
         }
       }
-      if (c === "[" || (c === "!" && s[i + 1] === "[")) {
+      if (!inLink && (c === "[" || (c === "!" && s[i + 1] === "["))) {
         const open = c === "!" ? i + 1 : i;
         const close = bracket(s, open);
         if (close > 0 && s[close + 1] === "(") {
-          const end = s.indexOf(")", close + 2);
+          const end = paren(s, close + 1);
           if (end > 0) {
             flush();
             const target = s.slice(close + 2, end).trim().split(/\s+/)[0].replace(/^<|>$/g, "");
             // An image never loads (nothing leaves the page): it shows as a link.
             const label = s.slice(open + 1, close) || target;
-            link(parent, c === "!" ? "🖼 " + label : label, target, depth);
+            link(parent, c === "!" ? "image: " + label : label, target, depth);
             i = end + 1;
             continue;
           }
         }
       }
-      if (c === "<") {
+      if (c === "<" && !inLink) {
         const m = /^<((?:https?|mailto):[^\s<>]+)>/i.exec(s.slice(i));
         if (m) { flush(); link(parent, m[1], m[1], depth); i += m[0].length; continue; }
       }
-      if (c === "h" && (i === 0 || /[\s(]/.test(s[i - 1]))) {
+      if (c === "h" && !inLink && (i === 0 || /[\s(]/.test(s[i - 1]))) {
         const m = BARE_URL.exec(s.slice(i, i + 2048));
         if (m) { flush(); link(parent, m[0], m[0], depth); i += m[0].length; continue; }
       }
