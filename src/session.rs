@@ -69,6 +69,8 @@ pub enum SessionMsg {
     },
     /// Try the current turn again.
     Retry {
+        /// The turn that was lost (a stopped turn is not tried again).
+        turn: u64,
         /// The attempt to start.
         attempt: u32,
     },
@@ -370,11 +372,11 @@ impl Actor for Session {
                     None => state.turn_lost(&myself, turn, attempt),
                 }
             }
-            SessionMsg::Retry { attempt } => {
+            SessionMsg::Retry { turn, attempt } => {
                 if state
                     .current
                     .as_ref()
-                    .is_some_and(|c| c.attempt + 1 == attempt)
+                    .is_some_and(|c| c.attempt + 1 == attempt && c.turn == turn)
                 {
                     state.start_turn(&myself, attempt).await;
                 }
@@ -593,6 +595,7 @@ impl SessionState {
         self.scope.spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = me.cast(SessionMsg::Retry {
+                turn,
                 attempt: attempt + 1,
             });
         });

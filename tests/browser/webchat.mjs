@@ -477,6 +477,16 @@ async function stop() {
   const t0 = Date.now();
   const next = await chat('after the stop');
   if (!next.final.includes('after the stop')) fail(`the message after the stop got "${next.final}"`);
+  // Keys: Up in an empty input brings the last message back; Shift+Enter is a new line.
+  await page.press('#input', 'ArrowUp');
+  if ((await page.inputValue('#input')) !== 'after the stop') fail(`Up gave "${await page.inputValue('#input')}"`);
+  const bubbles = await page.$$eval('#messages [data-role="user"]', (els) => els.length);
+  await page.fill('#input', 'line one');
+  await page.press('#input', 'Shift+Enter');
+  await page.keyboard.type('line two');
+  if ((await page.inputValue('#input')) !== 'line one\nline two') fail(`Shift+Enter gave "${await page.inputValue('#input')}"`);
+  if ((await page.$$eval('#messages [data-role="user"]', (els) => els.length)) !== bubbles) fail('Shift+Enter sent the message');
+  await page.fill('#input', '');
   step(`stopped mid-stream with ${kept.length} of ${full.length} characters kept, no late delta; next reply in ${Date.now() - t0} ms`);
 }
 

@@ -21,9 +21,10 @@ pub(super) const MAX_CHATS_PAGE: usize = 50;
 /// Transcript entries an opened chat shows (its latest).
 pub(super) const MAX_OPEN_ENTRIES: usize = 200;
 
-/// Bytes of text an opened chat sends at most, well within the socket's queue
-/// ([`super::outbound::MAX_QUEUED_BYTES`]): older entries past it are left out.
-pub(super) const MAX_OPEN_BYTES: usize = 512 * 1024;
+/// Bytes of text an opened chat sends at most, a quarter of the socket's queue
+/// ([`super::outbound::MAX_QUEUED_BYTES`]) so a reply streaming meanwhile still fits:
+/// older entries past it are left out (the frame says how many).
+pub(super) const MAX_OPEN_BYTES: usize = 256 * 1024;
 
 /// Characters of one entry's text sent at most.
 const MAX_ENTRY_CHARS: usize = 64 * 1024;

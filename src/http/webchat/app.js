@@ -317,6 +317,9 @@
         if (!entries.has("u:" + m.id)) return;
         const n = makeEntry(m.id + "/" + (entries.size + 1), "notice", "done");
         setText(n, String(m.text || ""));
+        // A question comes before the reply it holds up, which goes on below it.
+        const waiting = entries.get("a:" + m.id);
+        if (waiting && waiting.state === "streaming") waiting.el.before(n.el);
         const ap = m.approval;
         if (ap && typeof ap.id === "string" && /^[a-z0-9]{1,32}$/.test(ap.id)) approvalButtons(n, ap, agent);
         return;
@@ -355,7 +358,14 @@
       }
       case "chats": return onChats(m);
       case "transcript":
-        if (m.agent === agent && m.session === session) showTranscript(m.items);
+        if (m.agent === agent && m.session === session) {
+          showTranscript(m.items);
+          if (m.left_out > 0) {
+            const n = makeEntry("older", "notice", "done");
+            setText(n, `${m.left_out} earlier entries are not shown.`);
+            els.messages.prepend(n.el);
+          }
+        }
         return;
       case "renamed": case "deleted": return askChats();
       case "tree":
@@ -457,7 +467,9 @@
     const items = chatItems.slice();
     // The chat on screen is listed even before its first reply is stored.
     if (session && !items.some((c) => c.session === session) && (entries.size || outbox.size)) {
-      items.unshift({ session, title: lastUserText || "New chat", last_active_ms: Date.now(), turns: 0, pending: true });
+      let first = null;
+      for (const e of entries.values()) if (e.role === "user") { first = e.text; break; }
+      items.unshift({ session, title: first || "New chat", last_active_ms: Date.now(), turns: 0, pending: true });
     }
     for (const c of items) {
       if (!c || typeof c.session !== "string") continue;
