@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::web::{CLIENT, connect, connect_as, next_frame, next_of, say, send, until};
 use common::{Gw, TempDir};
+use pincer_fakes::openai::{self, OpenAiFake, Script};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -267,6 +268,60 @@ async fn stop_drops_the_turn_keeps_the_partial_reply_and_the_next_message_goes_a
     );
     let transcript = gw.transcript(&key(CLIENT, "broken", "s")).await;
     assert_eq!(transcript[1]["outcome"], "failed", "{transcript:?}");
+}
+
+#[tokio::test]
+async fn a_stop_drops_the_provider_stream_and_the_reply_is_not_retried() {
+    let fake = OpenAiFake::start_with(openai::Knobs {
+        token_delay: Duration::from_millis(50),
+        ..openai::Knobs::default()
+    })
+    .await;
+    fake.script(Script::text("word ".repeat(100)));
+    let home = TempDir::new();
+    let config = format!(
+        "[providers.openai]\nbaseUrl = \"{}\"\napiKey = \"sk-test\"\n\n[response]\ntransport = \"sse\"\n\n\
+         [agents.main]\nmodel = \"openai/gpt-4.1\"\n",
+        fake.base_url()
+    );
+    let gw = Gw::start(home.path(), Some(&config)).await;
+    let mut ws = connect(&gw).await;
+    say(&mut ws, "main", "s", "m1", "talk slowly").await;
+    expect_delta(&mut ws, "m1").await;
+    send(
+        &mut ws,
+        json!({"type": "stop", "id": "m1", "agent": "main", "session": "s"}),
+    )
+    .await;
+    let done = until(&mut ws, "done", "m1", &mut Vec::new()).await;
+    assert_eq!(done["stopped"], true, "{done}");
+    // The fake sees its response's client go away while it still had words to send.
+    common::until(
+        "the fake to see the stream dropped",
+        &gw,
+        Duration::from_secs(3),
+        async || {
+            let c = fake.counters();
+            (c.abandoned == 1).then_some(()).ok_or(format!("{c:?}"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.counters().sse_requests,
+        1,
+        "a stopped turn is not tried again"
+    );
+}
+
+async fn expect_delta(ws: &mut common::web::Socket, id: &str) {
+    loop {
+        let frame = next_frame(ws).await;
+        if frame["type"] == "delta" && frame["id"] == id {
+            return;
+        }
+        assert!(frame["type"] != "done" || frame["id"] != id, "{frame}");
+    }
 }
 
 #[tokio::test]
