@@ -57,14 +57,14 @@ pub enum RouterMsg {
         upstream_id: String,
     },
     /// Stop session `key` of `account` for good (its conversation is being deleted);
-    /// `done` hears once it has stopped, or was not running.
+    /// `done` hears once it has stopped (true), or that it was not running (false).
     Close {
         /// The account.
         account: String,
         /// The session key.
         key: String,
-        /// Told when the session no longer runs.
-        done: tokio::sync::oneshot::Sender<()>,
+        /// Told when the session no longer runs, and whether it ran.
+        done: tokio::sync::oneshot::Sender<bool>,
     },
 }
 
@@ -162,15 +162,16 @@ impl Actor for Router {
                 if let Some(account) = state.ctx.accounts.get(&account) {
                     // Not awaited here: a session's shutdown must not hold up routing.
                     state.scope.spawn(async move {
-                        if account.sessions.get(&child).is_some()
+                        let running = account.sessions.get(&child).is_some();
+                        if running
                             && let Err(error) = account.sessions.terminate_child(&child).await
                         {
                             tracing::debug!(session = %key, %error, "Cannot stop a session being deleted.");
                         }
-                        let _ = done.send(());
+                        let _ = done.send(running);
                     });
                 } else {
-                    let _ = done.send(());
+                    let _ = done.send(false);
                 }
             }
             RouterMsg::Swept(entries) => {

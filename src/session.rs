@@ -289,6 +289,19 @@ impl Actor for Session {
         Ok(state)
     }
 
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A turn is its agent's child, not the session's: one still running when its
+        // session stops (the chat deleted) would answer no one, so it stops too.
+        if let Some(actor) = state.current.as_mut().and_then(|c| c.turn_actor.take()) {
+            actor.stop(Some("its session stopped".into()));
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         myself: ActorRef<SessionMsg>,

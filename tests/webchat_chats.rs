@@ -235,11 +235,7 @@ async fn stop_drops_the_turn_keeps_the_partial_reply_and_the_next_message_goes_a
     let late: Vec<&Value> = seen.iter().filter(|f| f["id"] == "m1").collect();
     assert!(late.is_empty(), "frames of the stopped reply: {late:?}");
     // No turn runs on: the stopped one's actor (and its provider stream) is gone.
-    common::until("no turn running", &gw, Duration::from_secs(3), async || {
-        let paths = gw.running_paths().await;
-        (!paths.iter().any(|p| p.contains("/turn:"))).then_some(())
-    })
-    .await;
+    no_turn_running(&gw).await;
 
     // The transcript keeps the partial reply, marked stopped, and the next turn.
     let transcript = gw.transcript(&key(CLIENT, "main", "s")).await;
@@ -268,6 +264,32 @@ async fn stop_drops_the_turn_keeps_the_partial_reply_and_the_next_message_goes_a
     );
     let transcript = gw.transcript(&key(CLIENT, "broken", "s")).await;
     assert_eq!(transcript[1]["outcome"], "failed", "{transcript:?}");
+
+    // A chat deleted mid-reply: its turn stops with its session, and the router's sweep
+    // (every second, for entries pending 1.5 s) does not bring it back.
+    say(&mut ws, "main", "d", "m4", &long).await;
+    expect_delta(&mut ws, "m4").await;
+    send(
+        &mut ws,
+        json!({"type": "delete", "agent": "main", "session": "d"}),
+    )
+    .await;
+    next_of(&mut ws, "deleted").await;
+    no_turn_running(&gw).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (status, body) = gw
+        .get(&format!(
+            "/admin/sessions/{}",
+            key(CLIENT, "main", "d").replace(':', "%3A")
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the deleted chat came back: {body}"
+    );
+    let list = chats(&mut ws, "main", 10).await;
+    assert_eq!(list["total"], 1, "{list}");
 }
 
 #[tokio::test]
@@ -312,6 +334,16 @@ async fn a_stop_drops_the_provider_stream_and_the_reply_is_not_retried() {
         1,
         "a stopped turn is not tried again"
     );
+}
+
+/// Waits (3 s at most) until no turn actor runs: a stopped turn's actor is gone, and its
+/// task with the provider stream it held.
+async fn no_turn_running(gw: &Gw) {
+    common::until("no turn running", gw, Duration::from_secs(3), async || {
+        let paths = gw.running_paths().await;
+        (!paths.iter().any(|p| p.contains("/turn:"))).then_some(())
+    })
+    .await;
 }
 
 async fn expect_delta(ws: &mut common::web::Socket, id: &str) {

@@ -171,18 +171,15 @@ fn count_replies(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     Ok(turns)
 }
 
-/// Deletes a session's row, transcript, given title and inbox entries that are answered
-/// (entries still pending stay: their senders wait for a reply).
+/// Deletes a session's row, transcript, given title and inbox entries (pending ones too:
+/// the router's sweep would otherwise bring the conversation back with them).
 pub(crate) fn delete(conn: &Connection, key: &str, account: &str) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM transcript WHERE session_key = ?1",
         params![key],
     )?;
     conn.execute("DELETE FROM sessions WHERE key = ?1", params![key])?;
-    conn.execute(
-        "DELETE FROM inbox WHERE session_key = ?1 AND state != 'pending'",
-        params![key],
-    )?;
+    conn.execute("DELETE FROM inbox WHERE session_key = ?1", params![key])?;
     conn.execute(
         "DELETE FROM channel_meta WHERE account = ?1 AND key = ?2",
         params![account, title_key(key)],

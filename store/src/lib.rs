@@ -207,8 +207,8 @@ impl Store {
             .await
     }
 
-    /// Deletes a conversation: the session's row, transcript, given title and answered
-    /// inbox entries (see [`Chat`]). Its actor must be stopped first, or it writes again.
+    /// Deletes a conversation: the session's row, transcript, given title and inbox
+    /// entries (see [`Chat`]). Its actor must be stopped first, or it writes again.
     pub async fn delete_session(&self, key: &str, account: &str) -> Result<(), StoreError> {
         let (key, account) = (key.to_string(), account.to_string());
         self.request(|r| Request::DeleteSession(key, account, r))
@@ -539,19 +539,7 @@ impl Store {
                      ORDER BY seq DESC LIMIT ?2",
                 )
                 .map_err(sql)?;
-            let rows = stmt
-                .query_map(params![key, limit], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(sql)?;
-            let mut entries = rows
-                .map(|r| {
-                    let (seq, blob) = r.map_err(sql)?;
-                    let entry = rmp_serde::from_slice(&blob)
-                        .map_err(|e| StoreError::Decode(e.to_string()))?;
-                    Ok((seq, entry))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut entries = entries(&mut stmt, params![key, limit])?;
             entries.reverse();
             Ok(entries)
         })
@@ -612,18 +600,7 @@ impl Store {
                      ORDER BY seq",
                 )
                 .map_err(sql)?;
-            let rows = stmt
-                .query_map(params![key, from_seq], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(sql)?;
-            rows.map(|r| {
-                let (seq, blob) = r.map_err(sql)?;
-                let entry =
-                    rmp_serde::from_slice(&blob).map_err(|e| StoreError::Decode(e.to_string()))?;
-                Ok((seq, entry))
-            })
-            .collect()
+            entries(&mut stmt, params![key, from_seq])
         })
         .await
     }
@@ -666,6 +643,24 @@ const SESSION_SELECT: &str = "SELECT key, agent, channel, account, created_at, l
 
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())
+}
+
+/// The `(seq, entry)` rows `stmt` selects with `params`, entries decoded.
+fn entries(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(sql)?;
+    rows.map(|r| {
+        let (seq, blob) = r.map_err(sql)?;
+        let entry = rmp_serde::from_slice(&blob).map_err(|e| StoreError::Decode(e.to_string()))?;
+        Ok((seq, entry))
+    })
+    .collect()
 }
 
 /// An inbox row: id, payload, state, session key, reply, reply extra.

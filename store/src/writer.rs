@@ -59,8 +59,8 @@ pub(crate) enum Request {
     RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
     /// (agent, tool, key): a standing approval.
     Approve(String, String, String, Reply<()>),
-    /// (session key, account): the session's row, transcript, answered inbox entries and
-    /// title, gone; entries still pending stay (their senders wait for a reply).
+    /// (session key, account): the session's row, transcript, inbox entries and title,
+    /// gone.
     DeleteSession(String, String, Reply<()>),
     /// The next batch of a retention pass: runs alone, in its own transaction.
     Prune(Box<PrunePass>, Reply<Box<PrunePass>>),

@@ -90,9 +90,7 @@ pub(super) async fn open(
     agent: &str,
     session: &str,
 ) -> Result<Value, String> {
-    check_agent(link, agent)?;
-    check_id("session", session)?;
-    let key = key(agent, &link.account, owner, session);
+    let key = checked_key(link, owner, agent, session)?;
     let entries = link
         .store
         .transcript_tail(&key, MAX_OPEN_ENTRIES)
@@ -194,24 +192,35 @@ pub(super) async fn rename(
 }
 
 /// Deletes `owner`'s chat `session` with `agent`: its session stops (a reply in flight is
-/// dropped), then its row, transcript and title go from the store.
+/// dropped), then its row, transcript and title go from the store. A chat whose first
+/// reply is still coming has no row yet: its running session is what makes it a chat.
 pub(super) async fn delete(
     link: &LinkCtx,
     owner: &Owner,
     agent: &str,
     session: &str,
 ) -> Result<Value, String> {
-    let key = existing(link, owner, agent, session).await?;
+    let key = checked_key(link, owner, agent, session)?;
+    let stored = existing(link, owner, agent, session).await;
     let (done, stopped) = tokio::sync::oneshot::channel();
     let close = RouterMsg::Close {
         account: link.account.clone(),
         key: key.clone(),
         done,
     };
-    if !to_router(link, close) || stopped.await.is_err() {
+    if !to_router(link, close) {
         return Err(format!(
             "cannot delete chat `{session}` now: the router is restarting; try again"
         ));
+    }
+    match (stored, stopped.await) {
+        (Ok(_), Ok(_)) | (Err(_), Ok(true)) => {}
+        (Err(why), Ok(false)) => return Err(why),
+        (_, Err(_)) => {
+            return Err(format!(
+                "cannot delete chat `{session}` now: the router restarted; try again"
+            ));
+        }
     }
     link.store
         .delete_session(&key, &link.account)
@@ -228,13 +237,12 @@ pub(super) fn stop(
     session: &str,
     id: &str,
 ) -> Result<(), String> {
-    check_agent(link, agent)?;
-    check_id("session", session)?;
+    let key = checked_key(link, owner, agent, session)?;
     check_id("id", id)?;
     let peer = owner.peer(session);
     let stop = RouterMsg::Stop {
         account: link.account.clone(),
-        key: key(agent, &link.account, owner, session),
+        key,
         upstream_id: super::socket::upstream_id(&peer, id),
     };
     if to_router(link, stop) {
@@ -252,8 +260,8 @@ fn to_router(link: &LinkCtx, msg: RouterMsg) -> bool {
         .is_some_and(|router| router.cast(msg).is_ok())
 }
 
-/// The key of `owner`'s chat `session` with `agent`, if the store has it.
-async fn existing(
+/// The key of `owner`'s chat `session` with `agent`, once both names are checked.
+fn checked_key(
     link: &LinkCtx,
     owner: &Owner,
     agent: &str,
@@ -261,7 +269,17 @@ async fn existing(
 ) -> Result<String, String> {
     check_agent(link, agent)?;
     check_id("session", session)?;
-    let key = key(agent, &link.account, owner, session);
+    Ok(key(agent, &link.account, owner, session))
+}
+
+/// The key of `owner`'s chat `session` with `agent`, if the store has it.
+async fn existing(
+    link: &LinkCtx,
+    owner: &Owner,
+    agent: &str,
+    session: &str,
+) -> Result<String, String> {
+    let key = checked_key(link, owner, agent, session)?;
     match link.store.session(&key).await {
         Ok(Some(_)) => Ok(key),
         Ok(None) => Err(format!("you have no chat `{session}` with agent `{agent}`")),

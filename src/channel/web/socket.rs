@@ -239,19 +239,25 @@ impl Reader {
                 },
                 Some(owner),
             ) => {
-                let (link, out, owner) = (self.ctx.link.clone(), self.out.clone(), owner.clone());
-                self.scope.spawn(async move {
-                    let limit = limit.unwrap_or(chats::MAX_CHATS_PAGE);
-                    let listed = chats::list(&link, &owner, &agent, offset, limit).await;
-                    chats::reply(&out, "chats", "", listed);
-                });
+                let limit = limit.unwrap_or(chats::MAX_CHATS_PAGE);
+                self.chat_frame(
+                    owner,
+                    "chats",
+                    String::new(),
+                    move |link, owner, _| async move {
+                        chats::list(&link, &owner, &agent, offset, limit).await
+                    },
+                );
             }
             (ClientFrame::Open { agent, session }, Some(owner)) => {
-                let (link, out, owner) = (self.ctx.link.clone(), self.out.clone(), owner.clone());
-                self.scope.spawn(async move {
-                    let opened = chats::open(&link, &owner, &agent, &session).await;
-                    chats::reply(&out, "open", &session, opened);
-                });
+                self.chat_frame(
+                    owner,
+                    "open",
+                    session,
+                    move |link, owner, session| async move {
+                        chats::open(&link, &owner, &agent, &session).await
+                    },
+                );
             }
             (
                 ClientFrame::Rename {
@@ -261,18 +267,24 @@ impl Reader {
                 },
                 Some(owner),
             ) => {
-                let (link, out, owner) = (self.ctx.link.clone(), self.out.clone(), owner.clone());
-                self.scope.spawn(async move {
-                    let renamed = chats::rename(&link, &owner, &agent, &session, &title).await;
-                    chats::reply(&out, "rename", &session, renamed);
-                });
+                self.chat_frame(
+                    owner,
+                    "rename",
+                    session,
+                    move |link, owner, session| async move {
+                        chats::rename(&link, &owner, &agent, &session, &title).await
+                    },
+                );
             }
             (ClientFrame::Delete { agent, session }, Some(owner)) => {
-                let (link, out, owner) = (self.ctx.link.clone(), self.out.clone(), owner.clone());
-                self.scope.spawn(async move {
-                    let deleted = chats::delete(&link, &owner, &agent, &session).await;
-                    chats::reply(&out, "delete", &session, deleted);
-                });
+                self.chat_frame(
+                    owner,
+                    "delete",
+                    session,
+                    move |link, owner, session| async move {
+                        chats::delete(&link, &owner, &agent, &session).await
+                    },
+                );
             }
             (
                 ClientFrame::Send {
@@ -330,6 +342,20 @@ impl Reader {
             let peer = owner.peer(&session);
             answer(&link, &out, &id, agent, peer, text).await;
             in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Answers a frame about `owner`'s chats (`what`, about `session`) from a task of the
+    /// socket's scope: `run` reads or writes the store.
+    fn chat_frame<F, Fut>(&self, owner: &Owner, what: &'static str, session: String, run: F)
+    where
+        F: FnOnce(LinkCtx, Owner, String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Value, String>> + Send + 'static,
+    {
+        let (link, out, owner) = (self.ctx.link.clone(), self.out.clone(), owner.clone());
+        self.scope.spawn(async move {
+            let result = run(link, owner, session.clone()).await;
+            chats::reply(&out, what, &session, result);
         });
     }
 

@@ -522,6 +522,7 @@
       els.confirm.close();
       if (!ok) return;
       sendFrame({ type: "delete", agent, session: c.session });
+      store.del(K_OUTBOX + agent + "." + c.session); // nothing of it is sent again
       chatItems = chatItems.filter((x) => x.session !== c.session);
       if (c.session === session) { store.del(K_CHAT + agent); switchTo(agent, chatOf(agent)); }
       renderChats();
