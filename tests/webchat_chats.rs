@@ -244,6 +244,12 @@ async fn stop_drops_the_turn_keeps_the_partial_reply_and_the_next_message_goes_a
     assert_eq!(transcript[1]["outcome"], "stopped");
     assert_eq!(transcript[3]["content"], "echo: next");
     assert!(transcript[3].get("outcome").is_none());
+    // A page that resends the stopped message (after a reconnect) gets it as it was kept.
+    let mut again = connect(&gw).await;
+    say(&mut again, "main", "s", "m1", &long).await;
+    let replay = until(&mut again, "done", "m1", &mut Vec::new()).await;
+    assert_eq!(replay["text"], kept);
+    assert_eq!(replay["stopped"], true, "{replay}");
 
     // A stop of a message that is not in flight does nothing.
     send(

@@ -411,7 +411,11 @@ async fn answer(
         &json!({"type": "accepted", "id": id, "inbox": accepted.id}),
     );
     if let Some(reply) = accepted.reply {
-        return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
+        // Answered before (a resend): the reply as kept, stopped or not.
+        let extra = pincer_channels::ReplyExtra::decode(accepted.reply_extra.as_deref());
+        let stopped = extra.is_some_and(|e| e.stopped);
+        let frame = json!({"type": "done", "id": id, "text": reply, "stopped": stopped});
+        return out.end(id, &frame);
     }
     let mut attempt = 0;
     loop {
