@@ -59,6 +59,9 @@ pub(crate) enum Request {
     RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
     /// (agent, tool, key): a standing approval.
     Approve(String, String, String, Reply<()>),
+    /// (session key, account): the session's row, transcript, inbox entries and title,
+    /// gone.
+    DeleteSession(String, String, Reply<()>),
     /// The next batch of a retention pass: runs alone, in its own transaction.
     Prune(Box<PrunePass>, Reply<Box<PrunePass>>),
 }
@@ -615,6 +618,10 @@ impl Request {
                 }
                 Ok(Outcome::Done)
             }
+            Self::DeleteSession(key, account, _) => {
+                super::chats::delete(tx, key, account).map_err(sql)?;
+                Ok(Outcome::Done)
+            }
             // Set aside before a group is applied (`set_aside_prunes`).
             Self::Prune(..) => Err(StoreError::Sqlite(
                 "a retention batch runs in its own transaction".into(),
@@ -633,6 +640,7 @@ impl Request {
                 | Self::SaveSession(_, r)
                 | Self::PutMeta(_, _, _, r)
                 | Self::Approve(_, _, _, r)
+                | Self::DeleteSession(_, _, r)
                 | Self::RecordAccess(_, r),
                 Ok(_),
             ) => drop(r.send(Ok(()))),
@@ -654,6 +662,7 @@ impl Request {
             | Self::SaveSession(_, r)
             | Self::PutMeta(_, _, _, r)
             | Self::Approve(_, _, _, r)
+            | Self::DeleteSession(_, _, r)
             | Self::RecordAccess(_, r) => drop(r.send(Err(error))),
         }
     }
