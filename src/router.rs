@@ -51,6 +51,26 @@ pub enum RouterMsg {
     Sweep,
     /// A sweep read its batch.
     Swept(Vec<InboxEntry>),
+    /// Stop the reply to a message in flight in session `key` of `account` (see
+    /// [`SessionMsg::Stop`]); nothing happens when that session is not running.
+    Stop {
+        /// The account.
+        account: String,
+        /// The session key.
+        key: String,
+        /// The message whose reply to stop.
+        upstream_id: String,
+    },
+    /// Stop session `key` of `account` for good (its conversation is being deleted);
+    /// `done` hears once it has stopped (true), or that it was not running (false).
+    Close {
+        /// The account.
+        account: String,
+        /// The session key.
+        key: String,
+        /// Told when the session no longer runs, and whether it ran.
+        done: tokio::sync::oneshot::Sender<bool>,
+    },
 }
 
 /// What the router works with.
@@ -126,6 +146,39 @@ impl Actor for Router {
                             .unwrap_or_default();
                         let _ = myself.cast(RouterMsg::Swept(found));
                     });
+                }
+            }
+            RouterMsg::Stop {
+                account,
+                key,
+                upstream_id,
+            } => {
+                let child = pincer_core::session_key::child_id(&key);
+                if let Some(cell) = state
+                    .ctx
+                    .accounts
+                    .get(&account)
+                    .and_then(|a| a.sessions.get(&child))
+                {
+                    let _ =
+                        ActorRef::<SessionMsg>::from(cell).cast(SessionMsg::Stop { upstream_id });
+                }
+            }
+            RouterMsg::Close { account, key, done } => {
+                let child = pincer_core::session_key::child_id(&key);
+                if let Some(account) = state.ctx.accounts.get(&account) {
+                    // Not awaited here: a session's shutdown must not hold up routing.
+                    state.scope.spawn(async move {
+                        let running = account.sessions.get(&child).is_some();
+                        if running
+                            && let Err(error) = account.sessions.terminate_child(&child).await
+                        {
+                            tracing::debug!(session = %key, %error, "Cannot stop a session being deleted.");
+                        }
+                        let _ = done.send(running);
+                    });
+                } else {
+                    let _ = done.send(false);
                 }
             }
             RouterMsg::Swept(entries) => {

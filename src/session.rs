@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use pincer_config::live::View;
 use pincer_core::metrics::Counter;
 use pincer_core::metrics::catalog::Catalog;
-use pincer_core::{Role, ToolRecord, TranscriptEntry, now_ms};
+use pincer_core::{Outcome, Role, ToolRecord, TranscriptEntry, now_ms};
 use pincer_store::{CommitTurn, InboxEntry, InboxState, Rest, SessionRow, Store};
 
 use context::{Context, Summary};
@@ -72,6 +72,9 @@ pub enum SessionMsg {
     Deliver(Box<InboxEntry>),
     /// An event of the turn started as `attempt`.
     Turn {
+        /// Which turn it belongs to: the session numbers the turns it starts, so the
+        /// leftovers of a stopped turn never reach the next message's.
+        turn: u64,
         /// Which attempt it belongs to (stale attempts are ignored).
         attempt: u32,
         /// The event; `None` when the turn's channel closed.
@@ -79,6 +82,8 @@ pub enum SessionMsg {
     },
     /// Try the current turn again.
     Retry {
+        /// The turn that was lost (a stopped turn is not tried again).
+        turn: u64,
         /// The attempt to start.
         attempt: u32,
     },
@@ -93,6 +98,13 @@ pub enum SessionMsg {
         through: i64,
         /// The summary, or why there is none.
         summary: Result<String, String>,
+    },
+    /// The person stopped the reply to the message with this upstream id: the turn in
+    /// flight is stopped (its provider stream dropped), what it streamed is kept as the
+    /// reply, marked stopped, and the next message is taken at once.
+    Stop {
+        /// The message whose reply to stop (a later one is not stopped by mistake).
+        upstream_id: String,
     },
     /// A tool's question had no answer in time.
     ApprovalDue {
@@ -192,6 +204,8 @@ pub struct SessionState {
     key: Arc<str>,
     /// On its way out: every message now waits in the gate for the next instance.
     closing: Option<Closing>,
+    /// Turns started so far: the number of the next one.
+    turns_started: u64,
 }
 
 /// The entry being answered.
@@ -207,6 +221,14 @@ struct Current {
     too_long: Option<bool>,
     /// What the reply carries for an API caller besides its text.
     extra: Option<Box<ReplyExtra>>,
+    /// The number of the turn running for it (0: none yet).
+    turn: u64,
+    /// The turn's actor, once started (stopped by [`SessionMsg::Stop`]).
+    turn_actor: Option<ractor::ActorCell>,
+    /// The text the current attempt has streamed: the reply kept if the person stops it.
+    partial: String,
+    /// The person stopped the reply.
+    stopped: bool,
 }
 
 /// The child spec of a session; `ctx` is its account's.
@@ -306,6 +328,7 @@ impl Actor for Session {
             me: myself,
             key,
             closing: None,
+            turns_started: 0,
         };
         for entry in held {
             if state.known.insert(entry.id) {
@@ -335,6 +358,11 @@ impl Actor for Session {
         _myself: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
+        // A turn is its agent's child, not the session's: one still running when its
+        // session stops (the chat deleted) would answer no one, so it stops too.
+        if let Some(actor) = state.current.as_mut().and_then(|c| c.turn_actor.take()) {
+            actor.stop(Some("its session stopped".into()));
+        }
         let keeper = &state.ctx.keeper;
         // Its deadline, unless a newer instance set one already.
         if keeper
@@ -404,13 +432,22 @@ async fn handle(
                 }
             }
         }
-        SessionMsg::Turn { attempt, event } => {
-            let current_attempt = state.current.as_ref().map(|c| c.attempt);
-            if current_attempt != Some(attempt) {
-                return Ok(()); // an earlier attempt's leftovers
+        SessionMsg::Turn {
+            turn,
+            attempt,
+            event,
+        } => {
+            let current = state.current.as_ref().map(|c| (c.attempt, c.turn));
+            if current != Some((attempt, turn)) {
+                return Ok(()); // an earlier attempt's or a stopped turn's leftovers
             }
             match event {
-                Some(TurnEvent::Delta(text)) => state.deliver(Delivery::Delta { attempt, text }),
+                Some(TurnEvent::Delta(text)) => {
+                    if let Some(current) = state.current.as_mut() {
+                        current.partial.push_str(&text);
+                    }
+                    state.deliver(Delivery::Delta { attempt, text })
+                }
                 Some(TurnEvent::Step(step)) => state.step(attempt, step),
                 Some(TurnEvent::Approval(approval)) => state.ask(&myself, attempt, approval).await,
                 Some(TurnEvent::Done {
@@ -444,14 +481,14 @@ async fn handle(
                     .current
                     .as_ref()
                     .is_some_and(|c| c.too_long == Some(false)) => {}
-                None => state.turn_lost(&myself, attempt),
+                None => state.turn_lost(&myself, turn, attempt),
             }
         }
-        SessionMsg::Retry { attempt } => {
+        SessionMsg::Retry { turn, attempt } => {
             if state
                 .current
                 .as_ref()
-                .is_some_and(|c| c.attempt + 1 == attempt)
+                .is_some_and(|c| c.attempt + 1 == attempt && c.turn == turn)
             {
                 state.start_turn(&myself, attempt).await;
             }
@@ -459,6 +496,7 @@ async fn handle(
         SessionMsg::Compacted { through, summary } => {
             state.compacted(&myself, through, summary).await
         }
+        SessionMsg::Stop { upstream_id } => state.stop_turn(&myself, &upstream_id).await,
         SessionMsg::ApprovalDue { id } => {
             if let Some(question) = state.questions.remove(&id) {
                 question.answer.send(Decision::TimedOut);
@@ -520,6 +558,10 @@ impl SessionState {
                 steps: Vec::new(),
                 too_long: None,
                 extra: None,
+                turn: 0,
+                turn_actor: None,
+                partial: String::new(),
+                stopped: false,
             }));
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
@@ -553,6 +595,11 @@ impl SessionState {
         };
         current.attempt = attempt;
         current.steps.clear(); // a new attempt runs its calls again
+        current.partial.clear(); // and streams from the start
+        self.turns_started += 1;
+        let turn = self.turns_started;
+        current.turn = turn;
+        current.turn_actor = None;
         if let Some(text) = self.summary_notice.take() {
             self.notice(text, None);
         }
@@ -600,31 +647,68 @@ impl SessionState {
         self.scope.spawn(async move {
             while let Some(event) = rx.recv().await {
                 let _ = me.cast(SessionMsg::Turn {
+                    turn,
                     attempt,
                     event: Some(event),
                 });
             }
             let _ = me.cast(SessionMsg::Turn {
+                turn,
                 attempt,
                 event: None,
             });
         });
-        if let Err(error) = agent
+        match agent
             .start_child(agent::turn::spec(&self.ctx.turns, request, tx))
             .await
         {
+            Ok(cell) => {
+                if let Some(current) = self.current.as_mut() {
+                    current.turn_actor = Some(cell);
+                }
+            }
             // The channel closed with the spec: the forwarder reports the turn lost.
-            tracing::debug!(session = %self.row.key, %error, "Cannot start a turn.");
+            Err(error) => {
+                tracing::debug!(session = %self.row.key, %error, "Cannot start a turn.");
+            }
         }
     }
 
+    /// The person stopped the reply to `upstream_id`: if that is the turn in flight, its
+    /// actor stops (which drops its provider stream and its tool calls), what it streamed
+    /// is committed as the reply, marked stopped, and the next message starts at once.
+    /// Events of the stopped turn still on their way are dropped by its number.
+    async fn stop_turn(&mut self, myself: &ActorRef<SessionMsg>, upstream_id: &str) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        // attempt 0: a command, answered without a turn.
+        if current.entry.inbound.upstream_id != upstream_id || current.attempt == 0 {
+            return;
+        }
+        if let Some(actor) = current.turn_actor.take() {
+            actor.stop(Some("stopped by the person in the chat".into()));
+        }
+        current.turn = 0;
+        current.stopped = true;
+        current.extra = Some(Box::new(ReplyExtra {
+            stopped: true,
+            ..ReplyExtra::default()
+        }));
+        let partial = std::mem::take(&mut current.partial);
+        tracing::debug!(session = %self.row.key, "Turn stopped by the person.");
+        self.finish_turn(partial, None, false).await;
+        self.next(myself).await;
+    }
+
     /// The turn died before its reply: try again after a pause, or give up.
-    fn turn_lost(&mut self, myself: &ActorRef<SessionMsg>, attempt: u32) {
+    fn turn_lost(&mut self, myself: &ActorRef<SessionMsg>, turn: u64, attempt: u32) {
         if attempt >= MAX_ATTEMPTS {
             let why = format!("the turn failed {attempt} times");
             let me = myself.clone();
             // Answered from a message so the commit is not awaited inside this call.
             let _ = me.cast(SessionMsg::Turn {
+                turn,
                 attempt,
                 event: Some(TurnEvent::Failed(why)),
             });
@@ -636,6 +720,7 @@ impl SessionState {
         self.scope.spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = me.cast(SessionMsg::Retry {
+                turn,
                 attempt: attempt + 1,
             });
         });
@@ -701,8 +786,14 @@ impl SessionState {
             inbox_id,
             tool: None,
             summary_through: None,
+            outcome: None,
         });
         entries.extend(current.steps.iter().map(|step| tool_entry(step, inbox_id)));
+        let outcome = match (current.stopped, failed) {
+            (true, _) => Some(Outcome::Stopped),
+            (false, true) => Some(Outcome::Failed),
+            (false, false) => None,
+        };
         entries.push(TranscriptEntry {
             role: reply_role,
             content: reply.clone(),
@@ -711,6 +802,7 @@ impl SessionState {
             inbox_id,
             tool: None,
             summary_through: None,
+            outcome,
         });
         let count = entries.len() as i64;
         let kept = is_turn.then(|| entries.clone());
@@ -881,6 +973,10 @@ impl SessionState {
             steps: Vec::new(),
             too_long: None,
             extra: None,
+            turn: 0,
+            turn_actor: None,
+            partial: String::new(),
+            stopped: false,
         }));
         let reply = self.run_command(command, myself).await;
         if let Err(error) = self.commit(text, reply, None, Role::System, false).await {
@@ -1172,6 +1268,7 @@ fn tool_entry(step: &Step, inbox_id: Option<i64>) -> TranscriptEntry {
             ms: end.ms,
         }),
         summary_through: None,
+        outcome: None,
     }
 }
 
@@ -1184,6 +1281,7 @@ fn reply_extra(
 ) -> ReplyExtra {
     ReplyExtra {
         cut,
+        stopped: false,
         usage: usage.map(|u| (u.input_tokens, u.output_tokens)),
         tool_calls: calls
             .into_iter()
@@ -1214,6 +1312,7 @@ fn seed_entries(
                 inbox_id,
                 tool: None,
                 summary_through: None,
+                outcome: None,
             }),
             _ => None,
         })

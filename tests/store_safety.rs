@@ -235,6 +235,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
             inbox_id: Some(id),
             tool: None,
             summary_through: None,
+            outcome: None,
         };
         store
             .commit_turn(CommitTurn {

@@ -97,6 +97,8 @@ pub enum Delivery {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ReplyExtra {
+    /// The person stopped the reply: the text is what had streamed until then.
+    pub stopped: bool,
     /// Tokens the turn's model calls read and wrote, as the provider counted them.
     pub usage: Option<(u64, u64)>,
     /// Calls of the caller's own tools: the turn ended for the caller to run them.

@@ -23,4 +23,4 @@ pub mod records;
 pub mod session_key;
 
 pub use clock::now_ms;
-pub use records::{Inbound, PeerRef, Role, ToolRecord, TranscriptEntry};
+pub use records::{Inbound, Outcome, PeerRef, Role, ToolRecord, TranscriptEntry};

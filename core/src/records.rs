@@ -94,6 +94,20 @@ pub struct TranscriptEntry {
     /// summary and what follows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_through: Option<i64>,
+    /// How a reply ended when it is not a whole answer: stopped by the person (the text
+    /// is what had streamed) or failed (the text says why). `None`: a whole reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// How a reply that is not a whole answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The person stopped it: the text is what had streamed until then.
+    Stopped,
+    /// No model answered: the text says why.
+    Failed,
 }
 
 /// A tool call of a turn, as the transcript keeps it.

@@ -5,11 +5,14 @@
 //! unanswered messages by the same id, which the inbox dedupes) and nothing else. The link
 //! keeps the tree frame every socket shares ([`view`]).
 //!
-//! Frames (JSON text): the page sends `hello` (its secret, [`owner`]) first, then `send`
-//! and `sessions`; the link sends `agents` and `tree` on connect, `tree` again when the
-//! supervision tree changes, `accepted`, `delta`, `done`, `error`, `restart` for each
-//! message, and `sessions` when asked.
+//! Frames (JSON text): the page sends `hello` (its secret, [`owner`]) first, then `send`,
+//! `stop`, `sessions`, and for its past chats ([`chats`]) `chats`, `open`, `rename`,
+//! `delete`; the link sends `agents` and `tree` on connect, `tree` again when the
+//! supervision tree changes, `accepted`, `delta`, `step`, `notice`, `done` (with `failed`
+//! or `stopped`), `error`, `restart` for each message, and `sessions`, `chats`,
+//! `transcript`, `renamed`, `deleted` when asked.
 
+mod chats;
 mod outbound;
 mod owner;
 mod socket;

@@ -378,6 +378,9 @@ async fn show_session(key: String, gw: Topology) -> warp::reply::Response {
             if let Some(through) = e.summary_through {
                 entry["summary_through"] = json!(through);
             }
+            if let Some(outcome) = e.outcome {
+                entry["outcome"] = json!(outcome);
+            }
             if let Some(tool) = e.tool {
                 entry["tool"] = json!({
                     "name": tool.name,

@@ -140,6 +140,7 @@ impl SessionState {
             inbox_id: None,
             tool: None,
             summary_through: Some(through),
+            outcome: None,
         };
         let committed = self
             .ctx

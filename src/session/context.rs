@@ -308,6 +308,7 @@ mod tests {
             inbox_id: None,
             tool: None,
             summary_through: None,
+            outcome: None,
         }
     }
 

@@ -114,6 +114,7 @@ async fn seed(store: &Store, inbox_rows: usize, sessions: usize, entries: usize)
         inbox_id: None,
         tool: None,
         summary_through: None,
+        outcome: None,
     })
     .expect("entry");
     let mut conn = rusqlite::Connection::open(store.path()).expect("open");
@@ -235,6 +236,7 @@ async fn live(store: &Store, rate: f64, length: Duration, tag: &str) -> Vec<Dura
                 inbox_id: Some(accepted.id),
                 tool: None,
                 summary_through: None,
+                outcome: None,
             };
             store
                 .commit_turn(CommitTurn {

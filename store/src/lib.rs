@@ -10,6 +10,7 @@
 //! starts the thread with [`Store::start_writer`], and a restarted actor starts a new one
 //! that waits for the old one to finish its last group).
 
+mod chats;
 pub mod files;
 mod health;
 mod lock;
@@ -25,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+pub use chats::{Chat, MAX_TITLE_CHARS, title_of};
 pub use health::StoreHealth;
 pub use lock::{LockError, StoreLock, lock, lock_path};
 use pincer_core::{Inbound, TranscriptEntry};
@@ -229,6 +231,27 @@ impl Store {
         let account = account.to_string();
         self.request(|r| Request::ExpireRest(account, now_ms, limit, r))
             .await
+    }
+
+    /// Deletes a conversation: the session's row, transcript, given title and inbox
+    /// entries (see [`Chat`]). Its actor must be stopped first, or it writes again.
+    pub async fn delete_session(&self, key: &str, account: &str) -> Result<(), StoreError> {
+        let (key, account) = (key.to_string(), account.to_string());
+        self.request(|r| Request::DeleteSession(key, account, r))
+            .await
+    }
+
+    /// Gives the conversation of session `key` (of `account`) a title, at most
+    /// [`MAX_TITLE_CHARS`] characters; an empty one takes its first message again.
+    pub async fn set_title(&self, key: &str, account: &str, title: &str) -> Result<(), StoreError> {
+        let title = title_of(title);
+        if title.chars().count() > MAX_TITLE_CHARS {
+            return Err(StoreError::Encode(format!(
+                "a title has at most {MAX_TITLE_CHARS} characters"
+            )));
+        }
+        let value = (!title.is_empty()).then_some(title);
+        self.put_meta(account, &chats::title_key(key), value).await
     }
 
     /// Sets (or with `None` deletes) one remembered fact of a channel account.
@@ -649,6 +672,41 @@ impl Store {
         .await
     }
 
+    /// The conversations whose session keys start with `prefix`, most recently used
+    /// first: how many there are, and `limit` of them from `offset`.
+    pub async fn chats(
+        &self,
+        prefix: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<Chat>), StoreError> {
+        let prefix = prefix.to_string();
+        self.read(move |conn| chats::list(conn, &prefix, offset, limit))
+            .await
+    }
+
+    /// The last `limit` entries of a session's transcript (all contexts), oldest first.
+    pub async fn transcript_tail(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
+        let key = key.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, entry FROM transcript WHERE session_key = ?1
+                     ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let mut entries = entries(&mut stmt, params![key, limit])?;
+            entries.reverse();
+            Ok(entries)
+        })
+        .await
+    }
+
     /// A session's whole transcript (all contexts), with sequence numbers.
     pub async fn transcript(&self, key: &str) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
         self.transcript_from(key, 0).await
@@ -703,18 +761,7 @@ impl Store {
                      ORDER BY seq",
                 )
                 .map_err(sql)?;
-            let rows = stmt
-                .query_map(params![key, from_seq], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(sql)?;
-            rows.map(|r| {
-                let (seq, blob) = r.map_err(sql)?;
-                let entry =
-                    rmp_serde::from_slice(&blob).map_err(|e| StoreError::Decode(e.to_string()))?;
-                Ok((seq, entry))
-            })
-            .collect()
+            entries(&mut stmt, params![key, from_seq])
         })
         .await
     }
@@ -764,6 +811,24 @@ const SESSION_SELECT: &str = concat!(session_columns!(), " FROM sessions");
 
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())
+}
+
+/// The `(seq, entry)` rows `stmt` selects with `params`, entries decoded.
+fn entries(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(i64, TranscriptEntry)>, StoreError> {
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(sql)?;
+    rows.map(|r| {
+        let (seq, blob) = r.map_err(sql)?;
+        let entry = rmp_serde::from_slice(&blob).map_err(|e| StoreError::Decode(e.to_string()))?;
+        Ok((seq, entry))
+    })
+    .collect()
 }
 
 /// An inbox row: id, payload, state, session key, reply, reply extra.

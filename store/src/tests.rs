@@ -84,6 +84,7 @@ fn entry(role: Role, text: &str, inbox: i64) -> TranscriptEntry {
         inbox_id: Some(inbox),
         tool: None,
         summary_through: None,
+        outcome: None,
     }
 }
 

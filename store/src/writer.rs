@@ -65,6 +65,9 @@ pub(crate) enum Request {
     RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
     /// (agent, tool, key): a standing approval.
     Approve(String, String, String, Reply<()>),
+    /// (session key, account): the session's row, transcript, inbox entries and title,
+    /// gone.
+    DeleteSession(String, String, Reply<()>),
     /// The next batch of a retention pass: runs alone, in its own transaction.
     Prune(Box<PrunePass>, Reply<Box<PrunePass>>),
 }
@@ -658,6 +661,10 @@ impl Request {
                 }
                 Ok(Outcome::Done)
             }
+            Self::DeleteSession(key, account, _) => {
+                super::chats::delete(tx, key, account).map_err(sql)?;
+                Ok(Outcome::Done)
+            }
             // Set aside before a group is applied (`set_aside_prunes`).
             Self::Prune(..) => Err(StoreError::Sqlite(
                 "a retention batch runs in its own transaction".into(),
@@ -680,6 +687,7 @@ impl Request {
                 | Self::SaveSession(_, _, r)
                 | Self::PutMeta(_, _, _, r)
                 | Self::Approve(_, _, _, r)
+                | Self::DeleteSession(_, _, r)
                 | Self::RecordAccess(_, r),
                 Ok(_),
             ) => drop(r.send(Ok(()))),
@@ -703,6 +711,7 @@ impl Request {
             | Self::SaveSession(_, _, r)
             | Self::PutMeta(_, _, _, r)
             | Self::Approve(_, _, _, r)
+            | Self::DeleteSession(_, _, r)
             | Self::RecordAccess(_, r) => drop(r.send(Err(error))),
         }
     }

@@ -18,12 +18,31 @@ pub const CLIENT: &str = "0123456789abcdef0123456789abcdef";
 
 /// A socket of the test's browser, past its `hello`.
 pub async fn connect(gw: &Gw) -> Socket {
+    connect_as(gw, CLIENT).await
+}
+
+/// A socket of the browser with secret `client`, past its `hello`.
+pub async fn connect_as(gw: &Gw, client: &str) -> Socket {
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))
             .await
             .expect("websocket");
-    send(&mut socket, json!({"type": "hello", "client": CLIENT})).await;
+    send(&mut socket, json!({"type": "hello", "client": client})).await;
     socket
+}
+
+/// The next frame of type `kind` (others skipped); an `error` frame fails the test
+/// unless `kind` is `error`.
+pub async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = next_frame(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+        if frame["type"] == "error" {
+            panic!("waiting for `{kind}`: {frame}");
+        }
+    }
 }
 
 /// Sends `frame`.

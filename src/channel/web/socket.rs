@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use warp::ws::{Message, WebSocket};
 
+use super::chats;
 use super::outbound::Outbound;
 use super::owner::{Owner, check_id};
 use super::view::{self, Frame};
@@ -52,6 +53,34 @@ enum ClientFrame {
         offset: usize,
         #[serde(default)]
         limit: Option<usize>,
+    },
+    /// Stop the reply to message `id`.
+    Stop {
+        id: String,
+        agent: String,
+        session: String,
+    },
+    /// This page's chats with `agent`.
+    Chats {
+        agent: String,
+        #[serde(default)]
+        offset: usize,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// The latest entries of chat `session`.
+    Open {
+        agent: String,
+        session: String,
+    },
+    Rename {
+        agent: String,
+        session: String,
+        title: String,
+    },
+    Delete {
+        agent: String,
+        session: String,
     },
 }
 
@@ -188,7 +217,75 @@ impl Reader {
             (ClientFrame::Send { id, .. }, None) => {
                 self.error(Some(&id), HELLO_FIRST.into());
             }
-            (ClientFrame::Sessions { .. }, None) => self.error(None, HELLO_FIRST.into()),
+            (ClientFrame::Stop { id, .. }, None) => self.error(Some(&id), HELLO_FIRST.into()),
+            (
+                ClientFrame::Sessions { .. }
+                | ClientFrame::Chats { .. }
+                | ClientFrame::Open { .. }
+                | ClientFrame::Rename { .. }
+                | ClientFrame::Delete { .. },
+                None,
+            ) => self.error(None, HELLO_FIRST.into()),
+            (ClientFrame::Stop { id, agent, session }, Some(owner)) => {
+                if let Err(why) = chats::stop(&self.ctx.link, owner, &agent, &session, &id) {
+                    self.error(Some(&id), why);
+                }
+            }
+            (
+                ClientFrame::Chats {
+                    agent,
+                    offset,
+                    limit,
+                },
+                Some(owner),
+            ) => {
+                let limit = limit.unwrap_or(chats::MAX_CHATS_PAGE);
+                self.chat_frame(
+                    owner,
+                    "chats",
+                    String::new(),
+                    move |link, owner, _| async move {
+                        chats::list(&link, &owner, &agent, offset, limit).await
+                    },
+                );
+            }
+            (ClientFrame::Open { agent, session }, Some(owner)) => {
+                self.chat_frame(
+                    owner,
+                    "open",
+                    session,
+                    move |link, owner, session| async move {
+                        chats::open(&link, &owner, &agent, &session).await
+                    },
+                );
+            }
+            (
+                ClientFrame::Rename {
+                    agent,
+                    session,
+                    title,
+                },
+                Some(owner),
+            ) => {
+                self.chat_frame(
+                    owner,
+                    "rename",
+                    session,
+                    move |link, owner, session| async move {
+                        chats::rename(&link, &owner, &agent, &session, &title).await
+                    },
+                );
+            }
+            (ClientFrame::Delete { agent, session }, Some(owner)) => {
+                self.chat_frame(
+                    owner,
+                    "delete",
+                    session,
+                    move |link, owner, session| async move {
+                        chats::delete(&link, &owner, &agent, &session).await
+                    },
+                );
+            }
             (
                 ClientFrame::Send {
                     id,
@@ -248,6 +345,20 @@ impl Reader {
         });
     }
 
+    /// Answers a frame about `owner`'s chats (`what`, about `session`) from a task of the
+    /// socket's scope: `run` reads or writes the store.
+    fn chat_frame<F, Fut>(&self, owner: &Owner, what: &'static str, session: String, run: F)
+    where
+        F: FnOnce(LinkCtx, Owner, String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Value, String>> + Send + 'static,
+    {
+        let (link, out, owner) = (self.ctx.link.clone(), self.out.clone(), owner.clone());
+        self.scope.spawn(async move {
+            let result = run(link, owner, session.clone()).await;
+            chats::reply(&out, what, &session, result);
+        });
+    }
+
     fn error(&self, id: Option<&str>, message: String) {
         let frame = json!({"type": "error", "id": id, "message": message});
         match id {
@@ -275,7 +386,7 @@ async fn answer(
         account: link.account.clone(),
         // The peer carries the owner: a message id resent by another browser is another
         // message, and never gets this one's reply.
-        upstream_id: format!("{peer}:{id}"),
+        upstream_id: upstream_id(&peer, id),
         peer: PeerRef {
             kind: "user".into(),
             id: peer,
@@ -300,7 +411,11 @@ async fn answer(
         &json!({"type": "accepted", "id": id, "inbox": accepted.id}),
     );
     if let Some(reply) = accepted.reply {
-        return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
+        // Answered before (a resend): the reply as kept, stopped or not.
+        let extra = pincer_channels::ReplyExtra::decode(accepted.reply_extra.as_deref());
+        let stopped = extra.is_some_and(|e| e.stopped);
+        let frame = json!({"type": "done", "id": id, "text": reply, "stopped": stopped});
+        return out.end(id, &frame);
     }
     let mut attempt = 0;
     loop {
@@ -334,14 +449,29 @@ async fn answer(
                 }
                 out.about(id, &frame);
             }
-            Delivery::Done { reply, .. } => {
-                return out.end(id, &json!({"type": "done", "id": id, "text": reply}));
+            Delivery::Done {
+                reply,
+                failed,
+                extra,
+                ..
+            } => {
+                // A failed reply says why no model answered: the page shows it as an error.
+                let stopped = extra.is_some_and(|e| e.stopped);
+                let frame = json!({
+                    "type": "done", "id": id, "text": reply, "failed": failed, "stopped": stopped,
+                });
+                return out.end(id, &frame);
             }
             Delivery::Refused { reason, .. } | Delivery::Unavailable { reason, .. } => {
                 return out.end(id, &error(reason));
             }
         }
     }
+}
+
+/// The upstream id of message `id` of the page whose session has peer id `peer`.
+pub(super) fn upstream_id(peer: &str, id: &str) -> String {
+    format!("{peer}:{id}")
 }
 
 /// The `step` frame of a tool call: the page shows it as a collapsible line
@@ -378,6 +508,8 @@ fn agents_frame(config: &pincer_config::Config) -> Value {
                 "id": id,
                 "default": Some(id) == default.as_ref(),
                 "model": crate::agent::model_label(a),
+                // Readiness names an agent that cannot answer by this path.
+                "path": pincer_core::paths::agent(id),
             })
         })
         .collect();

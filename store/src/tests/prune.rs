@@ -153,6 +153,7 @@ fn old_entry(days: u64, n: i64) -> TranscriptEntry {
         inbox_id: None,
         tool: None,
         summary_through: None,
+        outcome: None,
     }
 }
 

@@ -290,6 +290,9 @@ pub struct Counters {
     pub already_in_flight: u64,
     /// Requests refused as larger than [`Knobs::context_limit`], in either shape.
     pub context_exceeded: u64,
+    /// Responses whose client went away before their end (the transport dropped the
+    /// stream while the fake still had events or pauses to play).
+    pub abandoned: u64,
 }
 
 /// How a recorded request reached the fake.

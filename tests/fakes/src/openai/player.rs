@@ -34,19 +34,19 @@ async fn play(
                     shared.store_response(&plan.response_id);
                 }
                 if tx.send(out).await.is_err() {
-                    return;
+                    return abandoned(&shared);
                 }
             }
             Step::Sleep(pause) => tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                () = tx.closed() => return,
+                () = tx.closed() => return abandoned(&shared),
                 _ = kill.changed() => {
                     let _ = tx.send(Out::Cut(1006)).await;
                     return;
                 }
             },
             Step::Hang => tokio::select! {
-                () = tx.closed() => return,
+                () = tx.closed() => return abandoned(&shared),
                 _ = kill.changed() => {
                     let _ = tx.send(Out::Cut(1006)).await;
                     return;
@@ -54,4 +54,9 @@ async fn play(
             },
         }
     }
+}
+
+/// The client went away before the response ended.
+fn abandoned(shared: &Shared) {
+    super::state::bump(&shared.counters.abandoned);
 }

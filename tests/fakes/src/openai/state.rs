@@ -153,6 +153,7 @@ pub(super) struct CounterCells {
     pub(super) previous_not_found: AtomicU64,
     pub(super) already_in_flight: AtomicU64,
     pub(super) context_exceeded: AtomicU64,
+    pub(super) abandoned: AtomicU64,
 }
 
 impl CounterCells {
@@ -172,6 +173,7 @@ impl CounterCells {
             previous_not_found: get(&self.previous_not_found),
             already_in_flight: get(&self.already_in_flight),
             context_exceeded: get(&self.context_exceeded),
+            abandoned: get(&self.abandoned),
         }
     }
 }
