@@ -34,26 +34,7 @@ async fn a_bad_level_is_reported_and_info_used() {
 #[tokio::test]
 async fn json_logs_are_one_object_a_line_with_the_request_id_of_the_turn() {
     let home = TempDir::new();
-    let gw = Gw::spawn_env(
-        home.path(),
-        None,
-        free_port(),
-        &[
-            ("PINCER_LOG_FORMAT", "json"),
-            ("PINCER_LOG", "info,pincer=debug"),
-        ],
-    );
-    gw.wait_ready(Duration::from_secs(20)).await;
-    gw.chat("logs", "hello logs", None).await.expect("chat");
-    let log = until("the turn's end", &gw, Duration::from_secs(5), async || {
-        let log = gw.log();
-        log.contains("Turn ended.").then_some(log)
-    })
-    .await;
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let (_gw, log, lines) = one_turn_in_json_logs(&home, None, "logs", "hello logs").await;
     assert!(
         lines
             .iter()
@@ -82,6 +63,37 @@ async fn json_logs_are_one_object_a_line_with_the_request_id_of_the_turn() {
     assert_eq!(turn_span(turn[0])["agent"], "main");
 }
 
+/// A gateway logging JSON at debug for `pincer`, after one chat of `user` has ended its
+/// turn: the gateway, its log, and the log's lines parsed (each must be one object).
+async fn one_turn_in_json_logs(
+    home: &TempDir,
+    config: Option<&str>,
+    user: &str,
+    text: &str,
+) -> (Gw, String, Vec<serde_json::Value>) {
+    let gw = Gw::spawn_env(
+        home.path(),
+        config,
+        free_port(),
+        &[
+            ("PINCER_LOG_FORMAT", "json"),
+            ("PINCER_LOG", "info,pincer=debug"),
+        ],
+    );
+    gw.wait_ready(Duration::from_secs(20)).await;
+    gw.chat(user, text, None).await.expect("chat");
+    let log = until("the turn's end", &gw, Duration::from_secs(10), async || {
+        let log = gw.log();
+        log.contains("Turn ended.").then_some(log)
+    })
+    .await;
+    let lines = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    (gw, log, lines)
+}
+
 /// The `turn` span of a JSON log line (outer spans, such as ractor's, come first).
 fn turn_span(line: &serde_json::Value) -> &serde_json::Value {
     line["spans"]
@@ -102,26 +114,7 @@ async fn model_calls_and_their_retries_log_the_request_id_of_their_turn() {
         fake.base_url()
     );
     let home = TempDir::new();
-    let gw = Gw::spawn_env(
-        home.path(),
-        Some(&config),
-        free_port(),
-        &[
-            ("PINCER_LOG_FORMAT", "json"),
-            ("PINCER_LOG", "info,pincer=debug"),
-        ],
-    );
-    gw.wait_ready(Duration::from_secs(20)).await;
-    gw.chat("ids", "use echo", None).await.expect("chat");
-    let log = until("the turn's end", &gw, Duration::from_secs(10), async || {
-        let log = gw.log();
-        log.contains("Turn ended.").then_some(log)
-    })
-    .await;
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let (_gw, log, lines) = one_turn_in_json_logs(&home, Some(&config), "ids", "use echo").await;
     let started = lines
         .iter()
         .find(|l| l["message"] == "Turn started.")
