@@ -329,11 +329,14 @@ impl<'a> Builder<'a> {
         let mut tokens = split_tokens(text);
         // `max_output_tokens` cuts the reply as the real model does: the message item and
         // the response end `incomplete`, with `incomplete_details.reason` saying why.
-        let cap = self.body.get("max_output_tokens").and_then(Value::as_u64);
-        let capped =
-            matches!(end, End::Complete) && cap.is_some_and(|cap| (tokens.len() as u64) > cap);
-        if capped {
-            tokens.truncate(cap.unwrap_or_default() as usize);
+        let cap = self
+            .body
+            .get("max_output_tokens")
+            .and_then(Value::as_u64)
+            .filter(|&cap| matches!(end, End::Complete) && tokens.len() as u64 > cap);
+        let capped = cap.is_some();
+        if let Some(cap) = cap {
+            tokens.truncate(cap as usize);
         }
         let kept: String = tokens.concat();
         let text = if capped { kept.as_str() } else { text };
