@@ -213,6 +213,20 @@ fn account_ctx(ctx: &RouterCtx, account: &Account) -> Arc<SessionCtx> {
     made
 }
 
+/// A new message for a session on its way out that has as many waiting as it would
+/// take: refused, as the session would; kept waiting when the store cannot refuse it.
+async fn refuse_held(
+    sessions: &SessionCtx,
+    gate: &session::gate::Gate,
+    key: &str,
+    entry: InboxEntry,
+) {
+    let (store, outbox) = (&sessions.store, &sessions.outbox);
+    if let Err(entry) = session::refuse_busy(store, outbox, key, entry, session::MAX_QUEUE).await {
+        gate.hold(key, entry);
+    }
+}
+
 /// Hands `entry` to its session. On failure the entry stays pending for the next sweep.
 async fn route(ctx: &RouterCtx, entry: InboxEntry) {
     let (agent, key) = match &entry.session_key {
@@ -282,12 +296,14 @@ async fn route(ctx: &RouterCtx, entry: InboxEntry) {
             return;
         }
         Offer::NotRunning(entry) => entry,
+        Offer::Full(entry) => return refuse_held(&sessions, gate, &key, *entry).await,
     };
     match account.sessions.get_or_start(&child, spec.clone()).await {
         Ok(_) => {
             // Through the gate again: the new instance may already be on its way out.
             match offer(entry) {
                 Offer::Held { wake: true } => account.keeper.wake(Arc::from(key.as_str()), spec),
+                Offer::Full(entry) => refuse_held(&sessions, gate, &key, *entry).await,
                 Offer::NotRunning(_) => {
                     tracing::debug!(session = %key, "Session stopped as it started; the inbox entry waits for the next sweep.")
                 }

@@ -408,8 +408,10 @@ async fn handle(
             // A new message beyond the queue's bound is refused: its sender hears
             // "busy" and may try again. Messages resumed from the inbox (routed
             // before) always queue: they were taken in long ago.
-            let fresh = entry.session_key.is_none() && entry.state == InboxState::Pending;
-            if fresh && state.queue.len() >= MAX_QUEUE && !state.known.contains(&entry.id) {
+            if is_fresh(&entry)
+                && state.queue.len() >= MAX_QUEUE
+                && !state.known.contains(&entry.id)
+            {
                 state.refuse(*entry).await;
                 return Ok(());
             }
@@ -876,28 +878,12 @@ impl SessionState {
     /// Refuses a new message while [`MAX_QUEUE`] wait: its inbox row is removed (nothing of
     /// it is kept) and its sender is told to try again.
     async fn refuse(&mut self, entry: InboxEntry) {
-        let reason = format!(
-            "this conversation is busy ({} messages are waiting); try again in a moment",
-            self.queue.len()
-        );
-        match self.ctx.store.refuse(entry.id).await {
-            Ok(()) => {
-                tracing::info!(session = %self.row.key, inbox = entry.id, "Session busy; a new message was refused.");
-                let delivery = Delivery::Refused {
-                    inbox_id: entry.id,
-                    reason,
-                };
-                self.ctx
-                    .outbox
-                    .hand_over(entry.id, &entry.inbound, delivery);
-            }
+        let (store, outbox) = (&self.ctx.store, &self.ctx.outbox);
+        if let Err(entry) = refuse_busy(store, outbox, &self.row.key, entry, self.queue.len()).await
+            && self.known.insert(entry.id)
+        {
             // Cannot remove it: better late than never, it waits its turn.
-            Err(error) => {
-                tracing::warn!(session = %self.row.key, %error, "Cannot refuse a message; it waits its turn.");
-                if self.known.insert(entry.id) {
-                    self.queue.push_back(entry);
-                }
-            }
+            self.queue.push_back(entry);
         }
     }
 
@@ -1325,6 +1311,42 @@ fn failure_text(why: &str) -> String {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether `entry` is a new message (not one resumed from the inbox, which was taken in
+/// long ago and always waits its turn).
+pub fn is_fresh(entry: &InboxEntry) -> bool {
+    entry.session_key.is_none() && entry.state == InboxState::Pending
+}
+
+/// Refuses a new message for session `key`, which has `waiting` messages already: the
+/// entry leaves the inbox and its sender hears "busy" and may try again. Gives the entry
+/// back when the store cannot remove it.
+pub async fn refuse_busy(
+    store: &Store,
+    outbox: &Outbox,
+    key: &str,
+    entry: InboxEntry,
+    waiting: usize,
+) -> Result<(), InboxEntry> {
+    match store.refuse(entry.id).await {
+        Ok(()) => {
+            tracing::info!(session = %key, inbox = entry.id, waiting, "Session busy; a new message was refused.");
+            let reason = format!(
+                "this conversation is busy ({waiting} messages are waiting); try again in a moment"
+            );
+            let delivery = Delivery::Refused {
+                inbox_id: entry.id,
+                reason,
+            };
+            outbox.hand_over(entry.id, &entry.inbound, delivery);
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(session = %key, %error, "Cannot refuse a message; it waits its turn.");
+            Err(entry)
+        }
+    }
 }
 
 /// Answers an entry that has no session to go to (its agent or account is gone): the

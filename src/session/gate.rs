@@ -16,6 +16,8 @@ use parking_lot::Mutex;
 use pincer_store::InboxEntry;
 use ractor::{ActorCell, ActorStatus};
 
+use super::MAX_QUEUE;
+
 /// Sessions on their way out, by key, with the messages that came for them meanwhile.
 #[derive(Debug, Default)]
 pub struct Gate {
@@ -44,6 +46,9 @@ pub enum Offer {
     Sent,
     /// No instance runs (or it would not take the message): the caller starts one.
     NotRunning(Box<InboxEntry>),
+    /// A new message, and [`MAX_QUEUE`] wait already: the caller refuses it, as the
+    /// session would ("busy, try again").
+    Full(Box<InboxEntry>),
 }
 
 impl Gate {
@@ -59,6 +64,12 @@ impl Gate {
         let mut held = self.held.lock();
         if let Some(h) = held.get_mut(key) {
             if !h.entries.iter().any(|e| e.id == entry.id) {
+                // The session's own bound holds here too: a client that sends faster than
+                // the session comes back must not grow this without end. Entries resumed
+                // from the inbox were taken long ago and always wait.
+                if h.entries.len() >= MAX_QUEUE && super::is_fresh(&entry) {
+                    return Offer::Full(entry);
+                }
                 h.entries.push(*entry);
             }
             let gone = h.cell.get_status() >= ActorStatus::Stopping;
@@ -226,6 +237,34 @@ mod tests {
         assert!(!gate.release_if_empty("k"));
         assert_eq!(ids(&gate.reopen("k")), vec![2, 3, 4]);
         assert!(gate.is_empty());
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn past_the_session_bound_a_new_message_is_given_back_and_a_resumed_one_waits() {
+        let (actor, _) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let gate = Gate::default();
+        gate.close(Arc::from("k"), actor.get_cell());
+        for id in 0..MAX_QUEUE as i64 {
+            let offer = gate.offer("k", Box::new(entry(id)), |_| panic!("sent"));
+            assert!(matches!(offer, Offer::Held { .. }), "{id}: {offer:?}");
+        }
+        let offer = gate.offer("k", Box::new(entry(1000)), |_| panic!("sent"));
+        assert!(
+            matches!(offer, Offer::Full(ref e) if e.id == 1000),
+            "{offer:?}"
+        );
+        // One already held is not refused for being offered again.
+        let offer = gate.offer("k", Box::new(entry(3)), |_| panic!("sent"));
+        assert!(matches!(offer, Offer::Held { .. }), "{offer:?}");
+        // A message routed before (resumed from the inbox) was taken in long ago.
+        let mut resumed = entry(1001);
+        resumed.session_key = Some("k".into());
+        let offer = gate.offer("k", Box::new(resumed), |_| panic!("sent"));
+        assert!(matches!(offer, Offer::Held { .. }), "{offer:?}");
+        let held = gate.reopen("k");
+        assert_eq!(held.len(), MAX_QUEUE + 1);
+        assert_eq!(held.last().map(|e| e.id), Some(1001));
         actor.stop(None);
     }
 
