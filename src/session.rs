@@ -305,9 +305,17 @@ impl Actor for Session {
                 },
                 turns: 0,
                 summary_seq: 0,
+                bytes_per_1k_tokens: 0,
             },
         };
-        let context = load_context(store, &row).await?;
+        let mut context = load_context(store, &row).await?;
+        context.resume_ratio(row.bytes_per_1k_tokens);
+        // A summary committed after the last reply has not been announced yet (the
+        // session hibernated or restarted before its next reply): it is, with that reply.
+        let summary_notice = context
+            .summary()
+            .filter(|s| s.seq == last_seq)
+            .and_then(|s| compact::summary_notice(&row.channel, s.through));
         let key: Arc<str> = Arc::from(who.key.as_str());
         // Messages that came while its previous instance was leaving.
         let held = args.ctx.keeper.gate.reopen(&key);
@@ -319,7 +327,7 @@ impl Actor for Session {
             context,
             compacting: false,
             compact_failed: None,
-            summary_notice: None,
+            summary_notice,
             queue: VecDeque::new(),
             known: HashSet::new(),
             current: None,
@@ -462,6 +470,7 @@ async fn handle(
                 }) => {
                     if let Some(m) = measured {
                         state.context.calibrate(m.bytes, m.input_tokens);
+                        state.row.bytes_per_1k_tokens = state.context.per_1k_tokens();
                     }
                     if let Some(current) = state.current.as_mut() {
                         current.extra = Some(Box::new(reply_extra(usage, caller_calls, cut)));

@@ -252,6 +252,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
                     context_from: 1,
                     turns: n as u64 + 1,
                     summary_seq: 0,
+                    bytes_per_1k_tokens: 0,
                 }),
                 entries: vec![
                     entry(Role::User, "hello"),

@@ -81,6 +81,7 @@ impl SessionState {
         let first = current.too_long.is_none();
         current.too_long = Some(false);
         self.context.distrust();
+        self.row.bytes_per_1k_tokens = self.context.per_1k_tokens();
         let started =
             first && (self.compacting || self.maybe_compact(myself, Why::Refused).is_some());
         if !started {
@@ -167,11 +168,7 @@ impl SessionState {
                 });
                 // The web chat marks where the summary begins (a chat app would only
                 // get noise from it).
-                if self.row.channel == "web" {
-                    self.summary_notice = Some(format!(
-                        "Earlier messages (through #{through}) were summarized to keep this conversation within the model's context window; the transcript keeps them all."
-                    ));
-                }
+                self.summary_notice = summary_notice(&self.row.channel, through);
             }
             Err(error) => {
                 tracing::warn!(session = %self.row.key, %error, "Cannot save a summary; the context stays as it is.");
@@ -179,4 +176,12 @@ impl SessionState {
             }
         }
     }
+}
+
+/// The note that the context was summarized, said with the next reply. Only the web chat
+/// marks where the summary begins (a chat app would only get noise from it).
+pub(super) fn summary_notice(channel: &str, through: i64) -> Option<String> {
+    (channel == "web").then(|| format!(
+        "Earlier messages (through #{through}) were summarized to keep this conversation within the model's context window; the transcript keeps them all."
+    ))
 }

@@ -147,6 +147,18 @@ impl Context {
         self.ratio
     }
 
+    /// The ratio as a session row keeps it: bytes per thousand tokens.
+    pub fn per_1k_tokens(&self) -> u32 {
+        (self.ratio * 1000.0).round() as u32
+    }
+
+    /// Takes up the ratio a session row kept (0: none learnt yet, the default stays).
+    pub fn resume_ratio(&mut self, per_1k_tokens: u32) {
+        if per_1k_tokens > 0 {
+            self.ratio = (f64::from(per_1k_tokens) / 1000.0).clamp(RATIO_BOUNDS.0, RATIO_BOUNDS.1);
+        }
+    }
+
     /// Learns the ratio from a request of `bytes` that the provider counted as `tokens`.
     pub fn calibrate(&mut self, bytes: usize, tokens: u64) {
         if bytes == 0 || tokens == 0 {
@@ -416,5 +428,24 @@ mod tests {
         context.calibrate(5, 0);
         assert!(context.ratio() > 1.0);
         assert_eq!(clip("abcdefghij", 4), "ab […] ij");
+    }
+
+    #[test]
+    fn a_ratio_kept_in_the_row_is_taken_up_again() {
+        let mut learnt = Context::default();
+        for _ in 0..30 {
+            learnt.calibrate(5_500, 1_000);
+        }
+        let kept = learnt.per_1k_tokens();
+        assert!((5_490..=5_500).contains(&kept), "{kept}");
+        let mut woken = Context::default();
+        woken.resume_ratio(kept);
+        assert!((woken.ratio() - learnt.ratio()).abs() < 0.001);
+        // None learnt: the default stays; a corrupt figure stays within bounds.
+        let mut fresh = Context::default();
+        fresh.resume_ratio(0);
+        assert_eq!(fresh.ratio(), DEFAULT_BYTES_PER_TOKEN);
+        fresh.resume_ratio(u32::MAX);
+        assert_eq!(fresh.ratio(), RATIO_BOUNDS.1);
     }
 }

@@ -188,6 +188,7 @@ fn session_row(key: &str, now: u64, turns: u64) -> SessionRow {
         context_from: 1,
         turns,
         summary_seq: 0,
+        bytes_per_1k_tokens: 0,
     }
 }
 

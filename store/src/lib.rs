@@ -561,7 +561,7 @@ impl Store {
             ))
             .and_then(|mut s| {
                 s.query_row(params![key], |r| {
-                    let rest: String = r.get(11)?;
+                    let rest: String = r.get(STATE_AFTER_SESSION)?;
                     Ok((
                         session_row(r)?,
                         Rest::parse(&rest).unwrap_or(Rest::Hibernated),
@@ -619,7 +619,7 @@ impl Store {
                         filter.agent
                     ],
                     |r| {
-                        let rest: String = r.get(11)?;
+                        let rest: String = r.get(STATE_AFTER_SESSION)?;
                         Ok((
                             session_row(r)?,
                             Rest::parse(&rest).unwrap_or(Rest::Hibernated),
@@ -802,11 +802,13 @@ impl Store {
 macro_rules! session_columns {
     () => {
         "SELECT key, agent, channel, account, created_at, last_active, idle_ms, max_age_ms, \
-         context_from, turns, summary_seq"
+         context_from, turns, summary_seq, bytes_per_1k_tokens"
     };
 }
 /// The columns of a [`SessionRow`], in [`session_row`]'s order.
 const SESSION_COLUMNS: &str = session_columns!();
+/// Where a `state` column selected after [`SESSION_COLUMNS`] is.
+const STATE_AFTER_SESSION: usize = 12;
 const SESSION_SELECT: &str = concat!(session_columns!(), " FROM sessions");
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -879,6 +881,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         context_from: r.get(8)?,
         turns: u(9)?,
         summary_seq: r.get(10)?,
+        bytes_per_1k_tokens: r.get::<_, i64>(11).map(|v| u32::try_from(v).unwrap_or(0))?,
     })
 }
 

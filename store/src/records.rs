@@ -60,6 +60,9 @@ pub struct SessionRow {
     /// Sequence number of the current context's latest summary entry (0: none): the
     /// session's context is that summary and what follows the turns it covers.
     pub summary_seq: i64,
+    /// Bytes of context per thousand tokens, learnt from the provider's own counts, so a
+    /// session that wakes or restarts budgets as well as before (0: none learnt yet).
+    pub bytes_per_1k_tokens: u32,
 }
 
 impl SessionRow {

@@ -100,6 +100,11 @@ UPDATE sessions SET expires_at = CASE
     THEN created_at + max_age_ms ELSE last_active + idle_ms END;
 CREATE INDEX sessions_rest ON sessions (account, state, expires_at);
 "#,
+    r#"
+-- Bytes of context per thousand tokens, learnt from the provider's counts (0: none yet):
+-- a session that wakes or restarts budgets its context as well as before.
+ALTER TABLE sessions ADD COLUMN bytes_per_1k_tokens INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Opens settings every connection needs.

@@ -72,6 +72,7 @@ fn session(key: &str) -> SessionRow {
         context_from: 1,
         turns: 1,
         summary_seq: 0,
+        bytes_per_1k_tokens: 0,
     }
 }
 

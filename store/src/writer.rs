@@ -835,12 +835,13 @@ fn save_session(tx: &Connection, row: &SessionRow, rest: Rest) -> Result<(), Sto
     exec(
         tx,
         "INSERT INTO sessions (key, agent, channel, account, created_at, last_active, idle_ms,
-                               max_age_ms, context_from, turns, summary_seq, state, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                               max_age_ms, context_from, turns, summary_seq, state, expires_at,
+                               bytes_per_1k_tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (key) DO UPDATE SET agent = ?2, channel = ?3, account = ?4,
              created_at = ?5, last_active = ?6, idle_ms = ?7, max_age_ms = ?8,
              context_from = ?9, turns = ?10, summary_seq = ?11, state = ?12,
-             expires_at = ?13",
+             expires_at = ?13, bytes_per_1k_tokens = ?14",
         params![
             row.key,
             row.agent,
@@ -855,6 +856,7 @@ fn save_session(tx: &Connection, row: &SessionRow, rest: Rest) -> Result<(), Sto
             row.summary_seq,
             rest.as_str(),
             i64::try_from(row.expires_at_ms()).unwrap_or(i64::MAX),
+            i64::from(row.bytes_per_1k_tokens),
         ],
     )
     .map_err(sql)?;
