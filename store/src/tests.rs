@@ -758,3 +758,27 @@ async fn sessions_rest_expire_and_page() {
     };
     assert_eq!(page(prefix, None).await, ["agent:main:http:http:user:4"]);
 }
+
+/// The queries that run on a timer or per scrape find open inbox entries through their
+/// index, never by reading every entry a long-lived inbox keeps.
+#[test]
+fn periodic_inbox_queries_use_the_open_index() {
+    let db = TempDb::new();
+    let conn = writer::open(db.path()).expect("open");
+    for (name, query) in [("pending", PENDING_INBOX), ("count", COUNT_OPEN_INBOX)] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .and_then(|mut s| {
+                let unbound = vec![rusqlite::types::Null; s.parameter_count()];
+                s.query_map(rusqlite::params_from_iter(unbound), |r| {
+                    r.get::<_, String>(3)
+                })
+                .and_then(|rows| rows.collect())
+            })
+            .expect("plan");
+        assert!(
+            plan.iter().any(|step| step.contains("INDEX inbox_open")),
+            "{name}: {plan:?}"
+        );
+    }
+}
