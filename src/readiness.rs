@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use pincer_actors::{ActorState, ChildKind, Registry, Restart, Snapshot};
+use pincer_actors::{ActorState, ChildKind, Folded, Registry, Restart, Snapshot};
 use pincer_config::live::View;
 use pincer_config::{AgentConfig, Config};
 use pincer_core::paths::{self, ROOT};
@@ -56,10 +56,37 @@ impl Readiness {
     }
 }
 
+/// What the children of `path` are, if cheap views count them instead of listing them: an
+/// account's sessions, an agent's turns (as many as chats in flight).
+pub fn counted(path: &str) -> Option<&'static str> {
+    match paths::kind(path) {
+        "sessions" => Some("sessions"),
+        "agent" => Some("turns"),
+        _ => None,
+    }
+}
+
 impl Probe {
-    /// Readiness now.
+    /// Readiness now, from a view with sessions and turns counted: a probe every few
+    /// seconds (and the service manager's status line every second) does not copy the
+    /// record of every live session.
     pub fn readiness(&self) -> Readiness {
-        self.readiness_of(&self.registry.snapshot())
+        self.readiness_of_view(&self.registry.folded(|p| counted(p).is_some()))
+    }
+
+    /// Readiness given a view with sessions and turns counted ([`counted`]).
+    pub fn readiness_of_view(&self, view: &Folded) -> Readiness {
+        let mut readiness = self.readiness_of(&view.snapshot);
+        for (path, tally) in &view.tallies {
+            // Turns are retried by their sessions; a failed session counts.
+            if tally.failed > 0 && counted(path) == Some("sessions") {
+                readiness
+                    .failing
+                    .push((path.clone(), format!("{} sessions failed", tally.failed)));
+            }
+        }
+        readiness.ready = readiness.failing.is_empty();
+        readiness
     }
 
     /// Readiness given a snapshot (so a caller that shows the tree too reads it once).

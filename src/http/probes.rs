@@ -52,8 +52,7 @@ pub fn routes(gw: Topology) -> warp::filters::BoxedFilter<(warp::reply::Response
 }
 
 fn ready(gw: &Topology, query: &str, who: Caller) -> warp::reply::Response {
-    let snapshot = gw.registry().snapshot();
-    let readiness = gw.probe().readiness_of(&snapshot);
+    let readiness = gw.probe().readiness();
     let status = if readiness.ready {
         StatusCode::OK
     } else {
@@ -73,10 +72,10 @@ fn ready(gw: &Topology, query: &str, who: Caller) -> warp::reply::Response {
         "status": word,
         "failing": readiness.failing_json(),
         "uptime_ms": u64::try_from(gw.status().uptime().as_millis()).unwrap_or(u64::MAX),
-        "actors": snapshot.actors.len(),
+        "actors": gw.registry().len(),
     });
     if query_has(query, "verbose") {
-        body["tree"] = json!(snapshot.tree());
+        body["tree"] = json!(gw.registry().snapshot().tree());
         // A secrets back end that fails keeps its last good values: not a readiness
         // failure, but worth seeing.
         body["secrets"] = json!({"degraded": super::secrets::degraded_json(gw)});

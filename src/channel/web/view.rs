@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::owner::Owner;
-use crate::readiness::Probe;
+use crate::readiness::{Probe, counted};
 
 /// A new frame after a change of the tree at most this often: a chaos run changes the
 /// tree thousands of times a second, and a person reads a few frames a second at most.
@@ -80,31 +80,13 @@ pub(super) fn start(probe: Probe, scope: &Scope) -> watch::Receiver<Frame> {
     rx
 }
 
-/// What the children of `path` are, if the frame counts them instead of listing them: an
-/// account's sessions, an agent's turns (as many as chats in flight).
-fn counted(path: &str) -> Option<&'static str> {
-    match paths::kind(path) {
-        "sessions" => Some("sessions"),
-        "agent" => Some("turns"),
-        _ => None,
-    }
-}
-
 fn folded(path: &str) -> bool {
     counted(path).is_some()
 }
 
 /// The `tree` frame: readiness and the tree, sessions counted.
 fn frame(probe: &Probe, view: &Folded) -> Frame {
-    let mut readiness = probe.readiness_of(&view.snapshot);
-    for (path, tally) in &view.tallies {
-        // Turns are retried by their sessions; a failed session counts.
-        if tally.failed > 0 && counted(path) == Some("sessions") {
-            readiness
-                .failing
-                .push((path.clone(), format!("{} sessions failed", tally.failed)));
-        }
-    }
+    let readiness = probe.readiness_of_view(view);
     let tree: Vec<Value> = view
         .snapshot
         .tree()
