@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::backoff::Backoff;
 use crate::registry::Registry;
-use crate::scope::{Scope, exit_future};
+use crate::scope::{Exit, Scope};
 
 /// When a child that ended is started again (OTP's restart types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -271,7 +271,7 @@ impl StartCtx {
             .await
             .map_err(|e| StartError(spawn_error_text(&e)))?;
         let cell = actor_ref.get_cell();
-        self.scope.set_actor(cell.clone(), exit_future(join));
+        self.scope.set_actor(cell.clone(), Exit::new(join));
         Ok(Started { cell })
     }
 }

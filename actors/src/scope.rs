@@ -24,16 +24,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use ractor::ActorCell;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 /// How often a close that is still waiting logs a warning: an actor that does not end
 /// after a kill is blocking its thread, and a silent wait would hide it.
@@ -41,8 +40,12 @@ const SLOW_CLOSE_WARNING: Duration = Duration::from_secs(5);
 
 static NEXT_SCOPE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A future that completes once an actor's task has ended and its state is dropped.
-pub(crate) type ExitFuture = Shared<BoxFuture<'static, ()>>;
+/// An actor's exit: [`Exit::wait`] returns once the actor's task has ended and its state
+/// is dropped. Clones wait for the same exit; whichever waits first polls the task's join
+/// handle and the others queue behind it. (A shared boxed future did this in about 0.4 kB
+/// an actor; with 10,000 live sessions that was 4 MB.)
+#[derive(Clone)]
+pub(crate) struct Exit(Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>);
 
 /// What one actor owns: spawned tasks, timers, nested scopes, and the actor's own exit.
 ///
@@ -62,7 +65,7 @@ struct Inner {
 struct State {
     closed: bool,
     tasks: JoinSet<()>,
-    actor: Option<(ActorCell, ExitFuture)>,
+    actor: Option<(ActorCell, Exit)>,
     children: HashMap<u64, Scope>,
 }
 
@@ -135,7 +138,7 @@ impl Scope {
     }
 
     /// Records the actor whose life this scope follows.
-    pub(crate) fn set_actor(&self, cell: ActorCell, exit: ExitFuture) {
+    pub(crate) fn set_actor(&self, cell: ActorCell, exit: Exit) {
         let mut state = self.inner.state.lock();
         if state.closed {
             cell.kill();
@@ -144,7 +147,7 @@ impl Scope {
     }
 
     /// The actor's exit, if one was recorded.
-    pub(crate) fn actor_exit(&self) -> Option<ExitFuture> {
+    pub(crate) fn actor_exit(&self) -> Option<Exit> {
         self.inner
             .state
             .lock()
@@ -213,17 +216,28 @@ impl TaskHandle {
     }
 }
 
-/// Turns a join handle into an exit future that any number of waiters can await.
-pub(crate) fn exit_future(join: tokio::task::JoinHandle<()>) -> ExitFuture {
-    let fut: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
-        let _ = join.await;
-    });
-    fut.shared()
+// === impl Exit ===
+
+impl Exit {
+    /// The exit of the actor whose task `join` is.
+    pub(crate) fn new(join: JoinHandle<()>) -> Self {
+        Self(Arc::new(tokio::sync::Mutex::new(Some(join))))
+    }
+
+    /// Returns once the actor has ended. Cancel-safe: a waiter dropped midway leaves the
+    /// handle to the next one.
+    pub(crate) async fn wait(&self) {
+        let mut join = self.0.lock().await;
+        if let Some(handle) = join.as_mut() {
+            let _ = handle.await;
+            *join = None;
+        }
+    }
 }
 
-/// Awaits `fut`, logging every few seconds while it is still pending.
-async fn wait_logged(fut: ExitFuture, what: &str, cell: &ActorCell) {
-    let mut fut = std::pin::pin!(fut);
+/// Awaits `exit`, logging every few seconds while it is still pending.
+async fn wait_logged(exit: Exit, what: &str, cell: &ActorCell) {
+    let mut fut = std::pin::pin!(exit.wait());
     loop {
         match tokio::time::timeout(SLOW_CLOSE_WARNING, &mut fut).await {
             Ok(()) => return,
@@ -246,6 +260,36 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[tokio::test]
+    async fn an_exit_wakes_every_waiter_and_outlives_one_that_gave_up() {
+        let (end, ended) = tokio::sync::oneshot::channel::<()>();
+        let exit = Exit::new(tokio::spawn(async move {
+            let _ = ended.await;
+        }));
+        // A waiter that gives up leaves the join handle to the next.
+        let early = tokio::time::timeout(Duration::from_millis(20), exit.wait()).await;
+        assert!(early.is_err());
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let exit = exit.clone();
+                tokio::spawn(async move { exit.wait().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        end.send(()).expect("task waits");
+        for waiter in waiters {
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("woken")
+                .expect("joined");
+        }
+        // And a later one returns at once.
+        tokio::time::timeout(Duration::from_secs(1), exit.wait())
+            .await
+            .expect("at once");
     }
 
     #[tokio::test]

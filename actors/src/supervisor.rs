@@ -501,7 +501,7 @@ impl State {
             (Shutdown::Brutal, _) | (_, None) => instance.cell.kill(),
             (Shutdown::Timeout(limit), Some(exit)) => {
                 instance.cell.stop(Some(SHUTDOWN_REASON.to_string()));
-                if tokio::time::timeout(limit, exit).await.is_err() {
+                if tokio::time::timeout(limit, exit.wait()).await.is_err() {
                     tracing::warn!(
                         message = "Child did not stop within its shutdown time; killing it.",
                         path = %path,
@@ -512,7 +512,7 @@ impl State {
             }
             (Shutdown::Infinity, Some(exit)) => {
                 instance.cell.stop(Some(SHUTDOWN_REASON.to_string()));
-                exit.await;
+                exit.wait().await;
             }
         }
         instance.scope.close().await;
@@ -702,7 +702,7 @@ impl SupervisorSpec {
         match Actor::spawn(None, Supervisor, args).await {
             Ok((actor, join)) => {
                 let cell = actor.get_cell();
-                scope.set_actor(cell.clone(), crate::scope::exit_future(join));
+                scope.set_actor(cell.clone(), crate::scope::Exit::new(join));
                 registry.set_running(name, cell.clone());
                 Ok(RootHandle::new(
                     name.to_string(),

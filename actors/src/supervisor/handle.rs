@@ -285,7 +285,7 @@ impl RootHandle {
     /// gone.
     pub async fn wait(&self) -> RootExit {
         if let Some(exit) = self.scope.actor_exit() {
-            exit.await;
+            exit.wait().await;
         }
         self.scope.close().await;
         let record = self.registry.get(&self.path);
