@@ -204,6 +204,10 @@ pub struct SessionState {
     key: Arc<str>,
     /// On its way out: every message now waits in the gate for the next instance.
     closing: Option<Closing>,
+    /// Inbox ids of queued messages whose sender stopped them before they ran (at most
+    /// the queue's length): each is answered as stopped, empty, when its turn comes, and
+    /// never reaches a model. Answering it then keeps the transcript in message order.
+    stops_asked: Vec<i64>,
     /// Turns started so far: the number of the next one.
     turns_started: u64,
 }
@@ -336,6 +340,7 @@ impl Actor for Session {
             me: myself,
             key,
             closing: None,
+            stops_asked: Vec::new(),
             turns_started: 0,
         };
         for entry in held {
@@ -539,6 +544,7 @@ impl SessionState {
                 if self.known.is_empty() && self.known.capacity() > 0 {
                     self.known = HashSet::new();
                 }
+                self.stops_asked = Vec::new();
                 // And the finished turn's forwarder, which its scope keeps until reaped.
                 self.scope.task_count();
                 return;
@@ -562,6 +568,7 @@ impl SessionState {
                 self.unavailable(&entry, &reason);
                 continue;
             }
+            let entry_id = entry.id;
             self.current = Some(Box::new(Current {
                 entry,
                 attempt: 0,
@@ -574,6 +581,18 @@ impl SessionState {
                 partial: String::new(),
                 stopped: false,
             }));
+            if let Some(at) = self.stops_asked.iter().position(|id| *id == entry_id) {
+                self.stops_asked.swap_remove(at);
+                if let Some(current) = self.current.as_mut() {
+                    current.stopped = true;
+                    current.extra = Some(Box::new(ReplyExtra {
+                        stopped: true,
+                        ..ReplyExtra::default()
+                    }));
+                }
+                self.finish_turn(String::new(), None, false).await;
+                continue;
+            }
             let text = self.current_entry().inbound.text.clone();
             match commands::parse(&text) {
                 Some(command) => {
@@ -690,11 +709,28 @@ impl SessionState {
     /// is committed as the reply, marked stopped, and the next message starts at once.
     /// Events of the stopped turn still on their way are dropped by its number.
     async fn stop_turn(&mut self, myself: &ActorRef<SessionMsg>, upstream_id: &str) {
+        let running = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.entry.inbound.upstream_id == upstream_id);
+        if !running {
+            // A message that still waits: it will not run.
+            if let Some(entry) = self
+                .queue
+                .iter()
+                .find(|e| e.inbound.upstream_id == upstream_id)
+                && !self.stops_asked.contains(&entry.id)
+            {
+                tracing::debug!(session = %self.row.key, inbox = entry.id, "A waiting message was stopped; it will not run.");
+                self.stops_asked.push(entry.id);
+            }
+            return;
+        }
         let Some(current) = self.current.as_mut() else {
             return;
         };
         // attempt 0: a command, answered without a turn.
-        if current.entry.inbound.upstream_id != upstream_id || current.attempt == 0 {
+        if current.attempt == 0 {
             return;
         }
         if let Some(actor) = current.turn_actor.take() {

@@ -161,6 +161,62 @@ async fn past_chats_are_listed_opened_renamed_and_deleted_by_their_owner_only() 
     assert!(why.contains("`session` must be"), "{why}");
 }
 
+/// Stop pressed while a second message waits behind a reply: the page stops its last
+/// message, the waiting one. It is answered as stopped, empty, once the reply before it
+/// ends, and never reaches the model; the reply in flight goes on.
+#[tokio::test]
+async fn a_stopped_message_that_waits_is_answered_stopped_and_never_runs() {
+    let home = TempDir::new();
+    let config = "[providers.echo]\nchunkSize = 2\nchunkDelayMs = 20\n";
+    let gw = Gw::start(home.path(), Some(config)).await;
+    let mut ws = connect(&gw).await;
+    let long = "keep going ".repeat(10);
+    say(&mut ws, "main", "s", "m1", &long).await;
+    expect_delta(&mut ws, "m1").await;
+    say(&mut ws, "main", "s", "m2", "never run").await;
+    send(
+        &mut ws,
+        json!({"type": "stop", "id": "m2", "agent": "main", "session": "s"}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let first = until(&mut ws, "done", "m1", &mut seen).await;
+    assert_eq!(first["text"], format!("echo: {long}"), "{first}");
+    assert_ne!(first["stopped"], true, "{first}");
+    let second = until(&mut ws, "done", "m2", &mut seen).await;
+    assert_eq!(second["stopped"], true, "{second}");
+    assert_eq!(second["text"], "", "{second}");
+    assert!(
+        !seen.iter().any(|f| f["type"] == "delta" && f["id"] == "m2"),
+        "the stopped message ran: {seen:?}"
+    );
+    // The transcript keeps both, in the order they were sent.
+    let transcript = gw.transcript(&key(CLIENT, "main", "s")).await;
+    let kept: Vec<(&str, &str)> = transcript
+        .iter()
+        .map(|e| {
+            (
+                e["content"].as_str().unwrap_or_default(),
+                e["outcome"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    let echoed = format!("echo: {long}");
+    assert_eq!(
+        kept,
+        vec![
+            (long.as_str(), "-"),
+            (echoed.as_str(), "-"),
+            ("never run", "-"),
+            ("", "stopped")
+        ]
+    );
+    // The next message runs as usual.
+    say(&mut ws, "main", "s", "m3", "next").await;
+    let next = until(&mut ws, "done", "m3", &mut Vec::new()).await;
+    assert_eq!(next["text"], "echo: next");
+}
+
 #[tokio::test]
 async fn stop_drops_the_turn_keeps_the_partial_reply_and_the_next_message_goes_at_once() {
     let home = TempDir::new();
