@@ -197,7 +197,7 @@ pub struct SessionState {
     /// Sequence number the next transcript entry gets.
     next_seq: i64,
     /// Tools' questions waiting for `/approve`, by id.
-    questions: HashMap<String, Approval>,
+    questions: HashMap<String, Question>,
     /// Itself, for the keeper to tell when its deadline comes.
     me: ActorRef<SessionMsg>,
     /// Its key, as the keeper's queue and the gate hold it.
@@ -405,6 +405,14 @@ impl Actor for Session {
     }
 }
 
+/// A tool's question waiting for `/approve`, and the sender of the message its turn
+/// answers (`None` where a conversation is one person's): only they may answer it.
+#[derive(Debug)]
+struct Question {
+    approval: Approval,
+    of: Option<String>,
+}
+
 /// One message of a session (see [`Session`]'s `handle`).
 async fn handle(
     myself: ActorRef<SessionMsg>,
@@ -514,11 +522,11 @@ async fn handle(
         }
         SessionMsg::Stop { upstream_id } => state.stop_turn(&myself, &upstream_id).await,
         SessionMsg::ApprovalDue { id } => {
-            if let Some(question) = state.questions.remove(&id) {
-                question.answer.send(Decision::TimedOut);
+            if let Some(Question { approval, .. }) = state.questions.remove(&id) {
+                approval.answer.send(Decision::TimedOut);
                 let text = format!(
                     "No answer to approval {id} in time: `{}` was not run.",
-                    question.ask.action
+                    approval.ask.action
                 );
                 state.notice(text, None);
             }
@@ -1059,7 +1067,8 @@ impl SessionState {
         };
         let _ = attempt;
         self.notice(text, Some(prompt));
-        self.questions.insert(id.clone(), approval);
+        let of = current.entry.inbound.sender.clone();
+        self.questions.insert(id.clone(), Question { approval, of });
         let me = myself.clone();
         self.scope.spawn(async move {
             tokio::time::sleep(timeout).await;
@@ -1069,11 +1078,34 @@ impl SessionState {
 
     /// `/approve <id> <decision>`: answers the question, keeping an `always`.
     pub(super) async fn answer(&mut self, id: &str, decision: Decision) -> String {
-        let Some(question) = self.questions.remove(id) else {
+        let Some(Question {
+            approval: question,
+            of,
+        }) = self.questions.remove(id)
+        else {
             return format!(
                 "No approval `{id}` is waiting (it was answered, timed out, or its turn ended)."
             );
         };
+        // In a group, the person whose message the tool acts for answers, not whoever
+        // reads the question first. (`current` is the `/approve` message now.)
+        let by = self
+            .current
+            .as_ref()
+            .and_then(|c| c.entry.inbound.sender.clone());
+        if of.is_some() && by != of {
+            let action = question.ask.action.clone();
+            self.questions.insert(
+                id.to_string(),
+                Question {
+                    approval: question,
+                    of,
+                },
+            );
+            return format!(
+                "Only the person whose message asked for `{action}` can answer approval `{id}`; it still waits."
+            );
+        }
         let ask = &question.ask;
         if decision == Decision::Always
             && let Err(error) = self

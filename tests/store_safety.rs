@@ -219,6 +219,7 @@ async fn seed_old_inbox(db: &Path, delivered: usize) -> (Vec<i64>, i64) {
         topic: None,
         text: text.into(),
         received_at_ms: hour_ago,
+        sender: None,
         fingerprint: None,
         api: None,
     };

@@ -242,3 +242,75 @@ async fn telegram_asks_in_the_chat_and_always_is_kept_for_the_next_call() {
         "{out:?}"
     );
 }
+
+/// In a group, the question belongs to the person whose message the tool acts for:
+/// another member's `/approve` is refused and the question still waits; theirs runs it.
+#[tokio::test]
+async fn in_a_group_only_the_asker_answers() {
+    let fake = OpenAiFake::start().await;
+    let telegram = TelegramFake::start();
+    let home = TempDir::new();
+    let extra = format!(
+        "\n[channels.telegram.accounts.tg]\ntoken = \"{TEST_TOKEN}\"\napiBase = \"{}\"\n",
+        telegram.base_url()
+    );
+    let gw = gateway(&home, &fake, &extra).await;
+    let (alice, mallory) = (User::new(42, "Alice"), User::new(66, "Mallory"));
+    let group = Chat::group(-5005, "Friends");
+    fake.script(exec("/bin/echo group-run"));
+    fake.script(Script::text("Ran for Alice."));
+    telegram.send_text(TEST_TOKEN, Incoming::new(&group, &alice, "run it please"));
+    let said = |what: &'static str| {
+        let telegram = &telegram;
+        async move || {
+            telegram
+                .messages(TEST_TOKEN, -5005)
+                .into_iter()
+                .find(|m| m.text.contains(what))
+        }
+    };
+    let question = until(
+        "the question",
+        &gw,
+        Duration::from_secs(15),
+        said("exec wants to run"),
+    )
+    .await;
+    let id = question
+        .text
+        .split("/approve ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an id in the question")
+        .to_string();
+    telegram.send_text(
+        TEST_TOKEN,
+        Incoming::new(&group, &mallory, &format!("/approve {id} always")),
+    );
+    let refused = until(
+        "the refusal",
+        &gw,
+        Duration::from_secs(15),
+        said("Only the person"),
+    )
+    .await;
+    assert!(refused.text.contains(&id), "{}", refused.text);
+    assert!(
+        all_outputs(&fake).is_empty(),
+        "ran on another member's word"
+    );
+    telegram.send_text(
+        TEST_TOKEN,
+        Incoming::new(&group, &alice, &format!("/approve {id} once")),
+    );
+    until(
+        "the reply",
+        &gw,
+        Duration::from_secs(15),
+        said("Ran for Alice."),
+    )
+    .await;
+    let out = all_outputs(&fake);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].contains("group-run"), "{out:?}");
+}

@@ -514,6 +514,7 @@ mod tests {
             topic: None,
             text: "hi".into(),
             received_at_ms: now_ms(),
+            sender: None,
             fingerprint: None,
             api: None,
         };

@@ -38,6 +38,11 @@ pub struct Inbound {
     pub text: String,
     /// When it was accepted, ms since the Unix epoch.
     pub received_at_ms: u64,
+    /// Who sent it, in the channel's own ids (Telegram's `from.id`, Discord's author id):
+    /// in a group, `peer` is the group and this the person. `None` on the web chat and the
+    /// HTTP API, whose conversations are each one person's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
     /// A digest of the request that carried it, when its upstream id is a client's
     /// idempotency key: a retry with that key must carry the same request.
     #[serde(default, skip_serializing_if = "Option::is_none")]

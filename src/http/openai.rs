@@ -244,6 +244,7 @@ async fn take_in(
         topic: None,
         text: asked.text.clone(),
         received_at_ms: now_ms(),
+        sender: None,
         fingerprint: fingerprint.clone(),
         api: Some(asked.caller.to_json()),
     };

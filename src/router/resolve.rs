@@ -203,6 +203,7 @@ match = { channel = "discord", peer = { kind = "thread", id = "t9" } }
             topic: None,
             text: "hi".into(),
             received_at_ms: 0,
+            sender: None,
             fingerprint: None,
             api: None,
         }

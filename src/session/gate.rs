@@ -194,6 +194,7 @@ mod tests {
                 topic: None,
                 text: format!("m{id}"),
                 received_at_ms: 0,
+                sender: None,
                 fingerprint: None,
                 api: None,
             },

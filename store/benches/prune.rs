@@ -170,6 +170,7 @@ fn inbound(id: &str, at: u64) -> Inbound {
         topic: None,
         text: "a message of an ordinary length, a sentence or two, as people type them".into(),
         received_at_ms: at,
+        sender: None,
         fingerprint: None,
         api: None,
     }

@@ -54,6 +54,7 @@ fn inbound(upstream_id: &str, text: &str) -> Inbound {
         topic: None,
         text: text.into(),
         received_at_ms: now_ms(),
+        sender: None,
         fingerprint: None,
         api: None,
     }

@@ -124,6 +124,7 @@ impl Ctx {
             topic: None,
             text,
             received_at_ms: now_ms(),
+            sender: (!author_id.is_empty()).then(|| author_id.to_string()),
             fingerprint: None,
             api: None,
         };

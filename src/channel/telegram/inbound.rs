@@ -151,6 +151,7 @@ impl Ctx {
             topic,
             text,
             received_at_ms: now_ms(),
+            sender: Some(user.to_string()),
             fingerprint: None,
             api: None,
         };

@@ -398,6 +398,7 @@ async fn answer(
         topic: None,
         text,
         received_at_ms: now_ms(),
+        sender: None,
         fingerprint: None,
         api: None,
     };
