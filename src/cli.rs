@@ -14,6 +14,7 @@ macro_rules! out {
 }
 
 pub mod agents;
+pub mod approvals;
 pub mod channels;
 pub mod chaos;
 pub mod client;
@@ -70,6 +71,8 @@ pub enum Command {
     Channels(channels::ChannelsArgs),
     /// DM pairings: list them, approve a code.
     Pairing(channels::PairingArgs),
+    /// Standing approvals of tools (`/approve … always`): list them, revoke one.
+    Approvals(approvals::ApprovalsArgs),
     /// Sessions of a running gateway.
     Sessions(sessions::SessionsArgs),
     /// Ask a gateway's probe (`/healthz`, or `/readyz` with `--ready`): exit 0 or 1.
@@ -160,6 +163,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Sessions(args) => sessions::run(config, args).await,
             Command::Channels(args) => channels::run(config, args).await,
             Command::Pairing(args) => channels::run_pairing(config, args).await,
+            Command::Approvals(args) => approvals::run(config, args).await,
             Command::Health(args) => health::run(config, args).await,
             Command::Chaos(args) => chaos::run(config, args).await,
             Command::Doctor(args) => doctor::run(config, args).await,

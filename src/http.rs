@@ -3,7 +3,7 @@
 //! | routes | module | auth |
 //! |---|---|---|
 //! | `/health[z]`, `/startup[z]`, `/ready[z]` | [`probes`] | none (remote callers without the token get status fields only) |
-//! | `/admin/...` | [`admin`], [`channels`], [`secrets`] | bearer token |
+//! | `/admin/...` | [`admin`], [`approvals`], [`channels`], [`secrets`] | bearer token |
 //! | `/telegram/<account>` | [`channels`] | the webhook's secret header |
 //! | `/metrics` | [`prometheus`] | loopback or bearer token |
 //! | `/v1/chat/completions`, `/v1/models` | [`openai`] | bearer token |
@@ -15,6 +15,7 @@
 //! from `?token=` on the socket only.
 
 pub mod admin;
+pub mod approvals;
 pub mod channels;
 pub mod hosts;
 pub mod openai;
@@ -36,6 +37,7 @@ use crate::topology::Topology;
 pub fn routes(gw: Topology) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let routes = probes::routes(gw.clone())
         .or(admin::routes(gw.clone()))
+        .or(approvals::routes(gw.clone()))
         .or(channels::routes(gw.clone()))
         .or(secrets::routes(gw.clone()))
         .or(prometheus::routes(gw.clone()))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::model::all_outputs;
 use common::web::{connect, expect, say};
-use common::{Gw, TempDir, until};
+use common::{Gw, TempDir, run_cli, until};
 use pincer_fakes::openai::{OpenAiFake, Script};
 use pincer_fakes::telegram::{Chat, Incoming, TEST_TOKEN, TelegramFake, User};
 use serde_json::json;
@@ -313,4 +313,85 @@ async fn in_a_group_only_the_asker_answers() {
     let out = all_outputs(&fake);
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(out[0].contains("group-run"), "{out:?}");
+}
+
+/// An `always` is listed by `pincer approvals list` and taken back by `pincer approvals
+/// revoke`, after which the tool asks again.
+#[tokio::test]
+async fn an_always_is_listed_and_revoked_and_then_asked_again() {
+    let fake = OpenAiFake::start().await;
+    let home = TempDir::new();
+    let gw = gateway(&home, &fake, "").await;
+    let mut ws = connect(&gw).await;
+    let asked = async |ws: &mut common::web::Socket, id: &str| -> String {
+        let notice = expect(ws, "notice", id).await;
+        notice["approval"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    };
+    fake.script(exec("/bin/echo first"));
+    fake.script(Script::text("Ran."));
+    say(&mut ws, "main", "web-1", "m1", "run it").await;
+    let question = asked(&mut ws, "m1").await;
+    say(
+        &mut ws,
+        "main",
+        "web-1",
+        "m2",
+        &format!("/approve {question} always"),
+    )
+    .await;
+    expect(&mut ws, "done", "m1").await;
+
+    let (code, out, err) = run_cli(home.path(), &["approvals", "list", "--json"], Some(gw.port));
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let approvals = listed["approvals"].as_array().cloned().unwrap_or_default();
+    assert_eq!(approvals.len(), 1, "{listed}");
+    assert_eq!(approvals[0]["agent"], "main");
+    assert_eq!(approvals[0]["tool"], "exec");
+    let key = approvals[0]["key"].as_str().expect("a key").to_string();
+    assert!(key.ends_with("/echo"), "{key}");
+    let (code, out, _) = run_cli(home.path(), &["approvals", "list"], Some(gw.port));
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("main  exec  {key}")), "{out}");
+
+    let (code, out, err) = run_cli(
+        home.path(),
+        &["approvals", "revoke", "main", &key],
+        Some(gw.port),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked"), "{out}");
+    let (code, _, err) = run_cli(
+        home.path(),
+        &["approvals", "revoke", "main", &key],
+        Some(gw.port),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no standing approval"), "{err}");
+    let (_, out, _) = run_cli(home.path(), &["approvals", "list"], Some(gw.port));
+    assert!(out.contains("no standing approvals"), "{out}");
+
+    // Asked again.
+    fake.script(exec("/bin/echo second"));
+    fake.script(Script::text("Ran again."));
+    say(&mut ws, "main", "web-1", "m3", "run it again").await;
+    let again = asked(&mut ws, "m3").await;
+    say(
+        &mut ws,
+        "main",
+        "web-1",
+        "m4",
+        &format!("/approve {again} deny"),
+    )
+    .await;
+    expect(&mut ws, "done", "m3").await;
+    let out = all_outputs(&fake);
+    assert!(
+        !out.iter().any(|o| o.contains("second"))
+            && out.last().is_some_and(|o| o.contains("denied")),
+        "the revoked binary ran without asking: {out:?}"
+    );
 }

@@ -31,7 +31,9 @@ pub use health::StoreHealth;
 pub use lock::{LockError, StoreLock, lock, lock_path};
 use pincer_core::{Inbound, TranscriptEntry};
 pub use prune::{BATCH as PRUNE_BATCH, PrunePass, Totals as Pruned, pause_after as prune_pause};
-pub use records::{InboxEntry, InboxState, Rest, SecretAccess, SessionFilter, SessionRow};
+pub use records::{
+    InboxEntry, InboxState, Rest, SecretAccess, SessionFilter, SessionRow, StandingApproval,
+};
 use writer::Request;
 
 /// Requests waiting for the writer before senders wait too (back-pressure).
@@ -271,6 +273,41 @@ impl Store {
         let (agent, tool, key) = (agent.to_string(), tool.to_string(), key.to_string());
         self.request(|r| Request::Approve(agent, tool, key, r))
             .await
+    }
+
+    /// Withdraws a standing approval; whether there was one.
+    pub async fn revoke(&self, agent: &str, tool: &str, key: &str) -> Result<bool, StoreError> {
+        let (agent, tool, key) = (agent.to_string(), tool.to_string(), key.to_string());
+        self.request(|r| Request::Revoke(agent, tool, key, r)).await
+    }
+
+    /// Standing approvals, of one agent or all, by agent, tool and key; at most `limit`.
+    pub async fn approvals(
+        &self,
+        agent: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<StandingApproval>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT agent, tool, key, at FROM approvals
+                     WHERE ?1 IS NULL OR agent = ?1 ORDER BY agent, tool, key LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![agent, limit], |r| {
+                    Ok(StandingApproval {
+                        agent: r.get(0)?,
+                        tool: r.get(1)?,
+                        key: r.get(2)?,
+                        at_ms: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    })
+                })
+                .map_err(sql)?;
+            rows.map(|r| r.map_err(sql)).collect()
+        })
+        .await
     }
 
     /// Whether `agent`'s `tool` has a standing approval for `key`.

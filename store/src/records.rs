@@ -126,6 +126,19 @@ pub struct SessionFilter {
     pub state: Option<Rest>,
 }
 
+/// A standing approval: `agent`'s `tool` acts on `key` without asking (`/approve … always`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StandingApproval {
+    /// The agent.
+    pub agent: String,
+    /// The tool (`exec`).
+    pub tool: String,
+    /// What it may act on (for exec, the resolved binary path).
+    pub key: String,
+    /// When it was given, ms since the epoch.
+    pub at_ms: u64,
+}
+
 /// One row of the secrets access trail: which actor asked for which ref, when, and what it
 /// got. Never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -553,6 +553,67 @@ fn one_store_one_lock_until_it_is_dropped() {
 mod prune;
 
 #[tokio::test]
+async fn standing_approvals_are_listed_and_revoked() {
+    let tmp = TempDb::new();
+    let store = Store::new(tmp.path());
+    let _writer = store.start_writer().expect("writer");
+    for (agent, key) in [
+        ("main", "/usr/bin/git"),
+        ("main", "/bin/date"),
+        ("ops", "/usr/bin/git"),
+    ] {
+        store.approve(agent, "exec", key).await.expect("write");
+    }
+    let all = store.approvals(None, 10).await.expect("list");
+    let keys: Vec<(&str, &str)> = all
+        .iter()
+        .map(|a| (a.agent.as_str(), a.key.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("main", "/bin/date"),
+            ("main", "/usr/bin/git"),
+            ("ops", "/usr/bin/git")
+        ]
+    );
+    assert!(all.iter().all(|a| a.tool == "exec" && a.at_ms > 0));
+    assert_eq!(
+        store
+            .approvals(Some("ops".into()), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(store.approvals(None, 2).await.expect("list").len(), 2);
+    assert!(
+        store
+            .revoke("main", "exec", "/usr/bin/git")
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke("main", "exec", "/usr/bin/git")
+            .await
+            .expect("again")
+    );
+    assert!(
+        !store
+            .approved("main", "exec", "/usr/bin/git")
+            .await
+            .expect("read")
+    );
+    assert!(
+        store
+            .approved("ops", "exec", "/usr/bin/git")
+            .await
+            .expect("read")
+    );
+}
+
+#[tokio::test]
 async fn a_standing_approval_is_kept_per_agent_tool_and_key() {
     let tmp = TempDb::new();
     let store = Store::new(tmp.path());

@@ -65,6 +65,8 @@ pub(crate) enum Request {
     RecordAccess(Vec<super::records::SecretAccess>, Reply<()>),
     /// (agent, tool, key): a standing approval.
     Approve(String, String, String, Reply<()>),
+    /// (agent, tool, key): a standing approval withdrawn; whether there was one.
+    Revoke(String, String, String, Reply<bool>),
     /// (session key, account): the session's row, transcript, inbox entries and title,
     /// gone.
     DeleteSession(String, String, Reply<()>),
@@ -644,6 +646,15 @@ impl Request {
                 .map_err(sql)?;
                 Ok(Outcome::Done)
             }
+            Self::Revoke(agent, tool, key, _) => {
+                let gone = exec(
+                    tx,
+                    "DELETE FROM approvals WHERE agent = ?1 AND tool = ?2 AND key = ?3",
+                    params![agent, tool, key],
+                )
+                .map_err(sql)?;
+                Ok(Outcome::Changed(gone > 0))
+            }
             Self::RecordAccess(rows, _) => {
                 let mut stmt = tx
                     .prepare_cached(
@@ -676,7 +687,9 @@ impl Request {
         match (self, outcome) {
             (Self::Accept(_, r), Ok(Outcome::Accepted(a))) => drop(r.send(Ok(a))),
             (Self::CommitTurn(_, r), Ok(Outcome::Committed(c))) => drop(r.send(Ok(c))),
-            (Self::SetRest(_, _, _, r), Ok(Outcome::Changed(c))) => drop(r.send(Ok(c))),
+            (Self::SetRest(_, _, _, r) | Self::Revoke(_, _, _, r), Ok(Outcome::Changed(c))) => {
+                drop(r.send(Ok(c)))
+            }
             (Self::ExpireRest(_, _, _, r), Ok(Outcome::Expired(n, next))) => {
                 drop(r.send(Ok((n, next))))
             }
@@ -703,7 +716,7 @@ impl Request {
             Self::Accept(_, r) => drop(r.send(Err(error))),
             Self::CommitTurn(_, r) => drop(r.send(Err(error))),
             Self::Prune(_, r) => drop(r.send(Err(error))),
-            Self::SetRest(_, _, _, r) => drop(r.send(Err(error))),
+            Self::SetRest(_, _, _, r) | Self::Revoke(_, _, _, r) => drop(r.send(Err(error))),
             Self::ExpireRest(_, _, _, r) => drop(r.send(Err(error))),
             Self::Route(_, _, r)
             | Self::MarkDelivered(_, r)
