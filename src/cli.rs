@@ -90,6 +90,17 @@ pub enum Command {
     },
 }
 
+/// A Unix-ms time as "N s/min/h/d ago".
+pub(crate) fn ago(ms: u64) -> String {
+    let secs = pincer_core::now_ms().saturating_sub(ms) / 1000;
+    match secs {
+        0..120 => format!("{secs} s ago"),
+        120..7200 => format!("{} min ago", secs / 60),
+        7200..172_800 => format!("{} h ago", secs / 3600),
+        _ => format!("{} d ago", secs / 86_400),
+    }
+}
+
 /// Writes the completion script for `shell` to stdout.
 fn completions(shell: clap_complete::Shell) {
     use clap::CommandFactory;

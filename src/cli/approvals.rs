@@ -2,14 +2,12 @@
 //! always`, and taking one back (its tool asks again from then on).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::Failure;
 use super::client::Client;
-use crate::session::commands::human;
+use super::{Failure, ago};
 
 /// `pincer approvals`.
 #[derive(Debug, Args)]
@@ -61,15 +59,13 @@ pub async fn run(config: Option<PathBuf>, args: ApprovalsArgs) -> Result<(), Fai
             if all.is_empty() {
                 out!("no standing approvals");
             }
-            let now = pincer_core::now_ms();
             for a in &all {
-                let at = a["at_ms"].as_u64().unwrap_or(now);
                 out!(
-                    "{}  {}  {}  (approved {} ago)",
+                    "{}  {}  {}  (approved {})",
                     a["agent"].as_str().unwrap_or("?"),
                     a["tool"].as_str().unwrap_or("?"),
                     a["key"].as_str().unwrap_or("?"),
-                    human(Duration::from_millis(now.saturating_sub(at))),
+                    ago(a["at_ms"].as_u64().unwrap_or(0)),
                 );
             }
             if answer["more"] == true {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::client::Client;
 use super::gateway::load_config;
-use super::{Failure, usage};
+use super::{Failure, ago, usage};
 use pincer_config::edit::BindTarget;
 
 /// `pincer channels`.
@@ -253,14 +253,4 @@ async fn add(config: Option<PathBuf>, args: AddArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// A Unix-ms time as "N s/min/h ago".
-fn ago(ms: u64) -> String {
-    let secs = pincer_core::now_ms().saturating_sub(ms) / 1000;
-    match secs {
-        0..120 => format!("{secs} s ago"),
-        120..7200 => format!("{} min ago", secs / 60),
-        _ => format!("{} h ago", secs / 3600),
-    }
 }
