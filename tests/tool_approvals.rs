@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::model::all_outputs;
-use common::web::{connect, expect, say};
+use common::web::{Socket, connect, expect, say};
 use common::{Gw, TempDir, run_cli, until};
 use pincer_fakes::openai::{OpenAiFake, Script};
 use pincer_fakes::telegram::{Chat, Incoming, TEST_TOKEN, TelegramFake, User};
@@ -27,6 +27,36 @@ async fn gateway(home: &TempDir, fake: &OpenAiFake, extra: &str) -> Gw {
 
 fn exec(command: &str) -> Script {
     Script::tool_call("exec", json!({ "command": command }).to_string())
+}
+
+/// The approval id the web chat's question for message `id` carries.
+async fn asked(ws: &mut Socket, id: &str) -> String {
+    let notice = expect(ws, "notice", id).await;
+    notice["approval"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string()
+}
+
+/// Answers approval `question` with `decision`, as web chat message `id`.
+async fn answer(ws: &mut Socket, id: &str, question: &str, decision: &str) {
+    say(
+        ws,
+        "main",
+        "web-1",
+        id,
+        &format!("/approve {question} {decision}"),
+    )
+    .await;
+}
+
+/// The approval id in a question's text (as a chat app shows it).
+fn question_id(text: &str) -> String {
+    text.split("/approve ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an id in the question")
+        .to_string()
 }
 
 #[tokio::test]
@@ -62,14 +92,7 @@ async fn the_web_chat_asks_and_once_runs_it_while_the_session_answers_meanwhile(
         "{status}"
     );
     assert_eq!(all_outputs(&fake).len(), 0, "nothing ran before the answer");
-    say(
-        &mut ws,
-        "main",
-        "web-1",
-        "m3",
-        &format!("/approve {id} once"),
-    )
-    .await;
+    answer(&mut ws, "m3", &id, "once").await;
     let approved = expect(&mut ws, "done", "m3").await;
     assert_eq!(approved["text"], "Approved once: /bin/echo approved-run");
     let done = expect(&mut ws, "done", "m1").await;
@@ -77,14 +100,7 @@ async fn the_web_chat_asks_and_once_runs_it_while_the_session_answers_meanwhile(
     let out = all_outputs(&fake).concat();
     assert!(out.contains("approved-run"), "{out}");
     // A second answer to the same question finds nothing waiting.
-    say(
-        &mut ws,
-        "main",
-        "web-1",
-        "m4",
-        &format!("/approve {id} once"),
-    )
-    .await;
+    answer(&mut ws, "m4", &id, "once").await;
     let late = expect(&mut ws, "done", "m4").await;
     assert!(
         late["text"]
@@ -104,19 +120,8 @@ async fn deny_and_no_answer_in_time_run_nothing() {
     fake.script(exec("/bin/echo denied-run"));
     fake.script(Script::text("Fine."));
     say(&mut ws, "main", "web-1", "m1", "run it").await;
-    let notice = expect(&mut ws, "notice", "m1").await;
-    let id = notice["approval"]["id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
-    say(
-        &mut ws,
-        "main",
-        "web-1",
-        "m2",
-        &format!("/approve {id} deny"),
-    )
-    .await;
+    let id = asked(&mut ws, "m1").await;
+    answer(&mut ws, "m2", &id, "deny").await;
     assert_eq!(
         expect(&mut ws, "done", "m2").await["text"],
         "Denied: /bin/echo denied-run will not run."
@@ -175,13 +180,7 @@ async fn telegram_asks_in_the_chat_and_always_is_kept_for_the_next_call() {
         },
     )
     .await;
-    let id = question
-        .text
-        .split("/approve ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("an id in the question")
-        .to_string();
+    let id = question_id(&question.text);
     assert!(question.text.contains("date +%Y"), "{}", question.text);
     telegram.send_text(
         TEST_TOKEN,
@@ -276,13 +275,7 @@ async fn in_a_group_only_the_asker_answers() {
         said("exec wants to run"),
     )
     .await;
-    let id = question
-        .text
-        .split("/approve ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("an id in the question")
-        .to_string();
+    let id = question_id(&question.text);
     telegram.send_text(
         TEST_TOKEN,
         Incoming::new(&group, &mallory, &format!("/approve {id} always")),
@@ -323,25 +316,11 @@ async fn an_always_is_listed_and_revoked_and_then_asked_again() {
     let home = TempDir::new();
     let gw = gateway(&home, &fake, "").await;
     let mut ws = connect(&gw).await;
-    let asked = async |ws: &mut common::web::Socket, id: &str| -> String {
-        let notice = expect(ws, "notice", id).await;
-        notice["approval"]["id"]
-            .as_str()
-            .expect("an id")
-            .to_string()
-    };
     fake.script(exec("/bin/echo first"));
     fake.script(Script::text("Ran."));
     say(&mut ws, "main", "web-1", "m1", "run it").await;
     let question = asked(&mut ws, "m1").await;
-    say(
-        &mut ws,
-        "main",
-        "web-1",
-        "m2",
-        &format!("/approve {question} always"),
-    )
-    .await;
+    answer(&mut ws, "m2", &question, "always").await;
     expect(&mut ws, "done", "m1").await;
 
     let (code, out, err) = run_cli(home.path(), &["approvals", "list", "--json"], Some(gw.port));
@@ -379,14 +358,7 @@ async fn an_always_is_listed_and_revoked_and_then_asked_again() {
     fake.script(Script::text("Ran again."));
     say(&mut ws, "main", "web-1", "m3", "run it again").await;
     let again = asked(&mut ws, "m3").await;
-    say(
-        &mut ws,
-        "main",
-        "web-1",
-        "m4",
-        &format!("/approve {again} deny"),
-    )
-    .await;
+    answer(&mut ws, "m4", &again, "deny").await;
     expect(&mut ws, "done", "m3").await;
     let out = all_outputs(&fake);
     assert!(
