@@ -13,15 +13,6 @@ use common::{Gw, TempDir, answers_per_inbox, encode, free_port, http_session, un
 use pincer_fakes::openai::{OpenAiFake, Script};
 use serde_json::Value;
 
-async fn say(gw: &Gw, user: &str, text: &str) -> String {
-    let (status, body) = gw.chat(user, text, None).await.expect("chat");
-    assert_eq!(status, 200, "{body}");
-    body["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// `user`'s session as the admin list shows it.
 async fn row(gw: &Gw, user: &str) -> Value {
     let key = http_session(user);
@@ -96,9 +87,9 @@ async fn a_quiet_session_hibernates_and_wakes_with_its_context_turns_and_timers(
     let home = TempDir::new();
     let config = "[sessions]\nhibernateAfter = \"300ms\"\nmaxAgeHours = \"2h\"\n";
     let gw = Gw::start(home.path(), Some(config)).await;
-    say(&gw, "h", "one").await;
-    say(&gw, "h", "two").await;
-    let before = say(&gw, "h", "/session status").await;
+    gw.say("h", "one").await;
+    gw.say("h", "two").await;
+    let before = gw.say("h", "/session status").await;
     let live = row(&gw, "h").await;
     assert_eq!(live["state"], "live", "{live}");
 
@@ -125,7 +116,7 @@ async fn a_quiet_session_hibernates_and_wakes_with_its_context_turns_and_timers(
         .get(&format!("/admin/sessions/{}", encode(&http_session("h"))))
         .await;
 
-    let after = say(&gw, "h", "/session status").await;
+    let after = gw.say("h", "/session status").await;
     assert_eq!(row(&gw, "h").await["state"], "live");
     // The same context (turns, start, summary), and the same timers: max age from the
     // context's creation, idle from the last message.
@@ -158,8 +149,8 @@ async fn a_quiet_session_hibernates_and_wakes_with_its_context_turns_and_timers(
     }
     assert_eq!(hibernated_in_tree(&gw).await, Some(0));
     // A turn after waking continues the conversation: 3 turns.
-    say(&gw, "h", "three").await;
-    let status = say(&gw, "h", "/session status").await;
+    gw.say("h", "three").await;
+    let status = gw.say("h", "/session status").await;
     assert_eq!(line(&status, "turns:"), "turns: 3", "{status}");
 }
 
@@ -193,11 +184,11 @@ async fn a_woken_session_keeps_its_token_ratio_and_its_unsaid_summary_notice() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some(&config)).await;
 
-    say(&gw, "r", &words(0)).await;
-    say(&gw, "r", &words(1)).await;
-    let before = tokens(&say(&gw, "r", "/session status").await);
+    gw.say("r", &words(0)).await;
+    gw.say("r", &words(1)).await;
+    let before = tokens(&gw.say("r", "/session status").await);
     in_state(&gw, "r", "hibernated").await;
-    let after = tokens(&say(&gw, "r", "/session status").await);
+    let after = tokens(&gw.say("r", "/session status").await);
     assert_eq!(after, before, "the estimate changed across hibernation");
     // Not the unmeasured estimate: about 2 × 2 KB of user text and 2 × 2 KB of replies.
     let unmeasured = 4 * words(0).len() as u64 / 4;
@@ -279,7 +270,7 @@ async fn hibernated_sessions_expire_without_waking() {
                   [channels.http]\nidleHours = \"1500ms\"\n";
     let gw = Gw::start(home.path(), Some(config)).await;
     let sent = Instant::now();
-    say(&gw, "idle", "remember me").await;
+    gw.say("idle", "remember me").await;
     in_state(&gw, "idle", "hibernated").await;
     let ended = in_state(&gw, "idle", "ended").await;
     assert!(
@@ -300,7 +291,7 @@ async fn hibernated_sessions_expire_without_waking() {
         async || (hibernated_in_tree(&gw).await == Some(0)).then_some(()),
     )
     .await;
-    let status = say(&gw, "idle", "/session status").await;
+    let status = gw.say("idle", "/session status").await;
     assert_eq!(
         line(&status, "turns:"),
         "turns: 0",
@@ -312,12 +303,12 @@ async fn hibernated_sessions_expire_without_waking() {
     let config = "[sessions]\nhibernateAfter = \"200ms\"\nmaxAgeHours = \"2s\"\n";
     let gw = Gw::start(home.path(), Some(config)).await;
     let created = Instant::now();
-    say(&gw, "old", "one").await;
+    gw.say("old", "one").await;
     in_state(&gw, "old", "hibernated").await;
     let ended = in_state(&gw, "old", "ended").await;
     assert!(created.elapsed() >= Duration::from_secs(2));
     assert_eq!(ended["expired"], true);
-    let status = say(&gw, "old", "/session status").await;
+    let status = gw.say("old", "/session status").await;
     assert_eq!(line(&status, "turns:"), "turns: 0", "{status}");
 }
 
@@ -370,7 +361,7 @@ async fn messages_racing_a_session_on_its_way_out_are_answered_exactly_once() {
                 "{reply}"
             );
         } else {
-            assert_eq!(say(&gw, "race", &text).await, format!("echo: {text}"));
+            assert_eq!(gw.say("race", &text).await, format!("echo: {text}"));
         }
         sent += 1;
     }
@@ -501,7 +492,7 @@ async fn killing_sessions_with_ten_thousand_hibernated_loses_none_and_the_list_p
 
     for i in [0, 4_999, N - 1] {
         let user = format!("u{i:05}");
-        let status = say(&gw, &user, "/session status").await;
+        let status = gw.say(&user, "/session status").await;
         assert_eq!(line(&status, "turns:"), "turns: 1", "{user}: {status}");
     }
 }
@@ -553,7 +544,7 @@ async fn sigkill_with_hibernated_and_waking_sessions_loses_nothing() {
     )
     .await;
     for user in ["rest", "wake"] {
-        let status = say(&gw, user, "/session status").await;
+        let status = gw.say(user, "/session status").await;
         let want = if user == "rest" {
             "turns: 1"
         } else {

@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 use common::{Gw, TempDir, http_session, until};
 use serde_json::Value;
 
-async fn say(gw: &Gw, user: &str, text: &str) -> String {
-    let (status, body) = gw.chat(user, text, None).await.expect("chat");
-    assert_eq!(status, 200, "{body}");
-    body["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 async fn session(gw: &Gw, user: &str) -> Value {
     gw.get("/admin/sessions").await.1["sessions"]
         .as_array()
@@ -42,9 +33,9 @@ async fn stopped(gw: &Gw, user: &str) -> Value {
 async fn session_commands_are_answered_by_the_session_itself() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some("[sessions]\nmaxAgeHours = \"2h\"\n")).await;
-    say(&gw, "c", "first").await;
-    say(&gw, "c", "second").await;
-    let status = say(&gw, "c", "/session status").await;
+    gw.say("c", "first").await;
+    gw.say("c", "second").await;
+    let status = gw.say("c", "/session status").await;
     assert!(status.contains(&http_session("c")), "{status}");
     assert!(
         status.contains("agent: main") && status.contains("turns: 2"),
@@ -58,24 +49,24 @@ async fn session_commands_are_answered_by_the_session_itself() {
         "{status}"
     );
 
-    let extended = say(&gw, "c", "/session extend 1h").await;
+    let extended = gw.say("c", "/session extend 1h").await;
     assert!(
         extended.starts_with("Extended by 1h.") && extended.contains("max age left: 2h 59m"),
         "{extended}"
     );
-    let bad = say(&gw, "c", "/session extend soon").await;
+    let bad = gw.say("c", "/session extend soon").await;
     assert!(bad.contains("`soon` is not a duration"), "{bad}");
-    let unknown = say(&gw, "c", "/session fly").await;
+    let unknown = gw.say("c", "/session fly").await;
     assert!(
         unknown.contains("unknown session command `fly`"),
         "{unknown}"
     );
 
-    let reset = say(&gw, "c", "/new").await;
+    let reset = gw.say("c", "/new").await;
     assert!(reset.starts_with("Started a new conversation"), "{reset}");
-    let status = say(&gw, "c", "/session status").await;
+    let status = gw.say("c", "/session status").await;
     assert!(status.contains("turns: 0"), "{status}");
-    say(&gw, "c", "/session reset").await;
+    gw.say("c", "/session reset").await;
     // The transcript keeps everything; commands are answered by the gateway, not the model.
     let transcript = gw.transcript(&http_session("c")).await;
     assert_eq!(transcript.len(), 18);
@@ -90,7 +81,7 @@ async fn an_idle_session_ends_its_context_but_keeps_its_transcript() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some("[channels.http]\nidleHours = \"1s\"\n")).await;
     let sent = Instant::now();
-    say(&gw, "idle", "remember me").await;
+    gw.say("idle", "remember me").await;
     assert_eq!(session(&gw, "idle").await["running"], true);
     let s = stopped(&gw, "idle").await;
     // Idle from its last activity, which came after `sent`: never sooner than 1 s.
@@ -100,7 +91,7 @@ async fn an_idle_session_ends_its_context_but_keeps_its_transcript() {
         sent.elapsed()
     );
     assert_eq!(s["expired"], true);
-    let status = say(&gw, "idle", "/session status").await;
+    let status = gw.say("idle", "/session status").await;
     assert!(status.contains("turns: 0"), "a fresh context: {status}");
     assert_eq!(gw.transcript(&http_session("idle")).await.len(), 4);
 }
@@ -110,7 +101,7 @@ async fn max_age_ends_a_busy_session_too() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), Some("[sessions]\nmaxAgeHours = \"2s\"\n")).await;
     let created = Instant::now();
-    say(&gw, "old", "one").await;
+    gw.say("old", "one").await;
     // Busy for its first 1.5 s, a message every 300 ms: activity does not reset max age.
     let mut last = created;
     loop {
@@ -119,7 +110,7 @@ async fn max_age_ends_a_busy_session_too() {
             break;
         }
         last = Instant::now();
-        say(&gw, "old", "still here").await;
+        gw.say("old", "still here").await;
     }
     stopped(&gw, "old").await;
     let (lived, idle) = (created.elapsed(), last.elapsed());
@@ -131,7 +122,7 @@ async fn max_age_ends_a_busy_session_too() {
         idle < Duration::from_secs(2),
         "ended {idle:?} after the last message, {lived:?} after the first: activity reset max age"
     );
-    let status = say(&gw, "old", "/session status").await;
+    let status = gw.say("old", "/session status").await;
     assert!(status.contains("turns: 0"), "{status}");
 }
 
@@ -195,7 +186,7 @@ async fn a_config_edit_takes_effect_within_a_second_and_a_bad_edit_changes_nothi
             .contains("agents.broken.modle"),
         "{body}"
     );
-    assert_eq!(say(&gw, "b", "still fine").await, "echo: still fine");
+    assert_eq!(gw.say("b", "still fine").await, "echo: still fine");
 
     // Removing an agent stops it.
     std::fs::write(home.path().join("pincer.toml"), base).expect("edit");

@@ -10,15 +10,6 @@ use std::time::Duration;
 
 use common::{Gw, TempDir, free_port, http_session, run_cli, until};
 
-async fn say(gw: &Gw, user: &str, text: &str) -> String {
-    let (status, body) = gw.chat(user, text, None).await.expect("chat");
-    assert_eq!(status, 200, "{body}");
-    body["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// A path's permission bits, in octal: `"600"`.
 fn mode(path: &Path) -> String {
     std::fs::metadata(path)
@@ -43,9 +34,9 @@ async fn users_differing_in_a_control_character_get_their_own_sessions() {
     let home = TempDir::new();
     let gw = Gw::start(home.path(), None).await;
     let (one, two) = ("victim\u{1}", "victim\u{2}");
-    say(&gw, one, "one: first").await;
-    say(&gw, two, "two: first").await;
-    say(&gw, one, "one: second").await;
+    gw.say(one, "one: first").await;
+    gw.say(two, "two: first").await;
+    gw.say(one, "one: second").await;
 
     let (_, body) = gw.get("/admin/sessions").await;
     let mut keys: Vec<String> = body["sessions"]
@@ -69,7 +60,7 @@ async fn users_differing_in_a_control_character_get_their_own_sessions() {
             users.iter().all(|t| t.starts_with(own)),
             "{user:?} holds another user's messages: {users:?}"
         );
-        let status = say(&gw, user, "/session status").await;
+        let status = gw.say(user, "/session status").await;
         assert!(
             status.starts_with(&format!("Session {}\n", http_session(user))),
             "{user:?}: {status}"
@@ -90,7 +81,7 @@ async fn the_store_and_its_home_are_private() {
     let home = TempDir::new();
     chmod(home.path(), 0o755);
     let gw = Gw::start(home.path(), None).await;
-    say(&gw, "alice", "something private").await;
+    gw.say("alice", "something private").await;
     assert_eq!(mode(home.path()), "700");
     for file in store_files(home.path()) {
         assert_eq!(mode(&file), "600", "{}", file.display());
@@ -102,7 +93,7 @@ async fn the_store_and_its_home_are_private() {
 async fn store_files_left_readable_are_made_private_at_start() {
     let home = TempDir::new();
     let mut gw = Gw::start(home.path(), None).await;
-    say(&gw, "alice", "hello").await;
+    gw.say("alice", "hello").await;
     gw.signal("KILL");
     gw.wait_exit(Duration::from_secs(5)).expect("killed");
     let files = store_files(home.path());
@@ -110,7 +101,7 @@ async fn store_files_left_readable_are_made_private_at_start() {
         chmod(file, 0o644);
     }
     let gw = Gw::start(home.path(), None).await;
-    say(&gw, "alice", "again").await;
+    gw.say("alice", "again").await;
     for file in &files {
         assert_eq!(mode(file), "600", "{}", file.display());
     }
@@ -187,12 +178,12 @@ async fn a_second_gateway_on_the_same_store_exits_2_naming_the_holder() {
     // It never bound its port.
     assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
     // The first one is untouched.
-    say(&first, "alice", "still here").await;
+    first.say("alice", "still here").await;
 
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(5)).expect("killed");
     let next = Gw::start(home.path(), None).await;
-    say(&next, "alice", "after the kill").await;
+    next.say("alice", "after the kill").await;
     let transcript = next.transcript(&http_session("alice")).await;
     assert_eq!(transcript.len(), 4, "{transcript:?}");
 }

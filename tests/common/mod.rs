@@ -253,6 +253,17 @@ impl Gw {
         }
     }
 
+    /// `user` says `text` to the default agent over the HTTP API; the reply's text (a
+    /// status other than 200 fails the test).
+    pub async fn say(&self, user: &str, text: &str) -> String {
+        let (status, body) = self.chat(user, text, None).await.expect("chat");
+        assert_eq!(status, 200, "{body}");
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Posts one completion for agent `agent` as `user`: (status, the reply text or the
     /// error message of a failed turn).
     pub async fn ask(&self, agent: &str, user: &str, text: &str) -> (u16, String) {
