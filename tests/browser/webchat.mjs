@@ -8,14 +8,15 @@
 // with its copy button; a table of XSS payloads echoed back renders as inert text (no
 // dialog, no request off the gateway, no on* attribute, no javascript: link); Esc stops a
 // reply mid-stream, which keeps its partial text, no delta comes after, and the next
-// message is answered; an agent whose model cannot answer shows "not ready" and its error
+// message is answered; Esc with a message waiting behind a reply stops the waiting one,
+// which never runs, while the reply finishes; an agent whose model cannot answer shows "not ready" and its error
 // renders as an error; past chats (renamed, new) survive a reload and a gateway restart;
 // deleting asks first in an in-page dialog; a kill of `pincer/agents` shows in the tree;
 // a phone viewport has the drawers closed and the input in view. Given the OpenAI fake's
 // program, it also talks to a second agent, `tools`, on the fake: a tool call shows as a
 // collapsible step, and an `exec` call asks first, with buttons that answer it. Leaves
 // screenshots in target/browser/ (webchat.png at the end or at the failure, and one per
-// feature: -markdown, -xss, -stop, -error, -chats, -delete, -approval, -phone). Exit 0 on
+// feature: -markdown, -xss, -stop, -stop-waiting, -error, -chats, -delete, -approval, -phone). Exit 0 on
 // success, 1 with a reason otherwise.
 
 import { spawn } from 'node:child_process';
@@ -238,6 +239,7 @@ async function main() {
   await markdown();
   await xss();
   await stop();
+  await stopWaiting();
   await errors();
   await pastChats(home, port, base);
   await deleteAsks();
@@ -477,6 +479,7 @@ async function stop() {
   const t0 = Date.now();
   const next = await chat('after the stop');
   if (!next.final.includes('after the stop')) fail(`the message after the stop got "${next.final}"`);
+  const afterStop = Date.now() - t0;
   // Keys: Up in an empty input brings the last message back; Shift+Enter is a new line.
   await page.press('#input', 'ArrowUp');
   if ((await page.inputValue('#input')) !== 'after the stop') fail(`Up gave "${await page.inputValue('#input')}"`);
@@ -487,7 +490,38 @@ async function stop() {
   if ((await page.inputValue('#input')) !== 'line one\nline two') fail(`Shift+Enter gave "${await page.inputValue('#input')}"`);
   if ((await page.$$eval('#messages [data-role="user"]', (els) => els.length)) !== bubbles) fail('Shift+Enter sent the message');
   await page.fill('#input', '');
-  step(`stopped mid-stream with ${kept.length} of ${full.length} characters kept, no late delta; next reply in ${Date.now() - t0} ms`);
+  step(`stopped mid-stream with ${kept.length} of ${full.length} characters kept, no late delta; next reply in ${afterStop} ms`);
+}
+
+// Esc while a second message waits behind a streaming reply stops the waiting one (the
+// last sent): it never reaches the model and shows as stopped, and the reply in flight
+// finishes whole.
+async function stopWaiting() {
+  const long = 'finish me ' + 'and keep going '.repeat(40);
+  const sent = [];
+  for (const text of [long, 'never run']) {
+    const before = await page.$$eval('#messages [data-role="user"]', (els) => els.map((e) => e.dataset.id));
+    await page.fill('#input', text);
+    await page.press('#input', 'Enter');
+    sent.push(await until(`"${text.slice(0, 12)}" to be sent`, () =>
+      page.$$eval('#messages [data-role="user"]', (els, prev) => els.find((x) => !prev.includes(x.dataset.id))?.dataset.id, before)));
+  }
+  const [first, waiting] = sent.map((id) => `#messages [data-role="assistant"][data-id="${id}"]`);
+  await page.keyboard.press('Escape');
+  await until('the waiting message to be marked stopped', () =>
+    page.$eval(waiting, (e) => e.dataset.state === 'stopped').catch(() => false));
+  const firstState = await page.$eval(first, (e) => ({ state: e.dataset.state, text: e.querySelector('.text').textContent }));
+  const squeeze = (t) => t.replace(/\s+/g, ' ').trim();
+  if (firstState.state !== 'done' || squeeze(firstState.text) !== squeeze(`echo: ${long}`)) {
+    fail(`the reply in flight did not finish whole: ${JSON.stringify(firstState).slice(0, 200)}`);
+  }
+  const text = await page.$eval(`${waiting} .text`, (t) => t.textContent);
+  if (text !== '') fail(`the stopped waiting message got "${text}"`);
+  const ran = frames.filter((f) => f.text.includes(`"id":"${sent[1]}"`) && f.text.includes('"type":"delta"'));
+  if (ran.length) fail(`the stopped waiting message streamed ${ran.length} deltas`);
+  await page.locator(first).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: shot('webchat-stop-waiting') });
+  step('Esc with a message waiting: the waiting one stopped unanswered, the reply in flight finished');
 }
 
 // An agent whose model cannot answer: its badge says not ready, and its reply is an error.
@@ -640,10 +674,12 @@ async function tools() {
   await page.screenshot({ path: SCREENSHOT_APPROVAL, fullPage: true });
   step(`approval asked: "${notice.slice(0, 80)}…"; screenshot ${SCREENSHOT_APPROVAL}`);
   await page.locator('#messages [data-role="notice"]').last().locator('button[data-answer="once"]').click();
-  const reply = await until('the reply after the approval', () =>
+  // The answer to the button and the turn's reply are two messages whose frames may come
+  // in either order: wait for both.
+  const reply = await until('the reply after the approval and the answer to the button', () =>
     page.$$eval('#messages [data-role="assistant"]', (els) => {
       const done = els.filter((e) => e.dataset.state === 'done').map((e) => e.querySelector('.text').textContent);
-      return done.includes('Ran it.') ? done : null;
+      return done.includes('Ran it.') && done.some((t) => t.startsWith('Approved')) ? done : null;
     }));
   const approved = reply.find((t) => t.startsWith('Approved once'));
   if (!approved) fail(`no "Approved once" answer to the button among ${JSON.stringify(reply)}`);
